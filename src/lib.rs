@@ -1,0 +1,10 @@
+//! gristmill core: pure Rust, free of PyO3. The Python bindings live in `py/` behind the
+//! `python` feature.
+
+pub mod error;
+pub mod text;
+
+pub use error::{Error, Result};
+
+#[cfg(feature = "python")]
+mod py;

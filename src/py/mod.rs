@@ -1,0 +1,18 @@
+//! PyO3 bindings: extract inputs, run the core inside `py.detach`, hand back buffers.
+//! No algorithm lives here.
+
+use pyo3::prelude::*;
+
+mod convert;
+mod stats;
+
+pub(crate) use convert::{DocsArg, GristmillError};
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("GristmillError", m.py().get_type::<GristmillError>())?;
+    stats::register(m)?;
+    Ok(())
+}
