@@ -75,13 +75,12 @@ impl ShingleConfig {
 /// Reusable buffers for shingling one document after another without allocating.
 #[derive(Default, Debug)]
 pub struct Scratch {
-    /// Normalised text.
-    pub(crate) buf: String,
-    /// Word mode: byte start of each word in `buf`; char mode: byte start of each char
-    /// plus a final entry `buf.len()`.
-    pub(crate) starts: Vec<u32>,
-    /// Word mode: byte end of each word.
-    pub(crate) ends: Vec<u32>,
+    /// Normalised text (valid UTF-8: built from whole characters).
+    pub(crate) buf: Vec<u8>,
+    /// Word mode: byte start of each word in `buf` (words are separated by exactly one
+    /// space, so word `i` ends at `starts[i + 1] - 1`). Char mode: byte start of each
+    /// character plus a final entry `buf.len()`.
+    pub(crate) starts: Vec<usize>,
     nfkc_buf: String,
 }
 
@@ -91,54 +90,88 @@ impl Scratch {
     }
 }
 
-#[inline]
-fn push_normalised(cfg: &ShingleConfig, out: &mut String, pending_space: &mut bool, c: char) {
-    let is_sep = if c.is_ascii() {
-        matches!(c, ' ' | '\t'..='\r') || (cfg.strip_punct && !c.is_ascii_alphanumeric())
-    } else {
-        c.is_whitespace() || (cfg.strip_punct && !c.is_alphanumeric())
-    };
-    if is_sep {
-        if !out.is_empty() {
-            *pending_space = true;
-        }
-        return;
-    }
-    if *pending_space {
-        out.push(' ');
-        *pending_space = false;
-    }
-    if cfg.fold_digits && c.is_numeric() {
-        out.push('0');
-    } else if cfg.lowercase {
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
+/// For every ASCII byte: 0 if it separates words, otherwise the byte to emit.
+fn ascii_table(cfg: &ShingleConfig) -> [u8; 128] {
+    let mut t = [0u8; 128];
+    for (b, out) in t.iter_mut().enumerate() {
+        let c = b as u8;
+        let sep = matches!(c, b' ' | b'\t'..=b'\r') || (cfg.strip_punct && !c.is_ascii_alphanumeric());
+        *out = if sep {
+            0
+        } else if cfg.fold_digits && c.is_ascii_digit() {
+            b'0'
+        } else if cfg.lowercase {
+            c.to_ascii_lowercase()
         } else {
-            for l in c.to_lowercase() {
-                out.push(l);
+            c
+        };
+    }
+    t
+}
+
+#[inline]
+fn start_word(buf: &mut Vec<u8>, starts: &mut Vec<usize>, pending: &mut bool) {
+    if buf.is_empty() {
+        starts.push(0);
+    } else if *pending {
+        buf.push(b' ');
+        starts.push(buf.len());
+    }
+    *pending = false;
+}
+
+fn normalise_str(src: &str, cfg: &ShingleConfig, buf: &mut Vec<u8>, starts: &mut Vec<usize>) {
+    let table = ascii_table(cfg);
+    let bytes = src.as_bytes();
+    let mut pending = false;
+    let mut i = 0;
+    let mut tmp = [0u8; 4];
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            let o = table[b as usize];
+            if o == 0 {
+                pending = true;
+            } else {
+                start_word(buf, starts, &mut pending);
+                buf.push(o);
             }
+            i += 1;
+            continue;
         }
-    } else {
-        out.push(c);
+        // `i` is always at a character boundary: ASCII advances by 1, others by their length.
+        let Some(c) = src.get(i..).and_then(|r| r.chars().next()) else { break };
+        i += c.len_utf8();
+        if c.is_whitespace() || (cfg.strip_punct && !c.is_alphanumeric()) {
+            pending = true;
+            continue;
+        }
+        start_word(buf, starts, &mut pending);
+        if cfg.fold_digits && c.is_numeric() {
+            buf.push(b'0');
+        } else if cfg.lowercase {
+            for l in c.to_lowercase() {
+                buf.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
+            }
+        } else {
+            buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+        }
     }
 }
 
-/// Normalise `text` into `scratch.buf` (see the module documentation).
+/// Normalise `text` into `scratch.buf`, recording word starts in `scratch.starts`
+/// (see the module documentation).
 pub fn normalise_into(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch) {
     scratch.buf.clear();
-    let mut pending = false;
+    scratch.starts.clear();
     if cfg.nfkc {
         let mut tmp = std::mem::take(&mut scratch.nfkc_buf);
         tmp.clear();
         tmp.extend(text.nfkc());
-        for c in tmp.chars() {
-            push_normalised(cfg, &mut scratch.buf, &mut pending, c);
-        }
+        normalise_str(&tmp, cfg, &mut scratch.buf, &mut scratch.starts);
         scratch.nfkc_buf = tmp;
     } else {
-        for c in text.chars() {
-            push_normalised(cfg, &mut scratch.buf, &mut pending, c);
-        }
+        normalise_str(text, cfg, &mut scratch.buf, &mut scratch.starts);
     }
 }
 
@@ -146,53 +179,40 @@ pub fn normalise_into(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch) {
 /// (repeated shingles are reported each time). Returns the number of shingles.
 pub fn for_each_shingle(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, mut f: impl FnMut(&[u8])) -> usize {
     normalise_into(text, cfg, scratch);
-    let buf = scratch.buf.as_bytes();
+    let buf = &scratch.buf[..];
     if buf.is_empty() {
         return 0;
     }
     let n = cfg.n;
     match cfg.unit {
         Unit::Word => {
-            scratch.starts.clear();
-            scratch.ends.clear();
-            let mut in_word = false;
-            for (i, &b) in buf.iter().enumerate() {
-                if b == b' ' {
-                    if in_word {
-                        scratch.ends.push(i as u32);
-                        in_word = false;
-                    }
-                } else if !in_word {
-                    scratch.starts.push(i as u32);
-                    in_word = true;
-                }
-            }
-            if in_word {
-                scratch.ends.push(buf.len() as u32);
-            }
-            let words = scratch.starts.len();
+            let starts = &scratch.starts;
+            let words = starts.len();
             if words < n {
                 f(buf);
                 return 1;
             }
             for i in 0..=(words - n) {
-                f(&buf[scratch.starts[i] as usize..scratch.ends[i + n - 1] as usize]);
+                let end = if i + n < words { starts[i + n] - 1 } else { buf.len() };
+                f(&buf[starts[i]..end]);
             }
             words - n + 1
         }
         Unit::Char => {
             scratch.starts.clear();
-            for (i, _) in scratch.buf.char_indices() {
-                scratch.starts.push(i as u32);
+            for (i, &b) in buf.iter().enumerate() {
+                if b & 0xC0 != 0x80 {
+                    scratch.starts.push(i);
+                }
             }
             let chars = scratch.starts.len();
-            scratch.starts.push(buf.len() as u32);
+            scratch.starts.push(buf.len());
             if chars < n {
                 f(buf);
                 return 1;
             }
             for i in 0..=(chars - n) {
-                f(&buf[scratch.starts[i] as usize..scratch.starts[i + n] as usize]);
+                f(&buf[scratch.starts[i]..scratch.starts[i + n]]);
             }
             chars - n + 1
         }

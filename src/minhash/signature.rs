@@ -2,10 +2,10 @@
 //!
 //! Four hashing schemes:
 //!
-//! * [`Scheme::Fast`] (gristmill's own): `h = xxh3_64(shingle)`, permutation `i` is the
-//!   multiply-shift hash `((a_i · h + b_i) mod 2^64) >> 32` (`a_i` odd), a 32-bit value.
-//!   The inner loop over permutations is a straight-line u64 multiply-add-shift-min that
-//!   the compiler vectorises (compiled twice: baseline and AVX2, picked at run time).
+//! * [`Scheme::Fast`] (gristmill's own): `h = xxh3_64(shingle)` folded to 32 bits
+//!   (`hi ^ lo`), permutation `i` is the bijection `a_i · h + b_i mod 2^32` (`a_i` odd).
+//!   The inner loop over permutations is a straight-line u32 multiply-add-min that the
+//!   compiler vectorises (compiled twice: baseline and AVX2, picked at run time).
 //! * [`Scheme::DatasketchAffine32`]: datasketch ≥ 2.0 default (`scheme="affine32"`):
 //!   `h = fmix32(sha1_hash32(shingle))`, `a_i · h + b_i mod 2^32`.
 //! * [`Scheme::DatasketchAffine64`]: datasketch `scheme="affine64"`: `sha1_hash64`,
@@ -34,7 +34,7 @@ pub const MERSENNE_61: u64 = (1 << 61) - 1;
 /// A hashing scheme with its permutation parameters (`a.len() == b.len() == num_perm`).
 #[derive(Clone, Debug)]
 pub enum Scheme {
-    Fast { a: Vec<u64>, b: Vec<u64> },
+    Fast { a: Vec<u32>, b: Vec<u32> },
     DatasketchAffine32 { a: Vec<u32>, b: Vec<u32> },
     DatasketchAffine64 { a: Vec<u64>, b: Vec<u64> },
     DatasketchLegacy { a: Vec<u64>, b: Vec<u64> },
@@ -57,24 +57,24 @@ impl Scheme {
         let mut a = Vec::with_capacity(num_perm);
         let mut b = Vec::with_capacity(num_perm);
         for _ in 0..num_perm {
-            a.push(splitmix64(&mut st) | 1);
-            b.push(splitmix64(&mut st));
+            a.push((splitmix64(&mut st) >> 32) as u32 | 1);
+            b.push((splitmix64(&mut st) >> 32) as u32);
         }
         Ok(Scheme::Fast { a, b })
     }
 
     pub fn num_perm(&self) -> usize {
         match self {
-            Scheme::Fast { a, .. } | Scheme::DatasketchAffine64 { a, .. } | Scheme::DatasketchLegacy { a, .. } => a.len(),
-            Scheme::DatasketchAffine32 { a, .. } => a.len(),
+            Scheme::DatasketchAffine64 { a, .. } | Scheme::DatasketchLegacy { a, .. } => a.len(),
+            Scheme::Fast { a, .. } | Scheme::DatasketchAffine32 { a, .. } => a.len(),
         }
     }
 
     /// Validate parameter lengths (and oddness where the scheme requires it).
     pub fn validate(&self) -> Result<()> {
         let (la, lb) = match self {
-            Scheme::Fast { a, b } | Scheme::DatasketchAffine64 { a, b } | Scheme::DatasketchLegacy { a, b } => (a.len(), b.len()),
-            Scheme::DatasketchAffine32 { a, b } => (a.len(), b.len()),
+            Scheme::DatasketchAffine64 { a, b } | Scheme::DatasketchLegacy { a, b } => (a.len(), b.len()),
+            Scheme::Fast { a, b } | Scheme::DatasketchAffine32 { a, b } => (a.len(), b.len()),
         };
         if la != lb {
             return Err(Error::invalid_argument(format!(
@@ -83,8 +83,8 @@ impl Scheme {
         }
         check_num_perm(la)?;
         match self {
-            Scheme::DatasketchAffine32 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
-                Err(Error::invalid_argument("affine32 permutation parameters `a` must all be odd"))
+            Scheme::DatasketchAffine32 { a, .. } | Scheme::Fast { a, .. } if a.iter().any(|x| x & 1 == 0) => {
+                Err(Error::invalid_argument("32-bit permutation parameters `a` must all be odd"))
             }
             Scheme::DatasketchAffine64 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
                 Err(Error::invalid_argument("affine64 permutation parameters `a` must all be odd"))
@@ -160,12 +160,13 @@ pub fn mod_mersenne61(x: u64) -> u64 {
 // ---- kernels: min over permutations, one shingle hash at a time -----------------------
 
 #[inline(always)]
-fn fast_kernel(sig: &mut [u32], a: &[u64], b: &[u64], hashes: &[u64]) {
+fn fast_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
     let n = sig.len();
     let (a, b) = (&a[..n], &b[..n]);
     for &h in hashes {
+        let h = (h ^ (h >> 32)) as u32;
         for i in 0..n {
-            let v = (a[i].wrapping_mul(h).wrapping_add(b[i]) >> 32) as u32;
+            let v = a[i].wrapping_mul(h).wrapping_add(b[i]);
             sig[i] = sig[i].min(v);
         }
     }
@@ -230,7 +231,7 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(fast_update, fast_update_avx2, fast_kernel, u32, u64);
+dispatch!(fast_update, fast_update_avx2, fast_kernel, u32, u32);
 dispatch!(affine32_update, affine32_update_avx2, affine32_kernel, u32, u32);
 dispatch!(affine64_update, affine64_update_avx2, affine64_kernel, u64, u64);
 dispatch!(legacy_update, legacy_update_avx2, legacy_kernel, u64, u64);

@@ -44,11 +44,11 @@ fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -
 fn build_scheme(scheme: &str, a: &[u64], b: &[u64]) -> PyResult<Scheme> {
     let to32 = |v: &[u64], what: &str| -> PyResult<Vec<u32>> {
         v.iter()
-            .map(|&x| u32::try_from(x).map_err(|_| Error::invalid_argument(format!("affine32 parameter {what} = {x} does not fit in 32 bits")).into()))
+            .map(|&x| u32::try_from(x).map_err(|_| Error::invalid_argument(format!("32-bit scheme parameter {what} = {x} does not fit in 32 bits")).into()))
             .collect()
     };
     let s = match scheme {
-        "fast" => Scheme::Fast { a: a.to_vec(), b: b.to_vec() },
+        "fast" => Scheme::Fast { a: to32(a, "a")?, b: to32(b, "b")? },
         "affine32" => Scheme::DatasketchAffine32 { a: to32(a, "a")?, b: to32(b, "b")? },
         "affine64" => Scheme::DatasketchAffine64 { a: a.to_vec(), b: b.to_vec() },
         "legacy" => Scheme::DatasketchLegacy { a: a.to_vec(), b: b.to_vec() },
@@ -67,7 +67,10 @@ fn build_scheme(scheme: &str, a: &[u64], b: &[u64]) -> PyResult<Scheme> {
 #[pyfunction]
 fn minhash_fast_params<'py>(py: Python<'py>, num_perm: usize, seed: u64) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
     match Scheme::fast(num_perm, seed)? {
-        Scheme::Fast { a, b } => Ok((PyArray1::from_vec(py, a), PyArray1::from_vec(py, b))),
+        Scheme::Fast { a, b } => {
+            let widen = |v: Vec<u32>| v.into_iter().map(u64::from).collect::<Vec<u64>>();
+            Ok((PyArray1::from_vec(py, widen(a)), PyArray1::from_vec(py, widen(b))))
+        }
         _ => unreachable!("Scheme::fast returns the fast scheme"),
     }
 }
