@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from gristmill._native import GristmillError, __version__
 from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill.minhash import MinHashDedupResult, MinHasher, dedup_minhash, jaccard_estimate, lsh_params
 
 __all__ = [
     "__version__",
@@ -19,4 +20,9 @@ __all__ = [
     "CorpusError",
     "Corpus",
     "corpus_stats",
+    "MinHasher",
+    "MinHashDedupResult",
+    "dedup_minhash",
+    "jaccard_estimate",
+    "lsh_params",
 ]

@@ -282,15 +282,34 @@ pub struct ClusterStats {
     pub rejected_pairs: u64,
 }
 
+/// The pairs that joined two components (a spanning forest of the clusters): `(a, b)`
+/// with `a < b`, and the exact Jaccard of the pair when verified (NaN otherwise).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Edges {
+    pub a: Vec<u32>,
+    pub b: Vec<u32>,
+    pub jaccard: Vec<f64>,
+}
+
+impl Edges {
+    fn push(&mut self, x: u32, y: u32, j: f64) {
+        let (lo, hi) = if x < y { (x, y) } else { (y, x) };
+        self.a.push(lo);
+        self.b.push(hi);
+        self.jaccard.push(j);
+    }
+}
+
 /// Connected components of the candidate graph. Without `verify`, every candidate pair
 /// is an edge; with it, only pairs whose exact shingle-set Jaccard is ≥ the threshold.
-/// Returns `(component id per document, shingle sets if verified, stats)`.
+/// Returns `(component id per document, shingle sets if verified, joining edges, stats)`.
 pub fn components(
     n: usize,
     groups: &CandidateGroups,
     verify: Option<&Verify<'_>>,
-) -> Result<(Vec<u32>, Option<Vec<Vec<u64>>>, ClusterStats)> {
+) -> Result<(Vec<u32>, Option<Vec<Vec<u64>>>, Edges, ClusterStats)> {
     let mut uf = MinUnionFind::new(n);
+    let mut edges = Edges::default();
     let mut stats = ClusterStats {
         candidate_groups: groups.len() as u64,
         candidate_pairs: groups.pair_count(),
@@ -302,7 +321,9 @@ pub fn components(
             for g in 0..groups.len() {
                 let m = groups.group(g);
                 for w in m.windows(2) {
-                    uf.union(w[0], w[1]);
+                    if uf.union(w[0], w[1]) {
+                        edges.push(w[0], w[1], f64::NAN);
+                    }
                 }
             }
         }
@@ -330,6 +351,7 @@ pub fn components(
                         if jac >= v.threshold {
                             stats.verified_pairs += 1;
                             uf.union(j, k);
+                            edges.push(j, k, jac);
                         } else {
                             stats.rejected_pairs += 1;
                         }
@@ -339,7 +361,7 @@ pub fn components(
             sets_out = Some(sets);
         }
     }
-    Ok((uf.roots(), sets_out, stats))
+    Ok((uf.roots(), sets_out, edges, stats))
 }
 
 /// The kept document of every component: the member with the largest `score`
@@ -449,7 +471,8 @@ mod tests {
         ];
         let keys = band_keys(SigView::U32(&sig), p, 2, 2).unwrap();
         let groups = candidate_groups(&keys, 2, &[true, true, true, true, false]).unwrap();
-        let (roots, _, stats) = components(5, &groups, None).unwrap();
+        let (roots, _, edges, stats) = components(5, &groups, None).unwrap();
+        assert_eq!(edges.a.len(), 3);
         assert_eq!(roots, vec![0, 0, 0, 0, 4]);
         assert_eq!(stats.candidate_groups, 2);
         let kept = kept_per_doc(&roots, Some(&[1.0, 3.0, 3.0, 0.0, 9.0])).unwrap();

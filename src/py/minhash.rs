@@ -219,15 +219,15 @@ fn lsh_cluster<'py>(
         (None, _, _) => None,
         _ => return Err(Error::invalid_argument("verification needs verify_docs, shingle and threshold").into()),
     };
-    let (roots, kept, report, stats) = py.detach(|| {
+    let (roots, kept, report, edges, stats) = py.detach(|| {
         with_threads(threads, || -> crate::Result<_> {
             let keys = lsh::band_keys(view, p, bands, rows)?;
             let groups = lsh::candidate_groups(&keys, bands, eligible)?;
             drop(keys);
-            let (roots, sets, stats) = lsh::components(n, &groups, verify.as_ref())?;
+            let (roots, sets, edges, stats) = lsh::components(n, &groups, verify.as_ref())?;
             let kept = lsh::kept_per_doc(&roots, scores_slice)?;
             let report = lsh::cluster_report(view, p, &roots, &kept, sets.as_deref());
-            Ok((roots, kept, report, stats))
+            Ok((roots, kept, report, edges, stats))
         })
     })??;
     let d = PyDict::new(py);
@@ -242,6 +242,9 @@ fn lsh_cluster<'py>(
         Some(v) => d.set_item("r_exact_jaccard", PyArray1::from_vec(py, v))?,
         None => d.set_item("r_exact_jaccard", py.None())?,
     }
+    d.set_item("e_a", PyArray1::from_vec(py, edges.a))?;
+    d.set_item("e_b", PyArray1::from_vec(py, edges.b))?;
+    d.set_item("e_jaccard", PyArray1::from_vec(py, edges.jaccard))?;
     d.set_item("candidate_groups", stats.candidate_groups)?;
     d.set_item("candidate_pairs", stats.candidate_pairs)?;
     d.set_item("verified_pairs", stats.verified_pairs)?;

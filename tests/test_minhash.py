@@ -1,0 +1,373 @@
+"""MinHash + LSH: differential tests against datasketch and brute-force exact Jaccard on
+real text (the running interpreter's standard library), properties, determinism, bad input."""
+
+from __future__ import annotations
+
+import math
+import random
+import sysconfig
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import gristmill
+from gristmill.minhash import (
+    MinHasher,
+    collision_probability,
+    dedup_minhash,
+    jaccard_estimate,
+    lsh_params,
+    shingles,
+)
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def _stdlib_texts(limit: int, *, min_bytes: int = 2000, max_bytes: int = 60000) -> List[str]:
+    out = []
+    for p in sorted(STDLIB.glob("*.py")):
+        try:
+            t = p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if min_bytes <= len(t) <= max_bytes:
+            out.append(t)
+        if len(out) >= limit:
+            break
+    assert len(out) >= min(limit, 20), "the standard library should provide enough files"
+    return out
+
+
+def _edit(text: str, rate: float, rng: random.Random) -> str:
+    """A near-duplicate: replace/delete/insert about `rate` of the words."""
+    words = text.split()
+    out = []
+    for w in words:
+        r = rng.random()
+        if r < rate / 3:
+            continue
+        if r < 2 * rate / 3:
+            out.append(f"edit{rng.randrange(10**6)}")
+            continue
+        out.append(w)
+        if r < rate:
+            out.append(f"ins{rng.randrange(10**6)}")
+    return " ".join(out)
+
+
+def _exact_jaccard(a: set, b: set) -> float:
+    if not a and not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+# ---------------------------------------------------------------------------------------------
+# datasketch compatibility
+
+
+@pytest.mark.parametrize("scheme", ["affine32", "affine64", "legacy"])
+@pytest.mark.parametrize("unit,ngram", [("word", 5), ("char", 7)])
+def test_bit_identical_to_datasketch_on_stdlib(scheme: str, unit: str, ngram: int) -> None:
+    datasketch = pytest.importorskip("datasketch")
+    texts = _stdlib_texts(12 if unit == "char" else 25, max_bytes=20000)
+    texts += ["", "short doc", "Ünïcödé — ΣΟΦΙΑ straße 東京都 ﬁle ½"]
+    mh = MinHasher(num_perm=96, seed=42, ngram=ngram, unit=unit, compat="datasketch", scheme=scheme)
+    sig = mh.signatures(texts)
+    for i, t in enumerate(texts):
+        ref = datasketch.MinHash(num_perm=96, seed=42, scheme=scheme)
+        sh = mh.shingles(t)
+        if sh:
+            ref.update_batch([s.encode("utf-8") for s in sh])
+        assert sig.dtype == ref.hashvalues.dtype
+        np.testing.assert_array_equal(sig[i], ref.hashvalues, err_msg=f"document {i}, scheme {scheme}")
+
+
+def test_datasketch_default_seed_and_scheme() -> None:
+    datasketch = pytest.importorskip("datasketch")
+    text = _stdlib_texts(1)[0]
+    mh = MinHasher(compat="datasketch")  # num_perm=128, seed=1, affine32: datasketch defaults
+    ref = datasketch.MinHash()
+    ref.update_batch([s.encode() for s in mh.shingles(text)])
+    np.testing.assert_array_equal(mh.signatures([text])[0], ref.hashvalues)
+    assert ref.jaccard(ref) == jaccard_estimate(mh.signatures([text])[0], ref.hashvalues)
+
+
+def test_lsh_params_match_datasketch() -> None:
+    lsh = pytest.importorskip("datasketch.lsh")
+    for t, n, w in [(0.5, 128, (0.5, 0.5)), (0.8, 128, (0.5, 0.5)), (0.9, 64, (0.5, 0.5)),
+                    (0.7, 256, (0.5, 0.5)), (0.8, 128, (0.2, 0.8)), (0.3, 100, (0.9, 0.1))]:
+        assert lsh_params(t, n, w) == lsh._optimal_param(t, n, *w), (t, n, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# shingles and short documents
+
+
+def test_shingle_normalisation() -> None:
+    assert shingles("Hello,  World!\n\tFOO-bar", ngram=2) == ["hello world", "world foo", "foo bar"]
+    assert shingles("Größe ÄRGER", ngram=1) == ["größe", "ärger"]
+    assert shingles("v1.2 and 2024", ngram=1, fold_digits=True) == ["v0", "0", "and", "0000"]
+    assert shingles("ﬁne Ｆｕｌｌ", ngram=1, nfkc=True) == ["fine", "full"]
+    assert shingles("A.b", ngram=1, strip_punct=False, lowercase=False) == ["A.b"]
+    assert shingles("abcd", ngram=3, unit="char") == ["abc", "bcd"]
+
+
+def test_short_and_empty_documents() -> None:
+    assert shingles("two words", ngram=5) == ["two words"]
+    assert shingles("", ngram=5) == []
+    assert shingles("  ...  ;;; ", ngram=5) == []
+    mh = MinHasher(num_perm=32, ngram=5)
+    sig = mh.signatures(["", "   ", "two words", "two words!"])
+    assert np.all(sig[0] == mh.empty_value) and np.all(sig[1] == mh.empty_value)
+    np.testing.assert_array_equal(sig[2], sig[3])
+    assert np.any(sig[2] != mh.empty_value)
+    # empty documents are never clustered, not even with each other
+    r = dedup_minhash(["", "", "   ", "two words", "two words"], 0.5, num_perm=32)
+    assert r.keep.tolist() == [True, True, True, True, False]
+    assert r.summary["empty_shingle_sets"] == 3
+    assert r.summary["clusters"] == 1
+
+
+def test_empty_batch() -> None:
+    r = dedup_minhash([], 0.8)
+    assert r.keep.shape == (0,) and r.summary["docs_in"] == 0 and r.clusters.num_rows == 0
+    assert MinHasher(num_perm=8).signatures([]).shape == (0, 8)
+
+
+def test_accepts_arrow_arrays_and_slices() -> None:
+    texts = _stdlib_texts(6)
+    mh = MinHasher(num_perm=64)
+    full = mh.signatures(texts)
+    arr = pa.array(texts, pa.string())
+    np.testing.assert_array_equal(mh.signatures(arr), full)
+    np.testing.assert_array_equal(mh.signatures(pa.array(texts, pa.large_string()).slice(2, 3)), full[2:5])
+    np.testing.assert_array_equal(mh.signatures(pa.chunked_array([arr[:2], arr[2:]])), full)
+
+
+# ---------------------------------------------------------------------------------------------
+# estimates vs exact Jaccard, recall/precision vs brute force
+
+
+def _near_duplicate_sample(n_base: int, seed: int = 0):
+    rng = random.Random(seed)
+    base = _stdlib_texts(n_base)
+    docs = list(base)
+    for t in base:
+        for rate in (0.02, 0.05, 0.1, 0.2, 0.4):
+            if rng.random() < 0.6:
+                docs.append(_edit(t, rate, rng))
+    rng.shuffle(docs)
+    return docs
+
+
+def test_estimates_within_minhash_error() -> None:
+    docs = _near_duplicate_sample(25, seed=1)
+    num_perm = 256
+    for compat in (None, "datasketch"):
+        mh = MinHasher(num_perm=num_perm, compat=compat)
+        sig = mh.signatures(docs)
+        sets = [set(mh.shingles(d)) for d in docs]
+        errs = []
+        for i in range(len(docs)):
+            for j in range(i + 1, len(docs)):
+                J = _exact_jaccard(sets[i], sets[j])
+                if J < 0.05:
+                    continue
+                est = jaccard_estimate(sig[i], sig[j])
+                sd = math.sqrt(max(J * (1 - J), 1e-4) / num_perm)
+                errs.append((est - J) / sd)
+        errs = np.asarray(errs)
+        assert len(errs) > 30
+        # standardised errors: unbiased, unit spread, no outliers beyond 5 sigma
+        assert abs(errs.mean()) < 0.5, (compat, errs.mean())
+        assert 0.5 < errs.std() < 1.5, (compat, errs.std())
+        assert np.abs(errs).max() < 5.0, (compat, np.abs(errs).max())
+
+
+def test_recall_and_precision_vs_brute_force() -> None:
+    docs = _near_duplicate_sample(60, seed=2)
+    threshold = 0.8
+    mh = MinHasher(num_perm=128)
+    sets = [set(mh.shingles(d)) for d in docs]
+    n = len(docs)
+    true_pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if _exact_jaccard(sets[i], sets[j]) >= threshold]
+    assert len(true_pairs) >= 20, "the sample should contain near-duplicate pairs"
+    r = dedup_minhash(docs, threshold)
+    assert (r.summary["bands"], r.summary["rows"]) == lsh_params(threshold, 128, (0.05, 0.95)) == (16, 8)
+    comp = r.component
+    recall = np.mean([comp[i] == comp[j] for i, j in true_pairs])
+    assert recall >= 0.9, recall
+    rv = dedup_minhash(docs, threshold, verify=True)
+    recall_v = np.mean([rv.component[i] == rv.component[j] for i, j in true_pairs])
+    assert recall_v >= 0.9, recall_v
+    # precision with verify: every joining pair truly has J >= threshold (checked in Python)
+    pairs = rv.pairs.to_pydict()
+    assert len(pairs["a"]) > 0
+    for a, b, ex in zip(pairs["a"], pairs["b"], pairs["exact_jaccard"]):
+        J = _exact_jaccard(sets[a], sets[b])
+        assert J >= threshold and ex == pytest.approx(J), (a, b, J, ex)
+    # the report's exact Jaccard to the kept document is the true one
+    cl = rv.clusters.to_pydict()
+    for d, k, ex in zip(cl["doc"], cl["kept_doc"], cl["exact_jaccard"]):
+        assert ex == pytest.approx(_exact_jaccard(sets[d], sets[k]) if d != k else 1.0)
+    # removed documents are exactly the non-kept members of clusters
+    assert r.summary["removed"] == int((~r.keep).sum()) == sum(1 for k in r.clusters["is_kept"].to_pylist() if not k)
+
+
+def test_s_curve() -> None:
+    # collision probability of the chosen layout vs observed candidate rate at J buckets
+    b, r = lsh_params(0.8, 128, (0.05, 0.95))
+    assert collision_probability(0.8, b, r) > 0.9
+    assert collision_probability(0.3, b, r) < 0.01
+    assert collision_probability(0.95, b, r) > 0.99
+
+
+# ---------------------------------------------------------------------------------------------
+# keep policies and the report
+
+
+def test_keep_policies() -> None:
+    base = _stdlib_texts(3)
+    longer = base[0] + " extra tail words here"
+    docs = [base[0], base[1], longer, base[2], base[0]]
+    r = dedup_minhash(docs, 0.8)
+    assert r.keep.tolist() == [True, True, False, True, False]
+    r = dedup_minhash(docs, 0.8, keep="longest")
+    assert r.keep.tolist() == [False, True, True, True, False]
+    r = dedup_minhash(docs, 0.8, keep="column:score", keep_scores=[1.0, 0, 2.0, 0, 5.0])
+    assert r.keep.tolist() == [False, True, False, True, True]
+    assert set(r.clusters.column_names) >= {"cluster", "doc", "kept_doc", "is_kept", "est_jaccard"}
+    assert r.clusters["cluster"].to_pylist() == [0, 0, 0]
+    assert r.clusters["kept_doc"].to_pylist() == [4, 4, 4]
+    assert r.summary["clusters"] == 1 and r.summary["removed"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# determinism
+
+
+def test_same_result_any_threads_and_batch_size() -> None:
+    docs = _near_duplicate_sample(40, seed=3)
+    results = [
+        dedup_minhash(docs, 0.7, threads=t, batch_size=bs, verify=v, return_signatures=True)
+        for t, bs, v in [(1, 10000, False), (2, 7, False), (2, 64, False)]
+    ]
+    ref = results[0]
+    for r in results[1:]:
+        np.testing.assert_array_equal(r.signatures, ref.signatures)
+        np.testing.assert_array_equal(r.component, ref.component)
+        np.testing.assert_array_equal(r.keep, ref.keep)
+        assert r.clusters.equals(ref.clusters)
+    v1 = dedup_minhash(docs, 0.7, threads=1, verify=True)
+    v2 = dedup_minhash(docs, 0.7, threads=2, batch_size=5, verify=True)
+    np.testing.assert_array_equal(v1.component, v2.component)
+    assert v1.clusters.equals(v2.clusters) and v1.pairs.equals(v2.pairs)
+
+
+# ---------------------------------------------------------------------------------------------
+# properties
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_text, min_size=1, max_size=8), st.sampled_from([None, "datasketch"]))
+def test_row_depends_only_on_its_document(texts: List[str], compat) -> None:
+    mh = MinHasher(num_perm=16, ngram=2, compat=compat)
+    together = mh.signatures(texts)
+    for i, t in enumerate(texts):
+        np.testing.assert_array_equal(mh.signatures([t])[0], together[i])
+
+
+@settings(max_examples=60, deadline=None)
+@given(_text)
+def test_normalisation_idempotent(text: str) -> None:
+    words = shingles(text, ngram=1)
+    assert shingles(" ".join(words), ngram=1) == words
+    for w in words:
+        assert w == w.lower() or w.lower() != w.lower().lower()  # lowercasing is applied
+        assert " " not in w
+
+
+@settings(max_examples=25, deadline=None)
+@given(_text)
+def test_hypothesis_compat_with_datasketch(text: str) -> None:
+    datasketch = pytest.importorskip("datasketch")
+    mh = MinHasher(num_perm=8, ngram=2, compat="datasketch", seed=7)
+    ref = datasketch.MinHash(num_perm=8, seed=7)
+    sh = mh.shingles(text)
+    if sh:
+        ref.update_batch([s.encode() for s in sh])
+    np.testing.assert_array_equal(mh.signatures([text])[0], ref.hashvalues)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["alpha beta gamma delta", "alpha beta gamma delta eps", "zeta eta theta", ""]),
+                min_size=0, max_size=12))
+def test_clusters_are_consistent(texts: List[str]) -> None:
+    r = dedup_minhash(texts, 0.5, num_perm=32, ngram=2)
+    n = len(texts)
+    # identical non-empty documents always share a cluster; one survivor per cluster
+    for i in range(n):
+        for j in range(n):
+            if texts[i] and texts[i] == texts[j]:
+                assert r.component[i] == r.component[j]
+    for c in set(r.component.tolist()):
+        members = [i for i in range(n) if r.component[i] == c]
+        assert min(members) == c
+        assert sum(r.keep[m] for m in members) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        dedup_minhash(["a"], 0.0)
+    with pytest.raises(ValueError, match="threshold"):
+        dedup_minhash(["a"], 1.0)
+    with pytest.raises(ValueError, match="threshold"):
+        dedup_minhash(["a"], float("nan"))
+    with pytest.raises(ValueError, match="threshold"):
+        lsh_params(1.5, 128)
+    with pytest.raises(ValueError, match="exceeds num_perm"):
+        dedup_minhash(["a"], 0.8, num_perm=128, bands=20, rows=7)
+    with pytest.raises(gristmill.GristmillError, match="exceeds num_perm"):
+        gristmill._native.lsh_check_bands(64, 9, 8)
+    with pytest.raises(ValueError, match="num_perm"):
+        MinHasher(num_perm=0)
+    with pytest.raises(ValueError, match="ngram"):
+        MinHasher(ngram=0)
+    with pytest.raises(ValueError, match="unit"):
+        MinHasher(unit="token")
+    with pytest.raises(ValueError, match="compat"):
+        MinHasher(compat="rensa")
+    with pytest.raises(ValueError, match="scheme"):
+        MinHasher(compat="datasketch", scheme="affine16")
+    with pytest.raises(ValueError, match="keep"):
+        dedup_minhash(["a"], 0.8, keep="shortest")
+    with pytest.raises(ValueError, match="keep_scores"):
+        dedup_minhash(["a", "b"], 0.8, keep="column:quality")
+    with pytest.raises(ValueError, match="keep_scores has 1 values for 2"):
+        dedup_minhash(["a", "b"], 0.8, keep="column:quality", keep_scores=[1.0])
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        MinHasher().signatures(["ok", 3])
+    with pytest.raises(TypeError):
+        MinHasher().shingles(b"bytes")
+    with pytest.raises(ValueError, match="different lengths"):
+        jaccard_estimate(np.zeros(4), np.zeros(5))
+
+
+def test_signature_matrix_checks() -> None:
+    sig = np.zeros((4, 16), np.uint32)
+    with pytest.raises(TypeError, match="uint32 or uint64"):
+        gristmill._native.lsh_cluster(sig.astype(np.int32), 4, 4, np.ones(4, bool))
+    with pytest.raises(TypeError, match="C-contiguous"):
+        gristmill._native.lsh_cluster(np.asfortranarray(sig), 4, 4, np.ones(4, bool))
+    with pytest.raises(ValueError, match="eligible"):
+        gristmill._native.lsh_cluster(sig, 4, 4, np.ones(3, bool))
