@@ -371,3 +371,76 @@ def test_signature_matrix_checks() -> None:
         gristmill._native.lsh_cluster(np.asfortranarray(sig), 4, 4, np.ones(4, bool))
     with pytest.raises(ValueError, match="eligible"):
         gristmill._native.lsh_cluster(sig, 4, 4, np.ones(3, bool))
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI on small real corpora
+
+
+def _cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "gristmill", "-q", *args], capture_output=True, text=True)
+
+
+def _write_corpus(tmp_path: Path):
+    import json
+
+    rng = random.Random(5)
+    base = _stdlib_texts(12)
+    recs = []
+    for i, t in enumerate(base):
+        recs.append({"text": t, "q": float(i)})
+        if i % 2 == 0:
+            recs.append({"text": _edit(t, 0.01, rng), "q": 100.0 + i})
+    p = tmp_path / "in.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return p, recs
+
+
+def test_cli_jsonl_and_parquet(tmp_path: Path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    src, recs = _write_corpus(tmp_path)
+    out = tmp_path / "out"
+    r = _cli("dedup", "minhash", str(src), "-o", str(out), "--verify", "--keep", "column:q", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary == json.loads((out / "minhash_summary.json").read_text())
+    expected = dedup_minhash([x["text"] for x in recs], 0.8, verify=True, keep="column:q",
+                             keep_scores=[x["q"] for x in recs])
+    assert summary["removed"] == expected.summary["removed"] >= 5
+    kept = [json.loads(line) for line in (out / "in.jsonl").read_text().splitlines()]
+    assert kept == [x for x, k in zip(recs, expected.keep) if k]
+
+    report = pq.read_table(out / "minhash_clusters.parquet")
+    assert report.num_rows == expected.clusters.num_rows
+    assert set(report.column_names) >= {"cluster", "id", "kept_id", "est_jaccard", "exact_jaccard"}
+    assert set(summary["seconds"]) >= {"signatures", "write"}
+    # the same corpus as Parquet gives the same decisions
+    pq.write_table(pa.table({"text": [x["text"] for x in recs]}), tmp_path / "in.parquet")
+    r = _cli("dedup", "minhash", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "outp"), "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    kept_p = pq.read_table(tmp_path / "outp" / "in.parquet")["text"].to_pylist()
+    first = dedup_minhash([x["text"] for x in recs], 0.8, verify=True)
+    assert kept_p == [x["text"] for x, k in zip(recs, first.keep) if k]
+
+
+def test_cli_bad_input(tmp_path: Path) -> None:
+    src, _ = _write_corpus(tmp_path)
+    r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--threshold", "1.2")
+    assert r.returncode == 1 and "threshold must be strictly between 0 and 1" in r.stderr
+    r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--bands", "40", "--rows", "4")
+    assert r.returncode == 1 and "exceeds num_perm" in r.stderr
+    r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--keep", "shortest")
+    assert r.returncode == 2
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("hello there")
+    r = _cli("dedup", "minhash", str(tmp_path / "docs"), "-o", str(tmp_path / "o2"), "--keep", "column:q")
+    assert r.returncode == 1 and "needs JSONL or Parquet" in r.stderr
+    r = _cli("dedup", "minhash", str(tmp_path / "docs"), "-o", str(tmp_path / "o3"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o3" / "docs" / "a.txt").exists() or any((tmp_path / "o3").rglob("a.txt"))

@@ -477,3 +477,40 @@ def dedup_minhash(
         keep=keep_mask, component=component, clusters=clusters, pairs=pairs, summary=summary, timings=timings,
         signatures=sig if return_signatures else None,
     )
+
+
+def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
+    """Numeric values of field/column ``name`` for every document of a
+    :class:`gristmill.Corpus`, in corpus order (for ``keep="column:NAME"``).
+
+    JSONL and Parquet inputs only. Missing or null values become NaN (never preferred);
+    booleans count as 0/1; any other non-number is an error naming the document.
+    """
+    from gristmill.io import CorpusError, JsonlSource, ParquetSource, _iter_lines
+
+    out: List[float] = []
+
+    def conv(v: Any, where: str) -> float:
+        if v is None:
+            return float("nan")
+        if isinstance(v, (bool, int, float)):
+            return float(v)
+        raise CorpusError(f"{where}: field {name!r} is {type(v).__name__}, keep=column:{name} needs numbers")
+
+    for src in corpus.sources:
+        if isinstance(src, JsonlSource):
+            for lineno, line in _iter_lines(src.path, src.compression, src.display):
+                rec = src._parse(lineno, line, corpus)
+                if rec is None or rec[1] is None:  # blank line / skipped invalid UTF-8
+                    continue
+                out.append(conv(rec[2].get(name), f"{src.display}:{lineno}"))
+        elif isinstance(src, ParquetSource):
+            pf = src._open()
+            src._column(pf, name, "keep")
+            values = (v for rb in pf.iter_batches(batch_size=8192, columns=[name]) for v in rb.column(0).to_pylist())
+            for row, ((doc_id, text), v) in enumerate(zip(src.records(corpus), values)):
+                if text is not None:
+                    out.append(conv(v, f"{src.display}#{row}"))
+        else:
+            raise CorpusError(f"{src.display}: keep=column:{name} needs JSONL or Parquet inputs (fields per document)")
+    return np.asarray(out, dtype=np.float64)
