@@ -126,17 +126,27 @@ fn normalise_str(src: &str, cfg: &ShingleConfig, buf: &mut Vec<u8>, starts: &mut
     let mut pending = false;
     let mut i = 0;
     let mut tmp = [0u8; 4];
+    buf.reserve(bytes.len() + 8);
     while i < bytes.len() {
         let b = bytes[i];
         if b < 0x80 {
             let o = table[b as usize];
+            i += 1;
             if o == 0 {
                 pending = true;
-            } else {
-                start_word(buf, starts, &mut pending);
-                buf.push(o);
+                continue;
             }
-            i += 1;
+            start_word(buf, starts, &mut pending);
+            buf.push(o);
+            // the rest of an ASCII word in a tight loop
+            while let Some(&b) = bytes.get(i) {
+                let o = if b < 0x80 { table[b as usize] } else { 0 };
+                if o == 0 {
+                    break;
+                }
+                buf.push(o);
+                i += 1;
+            }
             continue;
         }
         // `i` is always at a character boundary: ASCII advances by 1, others by their length.

@@ -159,30 +159,54 @@ pub fn mod_mersenne61(x: u64) -> u64 {
 
 // ---- kernels: min over permutations, one shingle hash at a time -----------------------
 
+/// `sig[i] = min(sig[i], a[i]·h + b[i] mod 2^32)` over 32-bit pre-mixed hashes, four
+/// hashes per pass so every signature entry is loaded and stored once per four shingles.
 #[inline(always)]
-fn fast_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+fn affine_u32_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: impl Iterator<Item = u32> + Clone) {
     let n = sig.len();
     let (a, b) = (&a[..n], &b[..n]);
-    for &h in hashes {
-        let h = (h ^ (h >> 32)) as u32;
+    let mut it = hashes;
+    loop {
+        let mut hs = [0u32; 4];
+        let mut k = 0;
+        for slot in hs.iter_mut() {
+            match it.next() {
+                Some(h) => {
+                    *slot = h;
+                    k += 1;
+                }
+                None => break,
+            }
+        }
+        if k == 0 {
+            break;
+        }
+        // Pad a short final chunk by repeating its first hash (a repeat cannot change a min).
+        for j in k..4 {
+            hs[j] = hs[0];
+        }
+        let [h0, h1, h2, h3] = hs;
         for i in 0..n {
-            let v = a[i].wrapping_mul(h).wrapping_add(b[i]);
-            sig[i] = sig[i].min(v);
+            let v0 = a[i].wrapping_mul(h0).wrapping_add(b[i]);
+            let v1 = a[i].wrapping_mul(h1).wrapping_add(b[i]);
+            let v2 = a[i].wrapping_mul(h2).wrapping_add(b[i]);
+            let v3 = a[i].wrapping_mul(h3).wrapping_add(b[i]);
+            sig[i] = sig[i].min(v0.min(v1)).min(v2.min(v3));
+        }
+        if k < 4 {
+            break;
         }
     }
 }
 
 #[inline(always)]
+fn fast_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+    affine_u32_kernel(sig, a, b, hashes.iter().map(|&h| (h ^ (h >> 32)) as u32))
+}
+
+#[inline(always)]
 fn affine32_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
-    let n = sig.len();
-    let (a, b) = (&a[..n], &b[..n]);
-    for &h in hashes {
-        let h = fmix32(h as u32);
-        for i in 0..n {
-            let v = a[i].wrapping_mul(h).wrapping_add(b[i]);
-            sig[i] = sig[i].min(v);
-        }
-    }
+    affine_u32_kernel(sig, a, b, hashes.iter().map(|&h| fmix32(h as u32)))
 }
 
 #[inline(always)]
@@ -296,12 +320,9 @@ fn doc_str<'a>(docs: &Docs<'a>, i: usize) -> Result<&'a str> {
 fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Scheme) {
     w.hashes.clear();
     let hashes = &mut w.hashes;
+    // Repeated shingles are not removed: the permutation kernels cost less per shingle
+    // than sorting would, and a repeat cannot change a minimum.
     for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(scheme.base_hash(s)));
-    // Repeated shingles do not change a minimum; dropping them saves permutation work.
-    if hashes.len() > 1 {
-        hashes.sort_unstable();
-        hashes.dedup();
-    }
 }
 
 /// Signatures of every document of `docs`, row-major, parallel over documents
