@@ -444,3 +444,109 @@ def test_cli_bad_input(tmp_path: Path) -> None:
     r = _cli("dedup", "minhash", str(tmp_path / "docs"), "-o", str(tmp_path / "o3"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o3" / "docs" / "a.txt").exists() or any((tmp_path / "o3").rglob("a.txt"))
+
+
+# ---------------------------------------------------------------------------------------------
+# persistent index
+
+
+def test_index_matches_datasketch_lsh(tmp_path: Path) -> None:
+    datasketch = pytest.importorskip("datasketch")
+    from gristmill.minhash import MinHashIndex
+
+    docs = _near_duplicate_sample(30, seed=4)
+    mh = MinHasher(num_perm=128, compat="datasketch")
+    sig = mh.signatures(docs)
+    ref = datasketch.MinHashLSH(threshold=0.7, num_perm=128)
+    idx = MinHashIndex(tmp_path / "idx", threshold=0.7, num_perm=128, hasher=mh)
+    assert (idx.b, idx.r) == (ref.b, ref.r)
+    half = len(docs) // 2
+    for i in range(half):
+        ref.insert(f"d{i}", datasketch.MinHash(num_perm=128, hashvalues=sig[i], scheme="affine32"))
+    idx.insert([f"d{i}" for i in range(half)], sig[:half])
+    idx.insert([f"d{i}" for i in range(half, half + 3)], sig[half:half + 3])  # a second run
+    for i in range(half, half + 3):
+        ref.insert(f"d{i}", datasketch.MinHash(num_perm=128, hashvalues=sig[i], scheme="affine32"))
+    assert idx.num_runs == 2
+    for i in range(len(docs)):
+        m = datasketch.MinHash(num_perm=128, hashvalues=sig[i], scheme="affine32")
+        assert sorted(idx.query(sig[i])) == sorted(ref.query(m)), i
+    assert "d0" in idx and "zzz" not in idx and 5 not in idx
+    assert len(idx) == half + 3
+    # query_batch marks exactly the rows with a candidate
+    first = idx.query_batch(sig)
+    for i in range(len(docs)):
+        q = idx.query(sig[i])
+        assert (first[i] >= 0) == bool(q)
+        if q:
+            assert idx.key(first[i]) == min(q, key=lambda k: int(k[1:]))
+
+
+def test_index_reopen_compact_and_mismatch(tmp_path: Path) -> None:
+    from gristmill.minhash import MinHashIndex
+
+    docs = _stdlib_texts(20)
+    mh = MinHasher(num_perm=64)
+    sig = mh.signatures(docs)
+    path = tmp_path / "idx"
+    idx = MinHashIndex(path, threshold=0.8, num_perm=64, hasher=mh)
+    for i in range(0, 20, 5):
+        idx.insert([f"k{j}" for j in range(i, i + 5)], sig[i:i + 5])
+    before = [idx.query(sig[i]) for i in range(20)]
+    assert all(f"k{i}" in before[i] for i in range(20))
+    del idx
+    idx = MinHashIndex(path, threshold=0.8, num_perm=64, hasher=mh)
+    assert len(idx) == 20 and idx.num_runs == 4
+    idx.compact()
+    assert idx.num_runs == 1
+    assert [idx.query(sig[i]) for i in range(20)] == before
+    with pytest.raises(ValueError, match="already in the index"):
+        idx.insert(["k3"], sig[3])
+    with pytest.raises(ValueError, match="already in the index"):
+        idx.insert(["new", "new"], sig[:2])
+    with pytest.raises(TypeError, match="uint32"):
+        idx.insert(["x"], sig[0].astype(np.uint64))
+    with pytest.raises(ValueError, match="num_perm=64"):
+        idx.query(sig[0][:32])
+    del idx
+    with pytest.raises(gristmill.GristmillError, match="bands: index has .*requested"):
+        MinHashIndex(path, threshold=0.5, num_perm=64, hasher=mh)
+    with pytest.raises(gristmill.GristmillError, match="hashing parameters.*ngram"):
+        MinHashIndex(path, threshold=0.8, num_perm=64, hasher=MinHasher(num_perm=64, ngram=3))
+    with pytest.raises(gristmill.GristmillError, match="signature bytes: index has 4, requested 8"):
+        MinHashIndex(path, threshold=0.8, num_perm=64, hasher=MinHasher(num_perm=64, compat="datasketch", scheme="legacy"))
+    with pytest.raises(gristmill.GristmillError, match="num_perm"):
+        MinHashIndex(path, threshold=0.8, num_perm=32)
+    with pytest.raises(ValueError, match="exceeds num_perm"):
+        MinHashIndex(tmp_path / "other", num_perm=64, params=(10, 10))
+    # another format version is refused
+    hdr = path / "header.bin"
+    raw = bytearray(hdr.read_bytes())
+    raw[8] = 99
+    hdr.write_bytes(bytes(raw))
+    with pytest.raises(gristmill.GristmillError, match="format version 99"):
+        MinHashIndex(path, threshold=0.8, num_perm=64, hasher=mh)
+    hdr.write_bytes(b"garbage!")
+    with pytest.raises(gristmill.GristmillError, match="not a gristmill MinHash index"):
+        MinHashIndex(path, threshold=0.8, num_perm=64, hasher=mh)
+
+
+def test_index_dedups_new_shard_like_batch_dedup(tmp_path: Path) -> None:
+    from gristmill.minhash import MinHashIndex
+
+    docs = _near_duplicate_sample(30, seed=6)
+    mh = MinHasher(num_perm=128)
+    b, r = lsh_params(0.8, 128, (0.05, 0.95))
+    idx = MinHashIndex(tmp_path / "i", num_perm=128, params=(b, r), hasher=mh)
+    half = len(docs) // 2
+    idx.insert([str(i) for i in range(half)], mh.signatures(docs[:half]))
+    seen = idx.query_batch(mh.signatures(docs[half:]))
+    # a later document is flagged exactly when the batch pipeline puts it in a cluster with
+    # an earlier-shard document through a direct band match
+    full = dedup_minhash(docs, 0.8, bands=b, rows=r, return_signatures=True)
+    sig = full.signatures
+    for j, hit in enumerate(seen):
+        i = half + j
+        direct = any(np.any(np.all((sig[i] == sig[k]).reshape(b, r), axis=1)) for k in range(half)
+                     if not np.all(sig[k] == mh.empty_value))
+        assert (hit >= 0) == direct, i

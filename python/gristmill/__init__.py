@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gristmill._native import GristmillError, __version__
 from gristmill.io import Corpus, CorpusError, corpus_stats
-from gristmill.minhash import MinHashDedupResult, MinHasher, dedup_minhash, jaccard_estimate, lsh_params
+from gristmill.minhash import MinHashDedupResult, MinHasher, MinHashIndex, dedup_minhash, jaccard_estimate, lsh_params
 
 __all__ = [
     "__version__",
@@ -21,6 +21,7 @@ __all__ = [
     "Corpus",
     "corpus_stats",
     "MinHasher",
+    "MinHashIndex",
     "MinHashDedupResult",
     "dedup_minhash",
     "jaccard_estimate",

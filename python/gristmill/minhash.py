@@ -32,6 +32,7 @@ Hashing schemes (``compat``):
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -44,6 +45,7 @@ from gristmill._arrow import TextLike, as_string_array, string_buffers
 
 __all__ = [
     "MinHasher",
+    "MinHashIndex",
     "MinHashDedupResult",
     "dedup_minhash",
     "jaccard_estimate",
@@ -514,3 +516,122 @@ def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
         else:
             raise CorpusError(f"{src.display}: keep=column:{name} needs JSONL or Parquet inputs (fields per document)")
     return np.asarray(out, dtype=np.float64)
+
+
+class MinHashIndex:
+    """A persistent MinHash LSH index in a folder of memory-mapped files, with the method
+    names of ``datasketch.MinHashLSH`` (``insert``, ``query``, ``__contains__``), so a new
+    shard can be checked against everything indexed before.
+
+    Args:
+        path: folder of the index; created if missing, reopened if it exists.
+        threshold, num_perm, weights, params: as ``datasketch.MinHashLSH``: the layout
+            ``params=(bands, rows)`` or, by default, :func:`lsh_params` of ``threshold`` and
+            ``weights``.
+        hasher: the :class:`MinHasher` whose signatures are indexed (default:
+            ``MinHasher(num_perm)``); its parameters are stored in the index header.
+
+    Reopening with any other layout, signature type or hashing parameters raises
+    :class:`gristmill.GristmillError` naming each mismatch; an index written by another
+    format version is refused. Keys are strings. Writes are atomic per ``insert`` (one
+    writer at a time); every ``insert`` adds one sorted run file, :meth:`compact` merges them.
+
+    >>> import tempfile
+    >>> mh = MinHasher(num_perm=64, ngram=2)
+    >>> d = tempfile.mkdtemp()
+    >>> idx = MinHashIndex(d, threshold=0.5, num_perm=64, hasher=mh)
+    >>> idx.insert(["a", "b"], mh.signatures(["the cat sat on the mat", "dogs bark at night"]))
+    >>> idx.query(mh.signatures(["the cat sat on the mat!"])[0])
+    ['a']
+    >>> "b" in MinHashIndex(d, threshold=0.5, num_perm=64, hasher=mh)
+    True
+    """
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        threshold: float = 0.9,
+        num_perm: int = 128,
+        weights: Tuple[float, float] = (0.5, 0.5),
+        params: Optional[Tuple[int, int]] = None,
+        *,
+        hasher: Optional[MinHasher] = None,
+    ):
+        import json
+
+        num_perm = _check_int("num_perm", num_perm, 1, _MAX_PERM)
+        if hasher is None:
+            hasher = MinHasher(num_perm=num_perm)
+        elif hasher.num_perm != num_perm:
+            raise ValueError(f"hasher has num_perm={hasher.num_perm} but the index asks num_perm={num_perm}")
+        if params is None:
+            bands, rows = lsh_params(threshold, num_perm, weights)
+        else:
+            if len(params) != 2:
+                raise ValueError("params must be (bands, rows)")
+            bands = _check_int("bands", params[0], 1, num_perm)
+            rows = _check_int("rows", params[1], 1, num_perm)
+            _native.lsh_check_bands(num_perm, bands, rows)
+        self.hasher = hasher
+        self.threshold = threshold
+        self.b, self.r = bands, rows
+        meta = json.dumps(hasher.describe(), sort_keys=True)
+        self._core = _native.MinHashIndexCore(
+            os.fspath(path), num_perm, bands, rows, hasher.dtype.itemsize, meta
+        )
+
+    def _sig2d(self, signatures: Any) -> np.ndarray:
+        a = np.asarray(signatures)
+        if a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2:
+            raise ValueError(f"signatures must be 1-D or 2-D, got shape {a.shape}")
+        if a.dtype != self.hasher.dtype:
+            raise TypeError(f"signatures must be {self.hasher.dtype} (this index's hasher), got {a.dtype}")
+        if a.shape[1] != self.hasher.num_perm:
+            raise ValueError(f"signatures have {a.shape[1]} values; the index uses num_perm={self.hasher.num_perm}")
+        return np.ascontiguousarray(a)
+
+    def insert(self, keys: Union[str, Sequence[str]], signatures: Any) -> None:
+        """Add one key with its signature, or many keys with a 2-D signature array. Keys
+        must be new (``ValueError`` naming the key otherwise)."""
+        if isinstance(keys, str):
+            keys = [keys]
+        keys = list(keys)
+        for k in keys:
+            if not isinstance(k, str):
+                raise TypeError(f"keys must be str, got {type(k).__name__}")
+        self._core.insert(keys, self._sig2d(signatures))
+
+    def query(self, signature: Any) -> List[str]:
+        """Keys of the indexed items sharing at least one LSH band with ``signature``."""
+        sig = self._sig2d(signature)
+        if sig.shape[0] != 1:
+            raise ValueError("query takes one signature; use query_batch for many")
+        return self._core.query(sig)
+
+    def query_batch(self, signatures: Any) -> np.ndarray:
+        """For every row, the insertion index of the earliest candidate item, or -1
+        (``int64``): ``query_batch(sigs) >= 0`` marks the documents to drop as already seen."""
+        return self._core.query_first(self._sig2d(signatures))
+
+    def key(self, item: int) -> str:
+        """The key of the item inserted at position ``item``."""
+        return self._core.key(int(item))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._core.contains(key)
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def is_empty(self) -> bool:
+        return len(self._core) == 0
+
+    def compact(self) -> None:
+        """Merge the run files into one (faster queries)."""
+        self._core.compact()
+
+    @property
+    def num_runs(self) -> int:
+        return self._core.num_runs()

@@ -252,7 +252,79 @@ fn lsh_cluster<'py>(
     Ok(d)
 }
 
+/// The persistent LSH index (see `crate::minhash::index`); wrapped by
+/// `gristmill.minhash.MinHashIndex`.
+#[pyclass(name = "MinHashIndexCore", module = "gristmill._native")]
+struct PyMinHashIndex {
+    inner: crate::minhash::index::MinHashIndex,
+}
+
+#[pymethods]
+impl PyMinHashIndex {
+    #[new]
+    fn new(path: std::path::PathBuf, num_perm: u32, bands: u32, rows: u32, sig_bytes: u32, meta: String) -> PyResult<Self> {
+        let params = crate::minhash::index::IndexParams { num_perm, bands, rows, sig_bytes, meta };
+        Ok(PyMinHashIndex { inner: crate::minhash::index::MinHashIndex::open(path, &params)? })
+    }
+
+    /// insert(keys, signatures): signatures is a 2-D array with one row per key.
+    fn insert(&mut self, py: Python<'_>, keys: Vec<String>, signatures: &Bound<'_, PyAny>) -> PyResult<()> {
+        let sig = SigArg::extract(signatures)?;
+        let view = sig.view()?;
+        let inner = &mut self.inner;
+        Ok(py.detach(|| inner.insert(&keys, view))?)
+    }
+
+    /// query(signature) -> list[str]: keys of the items sharing a band with one signature.
+    fn query(&self, py: Python<'_>, signature: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let sig = SigArg::extract(signature)?;
+        let view = sig.view()?;
+        let ids = py.detach(|| self.inner.query(view))?;
+        Ok(ids.iter().filter_map(|&i| self.inner.key(i).map(str::to_owned)).collect())
+    }
+
+    /// query_first(signatures) -> int64 array: smallest candidate item id per row, or -1.
+    fn query_first<'py>(&self, py: Python<'py>, signatures: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let sig = SigArg::extract(signatures)?;
+        let view = sig.view()?;
+        let v = py.detach(|| self.inner.query_first(view))?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// key(id) -> str
+    fn key(&self, id: u64) -> PyResult<String> {
+        self.inner
+            .key(id)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::invalid_argument(format!("no item with id {id}")).into())
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.inner.contains(key)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn num_runs(&self) -> usize {
+        self.inner.num_runs()
+    }
+
+    fn compact(&mut self, py: Python<'_>) -> PyResult<()> {
+        let inner = &mut self.inner;
+        Ok(py.detach(|| inner.compact())?)
+    }
+
+    /// (num_perm, bands, rows, sig_bytes, meta) stored in the header.
+    fn params(&self) -> (u32, u32, u32, u32, String) {
+        let p = self.inner.params();
+        (p.num_perm, p.bands, p.rows, p.sig_bytes, p.meta.clone())
+    }
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyMinHashIndex>()?;
     m.add_function(wrap_pyfunction!(minhash_fast_params, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingles, m)?)?;
