@@ -22,7 +22,6 @@
 //! affine32), `u64::MAX` (affine64) or `2^32 − 1` (legacy, as datasketch).
 
 use rayon::prelude::*;
-use sha1::{Digest, Sha1};
 
 use super::shingle::{for_each_shingle, ShingleConfig, Scratch};
 use crate::text::Docs;
@@ -119,13 +118,46 @@ fn check_num_perm(num_perm: usize) -> Result<()> {
     Ok(())
 }
 
+const SHA1_INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+
+/// The SHA-1 state after hashing `data` (padding done here, blocks compressed by the
+/// `sha1` crate's SHA-NI/soft backend; skipping the generic `Digest` buffering matters
+/// because shingles are short, one block each).
+#[inline]
+pub fn sha1_state(data: &[u8]) -> [u32; 5] {
+    let mut st = SHA1_INIT;
+    let mut chunks = data.chunks_exact(64);
+    let mut block = [0u8; 64];
+    for c in &mut chunks {
+        block.copy_from_slice(c);
+        sha1::block_api::compress(&mut st, std::slice::from_ref(&block));
+    }
+    let rest = chunks.remainder();
+    let bit_len = (data.len() as u64).wrapping_mul(8).to_be_bytes();
+    let mut last = [[0u8; 64]; 2];
+    last[0][..rest.len()].copy_from_slice(rest);
+    last[0][rest.len()] = 0x80;
+    let k = if rest.len() + 9 <= 64 {
+        last[0][56..].copy_from_slice(&bit_len);
+        1
+    } else {
+        last[1][56..].copy_from_slice(&bit_len);
+        2
+    };
+    sha1::block_api::compress(&mut st, &last[..k]);
+    st
+}
+
 /// First `k` (4 or 8) bytes of SHA-1, little-endian (datasketch's `sha1_hash32/64`).
 #[inline]
 pub fn sha1_prefix(data: &[u8], k: usize) -> u64 {
-    let d = Sha1::digest(data);
-    let mut v = [0u8; 8];
-    v[..k].copy_from_slice(&d[..k]);
-    u64::from_le_bytes(v)
+    let st = sha1_state(data);
+    let lo = u32::from_le_bytes(st[0].to_be_bytes()) as u64;
+    if k <= 4 {
+        lo
+    } else {
+        lo | (u32::from_le_bytes(st[1].to_be_bytes()) as u64) << 32
+    }
 }
 
 #[inline(always)]
@@ -378,6 +410,19 @@ mod tests {
     fn mersenne_mod_matches_division() {
         for &x in &[0u64, 1, MERSENNE_61 - 1, MERSENNE_61, MERSENNE_61 + 1, u64::MAX, u64::MAX - 5, 1 << 62, 12345678901234567] {
             assert_eq!(mod_mersenne61(x), x % MERSENNE_61, "x = {x}");
+        }
+    }
+
+    #[test]
+    fn sha1_matches_the_digest_api_at_every_length() {
+        use sha1::{Digest, Sha1};
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..data.len() {
+            let d = Sha1::digest(&data[..len]);
+            let mut want = [0u8; 8];
+            want.copy_from_slice(&d[..8]);
+            assert_eq!(sha1_prefix(&data[..len], 8), u64::from_le_bytes(want), "len {len}");
+            assert_eq!(sha1_prefix(&data[..len], 4), u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]])));
         }
     }
 
