@@ -160,12 +160,21 @@ def main() -> None:
             m.update_batch(sh)
 
     r_k = rec("rensa update()+digest() only (pre-made shingles)", best(rensa_kernel, args.repeat), peer_mb)
+    g_k = rec("gristmill signatures_of_shingles (same pre-made shingles)",
+              best(lambda: fast.signatures_of_shingles(pre), args.repeat), peer_mb)
+    import pyarrow as pa
+
+    pre_arrow = pa.array(pre, pa.list_(pa.large_string()))
+    g_ka = rec("gristmill signatures_of_shingles (Arrow list<string>)",
+               best(lambda: fast.signatures_of_shingles(pre_arrow), args.repeat), peer_mb)
     d_k = rec("datasketch update_batch() only (pre-made shingles)", best(datasketch_kernel, 1), peer_mb)
     print("ratios (rates, higher = gristmill faster):")
     print(f"  fast vs rensa end to end:        {g_fast / r_e2e:6.1f}x")
     print(f"  fast vs datasketch end to end:   {g_fast / d_e2e:6.1f}x")
     print(f"  compat vs datasketch end to end: {g_compat / d_e2e:6.1f}x")
     print(f"  fast end to end vs rensa update() alone: {g_fast / r_k:6.1f}x")
+    print(f"  kernel from pre-made shingles vs rensa update(): {g_k / r_k:6.1f}x (Python lists), "
+          f"{g_ka / r_k:6.1f}x (Arrow)")
     print(f"  compat end to end vs datasketch update_batch() alone: {g_compat / d_k:6.1f}x")
 
     # dedup end to end ------------------------------------------------------------------

@@ -86,6 +86,29 @@ def test_bit_identical_to_datasketch_on_stdlib(scheme: str, unit: str, ngram: in
         np.testing.assert_array_equal(sig[i], ref.hashvalues, err_msg=f"document {i}, scheme {scheme}")
 
 
+def test_pre_made_shingles_match_datasketch_and_text_path() -> None:
+    datasketch = pytest.importorskip("datasketch")
+    texts = _stdlib_texts(8)
+    # token-like shingles that gristmill's normaliser would never produce
+    sets = [[f"{a}\x00{b}" for a, b in zip(t.split(), t.split()[1:])] for t in texts] + [[], ["only"]]
+    for scheme in ("affine32", "legacy"):
+        mh = MinHasher(num_perm=64, seed=5, compat="datasketch", scheme=scheme)
+        sig = mh.signatures_of_shingles(sets)
+        for i, sh in enumerate(sets):
+            ref = datasketch.MinHash(num_perm=64, seed=5, scheme=scheme)
+            if sh:
+                ref.update_batch([s.encode() for s in sh])
+            np.testing.assert_array_equal(sig[i], ref.hashvalues)
+    mh = MinHasher(num_perm=64)
+    np.testing.assert_array_equal(mh.signatures_of_shingles([mh.shingles(t) for t in texts]), mh.signatures(texts))
+    arr = pa.array(sets, pa.list_(pa.string()))
+    np.testing.assert_array_equal(mh.signatures_of_shingles(arr.slice(2, 5)), mh.signatures_of_shingles(sets[2:7]))
+    with pytest.raises(TypeError):
+        mh.signatures_of_shingles(pa.array([1, 2]))
+    with pytest.raises(TypeError, match="shingles"):
+        mh.signatures_of_shingles([["a", 3]])
+
+
 def test_datasketch_default_seed_and_scheme() -> None:
     datasketch = pytest.importorskip("datasketch")
     text = _stdlib_texts(1)[0]

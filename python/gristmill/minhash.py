@@ -190,6 +190,39 @@ class MinHasher:
             docs, self._shingle_spec(), self.scheme, self._a, self._b, threads if threads is not None else self.threads
         )
 
+    def signatures_of_shingles(self, shingle_sets: Any, *, threads: Optional[int] = None) -> np.ndarray:
+        """Signatures of pre-made shingle sets (e.g. token n-grams from your own tokenizer):
+        a sequence of sequences of ``str``, or a pyarrow ``list<string>`` array. Each shingle
+        is hashed as given (UTF-8), without normalisation; with ``compat="datasketch"`` the
+        result equals datasketch updated with the encoded shingles.
+
+        >>> mh = MinHasher(num_perm=8, ngram=2)
+        >>> bool((mh.signatures_of_shingles([["the cat", "cat sat"]]) == mh.signatures(["The cat sat"])).all())
+        True
+        """
+        if isinstance(shingle_sets, pa.ChunkedArray):
+            shingle_sets = shingle_sets.combine_chunks()
+        if isinstance(shingle_sets, pa.Array):
+            if not (pa.types.is_list(shingle_sets.type) or pa.types.is_large_list(shingle_sets.type)):
+                raise TypeError(f"shingle_sets must be a list<string> array, got {shingle_sets.type}")
+            if shingle_sets.null_count:
+                raise TypeError("shingle_sets contains a null set")
+            offsets = np.asarray(shingle_sets.offsets, dtype=np.int64)
+            items = shingle_sets.values
+            offsets = offsets - offsets[0] if len(offsets) else np.zeros(1, np.int64)
+            items = items.slice(int(np.asarray(shingle_sets.offsets)[0]) if len(shingle_sets) else 0)
+        else:
+            sets = shingle_sets if isinstance(shingle_sets, (list, tuple)) else list(shingle_sets)
+            lens = np.fromiter((len(x) for x in sets), dtype=np.int64, count=len(sets))
+            offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+            np.cumsum(lens, out=offsets[1:])
+            flat = [s for x in sets for s in x]
+            items = as_string_array(flat, what="shingles")
+        return _native.minhash_signatures_of_sets(
+            string_buffers(items, what="shingles"), np.ascontiguousarray(offsets), self.scheme, self._a, self._b,
+            threads if threads is not None else self.threads,
+        )
+
     def shingles(self, text: str) -> List[str]:
         """The shingles of one document, in document order (repeats included)."""
         if not isinstance(text, str):

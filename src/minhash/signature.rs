@@ -384,6 +384,48 @@ pub fn signatures(docs: Docs<'_>, cfg: &ShingleConfig, scheme: &Scheme) -> Resul
     }
 }
 
+/// Signatures of pre-made shingle sets: set `i` is the items `groups[i]..groups[i + 1]` of
+/// `items` (each item one shingle, hashed as given, without normalisation). Row-major,
+/// parallel over sets, deterministic.
+pub fn signatures_of_sets(items: Docs<'_>, groups: &[i64], scheme: &Scheme) -> Result<Signatures> {
+    scheme.validate()?;
+    if groups.is_empty() {
+        return Err(Error::invalid_argument("set offsets must have at least one entry"));
+    }
+    for (i, w) in groups.windows(2).enumerate() {
+        if w[0] < 0 || w[1] < w[0] || w[1] as u64 > items.len() as u64 {
+            return Err(Error::invalid_data(
+                format!("shingle set {i}"),
+                format!("offsets {}..{} are not inside the {} shingles", w[0], w[1], items.len()),
+            ));
+        }
+    }
+    if groups[0] < 0 || groups[0] as u64 > items.len() as u64 {
+        return Err(Error::invalid_argument("first set offset is outside the shingles"));
+    }
+    let p = scheme.num_perm();
+    let n = groups.len() - 1;
+    let fill = |hashes: &mut Vec<u64>, i: usize| {
+        hashes.clear();
+        hashes.extend((groups[i] as usize..groups[i + 1] as usize).map(|k| scheme.base_hash(items.get(k))));
+    };
+    if scheme.is_u64() {
+        let mut out = vec![empty_value_u64(scheme); n * p];
+        out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(Vec::new, |h, (i, row)| {
+            fill(h, i);
+            update_u64(scheme, row, h)
+        })?;
+        Ok(Signatures::U64(out))
+    } else {
+        let mut out = vec![u32::MAX; n * p];
+        out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(Vec::new, |h, (i, row)| {
+            fill(h, i);
+            update_u32(scheme, row, h)
+        })?;
+        Ok(Signatures::U32(out))
+    }
+}
+
 /// Number of shingles (distinct) of every document; 0 marks documents whose shingle set
 /// is empty.
 pub fn shingle_counts(docs: Docs<'_>, cfg: &ShingleConfig) -> Result<Vec<u32>> {
@@ -444,6 +486,26 @@ mod tests {
         assert!(v[..64].iter().all(|&x| x == u32::MAX));
         assert_eq!(v[64..128], v[128..192]);
         assert!(v[64..128].iter().any(|&x| x != u32::MAX));
+    }
+
+    #[test]
+    fn pre_made_sets_match_text_shingles() {
+        let cfg = ShingleConfig { n: 2, ..Default::default() };
+        let texts = ["one two three four", "", "five six"];
+        let docs: OwnedDocs = texts.into_iter().collect();
+        let scheme = Scheme::fast(32, 2).unwrap();
+        let from_text = signatures(docs.view(), &cfg, &scheme).unwrap();
+        let mut items = OwnedDocs::new();
+        let mut groups = vec![0i64];
+        for t in texts {
+            for s in super::super::shingle::shingles(t, &cfg).unwrap() {
+                items.push(s.as_bytes());
+            }
+            groups.push(items.view().len() as i64);
+        }
+        assert_eq!(signatures_of_sets(items.view(), &groups, &scheme).unwrap(), from_text);
+        assert!(signatures_of_sets(items.view(), &[0, 99], &scheme).is_err());
+        assert!(signatures_of_sets(items.view(), &[2, 1], &scheme).is_err());
     }
 
     #[test]

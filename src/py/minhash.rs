@@ -99,6 +99,33 @@ fn minhash_signatures<'py>(
     })
 }
 
+/// minhash_signatures_of_sets(items, groups, scheme, a, b, threads=None) -> ndarray[n, num_perm]
+///
+/// Pre-made shingles: `items` is a string column of shingles, set `i` is items
+/// `groups[i]..groups[i+1]`.
+#[pyfunction]
+#[pyo3(signature = (items, groups, scheme, a, b, threads=None))]
+fn minhash_signatures_of_sets<'py>(
+    py: Python<'py>,
+    items: DocsArg<'py>,
+    groups: PyReadonlyArray1<'py, i64>,
+    scheme: &str,
+    a: PyReadonlyArray1<'py, u64>,
+    b: PyReadonlyArray1<'py, u64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
+    let view = items.view()?;
+    let groups = groups.as_slice()?;
+    let p = scheme.num_perm();
+    let n = groups.len().saturating_sub(1);
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_of_sets(view, groups, &scheme)))??;
+    Ok(match sig {
+        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+    })
+}
+
 /// minhash_shingles(text, shingle) -> list[str]
 #[pyfunction]
 fn minhash_shingles(text: &str, shingle: ShingleTuple) -> PyResult<Vec<String>> {
@@ -328,6 +355,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minhash_fast_params, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingles, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_signatures_of_sets, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingle_counts, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_optimal_params, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_check_bands, m)?)?;
