@@ -573,3 +573,20 @@ def test_index_dedups_new_shard_like_batch_dedup(tmp_path: Path) -> None:
         direct = any(np.any(np.all((sig[i] == sig[k]).reshape(b, r), axis=1)) for k in range(half)
                      if not np.all(sig[k] == mh.empty_value))
         assert (hit >= 0) == direct, i
+
+
+def test_demo_reports_near_duplicates(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "src"
+    src.mkdir()
+    texts = _stdlib_texts(4)
+    for i, t in enumerate(texts):
+        (src / f"m{i}.py").write_text(t)
+    (src / "copy.py").write_text(texts[1] + "\n# a trailing comment\n")
+    out = tmp_path / "demo"
+    r = _cli("demo", "--input", str(src), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "1 clusters, 1 of 5 files would be removed" in r.stdout
+    cl = pq.read_table(out / "minhash_clusters.parquet").to_pydict()
+    assert sorted(Path(p).name for p in cl["id"]) == ["copy.py", "m1.py"]
