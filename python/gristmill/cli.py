@@ -18,6 +18,7 @@ import os
 import sys
 import sysconfig
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -385,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -393,6 +398,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error("--threads must be at least 1")
         os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     _progress.configure(quiet=args.quiet)
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
