@@ -212,7 +212,7 @@ def test_estimates_within_minhash_error() -> None:
 
 
 def test_recall_and_precision_vs_brute_force() -> None:
-    docs = _near_duplicate_sample(60, seed=2)
+    docs = _near_duplicate_sample(45, seed=2)
     threshold = 0.8
     mh = MinHasher(num_perm=128)
     sets = [set(mh.shingles(d)) for d in docs]
