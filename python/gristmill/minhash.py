@@ -4,6 +4,9 @@ All the work (shingling, hashing, band keys, candidate grouping, connected compo
 verification) runs in the Rust core, in parallel over documents; Python only checks
 arguments and moves buffers.
 
+Pre-made shingles (token n-grams from any tokenizer, for example) go through
+:meth:`MinHasher.signatures_of_shingles`.
+
 Shingles (see :func:`shingles`): the text is normalised — optional NFKC, lower-casing,
 punctuation/symbols turned into word separators (Unicode-aware), optional digit folding
 (every numeric character becomes ``0``), whitespace runs folded to one space — then cut
@@ -14,8 +17,8 @@ shingle set, gets the all-maximum signature and is never clustered with anything
 
 Hashing schemes (``compat``):
 
-* ``None`` (default, fastest): xxh3-64 of the shingle, multiply-shift permutations,
-  ``uint32`` signatures.
+* ``None`` (default, fastest): xxh3-64 of the shingle folded to 32 bits, affine
+  permutations ``a·h + b mod 2^32`` (``a`` odd), ``uint32`` signatures.
 * ``"datasketch"``: bit-identical to ``datasketch.MinHash(num_perm, seed, scheme=...)``
   updated with the UTF-8 encoded shingles; ``scheme`` is ``"affine32"`` (datasketch ≥ 2.0
   default, ``uint32``), ``"affine64"`` (``uint64``) or ``"legacy"`` (datasketch < 2.0,
@@ -568,6 +571,15 @@ class MinHashIndex:
     :class:`gristmill.GristmillError` naming each mismatch; an index written by another
     format version is refused. Keys are strings. Writes are atomic per ``insert`` (one
     writer at a time); every ``insert`` adds one sorted run file, :meth:`compact` merges them.
+    The index stores what it is given: the signatures of empty documents (all
+    :attr:`MinHasher.empty_value`) all match each other, so leave them out
+    (``np.all(sig == hasher.empty_value, axis=1)``) unless that is what you want.
+
+    Deduplicating a new shard against everything seen before::
+
+        sig = hasher.signatures(shard_texts)
+        keep = index.query_batch(sig) < 0          # no earlier candidate
+        index.insert([ids[i] for i in np.flatnonzero(keep)], sig[keep])
 
     >>> import tempfile
     >>> mh = MinHasher(num_perm=64, ngram=2)

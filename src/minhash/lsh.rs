@@ -100,7 +100,9 @@ pub fn optimal_params(threshold: f64, num_perm: usize, fp_weight: f64, fn_weight
     if num_perm > 1 << 16 {
         return Err(Error::invalid_argument(format!("num_perm {num_perm} is too large (at most 65536)")));
     }
-    if !(fp_weight >= 0.0 && fn_weight >= 0.0 && fp_weight + fn_weight > 0.0) || !(fp_weight + fn_weight).is_finite() {
+    let total = fp_weight + fn_weight;
+    let weights_ok = fp_weight >= 0.0 && fn_weight >= 0.0 && total > 0.0 && total.is_finite();
+    if !weights_ok {
         return Err(Error::invalid_argument(format!(
             "weights must be non-negative and not both zero, got ({fp_weight}, {fn_weight})"
         )));
@@ -273,6 +275,10 @@ pub fn shingle_sets(docs: Docs<'_>, cfg: &ShingleConfig, need: &[bool]) -> Resul
     Ok(sets)
 }
 
+/// What [`components`] returns: component id per document, the shingle sets (when
+/// verified), the joining edges and statistics.
+pub type Components = (Vec<u32>, Option<Vec<Vec<u64>>>, Edges, ClusterStats);
+
 /// Statistics of one clustering run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterStats {
@@ -303,11 +309,7 @@ impl Edges {
 /// Connected components of the candidate graph. Without `verify`, every candidate pair
 /// is an edge; with it, only pairs whose exact shingle-set Jaccard is ≥ the threshold.
 /// Returns `(component id per document, shingle sets if verified, joining edges, stats)`.
-pub fn components(
-    n: usize,
-    groups: &CandidateGroups,
-    verify: Option<&Verify<'_>>,
-) -> Result<(Vec<u32>, Option<Vec<Vec<u64>>>, Edges, ClusterStats)> {
+pub fn components(n: usize, groups: &CandidateGroups, verify: Option<&Verify<'_>>) -> Result<Components> {
     let mut uf = MinUnionFind::new(n);
     let mut edges = Edges::default();
     let mut stats = ClusterStats {

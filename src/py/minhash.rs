@@ -63,9 +63,11 @@ fn build_scheme(scheme: &str, a: &[u64], b: &[u64]) -> PyResult<Scheme> {
     Ok(s)
 }
 
+type ArrayPair<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>);
+
 /// minhash_fast_params(num_perm, seed) -> (a, b): parameters of the fast scheme.
 #[pyfunction]
-fn minhash_fast_params<'py>(py: Python<'py>, num_perm: usize, seed: u64) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
+fn minhash_fast_params<'py>(py: Python<'py>, num_perm: usize, seed: u64) -> PyResult<ArrayPair<'py>> {
     match Scheme::fast(num_perm, seed)? {
         Scheme::Fast { a, b } => {
             let widen = |v: Vec<u32>| v.into_iter().map(u64::from).collect::<Vec<u64>>();
