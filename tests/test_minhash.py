@@ -590,3 +590,52 @@ def test_demo_reports_near_duplicates(tmp_path: Path) -> None:
     assert "1 clusters, 1 of 5 files would be removed" in r.stdout
     cl = pq.read_table(out / "minhash_clusters.parquet").to_pydict()
     assert sorted(Path(p).name for p in cl["id"]) == ["copy.py", "m1.py"]
+
+
+def test_dedup_shards_against_index(tmp_path: Path) -> None:
+    from gristmill.minhash import MinHashIndex
+
+    docs = _near_duplicate_sample(30, seed=8)
+    half = len(docs) // 2
+    mh = MinHasher(num_perm=128)
+    b, r = lsh_params(0.8, 128, (0.05, 0.95))
+    idx = MinHashIndex(tmp_path / "idx", num_perm=128, params=(b, r), hasher=mh)
+    r1 = dedup_minhash(docs[:half], 0.8, index=idx, bands=b, rows=r)
+    assert r1.summary["removed_by_index"] == 0 and len(idx) == int(r1.keep.sum())
+    r2 = dedup_minhash(docs[half:], 0.8, index=idx, bands=b, rows=r, index_keys=[f"s2-{i}" for i in range(len(docs) - half)])
+    # what survives both shards never collides with anything kept before
+    kept_1 = np.flatnonzero(r1.keep)
+    kept_2 = half + np.flatnonzero(r2.keep)
+    full = dedup_minhash(docs, 0.8, bands=b, rows=r, return_signatures=True)
+    sig = full.signatures
+    for j in kept_2:
+        for i in kept_1:
+            assert not np.any(np.all((sig[i] == sig[j]).reshape(b, r), axis=1))
+    assert r2.summary["removed_by_index"] == int((r2.index_match >= 0).sum())
+    assert len(idx) == len(kept_1) + len(kept_2)
+    # the same shard again: everything is already in the index
+    r3 = dedup_minhash(docs[half:], 0.8, index=idx, bands=b, rows=r)
+    assert not r3.keep[np.flatnonzero(r2.keep)].any()
+    with pytest.raises(ValueError, match="differs from the index"):
+        dedup_minhash(docs[:3], 0.8, index=idx, hasher=MinHasher(num_perm=128, ngram=3))
+
+
+def test_cli_index_across_shards(tmp_path: Path) -> None:
+    import json
+
+    src, recs = _write_corpus(tmp_path)
+    idx = tmp_path / "seen.idx"
+    r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o1"), "--index", str(idx), "--json")
+    assert r.returncode == 0, r.stderr
+    s1 = json.loads(r.stdout)
+    assert s1["removed_by_index"] == 0 and s1["index"]["items"] == s1["docs_kept"]
+    # the same shard again (another file name): every document is already indexed
+    again = tmp_path / "again.jsonl"
+    again.write_text(src.read_text())
+    r = _cli("dedup", "minhash", str(again), "-o", str(tmp_path / "o2"), "--index", str(idx), "--json")
+    assert r.returncode == 0, r.stderr
+    s2 = json.loads(r.stdout)
+    assert s2["docs_kept"] == 0 and s2["removed_by_index"] == s1["docs_kept"]
+    assert (tmp_path / "o2" / "again.jsonl").read_text() == ""
+    r = _cli("dedup", "minhash", str(again), "-o", str(tmp_path / "o3"), "--index", str(idx), "--threshold", "0.5")
+    assert r.returncode == 1 and "bands: index has" in r.stderr

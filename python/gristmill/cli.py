@@ -252,7 +252,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from gristmill.io import atomic_write, check_output_path, write_json
-    from gristmill.minhash import MinHasher, corpus_column_scores, dedup_minhash
+    from gristmill.minhash import DEDUP_WEIGHTS, MinHasher, MinHashIndex, corpus_column_scores, dedup_minhash
 
     corpus = corpus_from_args(args)
     out = Path(args.output)
@@ -260,6 +260,11 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     timer = _progress.Timer()
     hasher = MinHasher(num_perm=args.num_perm, seed=args.seed, ngram=args.ngram, unit=args.unit,
                        fold_digits=args.fold_digits, nfkc=args.nfkc)
+    index = None
+    if args.index:
+        params = (args.bands, args.rows) if args.bands and args.rows else None
+        index = MinHashIndex(args.index, threshold=args.threshold, num_perm=args.num_perm,
+                             weights=DEDUP_WEIGHTS, params=params, hasher=hasher)
     scores = None
     if args.keep.startswith("column:"):
         with timer("read_keep_column"):
@@ -274,7 +279,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
 
         res = dedup_minhash(
             corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
-            keep=args.keep, keep_scores=scores, progress=progress,
+            keep=args.keep, keep_scores=scores, progress=progress, index=index,
         )
     if scores is not None and len(scores) != res.summary["docs_in"]:
         raise CorpusError(f"read {len(scores)} values of {args.keep} for {res.summary['docs_in']} documents")
@@ -295,6 +300,8 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     summary["clusters_report"] = str(report)
     if corpus.skipped:
         summary["skipped_invalid_utf8"] = len(corpus.skipped)
+    if index is not None:
+        summary["index"] = {"path": str(args.index), "items": len(index)}
     write_json(out / "minhash_summary.json", summary)
     if args.json:
         print(json.dumps(summary))
@@ -302,6 +309,8 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
         print(f"{summary['docs_in']:,} documents in, {summary['removed']:,} removed "
               f"({summary['clusters']:,} clusters; bands x rows = {summary['bands']} x {summary['rows']}"
               f"{', verified' if args.verify else ''})")
+        if index is not None:
+            print(f"{summary['removed_by_index']:,} of them matched {args.index}, which now holds {len(index):,} documents")
         print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
     return 0
 
@@ -330,6 +339,7 @@ def _add_dedup(sub: Any) -> None:
         gristmill dedup minhash data/*.jsonl.zst -o deduped/
         gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --verify --keep longest
         gristmill dedup minhash shard.jsonl -o out/ --keep column:quality --num-perm 256
+        gristmill dedup minhash shard-002.jsonl -o out-002/ --index seen.idx/
         """,
     )
     add_input_args(m)
@@ -347,6 +357,9 @@ def _add_dedup(sub: Any) -> None:
                    help="which document of a cluster to keep (default: first)")
     m.add_argument("--fold-digits", action="store_true", help="treat all digits as 0 when shingling")
     m.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before shingling")
+    m.add_argument("--index", default=None, metavar="DIR",
+                   help="persistent index of earlier shards: also drop documents matching it, "
+                        "then add the kept ones (created if missing)")
     m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     m.set_defaults(func=_run_dedup_minhash)
 

@@ -330,6 +330,8 @@ class MinHashDedupResult:
         summary: counts and parameters (JSON-serialisable).
         timings: wall seconds per stage.
         signatures: the signature matrix (when ``return_signatures=True``).
+        index_match: with ``index``, per document the insertion position of the earliest
+            indexed item it collides with (dropped), or -1.
     """
 
     keep: np.ndarray
@@ -339,6 +341,7 @@ class MinHashDedupResult:
     summary: Dict[str, Any]
     timings: Dict[str, float] = field(default_factory=dict)
     signatures: Optional[np.ndarray] = None
+    index_match: Optional[np.ndarray] = None
 
 
 def _batches_of(corpus_or_texts: Any, batch_size: int) -> Iterable[Tuple[Optional[pa.Array], pa.Array]]:
@@ -373,6 +376,8 @@ def dedup_minhash(
     threads: Optional[int] = None,
     progress: Any = None,
     return_signatures: bool = False,
+    index: Optional["MinHashIndex"] = None,
+    index_keys: Optional[Sequence[str]] = None,
 ) -> MinHashDedupResult:
     """Find clusters of near-duplicate documents and decide which copy to keep.
 
@@ -398,6 +403,10 @@ def dedup_minhash(
         batch_size: documents per signature batch (results do not depend on it).
         threads: worker threads (``None``: all cores). Results do not depend on it.
         progress: a callable ``progress(stage, docs_done)`` or ``None``.
+        index: a :class:`MinHashIndex` of earlier shards. Documents kept within this corpus
+            that share an LSH band with an indexed item are dropped too (``index_match``),
+            and the survivors are inserted into the index (keys: ``index_keys``, else the
+            corpus ids, else ``"doc<i>"``). Its hasher is used for the signatures.
 
     >>> texts = ["a b c d e f g h", "a b c d e f g h", "something completely different here"]
     >>> r = dedup_minhash(texts, 0.8, ngram=3)
@@ -406,6 +415,10 @@ def dedup_minhash(
     """
     t_all = time.perf_counter()
     threshold = _check_threshold(threshold)
+    if index is not None:
+        if hasher is not None and hasher.describe() != index.hasher.describe():
+            raise ValueError(f"hasher {hasher!r} differs from the index's {index.hasher!r}")
+        hasher = index.hasher
     if hasher is None:
         hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, threads=threads)
     bands, rows = _resolve_bands(threshold, hasher.num_perm, bands, rows, weights)
@@ -467,12 +480,34 @@ def dedup_minhash(
     component = out["component"]
     kept_doc = out["kept_doc"]
     keep_mask = kept_doc == np.arange(n, dtype=np.uint32)
+    index_match = None
+    all_ids: Optional[pa.Array] = None
+    if id_parts and sum(len(x) for x in id_parts) == n:
+        all_ids = pa.chunked_array(id_parts).combine_chunks()
+    if index is not None:
+        t0 = time.perf_counter()
+        index_match = np.full(n, -1, dtype=np.int64)
+        cand = np.flatnonzero(keep_mask & eligible)
+        if len(cand):
+            index_match[cand] = index.query_batch(sig[cand])
+        keep_mask &= index_match < 0
+        new = np.flatnonzero(keep_mask & eligible)
+        if index_keys is not None:
+            if len(index_keys) != n:
+                raise ValueError(f"index_keys has {len(index_keys)} keys for {n} documents")
+            keys = [str(index_keys[i]) for i in new]
+        elif all_ids is not None:
+            keys = all_ids.take(pa.array(new, pa.int64())).to_pylist()
+        else:
+            keys = [f"doc{i}" for i in new]
+        if len(new):
+            index.insert(keys, sig[new])
+        timings["index"] = time.perf_counter() - t0
     cols: Dict[str, Any] = {
         "cluster": pa.array(out["r_cluster"], pa.uint32()),
         "doc": pa.array(out["r_doc"], pa.uint32()),
     }
-    if id_parts and sum(len(x) for x in id_parts) == n:
-        all_ids = pa.chunked_array(id_parts).combine_chunks()
+    if all_ids is not None:
         cols["id"] = all_ids.take(pa.array(out["r_doc"]))
         cols["kept_id"] = all_ids.take(pa.array(out["r_kept_doc"]))
     cols["kept_doc"] = pa.array(out["r_kept_doc"], pa.uint32())
@@ -508,12 +543,13 @@ def dedup_minhash(
         "candidate_pairs": int(out["candidate_pairs"]),
         "verified_pairs": int(out["verified_pairs"]),
         "rejected_pairs": int(out["rejected_pairs"]),
+        "removed_by_index": int((index_match >= 0).sum()) if index_match is not None else 0,
         "minhash": hasher.describe(),
         "seconds": {k: round(v, 4) for k, v in timings.items()},
     }
     return MinHashDedupResult(
         keep=keep_mask, component=component, clusters=clusters, pairs=pairs, summary=summary, timings=timings,
-        signatures=sig if return_signatures else None,
+        signatures=sig if return_signatures else None, index_match=index_match,
     )
 
 

@@ -137,16 +137,15 @@ fn normalise_str(src: &str, cfg: &ShingleConfig, buf: &mut Vec<u8>, starts: &mut
                 continue;
             }
             start_word(buf, starts, &mut pending);
-            buf.push(o);
-            // the rest of an ASCII word in a tight loop
+            // the whole ASCII word at once: find its end, then map it in one extend
+            let begin = i - 1;
             while let Some(&b) = bytes.get(i) {
-                let o = if b < 0x80 { table[b as usize] } else { 0 };
-                if o == 0 {
+                if b >= 0x80 || table[b as usize] == 0 {
                     break;
                 }
-                buf.push(o);
                 i += 1;
             }
+            buf.extend(bytes[begin..i].iter().map(|&b| table[b as usize]));
             continue;
         }
         // `i` is always at a character boundary: ASCII advances by 1, others by their length.
