@@ -370,7 +370,7 @@ def dedup_minhash(
     weights: Tuple[float, float] = DEDUP_WEIGHTS,
     verify: bool = False,
     keep: str = "first",
-    keep_scores: Optional[Sequence[float]] = None,
+    keep_scores: Optional[Union[Sequence[float], np.ndarray]] = None,
     hasher: Optional[MinHasher] = None,
     batch_size: int = 8192,
     threads: Optional[int] = None,
@@ -495,7 +495,7 @@ def dedup_minhash(
         if index_keys is not None:
             if len(index_keys) != n:
                 raise ValueError(f"index_keys has {len(index_keys)} keys for {n} documents")
-            keys = [str(index_keys[i]) for i in new]
+            keys = [str(index_keys[int(i)]) for i in new]
         elif all_ids is not None:
             keys = all_ids.take(pa.array(new, pa.int64())).to_pylist()
         else:
