@@ -2,6 +2,7 @@
 //! `python` feature.
 
 pub mod error;
+pub mod suffix;
 pub mod text;
 
 pub use error::{Error, Result};

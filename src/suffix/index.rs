@@ -1,0 +1,3 @@
+//! placeholder
+pub struct SuffixIndex;
+pub struct IndexInfo;
