@@ -15,5 +15,5 @@ pub mod index;
 pub mod repeats;
 pub mod sa;
 
-pub use index::{IndexInfo, SuffixIndex};
+pub use index::{corpus_checksum, IndexInfo, SuffixIndex};
 pub use repeats::{contamination, find_repeats, trim_docs, Keep, RepeatStats, Span};
