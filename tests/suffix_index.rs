@@ -47,8 +47,8 @@ proptest! {
             prop_assert_eq!(idx.locate(p, usize::MAX).unwrap(), expect.clone());
             prop_assert_eq!(idx.locate(p, 1).unwrap().len(), expect.len().min(1));
         }
-        for d in 0..docs.len() {
-            prop_assert_eq!(idx.document(d).unwrap(), &docs[d][..]);
+        for (d, doc) in docs.iter().enumerate() {
+            prop_assert_eq!(idx.document(d).unwrap(), &doc[..]);
         }
         idx.check_corpus(owned.view()).unwrap();
     }

@@ -73,8 +73,8 @@ fn reference_contamination(train: &[Vec<u8>], eval: &[Vec<u8>], l: usize) -> Vec
         if doc.len() >= l {
             for p in 0..=doc.len() - l {
                 if let Some(&c) = counts.get(&doc[p..p + l]) {
-                    for i in p..p + l {
-                        cov[d][i] = cov[d][i].max(c);
+                    for x in &mut cov[d][p..p + l] {
+                        *x = (*x).max(c);
                     }
                 }
             }
@@ -210,7 +210,7 @@ fn keep_first_keeps_first_copy_of_long_passage_intact() {
     let mut d1 = b"second doc;".to_vec();
     d1.extend_from_slice(&passage);
     d1.extend_from_slice(b"?tail two");
-    let docs = vec![d0.clone(), d1.clone(), passage.clone()];
+    let docs = [d0.clone(), d1.clone(), passage.clone()];
     let owned: OwnedDocs = docs.iter().collect();
     let (spans, _) = find_repeats(owned.view(), &opts(20, Keep::First, 0, IndexWidth::Auto)).unwrap();
     // doc 0 untouched; doc 1 loses exactly the passage; doc 2 is entirely removed.
@@ -229,7 +229,7 @@ fn keep_first_keeps_first_copy_of_long_passage_intact() {
 #[test]
 fn repeats_never_cross_document_boundaries() {
     // "abc|def" + "abcdef": the window "cde" exists only across the boundary of docs 0/1.
-    let docs = vec![b"abc".to_vec(), b"def".to_vec(), b"xabcdefx".to_vec()];
+    let docs = [b"abc".to_vec(), b"def".to_vec(), b"xabcdefx".to_vec()];
     let owned: OwnedDocs = docs.iter().collect();
     let (spans, _) = find_repeats(owned.view(), &opts(3, Keep::None, 1, IndexWidth::Auto)).unwrap();
     assert_eq!(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from gristmill._native import GristmillError, __version__
 from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill.suffix import SuffixIndex, contamination, dedup_exact, find_repeats
 
 __all__ = [
     "__version__",
@@ -19,4 +20,8 @@ __all__ = [
     "CorpusError",
     "Corpus",
     "corpus_stats",
+    "SuffixIndex",
+    "contamination",
+    "dedup_exact",
+    "find_repeats",
 ]

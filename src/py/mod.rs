@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod convert;
 mod stats;
+mod suffix;
 
 pub(crate) use convert::{DocsArg, GristmillError};
 
@@ -14,5 +15,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GristmillError", m.py().get_type::<GristmillError>())?;
     stats::register(m)?;
+    suffix::register(m)?;
     Ok(())
 }

@@ -107,7 +107,7 @@ impl IndexInfo {
         };
         let expect = layout(info.text_len, info.num_docs, info.sa_width);
         if !(info.sa_width == 4 || info.sa_width == 8)
-            || expect.map(|(d, s, e)| (d, s, e)) != Some((info.docs_off, info.sa_off, info.file_len))
+            || expect != Some((info.docs_off, info.sa_off, info.file_len))
             || info.text_off != HEADER as u64
         {
             return Err(bad("inconsistent index header (corrupted file)".into()));

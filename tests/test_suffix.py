@@ -1,0 +1,341 @@
+"""Exact-substring dedup: brute-force differential tests, peer SA equality, the index, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import gristmill
+from gristmill import GristmillError, SuffixIndex, contamination, dedup_exact, find_repeats
+from gristmill._native import suffix_find_repeats
+from gristmill._arrow import string_buffers
+from gristmill.suffix import suffix_array
+
+# ----------------------------------------------------------------------------------------------
+# brute-force reference (bytes), straight from the documented definitions
+
+
+def _runs(cov: List[List[int]], prot: List[List[bool]]) -> List[Tuple[int, int, int, int]]:
+    out = []
+    for d, c in enumerate(cov):
+        cur = None
+        for i in range(len(c) + 1):
+            removed = i < len(c) and c[i] > 0 and not prot[d][i]
+            if removed:
+                cur = [i, i + 1, c[i]] if cur is None else [cur[0], i + 1, max(cur[2], c[i])]
+            elif cur is not None:
+                out.append((d, cur[0], cur[1], cur[2]))
+                cur = None
+    return out
+
+
+def _snap(texts: List[bytes], spans):
+    out = []
+    for d, s, e, o in spans:
+        b = texts[d]
+        while s < len(b) and (b[s] & 0xC0) == 0x80:
+            s += 1
+        while 0 < e < len(b) and (b[e] & 0xC0) == 0x80:
+            e -= 1
+        if s < e:
+            out.append((d, s, e, o))
+    return out
+
+
+def reference_repeats(texts: List[str], L: int, keep: str):
+    bs = [t.encode() for t in texts]
+    classes: Dict[bytes, List[Tuple[int, int]]] = defaultdict(list)
+    for d, b in enumerate(bs):
+        for p in range(len(b) - L + 1):
+            classes[b[p : p + L]].append((d, p))
+    cov = [[0] * len(b) for b in bs]
+    prot = [[False] * len(b) for b in bs]
+    for occ in classes.values():
+        if len(occ) < 2:
+            continue
+        first = min(occ)
+        for d, p in occ:
+            for i in range(p, p + L):
+                if keep == "first" and (d, p) == first:
+                    prot[d][i] = True
+                else:
+                    cov[d][i] = max(cov[d][i], len(occ))
+    return _snap(bs, _runs(cov, prot))
+
+
+def reference_contamination(train: List[str], ev: List[str], L: int):
+    counts: Dict[bytes, int] = defaultdict(int)
+    for t in train:
+        b = t.encode()
+        for p in range(len(b) - L + 1):
+            counts[b[p : p + L]] += 1
+    bs = [t.encode() for t in ev]
+    cov = [[0] * len(b) for b in bs]
+    for d, b in enumerate(bs):
+        for p in range(len(b) - L + 1):
+            c = counts.get(b[p : p + L], 0)
+            if c:
+                for i in range(p, p + L):
+                    cov[d][i] = max(cov[d][i], c)
+    return _snap(bs, _runs(cov, [[False] * len(b) for b in bs]))
+
+
+def as_tuples(table: pa.Table):
+    cols = [table.column(i).to_pylist() for i in range(4)]
+    return list(zip(*cols))
+
+
+def apply_removal(texts: List[str], spans) -> List[str]:
+    out = []
+    for d, t in enumerate(texts):
+        b = t.encode()
+        keep = bytearray()
+        pos = 0
+        for dd, s, e, _ in spans:
+            if dd == d:
+                keep += b[pos:s]
+                pos = e
+        keep += b[pos:]
+        out.append(keep.decode("utf-8"))
+    return out
+
+
+# multi-byte characters of every UTF-8 length, a tiny alphabet so repeats are common
+ALPHABET = st.sampled_from(["a", "b", "é", "ß", "中", "文", "🎉", " "])
+doc = st.lists(ALPHABET, max_size=30).map("".join)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(doc, min_size=1, max_size=10), L=st.integers(1, 12), keep=st.sampled_from(["none", "first"]))
+def test_find_repeats_matches_brute_force(texts, L, keep):
+    if L > max(len(t.encode()) for t in texts):
+        with pytest.raises(GristmillError, match="larger than every document"):
+            find_repeats(texts, L, keep)
+        return
+    got = as_tuples(find_repeats(texts, L, keep))
+    assert got == reference_repeats(texts, L, keep)
+    # removal leaves valid UTF-8 and equals dedup_exact's output
+    r = dedup_exact(texts, L, keep)
+    assert r.texts.to_pylist() == apply_removal(texts, got)
+    assert r.summary["bytes_removed"] == sum(e - s for _, s, e, _ in got)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.lists(st.sampled_from(["x", "é", "🎉"]), max_size=3).map("".join), min_size=50, max_size=300),
+       L=st.integers(1, 4))
+def test_many_tiny_documents(texts, L):
+    if L > max(len(t.encode()) for t in texts):
+        return
+    for keep in ("none", "first"):
+        assert as_tuples(find_repeats(texts, L, keep)) == reference_repeats(texts, L, keep)
+
+
+@settings(max_examples=15, deadline=None)
+@given(unit=st.lists(ALPHABET, min_size=1, max_size=40).map("".join), reps=st.integers(2, 60),
+       noise=st.lists(ALPHABET, max_size=400).map("".join), L=st.integers(2, 30))
+def test_one_huge_document(unit, reps, noise, L):
+    big = noise[: len(noise) // 2] + unit * reps + noise[len(noise) // 2 :] + unit
+    texts = [big]
+    if L > len(big.encode()):
+        return
+    for keep in ("none", "first"):
+        assert as_tuples(find_repeats(texts, L, keep)) == reference_repeats(texts, L, keep)
+
+
+@settings(max_examples=150, deadline=None)
+@given(train=st.lists(doc, min_size=1, max_size=6), ev=st.lists(doc, min_size=1, max_size=6), L=st.integers(1, 8))
+def test_contamination_matches_brute_force(train, ev, L):
+    if L > max(len(t.encode()) for t in ev) or L > max(len(t.encode()) for t in train):
+        with pytest.raises(GristmillError):
+            contamination(train, ev, L)
+        return
+    r = contamination(train, ev, L)
+    got = as_tuples(r.spans)
+    assert got == reference_contamination(train, ev, L)
+    contaminated = sorted({d for d, *_ in got})
+    assert r.documents.column("eval_doc").to_pylist() == contaminated
+    assert r.summary["contaminated_bytes"] == sum(e - s for _, s, e, _ in got)
+
+
+# ----------------------------------------------------------------------------------------------
+# real text
+
+
+def stdlib_texts(limit_bytes: int, pattern: str = "*.py") -> List[str]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out, total = [], 0
+    for p in sorted(root.rglob(pattern)):
+        if "site-packages" in p.parts:
+            continue
+        try:
+            t = p.read_text("utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        out.append(t)
+        total += len(t)
+        if total >= limit_bytes:
+            break
+    return out
+
+
+def test_suffix_array_equals_pydivsufsort_on_real_text():
+    pydivsufsort = pytest.importorskip("pydivsufsort")
+    text = "\n".join(stdlib_texts(3_000_000)).encode()
+    data = np.frombuffer(text, dtype=np.uint8).copy()  # pydivsufsort needs a writable array
+    ours = suffix_array(data)
+    peer = pydivsufsort.divsufsort(data)
+    assert ours.dtype == np.int32
+    np.testing.assert_array_equal(ours, peer.astype(np.int32))
+    np.testing.assert_array_equal(suffix_array(data, threads=1), ours)
+    np.testing.assert_array_equal(gristmill._native.suffix_array_bytes(data, 2, True), peer.astype(np.int64))
+
+
+def test_real_text_matches_reference_and_is_thread_independent():
+    texts = stdlib_texts(150_000)
+    for keep in ("none", "first"):
+        base = find_repeats(texts, 60, keep, threads=1)
+        assert as_tuples(base) == reference_repeats(texts, 60, keep)
+        assert base.num_rows > 0
+        for threads in (2, 3):
+            assert find_repeats(texts, 60, keep, threads=threads).equals(base)
+        # 64-bit indices give the same answer
+        d, s, e, o, _ = suffix_find_repeats(string_buffers(texts), 60, keep, 2, True)
+        assert list(zip(d.tolist(), s.tolist(), e.tolist(), o.tolist())) == as_tuples(base)
+
+
+def test_keep_first_keeps_the_first_copy_whole():
+    passage = "Ce passage répété contient des caractères accentués — et un emoji 🎉 — au milieu."
+    texts = ["début:" + passage + ":fin", "autre;" + passage + ";fin", passage, "rien à voir"]
+    r = dedup_exact(texts, 30, "first")
+    assert r.texts.to_pylist() == [texts[0], "autre;;fin", "", "rien à voir"]
+    assert r.summary["documents_touched"] == 2 and r.summary["documents_emptied"] == 1
+    r = dedup_exact(texts, 30, "none")
+    assert r.texts.to_pylist() == ["début::fin", "autre;;fin", "", "rien à voir"]
+    assert set(r.timings) >= {"read", "suffix_array", "lcp", "find_repeats", "collect_spans", "trim"}
+
+
+def test_spans_never_cut_characters():
+    # The shared bytes end inside a 4-byte character: the span is shrunk, the character kept.
+    a, b = "xx🎉 shared text 😀", "yy🎉 shared text 😁"  # 😀/😁 share their first 3 bytes
+    spans = as_tuples(find_repeats([a, b], 5))
+    for d, s, e, _ in spans:
+        [a, b][d].encode()[s:e].decode("utf-8")  # must not raise
+    # raw shared bytes are [2, 22) (three bytes into the emoji); the span stops before it
+    assert spans == [(0, 2, 19, 2), (1, 2, 19, 2)]
+
+
+def test_corpus_input_and_ids(tmp_path):
+    import json
+
+    p = tmp_path / "c.jsonl"
+    lines = [{"text": "unique start " + "the repeated paragraph of text" * 2}, {"text": "the repeated paragraph of text" * 2}]
+    p.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = dedup_exact(gristmill.Corpus([p]), 40, "first")
+    assert r.spans.column("id").to_pylist() == [f"{p}:2"]
+    assert r.texts.to_pylist()[1] == ""
+
+
+# ----------------------------------------------------------------------------------------------
+# on-disk index
+
+
+def _find_all(b: bytes, pat: bytes):
+    i = b.find(pat)
+    while i >= 0:
+        yield i
+        i = b.find(pat, i + 1)
+
+
+def test_index_counts_match_naive_on_real_text(tmp_path):
+    texts = stdlib_texts(400_000)
+    path = tmp_path / "std.gsi"
+    idx = SuffixIndex.build(texts, path)
+    encoded = [t.encode() for t in texts]
+    assert idx.num_docs == len(texts)
+    for pat in ["def ", "self.assertEqual(", "import os\n", "é", "\n\n\n", "zzzqqq", "class "]:
+        naive = [(d, i) for d, b in enumerate(encoded) for i in _find_all(b, pat.encode())]
+        assert idx.count(pat) == len(naive)
+        loc = idx.locate(pat, limit=len(naive) + 5)
+        assert list(zip(loc.column("doc").to_pylist(), loc.column("offset").to_pylist())) == sorted(naive)
+        assert idx.locate(pat, limit=3).num_rows == min(3, len(naive))
+    assert idx.document(3) == texts[3]
+    idx.check_corpus(texts)
+    with pytest.raises(GristmillError, match="does not match"):
+        idx.check_corpus(texts[:-1] + [texts[-1] + "!"])
+    reopened = SuffixIndex.open(path, verify=True)
+    assert reopened.count("def ") == idx.count("def ")
+
+
+def test_damaged_index_never_looks_valid(tmp_path):
+    path = tmp_path / "a.gsi"
+    SuffixIndex.build(["alpha beta", "beta gamma"], path)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) - 3])
+    with pytest.raises(GristmillError, match="truncated"):
+        SuffixIndex.open(path)
+    path.write_bytes(b"\0" * len(good))
+    with pytest.raises(GristmillError, match="not a gristmill suffix index"):
+        SuffixIndex.open(path)
+    bad = bytearray(good)
+    bad[-1] ^= 0xFF
+    path.write_bytes(bytes(bad))
+    with pytest.raises(GristmillError, match="checksum"):
+        SuffixIndex.open(path, verify=True)
+    with pytest.raises(OSError):
+        SuffixIndex.open(tmp_path / "missing.gsi")
+
+
+def test_disk_full_while_writing_index_leaves_nothing(tmp_path):
+    # RLIMIT_FSIZE makes writes fail with EFBIG (SIGXFSZ ignored) — the same path as ENOSPC.
+    code = textwrap.dedent(f"""
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+        from gristmill import SuffixIndex
+        try:
+            SuffixIndex.build(["some text " * 1000, "more text " * 1000], {str(tmp_path / 'full.gsi')!r})
+        except OSError as e:
+            print("OSError", e)
+            sys.exit(0)
+        sys.exit(3)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OSError" in r.stdout
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="at least 1"):
+        find_repeats(["abc"], 0)
+    with pytest.raises(GristmillError, match="larger than every document"):
+        find_repeats(["abc", "de"], 4)
+    with pytest.raises(ValueError, match="keep"):
+        find_repeats(["abc"], 1, keep="last")
+    with pytest.raises(TypeError):
+        find_repeats(["abc"], 1.5)
+    with pytest.raises(ValueError, match="threads"):
+        find_repeats(["abc"], 1, threads=0)
+    with pytest.raises(GristmillError, match="evaluation corpus"):
+        contamination(["a long training document"], ["short"], 10)
+    assert find_repeats([], 5).num_rows == 0  # no documents: nothing to compare, no error
+
+
+def test_empty_documents_only():
+    with pytest.raises(GristmillError, match="larger than every document"):
+        find_repeats(["", ""], 1)
