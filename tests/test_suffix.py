@@ -339,3 +339,81 @@ def test_bad_arguments():
 def test_empty_documents_only():
     with pytest.raises(GristmillError, match="larger than every document"):
         find_repeats(["", ""], 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+
+
+def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gristmill", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_dedup_exact_rewrites_every_input_format(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    texts = stdlib_texts(60_000)
+    texts = texts + [texts[0][:500] + " and a new ending é中"]  # a partial copy
+    jl = tmp_path / "c.jsonl"
+    jl.write_text("".join(json.dumps({"text": t, "meta": i}) + "\n" for i, t in enumerate(texts)))
+    pqf = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": texts, "n": list(range(len(texts)))}), pqf)
+    expect = dedup_exact(texts, 50, "first")
+    kept = [t for t, orig in zip(expect.texts.to_pylist(), texts) if t or not orig]
+    for src in (jl, pqf):
+        out = tmp_path / f"out-{src.suffix[1:]}"
+        r = _cli("dedup", "exact", str(src), "-o", str(out), "--min-length", "50", "--keep", "first", "--json")
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout)
+        assert summary["bytes_removed"] == expect.summary["bytes_removed"] > 0
+        assert set(summary["timings"]) >= {"suffix_array", "lcp", "find_repeats", "write"}
+        if src.suffix == ".jsonl":
+            rows = [json.loads(x) for x in (out / "c.jsonl").read_text().splitlines()]
+            assert [x["text"] for x in rows] == kept
+            assert all("meta" in x for x in rows)  # other fields preserved
+        else:
+            assert pq.read_table(out / "c.parquet").column("text").to_pylist() == kept
+        spans = pq.read_table(out / "dedup-exact.spans.parquet")
+        assert spans.column_names == ["doc", "id", "start", "end", "occurrences"]
+        assert spans.drop(["id"]).equals(expect.spans)
+        assert json.loads((out / "dedup-exact.summary.json").read_text())["spans"] == expect.summary["spans"]
+
+
+def test_cli_contamination_and_index(tmp_path):
+    import json
+
+    train = tmp_path / "train.jsonl"
+    ev = tmp_path / "eval.jsonl"
+    shared = "The quick brown fox jumps over the lazy dog near the riverbank."
+    train.write_text(json.dumps({"text": "alpha " + shared + " omega"}) + "\n" + json.dumps({"text": "unrelated words"}) + "\n")
+    ev.write_text(json.dumps({"text": "question: " + shared}) + "\n" + json.dumps({"text": "clean eval item"}) + "\n")
+    r = _cli("contamination", "--train", str(train), "--eval", str(ev), "--min-length", "20", "-o", str(tmp_path / "c"), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["contaminated_documents"] == 1 and s["contaminated_bytes"] == len(shared) + 1  # + the space before
+    idx = tmp_path / "t.gsi"
+    r = _cli("index", "build", str(train), "-o", str(idx))
+    assert r.returncode == 0, r.stderr
+    r = _cli("index", "count", str(idx), "fox", "zebra", "--json")
+    assert json.loads(r.stdout) == {"fox": 1, "zebra": 0}
+    r = _cli("index", "locate", str(idx), "the", "--json")
+    assert json.loads(r.stdout)["hits"] == [{"doc": 0, "offset": 37}, {"doc": 0, "offset": 55}]
+    assert _cli("index", "verify", str(idx), "--corpus", str(train)).returncode == 0
+    r = _cli("index", "count", str(idx), "fox", "--corpus", str(ev))
+    assert r.returncode == 1 and "does not match the corpus" in r.stderr
+    idx.write_bytes(idx.read_bytes()[:-1])
+    r = _cli("index", "count", str(idx), "fox")
+    assert r.returncode == 1 and "truncated" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_bad_arguments(tmp_path):
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"text": "short"}\n')
+    r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--min-length", "0")
+    assert r.returncode == 1 and "at least 1" in r.stderr
+    r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--min-length", "100")
+    assert r.returncode == 1 and "larger than every document" in r.stderr and "5 bytes" in r.stderr
+    r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--keep", "last")
+    assert r.returncode == 2

@@ -270,14 +270,14 @@ fn sweep_doc<O: SaIndex>(
     }
 }
 
-fn check_min_length(l: usize, bounds: &[usize], what: &str) -> Result<()> {
+fn check_min_length(l: usize, bounds: &[usize], what: &str, unit: &str) -> Result<()> {
     if l < 1 {
         return Err(Error::invalid_argument("min_length must be at least 1"));
     }
     let longest = bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     if bounds.len() > 1 && l > longest {
         return Err(Error::invalid_argument(format!(
-            "min_length {l} is larger than every document of {what} (the longest has {longest} symbols), \
+            "min_length {l} is larger than every document of {what} (the longest has {longest} {unit}), \
              so no repeat can be found"
         )));
     }
@@ -296,7 +296,7 @@ where
     i64: libsais::SupportsPlcpOutputFor<S>,
 {
     check_bounds(bounds, text.len())?;
-    check_min_length(opts.min_length, bounds, "the corpus")?;
+    check_min_length(opts.min_length, bounds, "the corpus", S::UNIT)?;
     match opts.width.bytes_for(text.len())? {
         4 => self_dedup::<S, i32>(text, bounds, opts),
         _ => self_dedup::<S, i64>(text, bounds, opts),
@@ -394,8 +394,8 @@ where
 {
     check_bounds(train_bounds, train.len())?;
     check_bounds(eval_bounds, eval.len())?;
-    check_min_length(opts.min_length, eval_bounds, "the evaluation corpus")?;
-    check_min_length(opts.min_length, train_bounds, "the training corpus")?;
+    check_min_length(opts.min_length, eval_bounds, "the evaluation corpus", S::UNIT)?;
+    check_min_length(opts.min_length, train_bounds, "the training corpus", S::UNIT)?;
     let mut text = Vec::with_capacity(train.len() + eval.len());
     text.extend_from_slice(train);
     text.extend_from_slice(eval);

@@ -70,9 +70,16 @@ impl IndexWidth {
 /// A symbol type libsais can sort directly: bytes (`u8`) or 16-bit token ids (`u16`).
 /// Larger vocabularies (u32 ids) go through libsais' integer-alphabet entry points; the
 /// rest of the suffix module is generic over this trait.
-pub trait Symbol: libsais::SmallAlphabet + Copy + Eq + Ord + Send + Sync + 'static {}
-impl Symbol for u8 {}
-impl Symbol for u16 {}
+pub trait Symbol: libsais::SmallAlphabet + Copy + Eq + Ord + Send + Sync + 'static {
+    /// Name of the length unit in messages ("bytes", "tokens").
+    const UNIT: &'static str;
+}
+impl Symbol for u8 {
+    const UNIT: &'static str = "bytes";
+}
+impl Symbol for u16 {
+    const UNIT: &'static str = "tokens";
+}
 
 /// Suffix array of `text` with entries of type `O` (`i32` or `i64`), using `threads`
 /// OpenMP threads (`0` = OpenMP default = all cores, `1` = single-threaded code path).
