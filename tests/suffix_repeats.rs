@@ -4,13 +4,13 @@ use std::collections::HashMap;
 
 use gristmill::suffix::repeats::{contamination_symbols, find_repeats_symbols, Keep, RepeatOptions};
 use gristmill::suffix::sa::{suffix_array_with_plcp, IndexWidth};
-use gristmill::suffix::{contamination, find_repeats, trim_docs, Span};
+use gristmill::suffix::{contamination, find_repeats, find_repeats_tokens, token_spans_to_bytes, trim_docs, Span};
 use gristmill::text::corpus::OwnedDocs;
 use proptest::prelude::*;
 
 /// Brute force: per-position removal flags and occurrence counts, then maximal runs.
-fn reference(docs: &[Vec<u8>], l: usize, keep: Keep) -> Vec<Span> {
-    let mut classes: HashMap<&[u8], Vec<(usize, usize)>> = HashMap::new();
+fn reference<T: std::hash::Hash + Eq>(docs: &[Vec<T>], l: usize, keep: Keep) -> Vec<Span> {
+    let mut classes: HashMap<&[T], Vec<(usize, usize)>> = HashMap::new();
     for (d, doc) in docs.iter().enumerate() {
         if doc.len() >= l {
             for p in 0..=doc.len() - l {
@@ -283,4 +283,55 @@ fn trim_rejects_bad_spans() {
     let (data, offs) = trim_docs(owned.view(), &ok).unwrap();
     assert_eq!(data, b"hloworld");
     assert_eq!(offs, vec![0, 3, 8]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(120))]
+
+    /// u32 token ids: a small alphabet (16-bit path) and a huge sparse one (> 65536 distinct
+    /// ids: libsais' integer path) both match the brute force.
+    #[test]
+    fn u32_tokens_match_brute_force(
+        docs in prop::collection::vec(prop::collection::vec(0u32..5, 0..30), 1..8),
+        l in 1usize..6,
+        first in any::<bool>(),
+        big in any::<bool>(),
+    ) {
+        prop_assume!(l <= docs.iter().map(|d| d.len()).max().unwrap_or(0));
+        let keep = if first { Keep::First } else { Keep::None };
+        let mut ids = Vec::new();
+        let mut b = vec![0];
+        for d in &docs { ids.extend_from_slice(d); b.push(ids.len()); }
+        if big {
+            // spread the ids out and append a filler document with 70,000 distinct ids
+            for x in ids.iter_mut() { *x = *x * 1_000_003 + 7; }
+            let filler: Vec<u32> = (0..70_000u32).map(|i| 3_000_000_000 + i).collect();
+            ids.extend_from_slice(&filler);
+            b.push(ids.len());
+        }
+        let (got, _) = find_repeats_tokens(&ids, &b, &opts(l, keep, 1, IndexWidth::Auto)).unwrap();
+        let mut all: Vec<Vec<u32>> = docs.clone();
+        if big {
+            all = all.into_iter().map(|d| d.into_iter().map(|x| x * 1_000_003 + 7).collect()).collect();
+            all.push((0..70_000u32).map(|i| 3_000_000_000 + i).collect());
+        }
+        prop_assert_eq!(got, reference(&all, l, keep));
+    }
+}
+
+#[test]
+fn token_spans_map_to_bytes() {
+    // doc 0: tokens "ab" "c" "de" (bytes 0,2,3; 5 bytes); doc 1: "ab" "c" (bytes 0,2; 3 bytes)
+    let bounds = [0usize, 3, 5];
+    let starts = [0u64, 2, 3, 0, 2];
+    let doc_bytes = [5u64, 3];
+    let spans = [Span { doc: 0, start: 0, end: 2, occurrences: 2 }, Span { doc: 1, start: 1, end: 2, occurrences: 2 }];
+    let got = token_spans_to_bytes(&spans, &bounds, &starts, &doc_bytes).unwrap();
+    assert_eq!(got, vec![Span { doc: 0, start: 0, end: 3, occurrences: 2 }, Span { doc: 1, start: 2, end: 3, occurrences: 2 }]);
+    assert!(token_spans_to_bytes(&spans, &bounds, &starts[..4], &doc_bytes).is_err());
+    let bad = [0u64, 4, 3, 0, 2];
+    let one = [Span { doc: 0, start: 1, end: 2, occurrences: 2 }];
+    assert!(token_spans_to_bytes(&one, &bounds, &bad, &doc_bytes).is_err());
+    let too_long = [0u64, 2, 9, 0, 2];
+    assert!(token_spans_to_bytes(&one, &bounds, &too_long, &doc_bytes).is_err());
 }

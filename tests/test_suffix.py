@@ -417,3 +417,79 @@ def test_cli_bad_arguments(tmp_path):
     assert r.returncode == 1 and "larger than every document" in r.stderr and "5 bytes" in r.stderr
     r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--keep", "last")
     assert r.returncode == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# token mode
+
+
+def reference_token_repeats(docs: List[List[int]], L: int, keep: str):
+    classes: Dict[tuple, List[Tuple[int, int]]] = defaultdict(list)
+    for d, t in enumerate(docs):
+        for p in range(len(t) - L + 1):
+            classes[tuple(t[p : p + L])].append((d, p))
+    cov = [[0] * len(t) for t in docs]
+    prot = [[False] * len(t) for t in docs]
+    for occ in classes.values():
+        if len(occ) < 2:
+            continue
+        first = min(occ)
+        for d, p in occ:
+            for i in range(p, p + L):
+                if keep == "first" and (d, p) == first:
+                    prot[d][i] = True
+                else:
+                    cov[d][i] = max(cov[d][i], len(occ))
+    return _runs(cov, prot)
+
+
+def _cl100k():
+    import base64
+    import gzip
+
+    tiktoken = pytest.importorskip("tiktoken")
+    vocab = Path(__file__).resolve().parents[1] / ".." / "shared" / "vocab" / "cl100k_base.tiktoken.gz"
+    if not vocab.exists():
+        pytest.skip("cl100k_base vocabulary not available")
+    ranks = {}
+    for line in gzip.open(vocab, "rt"):
+        tok, rank = line.split()
+        ranks[base64.b64decode(tok)] = int(rank)
+    pat = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+    return tiktoken.Encoding("cl100k_base", pat_str=pat, mergeable_ranks=ranks, special_tokens={})
+
+
+def test_token_mode_on_real_text_with_tiktoken():
+    from gristmill.suffix import find_token_repeats
+
+    enc = _cl100k()
+    texts = stdlib_texts(60_000)
+    toks = [enc.encode_ordinary(t) for t in texts]
+    for keep in ("none", "first"):
+        got = as_tuples(find_token_repeats(toks, 20, keep))
+        assert got == reference_token_repeats(toks, 20, keep)
+        assert got
+    lengths = [[len(enc.decode_single_token_bytes(x)) for x in t] for t in toks]
+    byte_spans = as_tuples(find_token_repeats(toks, 20, "first", token_lengths=lengths))
+    for (d, ts, te, o), (bd, bs, be, bo) in zip(as_tuples(find_token_repeats(toks, 20, "first")), byte_spans):
+        assert (d, o) == (bd, bo)
+        assert texts[d].encode()[bs:be] == b"".join(enc.decode_single_token_bytes(x) for x in toks[d][ts:te])
+    # the flat (ids, offsets) form gives the same answer
+    ids = np.concatenate([np.array(t, dtype=np.uint32) for t in toks])
+    offs = np.concatenate([[0], np.cumsum([len(t) for t in toks])])
+    assert as_tuples(find_token_repeats((ids, offs), 20, "first")) == as_tuples(find_token_repeats(toks, 20, "first"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(docs=st.lists(st.lists(st.integers(0, 4), max_size=25), min_size=1, max_size=6), L=st.integers(1, 5),
+       keep=st.sampled_from(["none", "first"]), spread=st.booleans())
+def test_token_mode_matches_brute_force_any_vocabulary(docs, L, keep, spread):
+    from gristmill.suffix import find_token_repeats
+
+    if spread:  # > 65536 distinct ids: libsais' integer-alphabet path
+        docs = [[x * 1_000_003 + 11 for x in d] for d in docs] + [list(range(4_000_000_000, 4_000_070_000))]
+    if L > max(len(d) for d in docs):
+        with pytest.raises(GristmillError, match="tokens"):
+            find_token_repeats(docs, L, keep)
+        return
+    assert as_tuples(find_token_repeats(docs, L, keep)) == reference_token_repeats(docs, L, keep)

@@ -19,6 +19,15 @@ _I64 = npt.NDArray[np.int64]
 def suffix_find_repeats(
     docs: _Docs, min_length: int, keep: str, threads: int = 0, force_64: bool = False
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
+def suffix_find_repeats_tokens(
+    ids: npt.NDArray[np.uint32],
+    doc_offsets: _I64,
+    min_length: int,
+    keep: str,
+    token_starts: npt.NDArray[np.uint64] | None = None,
+    doc_bytes: npt.NDArray[np.uint64] | None = None,
+    threads: int = 0,
+) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
 def suffix_contamination(
     train: _Docs, eval: _Docs, min_length: int, threads: int = 0, force_64: bool = False
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from os import PathLike, fspath
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +41,7 @@ from gristmill._arrow import TextLike, as_string_array, string_buffers
 
 __all__ = [
     "find_repeats",
+    "find_token_repeats",
     "dedup_exact",
     "contamination",
     "DedupResult",
@@ -117,6 +118,63 @@ def find_repeats(
     arr, _ = _gather(texts, "texts")
     out = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th)
     return _spans_table(out)
+
+
+def find_token_repeats(
+    tokens: Union[Sequence[Sequence[int]], Tuple[np.ndarray, np.ndarray]],
+    min_length: int = 50,
+    keep: str = "none",
+    *,
+    token_lengths: Optional[Union[Sequence[Sequence[int]], np.ndarray]] = None,
+    threads: Optional[int] = None,
+) -> pa.Table:
+    """Token mode: repeated runs of at least ``min_length`` tokens, per document.
+
+    ``tokens`` is either one sequence of token ids per document, or ``(ids, doc_offsets)``:
+    a flat ``uint32`` array of all ids and ``n + 1`` token offsets. Same semantics as
+    :func:`find_repeats` (windows never cross documents; ``keep`` none/first). Any vocabulary
+    size works (more than 65,536 distinct ids goes through libsais' integer alphabet).
+
+    Spans are in tokens, unless ``token_lengths`` (the byte length of every token, same
+    layout as ``tokens``) is given: then ``start``/``end`` are exact byte offsets of the
+    span's first token and of the end of its last token in the document's bytes. (For
+    byte-level BPE a token boundary may fall inside a UTF-8 character.)
+
+    >>> find_token_repeats([[1, 2, 3, 4], [9, 2, 3, 4]], 3).to_pylist()
+    [{'doc': 0, 'start': 1, 'end': 4, 'occurrences': 2}, {'doc': 1, 'start': 1, 'end': 4, 'occurrences': 2}]
+    >>> find_token_repeats([[1, 2, 3, 4], [9, 2, 3, 4]], 3, token_lengths=[[1, 2, 1, 3], [4, 2, 1, 3]]).to_pylist()
+    [{'doc': 0, 'start': 1, 'end': 7, 'occurrences': 2}, {'doc': 1, 'start': 4, 'end': 10, 'occurrences': 2}]
+    """
+    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    ids, offsets = _flat_tokens(tokens, "tokens")
+    starts = doc_bytes = None
+    if token_lengths is not None:
+        lengths, loff = _flat_tokens(token_lengths, "token_lengths", dtype=np.uint64)
+        if not np.array_equal(loff, offsets):
+            raise ValueError("token_lengths must have exactly one entry per token, document by document")
+        ends = np.cumsum(lengths, dtype=np.uint64)
+        totals = np.concatenate([[0], ends]).astype(np.uint64)
+        doc_start_bytes = totals[offsets[:-1]]
+        doc_bytes = (totals[offsets[1:]] - doc_start_bytes).astype(np.uint64)
+        starts = (totals[:-1] - np.repeat(doc_start_bytes, np.diff(offsets))).astype(np.uint64)
+    out = _native.suffix_find_repeats_tokens(ids, offsets, ml, kp, starts, doc_bytes, th)
+    return _spans_table(out)
+
+
+def _flat_tokens(tokens: Any, what: str, dtype: Any = np.uint32) -> Tuple[np.ndarray, np.ndarray]:
+    if isinstance(tokens, tuple) and len(tokens) == 2 and isinstance(tokens[0], np.ndarray):
+        ids = np.ascontiguousarray(tokens[0])
+        offsets = np.ascontiguousarray(tokens[1], dtype=np.int64)
+        if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(ids) or np.any(np.diff(offsets) < 0):
+            raise ValueError(f"{what}: doc_offsets must start at 0, end at len(ids) and not decrease")
+    else:
+        seqs = [np.asarray(t) for t in tokens]
+        lens = np.array([len(t) for t in seqs], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        ids = np.concatenate(seqs) if seqs else np.zeros(0, dtype=dtype)
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.uint32).max):
+        raise ValueError(f"{what}: values must fit in uint32")
+    return np.ascontiguousarray(ids, dtype=dtype), offsets
 
 
 @dataclass

@@ -70,6 +70,48 @@ fn suffix_find_repeats<'py>(
     spans_out(py, spans, stats)
 }
 
+/// suffix_find_repeats_tokens(ids: uint32[:], doc_offsets: int64[:], min_length, keep,
+///     token_starts: uint64[:] | None, doc_bytes: uint64[:] | None, threads=0)
+///     -> (doc, start, end, occurrences, stats); spans in tokens, or bytes when the byte
+///     offsets are given.
+#[pyfunction]
+#[pyo3(signature = (ids, doc_offsets, min_length, keep, token_starts=None, doc_bytes=None, threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn suffix_find_repeats_tokens<'py>(
+    py: Python<'py>,
+    ids: PyReadonlyArray1<'py, u32>,
+    doc_offsets: PyReadonlyArray1<'py, i64>,
+    min_length: usize,
+    keep: &str,
+    token_starts: Option<PyReadonlyArray1<'py, u64>>,
+    doc_bytes: Option<PyReadonlyArray1<'py, u64>>,
+    threads: usize,
+) -> PyResult<SpanArrays<'py>> {
+    let keep: Keep = keep.parse()?;
+    let ids = ids.as_slice()?;
+    let offs = doc_offsets.as_slice()?;
+    let mut bounds = Vec::with_capacity(offs.len());
+    for (i, &o) in offs.iter().enumerate() {
+        if o < 0 {
+            return Err(crate::Error::invalid_argument(format!("doc_offsets[{i}] is negative")).into());
+        }
+        bounds.push(o as usize);
+    }
+    let starts = token_starts.as_ref().map(|a| a.as_slice()).transpose()?;
+    let dbytes = doc_bytes.as_ref().map(|a| a.as_slice()).transpose()?;
+    let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
+    let (spans, stats) = py.detach(|| -> crate::Result<_> {
+        let (spans, stats) = core::find_repeats_tokens(ids, &bounds, &opts)?;
+        let spans = match (starts, dbytes) {
+            (Some(s), Some(b)) => core::token_spans_to_bytes(&spans, &bounds, s, b)?,
+            (None, None) => spans,
+            _ => return Err(crate::Error::invalid_argument("give both token_starts and doc_bytes, or neither")),
+        };
+        Ok((spans, stats))
+    })?;
+    spans_out(py, spans, stats)
+}
+
 /// suffix_contamination(train, eval, min_length, threads=0, force_64=False)
 ///     -> (eval_doc, start, end, train_occurrences, stats)
 #[pyfunction]
@@ -204,6 +246,7 @@ impl PySuffixIndex {
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(suffix_find_repeats, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_contamination, m)?)?;
+    m.add_function(wrap_pyfunction!(suffix_find_repeats_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_trim, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_array_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_corpus_checksum, m)?)?;

@@ -16,4 +16,6 @@ pub mod repeats;
 pub mod sa;
 
 pub use index::{corpus_checksum, IndexInfo, SuffixIndex};
-pub use repeats::{contamination, find_repeats, trim_docs, Keep, RepeatStats, Span};
+pub use repeats::{
+    contamination, find_repeats, find_repeats_tokens, token_spans_to_bytes, trim_docs, Keep, RepeatStats, Span,
+};

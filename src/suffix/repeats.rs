@@ -317,10 +317,21 @@ fn self_dedup<S: Symbol, O>(text: &[S], bounds: &[usize], opts: &RepeatOptions) 
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
+    let (sa, plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
+    dedup_from_sa(sa, plcp, t, bounds, opts)
+}
+
+/// The marking and span collection of [`self_dedup`], given a suffix array and PLCP array.
+fn dedup_from_sa<O: SaIndex>(
+    sa: Vec<O>,
+    mut plcp: Vec<O>,
+    t: [f64; 2],
+    bounds: &[usize],
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)> {
     let l = opts.min_length;
-    let n = text.len();
+    let n = sa.len();
     let mut stats = RepeatStats { index_bytes: O::BYTES * n, ..Default::default() };
-    let (sa, mut plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
     stats.timings.push(("suffix_array", t[0]));
     stats.timings.push(("lcp", t[1]));
 
@@ -474,6 +485,96 @@ where
     }
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
+}
+
+// ---------------------------------------------------------------------------------------
+// token mode
+
+/// Self-dedup over token ids (any vocabulary size). Spans are in token units relative to
+/// each document (`bounds` are token offsets). Ids are first renumbered densely — repeats do
+/// not depend on the order of the alphabet — so corpora using at most 65,536 distinct ids
+/// are sorted as 16-bit symbols, larger ones through libsais' integer-alphabet path.
+pub fn find_repeats_tokens(ids: &[u32], bounds: &[usize], opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
+    check_bounds(bounds, ids.len())?;
+    check_min_length(opts.min_length, bounds, "the corpus", "tokens")?;
+    let t0 = Instant::now();
+    let (dense, k) = dense_ids(ids);
+    let t_remap = t0.elapsed().as_secs_f64();
+    let (spans, mut stats) = if k <= 1 << 16 {
+        let text: Vec<u16> = dense.iter().map(|&x| x as u16).collect();
+        drop(dense);
+        find_repeats_symbols::<u16>(&text, bounds, opts)?
+    } else {
+        if ids.len() > i32::MAX as usize || opts.width == IndexWidth::W64 {
+            return Err(Error::invalid_argument(format!(
+                "token mode with more than 65536 distinct ids supports at most {} tokens with 32-bit indices",
+                i32::MAX
+            )));
+        }
+        let mut text: Vec<i32> = dense.iter().map(|&x| x as i32).collect();
+        drop(dense);
+        let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
+        drop(text);
+        dedup_from_sa(sa, plcp, t, bounds, opts)?
+    };
+    stats.timings.insert(0, ("remap_ids", t_remap));
+    Ok((spans, stats))
+}
+
+/// Renumber ids to `0..k` (order-preserving); returns the new ids and `k`.
+fn dense_ids(ids: &[u32]) -> (Vec<u32>, usize) {
+    let max = ids.iter().copied().max().unwrap_or(0) as usize;
+    if max < 1 << 24 {
+        let mut rank = vec![u32::MAX; max + 1];
+        for &x in ids {
+            rank[x as usize] = 0;
+        }
+        let mut k = 0u32;
+        for r in rank.iter_mut() {
+            if *r == 0 {
+                *r = k;
+                k += 1;
+            }
+        }
+        (ids.iter().map(|&x| rank[x as usize]).collect(), k as usize)
+    } else {
+        let mut uniq = ids.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let dense = ids.iter().map(|x| uniq.binary_search(x).map_or(0, |i| i as u32)).collect();
+        (dense, uniq.len())
+    }
+}
+
+/// Map token spans to byte spans: `token_starts[i]` is the byte offset of token `i` (global
+/// token index) inside its document, `doc_bytes[d]` the byte length of document `d`.
+pub fn token_spans_to_bytes(
+    spans: &[Span],
+    bounds: &[usize],
+    token_starts: &[u64],
+    doc_bytes: &[u64],
+) -> Result<Vec<Span>> {
+    if token_starts.len() != bounds.last().copied().unwrap_or(0) || doc_bytes.len() + 1 != bounds.len() {
+        return Err(Error::invalid_argument(
+            "token_starts must have one entry per token and doc_bytes one entry per document",
+        ));
+    }
+    spans
+        .iter()
+        .map(|s| {
+            let base = bounds[s.doc];
+            let ntok = bounds[s.doc + 1] - base;
+            let byte = |t: usize| if t < ntok { token_starts[base + t] } else { doc_bytes[s.doc] };
+            let (start, end) = (byte(s.start), byte(s.end));
+            if start > end || end > doc_bytes[s.doc] {
+                return Err(Error::invalid_data(
+                    format!("document {}", s.doc),
+                    "token byte offsets are not increasing or exceed the document length",
+                ));
+            }
+            Ok(Span { start: start as usize, end: end as usize, ..*s })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -141,3 +141,37 @@ where
 fn clamp_threads(t: usize) -> u16 {
     t.min(u16::MAX as usize) as u16
 }
+
+/// Suffix array + PLCP of an integer text with symbols in `0..k` (libsais' large-alphabet
+/// path, 32-bit indices). libsais uses `text` as scratch space and restores it.
+pub fn suffix_array_with_plcp_int(text: &mut [i32], k: usize, threads: usize) -> Result<(Vec<i32>, Vec<i32>, [f64; 2])> {
+    use libsais::suffix_array::AlphabetSize;
+    if text.is_empty() {
+        return Ok((Vec::new(), Vec::new(), [0.0; 2]));
+    }
+    if k > i32::MAX as usize || text.iter().any(|&x| x < 0 || x as usize >= k) {
+        return Err(Error::invalid_argument("integer text symbols must lie in 0..k"));
+    }
+    let err = |e: libsais::LibsaisError| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}"));
+    let t0 = std::time::Instant::now();
+    let c = SuffixArrayConstruction::for_text_mut(text).in_owned_buffer32();
+    let t_sa;
+    let (sa, plcp) = if threads == 1 {
+        // SAFETY: every symbol was checked to lie in 0..k just above.
+        let c = unsafe { c.single_threaded().with_alphabet_size(AlphabetSize::new(k as i32)) };
+        let sa = c.run().map_err(err)?;
+        t_sa = t0.elapsed().as_secs_f64();
+        let (sa, plcp, _) = sa.plcp_construction().single_threaded().run().map_err(err)?.into_parts();
+        (sa, plcp)
+    } else {
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
+        // SAFETY: every symbol was checked to lie in 0..k just above.
+        let c = unsafe { c.multi_threaded(tc).with_alphabet_size(AlphabetSize::new(k as i32)) };
+        let sa = c.run().map_err(err)?;
+        t_sa = t0.elapsed().as_secs_f64();
+        let (sa, plcp, _) = sa.plcp_construction().multi_threaded(tc).run().map_err(err)?.into_parts();
+        (sa, plcp)
+    };
+    let t_all = t0.elapsed().as_secs_f64();
+    Ok((sa, plcp, [t_sa, t_all - t_sa]))
+}
