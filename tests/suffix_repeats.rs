@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use gristmill::suffix::repeats::{contamination_symbols, find_repeats_symbols, Keep, RepeatOptions};
 use gristmill::suffix::sa::{suffix_array_with_plcp, IndexWidth};
-use gristmill::suffix::{contamination, find_repeats, find_repeats_tokens, token_spans_to_bytes, trim_docs, Span};
+use gristmill::suffix::{contamination, find_repeats, find_repeats_in_parts, find_repeats_limited, find_repeats_tokens, token_spans_to_bytes, trim_docs, Span};
 use gristmill::text::corpus::OwnedDocs;
 use proptest::prelude::*;
 
@@ -334,4 +334,38 @@ fn token_spans_map_to_bytes() {
     assert!(token_spans_to_bytes(&one, &bounds, &bad, &doc_bytes).is_err());
     let too_long = [0u64, 2, 9, 0, 2];
     assert!(token_spans_to_bytes(&one, &bounds, &too_long, &doc_bytes).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The limited-memory (hash-partitioned) path gives exactly the in-memory spans.
+    #[test]
+    fn partitioned_equals_in_memory(docs in prop::collection::vec(
+            prop::collection::vec(prop::sample::select(b"ab\xc3\xa9 ".to_vec()), 0..40), 1..10),
+        l in 1usize..9, first in any::<bool>(), parts in 1u64..9) {
+        prop_assume!(l <= docs.iter().map(|d| d.len()).max().unwrap_or(0));
+        let keep = if first { Keep::First } else { Keep::None };
+        let owned: OwnedDocs = docs.iter().collect();
+        let o = opts(l, keep, 1, IndexWidth::Auto);
+        let (mem, _) = find_repeats(owned.view(), &o).unwrap();
+        let (ext, _) = find_repeats_in_parts(owned.view(), &o, parts).unwrap();
+        prop_assert_eq!(ext, mem);
+    }
+}
+
+#[test]
+fn memory_limit_too_small_is_an_error_and_real_text_matches() {
+    let src = include_str!("../src/suffix/repeats.rs").as_bytes().to_vec();
+    let docs: Vec<Vec<u8>> = src.chunks(400).chain(src.chunks(250)).map(|c| c.to_vec()).collect();
+    let owned: OwnedDocs = docs.iter().collect();
+    let o = opts(30, Keep::First, 1, IndexWidth::Auto);
+    let e = find_repeats_limited(owned.view(), &o, 1000).unwrap_err();
+    assert!(e.to_string().contains("memory_limit"), "{e}");
+    let (mem, _) = find_repeats(owned.view(), &o).unwrap();
+    let (lim, _) = find_repeats_limited(owned.view(), &o, 4 << 20).unwrap();
+    assert_eq!(lim, mem);
+    for parts in [2, 7, 31] {
+        assert_eq!(find_repeats_in_parts(owned.view(), &o, parts).unwrap().0, mem);
+    }
 }

@@ -493,3 +493,28 @@ def test_token_mode_matches_brute_force_any_vocabulary(docs, L, keep, spread):
             find_token_repeats(docs, L, keep)
         return
     assert as_tuples(find_token_repeats(docs, L, keep)) == reference_token_repeats(docs, L, keep)
+
+
+# ----------------------------------------------------------------------------------------------
+# limited memory
+
+
+def test_memory_limited_path_is_identical_on_real_text(tmp_path):
+    import json
+
+    texts = stdlib_texts(200_000)
+    n = sum(len(t.encode()) for t in texts)
+    for keep in ("none", "first"):
+        base = find_repeats(texts, 50, keep)
+        limited = find_repeats(texts, 50, keep, memory_limit=n // 3)  # a third of the corpus
+        assert limited.equals(base)
+    p = tmp_path / "c.jsonl"
+    p.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    r_mem = dedup_exact(gristmill.Corpus([p]), 50, "first")
+    r_lim = dedup_exact(gristmill.Corpus([p]), 50, "first", memory_limit=n // 3)
+    assert r_lim.texts.equals(r_mem.texts) and r_lim.spans.equals(r_mem.spans)
+    assert r_lim.summary["memory_parts"] > 1
+    with pytest.raises(GristmillError, match="memory_limit"):
+        find_repeats(texts, 50, memory_limit=1000)
+    with pytest.raises(ValueError, match="memory_limit"):
+        find_repeats(texts, 50, memory_limit=0)

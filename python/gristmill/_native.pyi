@@ -17,7 +17,12 @@ def corpus_stats_batch(docs: _Docs) -> dict[str, int]: ...
 _I64 = npt.NDArray[np.int64]
 
 def suffix_find_repeats(
-    docs: _Docs, min_length: int, keep: str, threads: int = 0, force_64: bool = False
+    docs: _Docs,
+    min_length: int,
+    keep: str,
+    threads: int = 0,
+    force_64: bool = False,
+    memory_limit: int | None = None,
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
 def suffix_find_repeats_tokens(
     ids: npt.NDArray[np.uint32],

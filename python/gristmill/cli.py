@@ -221,6 +221,18 @@ def _write_table(table: Any, path: Path, fmt: str) -> None:
                 f.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
 
 
+def _parse_size(text: str) -> int:
+    """'500M', '2G', '123456' -> bytes (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise ValueError(f"--memory-limit: cannot read {text!r} as a size (e.g. 500M, 2G)") from None
+
+
 def _print_timings(timings: Dict[str, float]) -> None:
     print("  time per stage  " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
 
@@ -235,7 +247,8 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output_path(corpus, out)
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
-    r = dedup_exact(corpus, args.min_length, args.keep, threads=_threads_arg(args))
+    r = dedup_exact(corpus, args.min_length, args.keep, threads=_threads_arg(args),
+                    memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None)
     timer = _progress.Timer()
     with timer("write"):
         d = r.spans.column("doc").to_numpy()
@@ -298,12 +311,14 @@ def _add_dedup(sub: Any) -> None:
         Writes the corpus with the spans removed in the input's format (documents left empty
         are dropped unless --keep-empty), dedup-exact.spans.parquet (doc, id, start, end,
         occurrences) and dedup-exact.summary.json (bytes removed, documents touched, time per
-        stage). The whole corpus is sorted in memory: about 10 bytes of RAM per input byte.
+        stage). The whole corpus is sorted in memory (about 10 bytes of RAM per input byte)
+        unless --memory-limit is given.
         """,
         examples="""
         gristmill dedup exact data/*.jsonl.zst -o dedup/ --min-length 100
         gristmill dedup exact corpus.parquet -o out/ --keep first --report-format jsonl
         gristmill dedup exact src/ --glob '*.py' -o out/ --min-length 200 --json
+        gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G
         """,
     )
     add_input_args(e)
@@ -314,6 +329,9 @@ def _add_dedup(sub: Any) -> None:
                    help="length unit (default: bytes)")
     e.add_argument("--keep", choices=("none", "first"), default="none",
                    help="which copy of a repeat to keep (default: none)")
+    e.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="bound the repeat finder's working memory, e.g. 2G: the corpus is spilled to a "
+                        "temporary file and windows are processed in hash parts (same result)")
     e.add_argument("--keep-empty", action="store_true",
                    help="write documents that become empty (default: drop them)")
     e.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",

@@ -28,6 +28,8 @@ Semantics (tested against a brute-force reference):
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from os import PathLike, fspath
@@ -76,10 +78,29 @@ def _keep(keep: str) -> str:
     return keep
 
 
-def _gather(texts: Texts, what: str) -> Tuple[pa.Array, Optional[pa.Array]]:
-    """Texts as one large_string array, plus document ids when the input is a Corpus."""
+def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[pa.Array, Optional[pa.Array]]:
+    """Texts as one large_string array, plus document ids when the input is a Corpus.
+
+    With ``spill_dir``, a Corpus's text is streamed to a file there and memory-mapped, so it
+    is never held in anonymous memory (used with ``memory_limit``)."""
     from gristmill.io import Corpus
 
+    if isinstance(texts, Corpus) and spill_dir is not None:
+        path = os.path.join(spill_dir, "texts.bin")
+        ids_l: List[pa.Array] = []
+        offs: List[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+        total = 0
+        with open(path, "wb") as f:
+            for b in texts.batches():
+                data, o = string_buffers(b.texts)
+                f.write(memoryview(data[o[0] : o[-1]]))
+                offs.append((o[1:] - o[0]).astype(np.int64) + total)
+                total += int(o[-1] - o[0])
+                ids_l.append(b.ids)
+        offsets = np.concatenate(offs)
+        buf = pa.memory_map(path, "r").read_buffer() if total else pa.py_buffer(b"")
+        arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), buf)
+        return arr, (pa.concat_arrays(ids_l) if ids_l else pa.array([], type=pa.string()))
     if isinstance(texts, Corpus):
         ids: List[pa.Array] = []
         chunks: List[pa.Array] = []
@@ -103,6 +124,7 @@ def find_repeats(
     keep: str = "none",
     *,
     threads: Optional[int] = None,
+    memory_limit: Optional[int] = None,
 ) -> pa.Table:
     """Spans of ``texts`` to remove: repeated windows of at least ``min_length`` bytes.
 
@@ -111,13 +133,35 @@ def find_repeats(
     document and start. ``threads``: suffix-array construction threads (default: all cores);
     the result is identical for any value.
 
+    ``memory_limit`` (bytes) switches to the external path: windows are hash-partitioned and
+    each part is sorted separately, so the working memory stays under the limit (2 bits per
+    input byte for the marks must fit); the spans are identical to the in-memory path.
+
     Raises :class:`gristmill.GristmillError` (a ``ValueError``) if ``min_length < 1`` or if
     ``min_length`` is longer than every document.
     """
     ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
-    arr, _ = _gather(texts, "texts")
-    out = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th)
-    return _spans_table(out)
+    mem = _memory_limit(memory_limit)
+    with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
+        arr, _ = _gather(texts, "texts", tmp)
+        out = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        return _spans_table(out)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+def _memory_limit(m: Optional[int]) -> Optional[int]:
+    if m is None:
+        return None
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"memory_limit must be a positive number of bytes, got {m!r}")
+    return int(m)
 
 
 def find_token_repeats(
@@ -213,30 +257,37 @@ def dedup_exact(
     keep: str = "none",
     *,
     threads: Optional[int] = None,
+    memory_limit: Optional[int] = None,
 ) -> DedupResult:
     """Remove every repeated span of at least ``min_length`` bytes (see the module docs for
     ``keep``) and return the trimmed texts, the spans report, a summary and stage timings.
+    ``memory_limit``: see :func:`find_repeats` (a Corpus is then spilled to a temporary file
+    and memory-mapped; the returned texts are built in memory).
 
     >>> r = dedup_exact(["a shared sentence of some length.", "x a shared sentence of some length."], 10, keep="first")
     >>> r.texts.to_pylist(), r.summary["bytes_removed"]
     (['a shared sentence of some length.', 'x '], 33)
     """
     ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
-    t0 = time.perf_counter()
-    arr, ids = _gather(texts, "texts")
-    timings: Dict[str, float] = {"read": time.perf_counter() - t0}
-    d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th)
-    timings.update({k: v for k, v in stats["timings"]})
-    spans = _spans_table((d, s, e, o))
-    t0 = time.perf_counter()
-    trimmed = _trim(arr, spans)
-    timings["trim"] = time.perf_counter() - t0
+    mem = _memory_limit(memory_limit)
+    with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
+        t0 = time.perf_counter()
+        arr, ids = _gather(texts, "texts", tmp)
+        timings: Dict[str, float] = {"read": time.perf_counter() - t0}
+        d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        timings.update({k: v for k, v in stats["timings"] if k != "parts"})
+        spans = _spans_table((d, s, e, o))
+        t0 = time.perf_counter()
+        trimmed = _trim(arr, spans)  # new buffers: never a view of the spill file
+        timings["trim"] = time.perf_counter() - t0
+        n_docs = len(arr)
+        lengths = np.diff(string_buffers(arr)[1]).astype(np.int64)
+        del arr
     if ids is not None:
         spans = spans.add_column(1, "id", ids.take(pa.array(d)))
-    lengths = np.diff(string_buffers(arr)[1]).astype(np.int64)
-    removed = np.bincount(d, weights=(e - s), minlength=len(arr)).astype(np.int64) if len(d) else np.zeros(len(arr), np.int64)
+    removed = np.bincount(d, weights=(e - s), minlength=n_docs).astype(np.int64) if len(d) else np.zeros(n_docs, np.int64)
     summary = {
-        "documents": len(arr),
+        "documents": n_docs,
         "bytes": int(lengths.sum()),
         "bytes_removed": int(removed.sum()),
         "documents_touched": int((removed > 0).sum()),
@@ -246,6 +297,9 @@ def dedup_exact(
         "min_length": ml,
         "keep": kp,
     }
+    if mem is not None:
+        summary["memory_limit"] = mem
+        summary["memory_parts"] = int(dict(stats["timings"]).get("parts", 1))
     return DedupResult(texts=trimmed, spans=spans, summary=summary, timings=timings)
 
 

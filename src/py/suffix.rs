@@ -53,8 +53,10 @@ fn spans_out<'py>(py: Python<'py>, spans: Vec<Span>, stats: RepeatStats) -> PyRe
 
 /// suffix_find_repeats(docs, min_length, keep, threads=0, force_64=False)
 ///     -> (doc, start, end, occurrences, stats)
+///
+/// With `memory_limit` (bytes), the hash-partitioned external path is used (same result).
 #[pyfunction]
-#[pyo3(signature = (docs, min_length, keep, threads=0, force_64=false))]
+#[pyo3(signature = (docs, min_length, keep, threads=0, force_64=false, memory_limit=None))]
 fn suffix_find_repeats<'py>(
     py: Python<'py>,
     docs: DocsArg<'py>,
@@ -62,11 +64,15 @@ fn suffix_find_repeats<'py>(
     keep: &str,
     threads: usize,
     force_64: bool,
+    memory_limit: Option<usize>,
 ) -> PyResult<SpanArrays<'py>> {
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
     let opts = RepeatOptions { min_length, keep, threads, width: width(force_64) };
-    let (spans, stats) = py.detach(|| core::find_repeats(view, &opts))?;
+    let (spans, stats) = py.detach(|| match memory_limit {
+        None => core::find_repeats(view, &opts),
+        Some(m) => core::find_repeats_limited(view, &opts, m),
+    })?;
     spans_out(py, spans, stats)
 }
 

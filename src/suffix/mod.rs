@@ -11,10 +11,12 @@
 //! it still sits inside its LCP run (it shares the first `L` symbols with its neighbours),
 //! so skipping it never splits a class and never hides a pair.
 
+pub mod external;
 pub mod index;
 pub mod repeats;
 pub mod sa;
 
+pub use external::{find_repeats_in_parts, find_repeats_limited};
 pub use index::{corpus_checksum, IndexInfo, SuffixIndex};
 pub use repeats::{
     contamination, find_repeats, find_repeats_tokens, token_spans_to_bytes, trim_docs, Keep, RepeatStats, Span,

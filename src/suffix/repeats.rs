@@ -214,6 +214,18 @@ fn sweep_doc<O: SaIndex>(
     occ: &[O],
     out: &mut Vec<(usize, usize, u64)>,
 ) {
+    sweep_doc_impl(ds, de, l, remove, protect, Some(occ), out)
+}
+
+fn sweep_doc_impl<O: SaIndex>(
+    ds: usize,
+    de: usize,
+    l: usize,
+    remove: &Bits,
+    protect: Option<&Bits>,
+    occ: Option<&[O]>,
+    out: &mut Vec<(usize, usize, u64)>,
+) {
     let mut i = ds;
     let mut rem_end = ds;
     let mut prot_end = ds;
@@ -240,7 +252,7 @@ fn sweep_doc<O: SaIndex>(
         }
         if remove.get(i) {
             rem_end = rem_end.max(i + l);
-            let o = occ[i].get() as u64;
+            let o = occ.map_or(0, |occ| occ[i].get() as u64);
             while dq.back().is_some_and(|b| b.1 <= o) {
                 dq.pop_back();
             }
@@ -270,7 +282,7 @@ fn sweep_doc<O: SaIndex>(
     }
 }
 
-fn check_min_length(l: usize, bounds: &[usize], what: &str, unit: &str) -> Result<()> {
+pub(crate) fn check_min_length(l: usize, bounds: &[usize], what: &str, unit: &str) -> Result<()> {
     if l < 1 {
         return Err(Error::invalid_argument("min_length must be at least 1"));
     }
@@ -301,6 +313,14 @@ where
         4 => self_dedup::<S, i32>(text, bounds, opts),
         _ => self_dedup::<S, i64>(text, bounds, opts),
     }
+}
+
+/// Like [`sweep_doc`] without occurrence tracking: the maximal removed runs of `[ds, de)`
+/// as absolute `(start, end)`.
+pub(crate) fn sweep_doc_marks(ds: usize, de: usize, l: usize, remove: &Bits, protect: Option<&Bits>, out: &mut Vec<(usize, usize)>) {
+    let mut tmp = Vec::new();
+    sweep_doc_impl(ds, de, l, remove, protect, None::<&[i32]>, &mut tmp);
+    out.extend(tmp.into_iter().map(|(s, e, _)| (s, e)));
 }
 
 fn check_bounds(bounds: &[usize], n: usize) -> Result<()> {
@@ -581,7 +601,7 @@ pub fn token_spans_to_bytes(
 // bytes mode
 
 /// The contiguous text of a [`Docs`] batch and its boundaries relative to that text.
-fn text_and_bounds<'a>(docs: &Docs<'a>) -> (&'a [u8], Vec<usize>) {
+pub(crate) fn text_and_bounds<'a>(docs: &Docs<'a>) -> (&'a [u8], Vec<usize>) {
     if docs.is_empty() {
         return (&[], vec![0]);
     }
