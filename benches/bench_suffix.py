@@ -32,6 +32,25 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+LIMIT_CHILD = r"""
+import hashlib, json, sys, time
+from gristmill import Corpus
+from gristmill.suffix import find_repeats
+path, min_length, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def status():
+    out = {}
+    for line in open("/proc/self/status"):
+        k, _, v = line.partition(":")
+        if k in ("VmHWM", "RssAnon", "RssFile"):
+            out[k] = int(v.split()[0]) * 1024
+    return out
+t0 = time.perf_counter()
+spans = find_repeats(Corpus([path]), min_length, "first", memory_limit=None if limit == "none" else int(limit))
+wall = time.perf_counter() - t0
+digest = hashlib.sha256(b"".join(c.to_numpy().tobytes() for c in spans.columns)).hexdigest()
+print(json.dumps({"wall": wall, "rows": spans.num_rows, "sha256": digest, **status()}))
+"""
+
 CHILD = r"""
 import json, sys, time
 import pyarrow as pa
@@ -59,8 +78,11 @@ def main() -> None:
     ap.add_argument("--min-length", type=int, default=100)
     ap.add_argument("--skip-peer", action="store_true", help="do not run pydivsufsort")
     ap.add_argument("--skip-dedup", action="store_true")
+    ap.add_argument("--skip-sa", action="store_true", help="skip the suffix-array comparison")
     ap.add_argument("--skip-index", action="store_true")
     ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--limit-demo", action="store_true",
+                    help="only: find_repeats(keep=first) on a Corpus with memory_limit = a third of it, vs in-memory")
     a = ap.parse_args()
 
     import data  # benches/data.py
@@ -68,6 +90,9 @@ def main() -> None:
     from gristmill.suffix import SuffixIndex, suffix_array
 
     limit = int(a.mb * 1e6) if a.mb else None
+    if a.limit_demo:
+        limit_demo(a, limit)
+        return
     t0 = time.perf_counter()
     texts = data.load_texts(a.corpus, limit)
     arr = pa.array(texts, type=pa.large_string())
@@ -81,15 +106,15 @@ def main() -> None:
     rows = []
 
     # 1. suffix array
-    buf = data_u8[offs[0] : offs[-1]].copy()  # pydivsufsort needs a writable array
+    buf = None if a.skip_sa else data_u8[offs[0] : offs[-1]].copy()  # pydivsufsort needs a writable array
     res = {}
-    for name, threads in (("gristmill (libsais, 1 thread)", 1), (f"gristmill (libsais, {os.cpu_count()} threads)", None)):
+    for name, threads in () if a.skip_sa else (("gristmill (libsais, 1 thread)", 1), (f"gristmill (libsais, {os.cpu_count()} threads)", None)):
         t = time.perf_counter()
         sa = suffix_array(buf, threads=threads)
         res[name] = time.perf_counter() - t
         rows.append((f"suffix array, {name}", res[name], n_bytes / res[name] / 1e6))
         print(rows[-1], flush=True)
-    if not a.skip_peer:
+    if not a.skip_peer and not a.skip_sa:
         import pydivsufsort
 
         t = time.perf_counter()
@@ -101,7 +126,9 @@ def main() -> None:
         del peer
         for name, secs in res.items():
             print(f"  speed-up vs pydivsufsort, {name}: {tp / secs:.2f}x")
-    del sa, buf
+    if not a.skip_sa:
+        del sa
+    del buf
 
     # 2. dedup pipeline in a child process (peak RSS isolated)
     dedup_rows = []
@@ -175,6 +202,32 @@ def main() -> None:
               f"{med * 1e3:.3f} ms / {p99 * 1e3:.3f} ms | |")
         print(f"| index count, absent patterns (median) | {med_abs * 1e3:.3f} ms | |")
         print(f"| index locate limit 100, median over 200 substrings of the corpus | {t_loc * 1e3:.3f} ms | |")
+
+
+def limit_demo(a: argparse.Namespace, limit) -> None:
+    import data
+
+    texts = data.load_texts(a.corpus, limit)
+    n = sum(len(t.encode()) for t in texts)
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "corpus.jsonl"
+        with open(p, "w") as f:
+            for t in texts:
+                f.write(json.dumps({"text": t}) + "\n")
+        del texts
+        res = {}
+        for label, lim in (("in-memory", "none"), ("memory_limit = corpus / 3", str(n // 3))):
+            out = subprocess.run([sys.executable, "-c", LIMIT_CHILD, str(p), str(a.min_length), lim],
+                                 capture_output=True, text=True, check=True)
+            res[label] = json.loads(out.stdout)
+            print(label, res[label], flush=True)
+    print()
+    print(f"| find_repeats keep=first, L={a.min_length}, {a.corpus} {n / 1e6:.0f} MB | seconds | peak RSS (VmHWM) | anon RSS at end | spans | sha256 of spans |")
+    print("|---|---:|---:|---:|---:|---|")
+    for label, r in res.items():
+        print(f"| {label} | {r['wall']:.1f} | {r['VmHWM'] / 1e6:.0f} MB | {r['RssAnon'] / 1e6:.0f} MB | {r['rows']:,} | {r['sha256'][:16]} |")
+    same = len({r["sha256"] for r in res.values()}) == 1
+    print(f"identical spans: {same}")
 
 
 if __name__ == "__main__":

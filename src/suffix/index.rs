@@ -141,6 +141,20 @@ pub fn corpus_checksum(docs: Docs<'_>) -> u64 {
     h.digest()
 }
 
+enum SaBuf {
+    W32(Vec<i32>),
+    W64(Vec<i64>),
+}
+
+impl SaBuf {
+    fn len(&self) -> usize {
+        match self {
+            SaBuf::W32(v) => v.len(),
+            SaBuf::W64(v) => v.len(),
+        }
+    }
+}
+
 /// A memory-mapped suffix index.
 pub struct SuffixIndex {
     map: Mmap,
@@ -182,16 +196,10 @@ impl SuffixIndex {
         offsets.push(text.len() as u64);
         let w = width.bytes_for(text.len())? as u32;
         let corpus_checksum = xxh3_64(&text);
-        let sa_bytes: Vec<u8> = if w == 4 {
-            let sa = suffix_array::<u8, i32>(&text, threads)?;
-            let mut out = Vec::with_capacity(sa.len() * 4);
-            sa.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
-            out
+        let sa = if w == 4 {
+            SaBuf::W32(suffix_array::<u8, i32>(&text, threads)?)
         } else {
-            let sa = suffix_array::<u8, i64>(&text, threads)?;
-            let mut out = Vec::with_capacity(sa.len() * 8);
-            sa.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
-            out
+            SaBuf::W64(suffix_array::<u8, i64>(&text, threads)?)
         };
         let (docs_off, sa_off, file_len) = layout(text.len() as u64, docs.len() as u64, w)
             .ok_or_else(|| Error::invalid_argument("corpus too large for the index format"))?;
@@ -219,7 +227,21 @@ impl SuffixIndex {
         let off_bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
         put(&mut out, &off_bytes).map_err(io)?;
         debug_assert_eq!(sa_off, docs_off + off_bytes.len() as u64);
-        put(&mut out, &sa_bytes).map_err(io)?;
+        // stream the suffix array out in little-endian chunks (no second n-sized buffer)
+        let mut chunk = Vec::with_capacity(1 << 20);
+        let entries = sa.len();
+        let mut i = 0;
+        while i < entries {
+            chunk.clear();
+            let j = (i + (1 << 17)).min(entries);
+            match &sa {
+                SaBuf::W32(v) => v[i..j].iter().for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
+                SaBuf::W64(v) => v[i..j].iter().for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
+            }
+            put(&mut out, &chunk).map_err(io)?;
+            i = j;
+        }
+        drop(sa);
         let info = IndexInfo {
             version: VERSION,
             sa_width: w,
