@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod minhash;
+pub mod suffix;
 pub mod text;
 
 pub use error::{Error, Result};

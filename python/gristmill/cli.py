@@ -322,6 +322,7 @@ def _add_dedup(sub: Any) -> None:
         formatter_class=_Formatter,
     )
     methods = p.add_subparsers(dest="method", metavar="METHOD", title="methods")
+    _add_dedup_exact(methods)
     methods.required = True
     m = _command(
         methods, "minhash",
@@ -365,6 +366,353 @@ def _add_dedup(sub: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# exact-substring dedup, contamination, suffix index (gristmill.suffix)
+
+
+def _threads_arg(args: argparse.Namespace) -> Optional[int]:
+    return getattr(args, "threads", None)
+
+
+def _write_table(table: Any, path: Path, fmt: str) -> None:
+    from gristmill.io import atomic_write
+
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with atomic_write(path, binary_path=True) as tmp:
+            pq.write_table(table, str(tmp))
+    else:
+        with atomic_write(path) as f:
+            for row in table.to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def _parse_size(text: str) -> int:
+    """'500M', '2G', '123456' -> bytes (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise ValueError(f"--memory-limit: cannot read {text!r} as a size (e.g. 500M, 2G)") from None
+
+
+def _print_timings(timings: Dict[str, float]) -> None:
+    print("  time per stage  " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+
+
+def _run_dedup_exact(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from gristmill.io import check_output_path, write_json
+    from gristmill.suffix import dedup_exact
+
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    check_output_path(corpus, out)
+    _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
+    r = dedup_exact(corpus, args.min_length, args.keep, threads=_threads_arg(args),
+                    memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None)
+    timer = _progress.Timer()
+    with timer("write"):
+        d = r.spans.column("doc").to_numpy()
+        touched = np.unique(d)
+        new_texts = r.texts.take(touched).to_pylist() if len(touched) else []
+        import pyarrow.compute as pc
+
+        lengths = pc.binary_length(r.texts).to_numpy(zero_copy_only=False).astype(np.int64)
+        keep = None
+        if not args.keep_empty:
+            keep = lengths > 0
+            keep[touched] = lengths[touched] > 0
+            # documents that were empty in the input stay
+            originally_empty = np.ones(len(r.texts), dtype=bool)
+            originally_empty[touched] = False
+            keep |= originally_empty
+        replace = {int(i): t for i, t in zip(touched.tolist(), new_texts)}
+        files = corpus.write(out, keep=keep, replace=replace)
+        ext = "parquet" if args.report_format == "parquet" else "jsonl"
+        report = out / f"dedup-exact.spans.{ext}"
+        _write_table(r.spans, report, args.report_format)
+    timings = {**{k: round(v, 4) for k, v in r.timings.items()}, **timer.as_dict()}
+    summary = dict(r.summary)
+    summary["documents_dropped"] = 0 if keep is None else int((~keep).sum())
+    summary["timings"] = timings
+    summary["outputs"] = [str(f) for f in files]
+    summary["spans_report"] = str(report)
+    write_json(out / "dedup-exact.summary.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    pct = 100.0 * summary["bytes_removed"] / max(summary["bytes"], 1)
+    print(f"exact-substring dedup (min length {args.min_length} bytes, keep {args.keep}):")
+    print(f"  documents       {summary['documents']:>14,}  ({summary['documents_touched']:,} touched, "
+          f"{summary['documents_emptied']:,} emptied, {summary['documents_dropped']:,} dropped)")
+    print(f"  bytes           {summary['bytes']:>14,}  ({summary['bytes_removed']:,} removed, {pct:.2f}%)")
+    print(f"  spans           {summary['spans']:>14,}")
+    _print_timings(timings)
+    print(f"wrote {len(files)} file(s) under {out}, spans in {report}, summary in {out / 'dedup-exact.summary.json'}")
+    return 0
+
+
+def _add_dedup_exact(dsub: Any) -> None:
+    e = _command(
+        dsub, "exact",
+        help="remove byte spans that occur more than once (suffix array)",
+        description="""
+        Exact-substring deduplication (Lee et al. 2021): every window of at least
+        --min-length bytes that occurs more than once is found with a suffix array over the
+        whole corpus. Repeats never cross document boundaries and removed spans never cut a
+        UTF-8 character (they are shrunk to character boundaries).
+
+        --keep none removes every copy (the paper's behaviour); --keep first keeps the first
+        copy in corpus order of every repeated window and removes the later ones.
+
+        Writes the corpus with the spans removed in the input's format (documents left empty
+        are dropped unless --keep-empty), dedup-exact.spans.parquet (doc, id, start, end,
+        occurrences) and dedup-exact.summary.json (bytes removed, documents touched, time per
+        stage). The whole corpus is sorted in memory (about 10 bytes of RAM per input byte)
+        unless --memory-limit is given.
+        """,
+        examples="""
+        gristmill dedup exact data/*.jsonl.zst -o dedup/ --min-length 100
+        gristmill dedup exact corpus.parquet -o out/ --keep first --report-format jsonl
+        gristmill dedup exact src/ --glob '*.py' -o out/ --min-length 200 --json
+        gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G
+        """,
+    )
+    add_input_args(e)
+    e.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    e.add_argument("--min-length", type=int, default=100, metavar="N",
+                   help="shortest repeat to remove, in bytes (default: 100)")
+    e.add_argument("--unit", choices=("bytes",), default="bytes",
+                   help="length unit (default: bytes)")
+    e.add_argument("--keep", choices=("none", "first"), default="none",
+                   help="which copy of a repeat to keep (default: none)")
+    e.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="bound the repeat finder's working memory, e.g. 2G: the corpus is spilled to a "
+                        "temporary file and windows are processed in hash parts (same result)")
+    e.add_argument("--keep-empty", action="store_true",
+                   help="write documents that become empty (default: drop them)")
+    e.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
+                   help="format of the spans report (default: parquet)")
+    e.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    e.set_defaults(func=_run_dedup_exact)
+
+
+def _add_corpus_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input options")
+    g.add_argument("--text-field", default="text", metavar="NAME", help="JSON field / Parquet column with the text")
+    g.add_argument("--id-field", default=None, metavar="NAME", help="field with document ids")
+    g.add_argument("--glob", default=None, metavar="PATTERN", help="in folders, read only matching files")
+    g.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="in folders, skip matching names")
+    g.add_argument("--on-invalid-utf8", choices=("error", "replace", "skip"), default="error",
+                   help="what to do with a document that is not valid UTF-8 (default: error)")
+
+
+def _run_contamination(args: argparse.Namespace) -> int:
+    from gristmill.io import write_json
+    from gristmill.suffix import contamination
+
+    train = corpus_from_args(args, args.train)
+    ev = corpus_from_args(args, args.eval)
+    _progress.info("reading both corpora and building one suffix array …")
+    r = contamination(train, ev, args.min_length, threads=_threads_arg(args))
+    summary: Dict[str, Any] = dict(r.summary)
+    summary["timings"] = {k: round(v, 4) for k, v in r.timings.items()}
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        ext = "parquet" if args.report_format == "parquet" else "jsonl"
+        _write_table(r.spans, out / f"contamination.spans.{ext}", args.report_format)
+        _write_table(r.documents, out / f"contamination.documents.{ext}", args.report_format)
+        write_json(out / "contamination.summary.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"contamination of {summary['eval_documents']:,} eval documents by the training corpus "
+          f"(windows of {args.min_length} bytes):")
+    print(f"  contaminated documents {summary['contaminated_documents']:>10,}")
+    print(f"  contaminated bytes     {summary['contaminated_bytes']:>10,} of {summary['eval_bytes']:,}")
+    docs = r.documents.sort_by([("fraction", "descending")]).slice(0, args.top).to_pylist()
+    for row in docs:
+        name = row.get("id", row["eval_doc"])
+        print(f"    {name}: {row['contaminated_bytes']:,}/{row['bytes']:,} bytes ({100 * row['fraction']:.1f}%), "
+              f"{row['spans']} span(s), up to {row['max_train_occurrences']} training copies")
+    _print_timings(summary["timings"])
+    if args.output:
+        print(f"wrote reports under {args.output}")
+    return 0
+
+
+def _add_contamination(sub: Any) -> None:
+    p = _command(
+        sub, "contamination",
+        help="find evaluation text that also occurs in the training corpus",
+        description="""
+        Which evaluation documents share spans of at least --min-length bytes with the
+        training corpus, where, and how often. One suffix array is built over train + eval;
+        windows never cross document boundaries. With -o, writes contamination.spans
+        (eval_doc, id, start, end, train_occurrences), contamination.documents (per
+        contaminated eval document) and contamination.summary.json.
+        """,
+        examples="""
+        gristmill contamination --train train/*.jsonl.zst --eval test.jsonl --min-length 50
+        gristmill contamination --train corpus.parquet --eval eval/ -o contamination/ --json
+        """,
+    )
+    p.add_argument("--train", nargs="+", required=True, metavar="INPUT", help="training corpus inputs")
+    p.add_argument("--eval", nargs="+", required=True, metavar="INPUT", help="evaluation corpus inputs")
+    p.add_argument("-o", "--output", default=None, metavar="DIR", help="write reports to this folder")
+    p.add_argument("--min-length", type=int, default=100, metavar="N",
+                   help="shortest shared span, in bytes (default: 100)")
+    p.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
+                   help="format of the reports (default: parquet)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="print the K most contaminated documents")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _add_corpus_options(p)
+    p.set_defaults(func=_run_contamination)
+
+
+def _run_index_build(args: argparse.Namespace) -> int:
+    from gristmill.suffix import SuffixIndex
+
+    corpus = corpus_from_args(args)
+    timer = _progress.Timer()
+    with timer("build"):
+        idx = SuffixIndex.build(corpus, args.output, threads=_threads_arg(args))
+    info = idx.info
+    if args.json:
+        print(json.dumps({**info, "timings": timer.as_dict()}))
+    else:
+        print(f"indexed {info['num_docs']:,} documents, {_human_bytes(info['text_bytes'])} of text, "
+              f"into {args.output} ({_human_bytes(info['file_bytes'])}) in {timer.as_dict()['build']:.2f}s")
+    return 0
+
+
+def _open_index(args: argparse.Namespace) -> Any:
+    from gristmill.suffix import SuffixIndex
+
+    idx = SuffixIndex.open(args.index, verify=args.verify)
+    if getattr(args, "corpus", None):
+        idx.check_corpus(corpus_from_args(args, args.corpus))
+    return idx
+
+
+def _run_index_count(args: argparse.Namespace) -> int:
+    idx = _open_index(args)
+    counts = {p: idx.count(p) for p in args.patterns}
+    if args.json:
+        print(json.dumps(counts, ensure_ascii=False))
+    else:
+        for p, c in counts.items():
+            print(f"{c}\t{p}")
+    return 0
+
+
+def _run_index_locate(args: argparse.Namespace) -> int:
+    idx = _open_index(args)
+    t = idx.locate(args.pattern, limit=args.limit)
+    rows = t.to_pylist()
+    if args.json:
+        print(json.dumps({"pattern": args.pattern, "count": idx.count(args.pattern), "hits": rows}, ensure_ascii=False))
+        return 0
+    print(f"{idx.count(args.pattern):,} occurrence(s); showing {len(rows)}")
+    for row in rows:
+        text = idx.document(row["doc"]).encode("utf-8")
+        a = max(0, row["offset"] - 30)
+        b = row["offset"] + len(args.pattern.encode("utf-8")) + 30
+        snippet = text[a:b].decode("utf-8", "replace").replace("\n", "\\n")
+        print(f"doc {row['doc']}\toffset {row['offset']}\t…{snippet}…")
+    return 0
+
+
+def _run_index_verify(args: argparse.Namespace) -> int:
+    args.verify = True
+    idx = _open_index(args)
+    print(f"ok: {idx!r}" + (" matches the corpus" if args.corpus else ""))
+    return 0
+
+
+def _add_index(sub: Any) -> None:
+    p = sub.add_parser("index", help="build and query an on-disk suffix index",
+                       description="Build and query a memory-mapped suffix index of a corpus.",
+                       formatter_class=_Formatter)
+    isub = p.add_subparsers(dest="index_command", metavar="ACTION", title="actions")
+    isub.required = True
+    b = _command(
+        isub, "build",
+        help="index a corpus into one memory-mapped file",
+        description="""
+        Build a suffix index of a corpus: one file with the text, document offsets and the
+        suffix array behind a checksummed header. It is written to a temporary file and
+        renamed into place when complete, so an interrupted or failed build (e.g. disk full)
+        never leaves a file that looks valid.
+        """,
+        examples="""
+        gristmill index build data/*.jsonl.zst -o corpus.gsi
+        gristmill index build src/ --glob '*.py' -o code.gsi
+        """,
+    )
+    add_input_args(b)
+    b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index file to write")
+    b.add_argument("--json", action="store_true", help="print the index header as JSON")
+    b.set_defaults(func=_run_index_build)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--verify", action="store_true", help="re-hash the whole index file first")
+        q.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
+                       help="fail unless the index was built from exactly these inputs")
+        _add_corpus_options(q)
+
+    c = _command(
+        isub, "count",
+        help="count occurrences of strings",
+        description="Print how often each string occurs inside the indexed documents (exact, byte-wise).",
+        examples="""
+        gristmill index count corpus.gsi "Copyright (C)" "GNU General Public License"
+        gristmill index count corpus.gsi "def main" --json
+        """,
+    )
+    c.add_argument("index", metavar="INDEX")
+    c.add_argument("patterns", nargs="+", metavar="TEXT")
+    c.add_argument("--json", action="store_true", help="print {text: count} as JSON")
+    common(c)
+    c.set_defaults(func=_run_index_count)
+    loc = _command(
+        isub, "locate",
+        help="show where a string occurs",
+        description="Print document number, byte offset and context of occurrences of a string.",
+        examples="""
+        gristmill index locate corpus.gsi "SPDX-License-Identifier" --limit 5
+        """,
+    )
+    loc.add_argument("index", metavar="INDEX")
+    loc.add_argument("pattern", metavar="TEXT")
+    loc.add_argument("--limit", type=int, default=10, metavar="N", help="show at most N occurrences (default: 10)")
+    loc.add_argument("--json", action="store_true", help="print hits as JSON")
+    common(loc)
+    loc.set_defaults(func=_run_index_locate)
+    v = _command(
+        isub, "verify",
+        help="check an index file (and that it matches a corpus)",
+        description="Re-hash an index file against its header; with --corpus, also check it was built from those inputs.",
+        examples="""
+        gristmill index verify corpus.gsi
+        gristmill index verify corpus.gsi --corpus data/*.jsonl.zst
+        """,
+    )
+    v.add_argument("index", metavar="INDEX")
+    v.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
+                   help="fail unless the index was built from exactly these inputs")
+    _add_corpus_options(v)
+    v.set_defaults(func=_run_index_verify)
+
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 
@@ -396,6 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_stats(sub)
     _add_dedup(sub)
+    _add_contamination(sub)
+    _add_index(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod convert;
 mod minhash;
 mod stats;
+mod suffix;
 
 pub(crate) use convert::{DocsArg, GristmillError};
 
@@ -16,5 +17,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GristmillError", m.py().get_type::<GristmillError>())?;
     minhash::register(m)?;
     stats::register(m)?;
+    suffix::register(m)?;
     Ok(())
 }
