@@ -41,6 +41,13 @@ def lsh_check_bands(num_perm: int, bands: int, rows: int) -> None: ...
 def lsh_band_keys(
     signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64], bands: int, rows: int, threads: int | None = None
 ) -> npt.NDArray[np.uint64]: ...
+def lsh_candidate_mask(
+    signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64],
+    bands: int,
+    rows: int,
+    eligible: npt.NDArray[np.bool_],
+    threads: int | None = None,
+) -> npt.NDArray[np.bool_]: ...
 def lsh_cluster(
     signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64],
     bands: int,
