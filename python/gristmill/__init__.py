@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from gristmill._native import GristmillError, __version__
 from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill.tokenizer import Tokenizer
 
 __all__ = [
     "__version__",
@@ -19,4 +20,5 @@ __all__ = [
     "CorpusError",
     "Corpus",
     "corpus_stats",
+    "Tokenizer",
 ]

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod bpe;
 mod convert;
 mod stats;
 
@@ -14,5 +15,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GristmillError", m.py().get_type::<GristmillError>())?;
     stats::register(m)?;
+    bpe::register(m)?;
     Ok(())
 }
