@@ -1,0 +1,743 @@
+"""Corpus input and output shared by every gristmill command.
+
+A :class:`Corpus` is an ordered list of *sources*: JSONL files (``.jsonl``, ``.jsonl.gz``,
+``.jsonl.zst``), Parquet files, and folders of plain-text files (one document per file).
+Reading streams :class:`DocBatch` objects — a pyarrow string column of texts plus stable ids —
+with memory bounded by the batch size, so a corpus far larger than RAM can be scanned.
+
+Writing goes back to the input's own format: :meth:`Corpus.write` re-reads every source and
+writes the kept (and possibly rewritten) documents to ``out_dir``, each file through a temporary
+name and an atomic rename. Inputs are never modified, and an interrupted run leaves only hidden
+``.*.tmp-*`` files, never an output that looks complete.
+
+Document ids (unless ``id_field`` names a field): ``path:line`` for JSONL (1-based line number),
+``path#row`` for Parquet (0-based row), and the path relative to the folder for text files.
+
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "a.jsonl").write_text('{"text": "hello"}\\n{"text": "world"}\\n')
+>>> corpus = Corpus([d / "a.jsonl"])
+>>> [b.texts.to_pylist() for b in corpus.batches()]
+[['hello', 'world']]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gristmill._native import GristmillError
+
+__all__ = [
+    "Corpus",
+    "CorpusError",
+    "DocBatch",
+    "Source",
+    "atomic_write",
+    "corpus_stats",
+    "check_output_path",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+INVALID_UTF8_POLICIES = ("error", "replace", "skip")
+_JSONL_SUFFIXES = {".jsonl": None, ".jsonl.gz": "gzip", ".jsonl.zst": "zstd", ".jsonl.zstd": "zstd",
+                   ".ndjson": None, ".ndjson.gz": "gzip", ".ndjson.zst": "zstd"}
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_READ_CHUNK = 8 << 20
+
+
+class CorpusError(GristmillError):
+    """A corpus file cannot be read as asked: the message names the file, line or document."""
+
+
+# --------------------------------------------------------------------------------------------
+# batches
+
+
+@dataclass
+class DocBatch:
+    """A slice of the corpus, in corpus order.
+
+    Attributes:
+        ids: pyarrow string array of document ids.
+        texts: pyarrow ``large_string`` array of document texts (valid UTF-8).
+        start: corpus-wide index of the first document of this batch.
+        source: the source the documents come from.
+    """
+
+    ids: pa.Array
+    texts: pa.Array
+    start: int
+    source: "Source"
+    # positions of the documents within their source (records after skipping), for write-back
+    local: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.texts)
+
+
+def _decode(raw: bytes, policy: str, where: str) -> Optional[str]:
+    """Decode UTF-8 per ``policy``; ``None`` means skip the document."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if policy == "replace":
+            return raw.decode("utf-8", "replace")
+        if policy == "skip":
+            return None
+        raise CorpusError(
+            f"{where}: invalid UTF-8 at byte {e.start} ({raw[e.start:e.start + 4]!r}); "
+            "fix the file or pass --on-invalid-utf8 replace|skip"
+        ) from None
+
+
+def _check_str(text: str, policy: str, where: str) -> Optional[str]:
+    """Strings from JSON may hold lone surrogates (``"\\ud800"``), which are not UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError as e:
+        if policy == "replace":
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        if policy == "skip":
+            return None
+        raise CorpusError(
+            f"{where}: text has a lone surrogate at character {e.start}, which is not valid UTF-8; "
+            "pass --on-invalid-utf8 replace|skip"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# sources
+
+
+class Source:
+    """One input: a JSONL file, a Parquet file or a folder of text files."""
+
+    kind = ""
+
+    def __init__(self, path: Path, display: str):
+        self.path = path
+        self.display = display  # how the path appears in ids and messages
+
+    def check_readable(self) -> None:
+        if not os.access(self.path, os.R_OK):
+            raise CorpusError(f"{self.display}: permission denied (cannot read)")
+
+    def output_name(self) -> str:
+        return self.path.name
+
+    def destination_paths(self, out: Path) -> List[Path]:
+        return [out / self.output_name()]
+
+    def input_paths(self) -> List[Path]:
+        return [self.path]
+
+    # reading --------------------------------------------------------------------------------
+    def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
+        """(id, text) per record in order; text ``None`` = skipped for invalid UTF-8."""
+        raise NotImplementedError
+
+    # writing --------------------------------------------------------------------------------
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
+        """Write kept records; ``decide(local_index)`` → (keep, new_text or None for unchanged).
+        Returns the number of documents written."""
+        raise NotImplementedError
+
+
+def _open_stream(path: Path, compression: Optional[str]) -> Any:
+    return pa.input_stream(str(path), compression=compression)
+
+
+def _iter_lines(path: Path, compression: Optional[str], display: str) -> Iterator[Tuple[int, bytes]]:
+    """Yield (1-based line number, line bytes without newline) with bounded memory."""
+    try:
+        stream = _open_stream(path, compression)
+    except OSError as e:
+        raise CorpusError(f"{display}: cannot open: {e}") from None
+    lineno = 0
+    carry: List[bytes] = []
+    with stream:
+        while True:
+            try:
+                chunk = stream.read(_READ_CHUNK)
+            except OSError as e:
+                raise CorpusError(
+                    f"{display}: the compressed stream is corrupt or truncated after line {lineno}: {e}"
+                ) from None
+            if not chunk:
+                break
+            parts = chunk.split(b"\n")
+            if carry:
+                carry.append(parts[0])
+                parts[0] = b"".join(carry)
+                carry = []
+            for line in parts[:-1]:
+                lineno += 1
+                yield lineno, line
+            if parts[-1]:
+                carry.append(parts[-1])
+    if carry:
+        lineno += 1
+        yield lineno, b"".join(carry)
+
+
+class JsonlSource(Source):
+    kind = "jsonl"
+
+    def __init__(self, path: Path, display: str, compression: Optional[str]):
+        super().__init__(path, display)
+        self.compression = compression
+
+    def _parse(self, lineno: int, line: bytes, corpus: "Corpus") -> Optional[Tuple[str, Optional[str], Dict[str, Any]]]:
+        where = f"{self.display}:{lineno}"
+        if not line.strip():
+            return None  # blank lines are not records (documented)
+        try:
+            line_text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            line_text = None
+        if line_text is None:
+            # invalid UTF-8 inside the JSON line: apply the policy to the whole line
+            decoded = _decode(line, corpus.on_invalid_utf8, where)
+            if decoded is None:
+                # still need the record's id: parse leniently
+                decoded = line.decode("utf-8", "replace")
+                obj = self._load(decoded, where)
+                return self._doc_id(obj, lineno, where, corpus), None, obj
+            line_text = decoded
+        obj = self._load(line_text, where)
+        text = obj.get(corpus.text_field, _MISSING)
+        if text is _MISSING:
+            fields = ", ".join(list(obj)[:10]) or "none"
+            raise CorpusError(
+                f"{where}: missing field {corpus.text_field!r} (fields present: {fields}); "
+                "choose the text field with --text-field"
+            )
+        if not isinstance(text, str):
+            raise CorpusError(
+                f"{where}: field {corpus.text_field!r} is {_json_type(text)}, expected a string"
+            )
+        return self._doc_id(obj, lineno, where, corpus), _check_str(text, corpus.on_invalid_utf8, where), obj
+
+    @staticmethod
+    def _load(line_text: str, where: str) -> Dict[str, Any]:
+        try:
+            obj = json.loads(line_text)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{where}: invalid JSON: {e.msg} at column {e.colno}") from None
+        if not isinstance(obj, dict):
+            raise CorpusError(f"{where}: expected a JSON object per line, got {_json_type(obj)}")
+        return obj
+
+    def _doc_id(self, obj: Dict[str, Any], lineno: int, where: str, corpus: "Corpus") -> str:
+        if corpus.id_field is None:
+            return f"{self.display}:{lineno}"
+        v = obj.get(corpus.id_field, _MISSING)
+        if v is _MISSING or v is None:
+            raise CorpusError(f"{where}: missing id field {corpus.id_field!r}")
+        return v if isinstance(v, str) else json.dumps(v)
+
+    def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
+        for lineno, line in _iter_lines(self.path, self.compression, self.display):
+            rec = self._parse(lineno, line, corpus)
+            if rec is not None:
+                yield rec[0], rec[1]
+
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
+        written = 0
+        local = 0
+        with atomic_write(out / self.output_name(), compression=self.compression) as f:
+            for lineno, line in _iter_lines(self.path, self.compression, self.display):
+                if not line.strip():
+                    continue
+                keep, new_text = decide(local)
+                local += 1
+                if not keep:
+                    continue
+                if new_text is not None:
+                    rec = self._parse(lineno, line, corpus)
+                    assert rec is not None
+                    obj = rec[2]
+                    obj[corpus.text_field] = new_text
+                    line = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+                f.write(line)
+                f.write(b"\n")
+                written += 1
+        return written
+
+
+class ParquetSource(Source):
+    kind = "parquet"
+
+    def _open(self) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(str(self.path))
+        except (OSError, pa.ArrowException) as e:
+            raise CorpusError(f"{self.display}: not a readable Parquet file: {e}") from None
+
+    def _column(self, pf: pq.ParquetFile, name: str, role: str) -> None:
+        names = pf.schema_arrow.names
+        if name not in names:
+            raise CorpusError(
+                f"{self.display}: no column {name!r} (columns: {', '.join(names[:10])}); "
+                f"choose the {role} column with --{role}-field"
+            )
+
+    def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
+        pf = self._open()
+        self._column(pf, corpus.text_field, "text")
+        cols = [corpus.text_field]
+        if corpus.id_field is not None:
+            self._column(pf, corpus.id_field, "id")
+            cols.append(corpus.id_field)
+        row = 0
+        try:
+            for rb in pf.iter_batches(batch_size=8192, columns=cols):
+                col = rb.column(0)
+                if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+                        or pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+                    raise CorpusError(
+                        f"{self.display}: column {corpus.text_field!r} has type {col.type}, expected string"
+                    )
+                binary = pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)
+                ids = rb.column(1).to_pylist() if corpus.id_field is not None else None
+                for i, v in enumerate(col.to_pylist() if not binary else col.to_pylist()):
+                    where = f"{self.display}#{row}"
+                    if v is None:
+                        raise CorpusError(f"{where}: {corpus.text_field!r} is null, expected a string")
+                    text = _decode(v, corpus.on_invalid_utf8, where) if binary else _check_str(v, corpus.on_invalid_utf8, where)
+                    doc_id = where if ids is None else str(ids[i])
+                    yield doc_id, text
+                    row += 1
+        except pa.ArrowException as e:
+            raise CorpusError(f"{self.display}: cannot read row {row}: {e}") from None
+
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
+        pf = self._open()
+        schema = pf.schema_arrow
+        ti = schema.get_field_index(corpus.text_field)
+        written = 0
+        local = 0
+        with atomic_write(out / self.output_name(), binary_path=True) as tmp:
+            writer = pq.ParquetWriter(str(tmp), schema)
+            try:
+                for rb in pf.iter_batches(batch_size=8192):
+                    mask = np.zeros(rb.num_rows, dtype=bool)
+                    texts = rb.column(ti).to_pylist() if rb.num_rows else []
+                    changed = False
+                    for i in range(rb.num_rows):
+                        keep, new = decide(local)
+                        local += 1
+                        mask[i] = keep
+                        if keep and new is not None:
+                            texts[i] = new
+                            changed = True
+                    if changed:
+                        rb = rb.set_column(ti, schema.field(ti), pa.array(texts, type=schema.field(ti).type))
+                    kept = rb.filter(pa.array(mask))
+                    if kept.num_rows:
+                        writer.write_batch(kept)
+                    written += kept.num_rows
+            finally:
+                writer.close()
+        return written
+
+
+class TextFolderSource(Source):
+    kind = "text"
+
+    def __init__(self, path: Path, display: str, pattern: Optional[str], exclude: Sequence[str] = ()):
+        super().__init__(path, display)
+        self.pattern = pattern
+        self.exclude = tuple(exclude)
+        self._files: Optional[List[Path]] = None
+
+    def files(self) -> List[Path]:
+        if self._files is None:
+            files = []
+            for root, dirs, names in os.walk(self.path, onerror=self._walk_error):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not self._excluded(d))
+                for n in sorted(names):
+                    if n.startswith(".") or self._excluded(n):
+                        continue
+                    p = Path(root) / n
+                    rel = p.relative_to(self.path).as_posix()
+                    if self.pattern and not (fnmatch.fnmatch(rel, self.pattern) or fnmatch.fnmatch(n, self.pattern)):
+                        continue
+                    if p.is_file():
+                        files.append(p)
+            self._files = files
+        return self._files
+
+    def _excluded(self, name: str) -> bool:
+        return any(fnmatch.fnmatch(name, pat) for pat in self.exclude)
+
+    def _walk_error(self, e: OSError) -> None:
+        raise CorpusError(f"{e.filename}: cannot list folder: {e.strerror}")
+
+    def destination_paths(self, out: Path) -> List[Path]:
+        base = out / self.path.name
+        return [base / p.relative_to(self.path) for p in self.files()]
+
+    def input_paths(self) -> List[Path]:
+        return self.files()
+
+    def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
+        for p in self.files():
+            rel = p.relative_to(self.path).as_posix()
+            where = f"{self.display}/{rel}"
+            try:
+                raw = p.read_bytes()
+            except OSError as e:
+                raise CorpusError(f"{where}: cannot read: {e.strerror}") from None
+            yield (where if corpus.id_field is None else rel), _decode(raw, corpus.on_invalid_utf8, where)
+
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
+        base = out / self.path.name
+        written = 0
+        for local, p in enumerate(self.files()):
+            keep, new = decide(local)
+            if not keep:
+                continue
+            dest = base / p.relative_to(self.path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(dest) as f:
+                f.write(new.encode("utf-8") if new is not None else p.read_bytes())
+            written += 1
+        return written
+
+
+_MISSING = object()
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _source_for(path: Path, display: str, pattern: Optional[str], exclude: Sequence[str]) -> Source:
+    if not path.exists():
+        raise CorpusError(f"{display}: no such file or folder")
+    if path.is_dir():
+        return TextFolderSource(path, display, pattern, exclude)
+    name = path.name.lower()
+    for suf, comp in _JSONL_SUFFIXES.items():
+        if name.endswith(suf):
+            return JsonlSource(path, display, comp)
+    if name.endswith(_PARQUET_SUFFIXES):
+        return ParquetSource(path, display)
+    raise CorpusError(
+        f"{display}: unknown input format; expected .jsonl, .jsonl.gz, .jsonl.zst, .parquet "
+        "or a folder of text files"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the corpus
+
+
+class Corpus:
+    """An ordered set of input files and folders, read as one stream of documents.
+
+    Args:
+        paths: files (``.jsonl``, ``.jsonl.gz``, ``.jsonl.zst``, ``.parquet``) and folders of
+            text files, in corpus order. Folders are walked in sorted order, hidden entries skipped.
+        text_field: JSON field / Parquet column holding the text.
+        id_field: field holding a document id; default: ``path:line`` / ``path#row`` / file path.
+        on_invalid_utf8: ``"error"`` (default: raise naming the document), ``"replace"`` (U+FFFD)
+            or ``"skip"`` (the document is left out of processing *and* of the output, and counted
+            in :attr:`skipped`).
+        glob: for folders, only files whose relative path or name matches this pattern
+            (e.g. ``"*.py"``).
+        exclude: for folders, skip files and sub-folders whose name matches any of these
+            patterns (e.g. ``["site-packages", "*.min.js"]``).
+        batch_bytes: target text bytes per batch (memory bound while streaming).
+    """
+
+    def __init__(
+        self,
+        paths: Union[PathLike, Sequence[PathLike]],
+        *,
+        text_field: str = "text",
+        id_field: Optional[str] = None,
+        on_invalid_utf8: str = "error",
+        glob: Optional[str] = None,
+        exclude: Sequence[str] = (),
+        batch_bytes: int = 32 << 20,
+    ):
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        if not paths:
+            raise CorpusError("no input paths given")
+        if on_invalid_utf8 not in INVALID_UTF8_POLICIES:
+            raise ValueError(f"on_invalid_utf8 must be one of {INVALID_UTF8_POLICIES}, not {on_invalid_utf8!r}")
+        if batch_bytes < 1:
+            raise ValueError("batch_bytes must be positive")
+        self.text_field = text_field
+        self.id_field = id_field
+        self.on_invalid_utf8 = on_invalid_utf8
+        self.batch_bytes = batch_bytes
+        self.sources: List[Source] = []
+        for p in paths:
+            display = os.fspath(p)
+            src = _source_for(Path(p), display, glob, exclude)
+            src.check_readable()
+            self.sources.append(src)
+        #: documents skipped because of invalid UTF-8 in the last full pass (policy "skip")
+        self.skipped: List[str] = []
+        self._counts: Optional[List[Tuple[int, List[int]]]] = None
+
+    def __repr__(self) -> str:
+        return f"Corpus({[s.display for s in self.sources]!r}, text_field={self.text_field!r})"
+
+    def batches(self, *, batch_docs: int = 65536) -> Iterator[DocBatch]:
+        """Stream the corpus as :class:`DocBatch` es in corpus order.
+
+        A batch never spans two sources and holds at most ``batch_docs`` documents and roughly
+        ``batch_bytes`` of text (a single larger document forms its own batch).
+        """
+        start = 0
+        skipped: List[str] = []
+        counts: List[Tuple[int, List[int]]] = []
+        for src in self.sources:
+            ids: List[str] = []
+            texts: List[str] = []
+            local: List[int] = []
+            skipped_local: List[int] = []
+            size = 0
+            n = 0
+            for i, (doc_id, text) in enumerate(src.records(self)):
+                n = i + 1
+                if text is None:
+                    skipped.append(doc_id)
+                    skipped_local.append(i)
+                    continue
+                ids.append(doc_id)
+                texts.append(text)
+                local.append(i)
+                size += len(text)
+                if size >= self.batch_bytes or len(texts) >= batch_docs:
+                    yield self._batch(ids, texts, local, start, src)
+                    start += len(texts)
+                    ids, texts, local, size = [], [], [], 0
+            if texts:
+                yield self._batch(ids, texts, local, start, src)
+                start += len(texts)
+            counts.append((n, skipped_local))
+        self.skipped = skipped
+        self._counts = counts
+        if skipped:
+            warnings.warn(
+                f"skipped {len(skipped)} document(s) with invalid UTF-8, first: {skipped[0]}",
+                stacklevel=2,
+            )
+
+    def __len__(self) -> int:
+        """Number of documents (after skipping); needs one pass over the corpus the first time."""
+        if self._counts is None:
+            for _ in self.batches():
+                pass
+        assert self._counts is not None
+        return sum(n - len(sk) for n, sk in self._counts)
+
+    @staticmethod
+    def _batch(ids: List[str], texts: List[str], local: List[int], start: int, src: Source) -> DocBatch:
+        return DocBatch(
+            ids=pa.array(ids, type=pa.string()),
+            texts=pa.array(texts, type=pa.large_string()),
+            start=start,
+            source=src,
+            local=np.asarray(local, dtype=np.int64),
+        )
+
+    def texts(self) -> Iterator[str]:
+        """Every document's text, in order (convenience; prefer :meth:`batches` for bulk work)."""
+        for b in self.batches():
+            yield from b.texts.to_pylist()
+
+    def output_paths(self, out_dir: PathLike) -> List[Path]:
+        """Where :meth:`write` puts each source's output under ``out_dir``."""
+        return [p for s in self.sources for p in s.destination_paths(Path(out_dir))]
+
+    def write(
+        self,
+        out_dir: PathLike,
+        keep: Optional[np.ndarray] = None,
+        replace: Optional[Dict[int, str]] = None,
+    ) -> List[Path]:
+        """Write the corpus to ``out_dir`` in each input's format.
+
+        Args:
+            keep: boolean mask over the corpus's documents (as numbered by :meth:`batches`);
+                ``False`` drops the document. Default: keep all.
+            replace: corpus index → new text for documents whose text changes (e.g. after
+                removing duplicated spans); every other field of the record is preserved.
+
+        Each output file is written to a hidden temporary name and renamed into place only
+        when complete. Returns the output files written (one per input file).
+        """
+        out = Path(out_dir)
+        check_output_path(self, out)
+        total = len(self)
+        assert self._counts is not None
+        if keep is not None:
+            keep = np.asarray(keep, dtype=bool)
+            if keep.shape != (total,):
+                raise ValueError(f"keep has {keep.size} entries; the corpus has {total} documents")
+        replace = replace or {}
+        out.mkdir(parents=True, exist_ok=True)
+        written_files: List[Path] = []
+        start = 0
+        for src, (n, skipped_local) in zip(self.sources, self._counts):
+            # local record index -> corpus index; -1 for records skipped for invalid UTF-8
+            is_doc = np.ones(n, dtype=bool)
+            is_doc[skipped_local] = False
+            mapping = np.where(is_doc, start + np.cumsum(is_doc) - 1, -1)
+            start += int(is_doc.sum())
+
+            def decide(local: int, mapping: np.ndarray = mapping) -> Tuple[bool, Optional[str]]:
+                g = int(mapping[local]) if local < len(mapping) else -1
+                if g < 0 or (keep is not None and not keep[g]):
+                    return False, None
+                return True, replace.get(g)
+
+            src.write(out, self, decide)
+            written_files.extend(src.destination_paths(out))
+        return written_files
+
+
+# --------------------------------------------------------------------------------------------
+# output helpers
+
+
+class atomic_write:
+    """Context manager: write ``path`` via a hidden temporary file renamed into place on success.
+
+    Yields a binary file object (or, with ``binary_path=True``, the temporary *path* for writers
+    that open files themselves). On error the temporary file is removed and ``path`` untouched.
+    ``compression`` (``"gzip"``/``"zstd"``) compresses the stream.
+    """
+
+    def __init__(self, path: PathLike, *, compression: Optional[str] = None, binary_path: bool = False):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.compression = compression
+        self.binary_path = binary_path
+        self._f: Any = None
+
+    def __enter__(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.binary_path:
+            return self.tmp
+        try:
+            self._f = pa.output_stream(str(self.tmp), compression=self.compression)
+        except OSError as e:
+            raise CorpusError(f"{self.path}: cannot write: {e}") from None
+        return self._f
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if self._f is not None:
+                self._f.close()
+        except OSError as e:
+            if exc_type is None:
+                self._cleanup()
+                raise CorpusError(f"{self.path}: cannot write: {e}") from None
+        if exc_type is not None:
+            self._cleanup()
+            return
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self._cleanup()
+            raise CorpusError(f"{self.path}: cannot write: {e.strerror}") from None
+
+    def _cleanup(self) -> None:
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as pretty JSON atomically."""
+    with atomic_write(path) as f:
+        f.write(json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    try:
+        child.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def check_output_path(corpus: Corpus, out_dir: PathLike) -> None:
+    """Refuse output locations that would overwrite or be read back as input."""
+    out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise CorpusError(f"{out_dir}: output must be a folder, but a file of that name exists")
+    inputs = set()
+    for s in corpus.sources:
+        sp = s.path.resolve()
+        if s.kind == "text" and (_is_within(out, sp)):
+            raise CorpusError(
+                f"{out_dir}: the output folder is inside the input folder {s.display}; "
+                "choose an output outside the input"
+            )
+        inputs.update(p.resolve() for p in s.input_paths())
+    dests = corpus.output_paths(out)
+    seen = set()
+    for d in dests:
+        r = d.resolve()
+        if r in inputs:
+            raise CorpusError(f"{d}: writing there would overwrite an input; choose another output folder")
+        if r in seen:
+            raise CorpusError(
+                f"{d}: two inputs would be written to the same output file; rename one of them"
+            )
+        seen.add(r)
+
+
+# --------------------------------------------------------------------------------------------
+# statistics
+
+
+def corpus_stats(texts: Union["Corpus", Iterable[str], pa.Array]) -> Dict[str, int]:
+    """Count documents, empty documents, bytes, characters, lines and words.
+
+    >>> corpus_stats(["a b", "", "c\\n"])["words"]
+    3
+    """
+    from gristmill import _native
+    from gristmill._arrow import string_buffers
+
+    total: Dict[str, int] = {}
+
+    def add(d: Dict[str, int]) -> None:
+        for k, v in d.items():
+            total[k] = max(total.get(k, 0), v) if k == "max_doc_bytes" else total.get(k, 0) + v
+
+    if isinstance(texts, Corpus):
+        for b in texts.batches():
+            add(_native.corpus_stats_batch(string_buffers(b.texts)))
+        if not total:
+            add(_native.corpus_stats_batch(string_buffers([])))
+    else:
+        add(_native.corpus_stats_batch(string_buffers(texts)))
+    return total
