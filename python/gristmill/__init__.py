@@ -13,6 +13,7 @@ from __future__ import annotations
 from gristmill._native import GristmillError, __version__
 from gristmill.io import Corpus, CorpusError, corpus_stats
 from gristmill.tokenizer import Tokenizer
+from gristmill.train import TrainedTokenizer, train_bpe
 
 __all__ = [
     "__version__",
@@ -21,4 +22,6 @@ __all__ = [
     "Corpus",
     "corpus_stats",
     "Tokenizer",
+    "TrainedTokenizer",
+    "train_bpe",
 ]

@@ -201,6 +201,58 @@ def _add_demo(sub: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# train-bpe
+
+
+def _run_train_bpe(args: argparse.Namespace) -> int:
+    import time
+
+    from gristmill.train import train_bpe
+
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    t0 = time.perf_counter()
+    tok = train_bpe(corpus, args.vocab_size, pattern=args.pattern, special_tokens=args.special_token,
+                    min_frequency=args.min_frequency, max_word_count=args.max_word_count)
+    secs = time.perf_counter() - t0
+    tok.save(out)
+    _progress.info(f"trained {len(tok.merges()):,} merges, vocabulary {tok.n_vocab:,} in {secs:.1f} s; wrote {out}")
+    return 0
+
+
+def _add_train_bpe(sub: Any) -> None:
+    p = _command(
+        sub, "train-bpe",
+        help="train a byte-level BPE tokenizer (same merges as HF tokenizers' BpeTrainer)",
+        description="""
+        Read a corpus once, count its pre-tokenized words, and learn byte-level BPE merges until
+        the vocabulary (256 bytes + merges + special tokens) reaches --vocab-size. Ties between
+        equally frequent pairs are broken exactly like Hugging Face tokenizers' BpeTrainer.
+        The output format follows the file name: .json (HF tokenizer.json), .tiktoken (rank
+        file), or a directory (vocab.json + merges.txt).
+        """,
+        examples="""
+        gristmill train-bpe corpus.jsonl.zst --vocab-size 32768 -o tokenizer.json
+        gristmill train-bpe src/ --glob '*.py' --vocab-size 8000 --pattern cl100k -o code.tiktoken
+        gristmill train-bpe data/ --vocab-size 50000 --special-token '<|endoftext|>' -o out_dir/
+        """,
+    )
+    add_input_args(p)
+    p.add_argument("--vocab-size", type=int, required=True, metavar="N", help="final vocabulary size")
+    p.add_argument("-o", "--output", required=True, metavar="PATH",
+                   help="tokenizer.json, NAME.tiktoken, or a directory for vocab.json + merges.txt")
+    p.add_argument("--pattern", default="o200k", metavar="NAME|REGEX",
+                   help="pre-tokenizer: o200k (default), cl100k, gpt2, r50k, or a regex")
+    p.add_argument("--special-token", action="append", default=[], metavar="TEXT",
+                   help="special token appended to the vocabulary (repeatable)")
+    p.add_argument("--min-frequency", type=int, default=0, metavar="N",
+                   help="stop when the best pair occurs fewer than N times (default: 0)")
+    p.add_argument("--max-word-count", type=int, default=None, metavar="N",
+                   help="keep only the N most frequent distinct words (default: all)")
+    p.set_defaults(func=_run_train_bpe)
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 
@@ -231,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_demo(sub)
     _add_stats(sub)
+    _add_train_bpe(sub)
     return parser
 
 

@@ -12,8 +12,15 @@ use crate::bpe::{Pretokenizer, SpecialSet, Tokenizer, Vocab};
 use crate::Error;
 
 #[pyclass(frozen, module = "gristmill._native", name = "_Tokenizer")]
-struct PyTokenizer {
+pub(super) struct PyTokenizer {
     inner: Tokenizer,
+}
+
+impl PyTokenizer {
+    /// Wrap a core tokenizer (used by the trainer bindings).
+    pub(super) fn from_core(inner: Tokenizer) -> Self {
+        PyTokenizer { inner }
+    }
 }
 
 fn special_set(t: &Tokenizer, arg: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod bpe;
 mod convert;
 mod stats;
+mod train;
 
 pub(crate) use convert::{DocsArg, GristmillError};
 
@@ -16,5 +17,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GristmillError", m.py().get_type::<GristmillError>())?;
     stats::register(m)?;
     bpe::register(m)?;
+    train::register(m)?;
     Ok(())
 }
