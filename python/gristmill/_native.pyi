@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension module ``gristmill._native``."""
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Tuple, final
 
 import numpy as np
 import numpy.typing as npt
@@ -14,8 +14,9 @@ _Docs = Tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32] | npt.NDArray[np.int6
 
 def corpus_stats_batch(docs: _Docs) -> dict[str, int]: ...
 
+@final
 class _BpeTrainer:
-    def __init__(self, pattern: str, num_threads: int | None = None) -> None: ...
+    def __new__(cls, pattern: str, num_threads: int | None = None) -> "_BpeTrainer": ...
     def count(self, docs: _Docs, first_doc: int = 0) -> None: ...
     def add_word(self, word: bytes, count: int) -> None: ...
     @property

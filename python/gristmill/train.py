@@ -3,7 +3,7 @@
 >>> import gristmill
 >>> tok = gristmill.train_bpe(["low lower lowest", "new newer newest"] * 50, vocab_size=262)
 >>> [tok.token_bytes(int(i)) for i in tok.merges()[:3, 2]]
-[b'we', b'ne', b'new']
+[b'we', b'lo', b'ne']
 >>> tok.decode(tok.encode("newest lowest"))
 'newest lowest'
 
