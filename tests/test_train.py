@@ -296,3 +296,29 @@ def test_cli_train_bpe(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "gristmill", "train-bpe", str(src), "--vocab-size", "10", "-o", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "too small" in r.stderr
+
+
+def test_progress_bars(capsys) -> None:
+    texts = stdlib_texts(200_000)
+    quiet = train_bpe(texts, 1200)
+    loud = train_bpe(texts, 1200, progress=True)
+    assert (quiet.merges() == loud.merges()).all()
+    err = capsys.readouterr().err
+    assert "counting words" in err and "merges" in err
+
+
+def test_native_progress_callback_error_stops_training() -> None:
+    from gristmill import _native
+    from gristmill._arrow import string_buffers
+
+    tr = _native._BpeTrainer(PATTERNS["o200k"])
+    tr.count(string_buffers(stdlib_texts(200_000)))
+    seen = []
+
+    def cb(done: int, wanted: int) -> None:
+        seen.append((done, wanted))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(3000, 0, [], None, cb)
+    assert seen == [(256, 3000 - 256)]  # stopped at the first report

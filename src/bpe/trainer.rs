@@ -187,15 +187,15 @@ impl WordCounter {
 
     /// The table sorted by word bytes. With `max_words`, only the `max_words` most frequent
     /// words are kept (ties: smaller bytes first).
-    pub fn to_sorted(&self, max_words: Option<usize>) -> Vec<(Box<[u8]>, u64)> {
-        let mut v: Vec<(Box<[u8]>, u64)> = self.words.iter().map(|(w, &c)| (w.clone(), c)).collect();
+    pub fn to_sorted(&self, max_words: Option<usize>) -> Vec<(&[u8], u64)> {
+        let mut v: Vec<(&[u8], u64)> = self.words.iter().map(|(w, &c)| (&w[..], c)).collect();
         if let Some(m) = max_words {
             if v.len() > m {
-                v.par_sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                v.par_sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
                 v.truncate(m);
             }
         }
-        v.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v.par_sort_unstable_by(|a, b| a.0.cmp(b.0));
         v
     }
 
@@ -275,14 +275,15 @@ struct PairInfo {
     words: Vec<u32>,
 }
 
-/// Progress callback: `(merges done, merges wanted)`.
-pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
+/// Progress callback: `(merges done, merges wanted)`; returning `false` stops training with
+/// an error.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize) -> bool;
 
 /// Word counts at or above this many pair-position entries are rewritten in parallel.
 const PAR_WORDS: usize = 2048;
 
 /// Train on a word table (`(word bytes, count)`, any order; duplicates are summed).
-pub fn train(words: &[(Box<[u8]>, u64)], config: &TrainConfig, mut progress: Option<Progress<'_>>) -> Result<Trained> {
+pub fn train<W: AsRef<[u8]>>(words: &[(W, u64)], config: &TrainConfig, mut progress: Option<Progress<'_>>) -> Result<Trained> {
     let n_special = config.special_tokens.len();
     {
         let mut seen = std::collections::HashSet::new();
@@ -316,12 +317,13 @@ pub fn train(words: &[(Box<[u8]>, u64)], config: &TrainConfig, mut progress: Opt
     let mut token_index: FxHashMap<Vec<u8>, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
 
     // Flat word storage.
-    let total_syms: usize = words.iter().map(|(w, _)| w.len()).sum();
+    let total_syms: usize = words.iter().map(|(w, _)| w.as_ref().len()).sum();
     let mut syms: Vec<u32> = Vec::with_capacity(total_syms);
     let mut starts: Vec<usize> = Vec::with_capacity(words.len());
     let mut lens: Vec<u32> = Vec::with_capacity(words.len());
     let mut counts: Vec<i64> = Vec::with_capacity(words.len());
     for (w, c) in words {
+        let w = w.as_ref();
         if w.len() > u32::MAX as usize {
             return Err(Error::invalid_argument("a word is longer than 4 GiB"));
         }
@@ -478,7 +480,9 @@ pub fn train(words: &[(Box<[u8]>, u64)], config: &TrainConfig, mut progress: Opt
             }
         }
         if let Some(p) = progress.as_mut() {
-            p(tokens.len() - 256, wanted);
+            if !p(tokens.len() - 256, wanted) {
+                return Err(Error::invalid_argument("training was interrupted"));
+            }
         }
     }
 

@@ -94,9 +94,9 @@ impl PyBpeTrainer {
             self.run(|| -> Result<Tokenizer, Error> {
                 let words = self.counter.to_sorted(max_word_count);
                 let mut last = 0usize;
-                let mut report = |done: usize, wanted: usize| {
-                    if cb_err.is_some() || !(done >= last + 256 || done == wanted) {
-                        return;
+                let mut report = |done: usize, wanted: usize| -> bool {
+                    if !(done >= last + 256 || done == wanted) {
+                        return true;
                     }
                     last = done;
                     if let Some(cb) = &progress {
@@ -106,6 +106,7 @@ impl PyBpeTrainer {
                             }
                         });
                     }
+                    cb_err.is_none()
                 };
                 let trained = train(&words, &config, Some(&mut report))?;
                 let vocab = Vocab::from_merges(trained.token_ids(), &trained.merge_bytes(), false)?;

@@ -143,7 +143,7 @@ fn bad_input() {
     let c = TrainConfig { vocab_size: 257, min_frequency: 0, special_tokens: vec!["a".into(), "b".into()] };
     let e = train(&words, &c, None).unwrap_err().to_string();
     assert!(e.contains("2 special tokens") && e.contains("258"), "{e}");
-    let e = train(&[], &cfg(1000), None).unwrap_err().to_string();
+    let e = train::<&[u8]>(&[], &cfg(1000), None).unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");
     let c = TrainConfig { vocab_size: 300, min_frequency: 0, special_tokens: vec!["x".into(), "x".into()] };
     assert!(train(&words, &c, None).is_err());
@@ -188,7 +188,7 @@ fn max_word_count_keeps_most_frequent() {
     wc.add_word(b"c", 5);
     wc.add_word(b"d", 1);
     let v = wc.to_sorted(Some(2));
-    assert_eq!(v, vec![(b"a".to_vec().into_boxed_slice(), 5), (b"b".to_vec().into_boxed_slice(), 7)]);
+    assert_eq!(v, vec![(&b"a"[..], 5), (&b"b"[..], 7)]);
 }
 
 #[test]
