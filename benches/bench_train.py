@@ -67,10 +67,14 @@ def run_one(which: str, mb: float, vocab: int, pattern_name: str) -> Dict[str, A
         from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
         hf = Tokenizer(models.BPE())
-        hf.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Split(Regex(hf_regex(pattern)), behavior="isolated"),
-             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
-        )
+        if pattern_name == "gpt2":
+            # HF's stock byte-level setup: ByteLevel's built-in regex is the GPT-2 pattern.
+            hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        else:
+            hf.pre_tokenizer = pre_tokenizers.Sequence(
+                [pre_tokenizers.Split(Regex(hf_regex(pattern)), behavior="isolated"),
+                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+            )
         tr = trainers.BpeTrainer(vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                  show_progress=False)
         hf.train_from_iterator(texts, trainer=tr)
