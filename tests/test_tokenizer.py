@@ -422,3 +422,61 @@ def test_huggingface_unsupported_configs_are_rejected(tmp_path):
     p.write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="Whitespace"):
         Tokenizer.from_huggingface(p)
+
+
+# ------------------------------------------------------------------ gristmill tokenize
+def _read_shards(out):
+    import json
+
+    m = json.loads((out / "manifest.json").read_text())
+    docs = []
+    for s in m["shards"]:
+        toks = np.memmap(out / s["tokens"], dtype=m["dtype"], mode="r")
+        idx = np.load(out / s["index"])
+        assert len(idx) == s["n_docs"] + 1 and idx[-1] == len(toks) == s["n_tokens"]
+        docs += [toks[idx[i] : idx[i + 1]].tolist() for i in range(s["n_docs"])]
+    return m, docs
+
+
+@pytest.mark.parametrize("name,dtype", [("r50k_base", "uint16"), ("o200k_base", "uint32")])
+def test_cli_tokenize_writes_shards(tmp_path, name, dtype):
+    import json
+
+    from gristmill.cli import main
+
+    texts = stdlib_texts(13)[:60] + ["", "contains <|endoftext|> as text"]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    out = tmp_path / "out"
+    eot = ENCODINGS[name][1]["<|endoftext|>"]
+    rc = main(["-q", "tokenize", str(src), "--tokenizer", name, "--eos", "<|endoftext|>", "--bos", str(eot),
+               "--shard-tokens", "20000", "-o", str(out)])
+    assert rc == 0
+    m, docs = _read_shards(out)
+    assert m["dtype"] == dtype and m["total_docs"] == len(texts) and len(m["shards"]) > 1
+    assert m["eos"] == eot and m["bos"] == eot
+    ref = reference(name)
+    for i, t in enumerate(texts):
+        assert docs[i] == [eot] + ref.encode_ordinary(t) + [eot], f"document {i}"
+    assert sum(s["n_tokens"] for s in m["shards"]) == m["total_tokens"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    # without eos/bos, from a folder of text files
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    for i, t in enumerate(texts[:5]):
+        (folder / f"{i}.txt").write_text(t, encoding="utf-8")
+    out2 = tmp_path / "out2"
+    assert main(["-q", "tokenize", str(folder), "--tokenizer", name, "-o", str(out2)]) == 0
+    m2, docs2 = _read_shards(out2)
+    assert sorted(map(tuple, docs2)) == sorted(tuple(ref.encode_ordinary(t)) for t in texts[:5])
+
+
+def test_cli_tokenize_errors(tmp_path, capsys):
+    from gristmill.cli import main
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "hello"}\n', encoding="utf-8")
+    assert main(["tokenize", str(src), "--tokenizer", "cl100k_base", "--eos", "<|nope|>", "-o", str(tmp_path / "o")]) == 1
+    assert "<|nope|>" in capsys.readouterr().err
+    assert main(["tokenize", str(src), "--tokenizer", "nonexistent.tiktoken", "-o", str(tmp_path / "o")]) == 1
+    assert "--pat-str" in capsys.readouterr().err
