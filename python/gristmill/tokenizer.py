@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import AbstractSet, Any, Collection, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
@@ -474,3 +475,143 @@ def _hf_pattern(pre: Any, src: str) -> str:
     if pattern is None:
         raise ValueError(f"{src}: ByteLevel(use_regex=False) without a Split regex is not supported")
     return pattern
+
+
+# ------------------------------------------------------------------------------------------------
+# corpus -> packed token shards
+
+
+def _special_or_id(tok: "Tokenizer", value: Union[None, int, str], what: str) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        i = int(value)
+        if not 0 <= i < tok.n_vocab:
+            raise ValueError(f"{what} id {i} is outside the vocabulary (n_vocab={tok.n_vocab})")
+        return i
+    if value in tok.special_tokens:
+        return tok.special_tokens[value]
+    raise ValueError(f"{what} {value!r} is not a special token of {tok.name} (known: {', '.join(tok.special_tokens)})")
+
+
+def tokenize_corpus(
+    corpus: Any,
+    tokenizer: "Tokenizer",
+    out_dir: Union[str, "os.PathLike[str]"],
+    *,
+    eos: Union[None, int, str] = None,
+    bos: Union[None, int, str] = None,
+    shard_tokens: int = 1 << 28,
+    num_threads: Optional[int] = None,
+    progress: Any = None,
+) -> Dict[str, Any]:
+    """Tokenize a :class:`gristmill.io.Corpus` into packed shards under ``out_dir``.
+
+    Writes ``tokens-NNNNN.bin`` (raw little-endian ``uint16`` when the vocabulary fits, else
+    ``uint32``; documents are never split across shards), ``tokens-NNNNN.idx.npy`` (``int64``
+    token offsets, ``n_docs + 1`` per shard) and ``manifest.json`` (written last). Every file is
+    written under a temporary name and renamed into place. Special-token text in documents is
+    encoded as ordinary text. Returns the manifest.
+
+    Read back with ``np.memmap(out / shard["tokens"], dtype=manifest["dtype"], mode="r")``.
+    """
+    from gristmill.io import atomic_write, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if shard_tokens < 1:
+        raise ValueError("shard_tokens must be positive")
+    dtype = np.dtype("<u2") if tokenizer.n_vocab <= 1 << 16 else np.dtype("<u4")
+    eos_id = _special_or_id(tokenizer, eos, "eos")
+    bos_id = _special_or_id(tokenizer, bos, "bos")
+    k = int(eos_id is not None) + int(bos_id is not None)
+    shards: List[Dict[str, Any]] = []
+    state: Dict[str, Any] = {"f": None, "ctx": None, "offsets": [np.zeros(1, dtype=np.int64)], "n": 0, "docs": 0}
+    total_docs = 0
+
+    def open_shard() -> None:
+        name = f"tokens-{len(shards):05d}.bin"
+        ctx = atomic_write(out / name)
+        state.update(f=ctx.__enter__(), ctx=ctx, name=name, offsets=[np.zeros(1, dtype=np.int64)], n=0, docs=0,
+                     first=total_docs)
+
+    def close_shard() -> None:
+        state["ctx"].__exit__(None, None, None)
+        idx_name = state["name"].replace(".bin", ".idx.npy")
+        with atomic_write(out / idx_name) as f:
+            buf = pa.BufferOutputStream()
+            np.save(_PyArrowWriter(buf), np.concatenate(state["offsets"]))
+            f.write(buf.getvalue())
+        shards.append({"tokens": state["name"], "index": idx_name, "first_doc": state["first"],
+                       "n_docs": state["docs"], "n_tokens": state["n"]})
+        state["ctx"] = None
+
+    try:
+        for batch in corpus.batches():
+            toks, offs = tokenizer.encode_batch(batch.texts, num_threads=num_threads, ordinary=True)
+            n = len(offs) - 1
+            if k:
+                lens = np.diff(offs)
+                new_off = offs + np.arange(n + 1, dtype=np.int64) * k
+                packed = np.empty(int(new_off[-1]), dtype=np.uint32)
+                shift = np.repeat(np.arange(n, dtype=np.int64) * k + (1 if bos_id is not None else 0), lens)
+                packed[np.arange(len(toks), dtype=np.int64) + shift] = toks
+                if bos_id is not None:
+                    packed[new_off[:-1]] = bos_id
+                if eos_id is not None:
+                    packed[new_off[1:] - 1] = eos_id
+                toks, offs = packed, new_off
+            # split the batch at document boundaries so no shard exceeds shard_tokens (unless one
+            # document alone does)
+            i = 0
+            while i < n:
+                if state["ctx"] is None:
+                    open_shard()
+                room = shard_tokens - state["n"]
+                j = int(np.searchsorted(offs, offs[i] + room, side="right")) - 1
+                j = min(max(j, i + 1 if state["n"] == 0 else i), n)
+                if j == i:
+                    close_shard()
+                    continue
+                chunk = toks[offs[i] : offs[j]].astype(dtype, copy=False)
+                state["f"].write(chunk.tobytes())
+                state["offsets"].append(offs[i + 1 : j + 1] - offs[i] + state["n"])
+                state["n"] += int(offs[j] - offs[i])
+                state["docs"] += j - i
+                total_docs += j - i
+                i = j
+            if progress is not None:
+                progress.update(n)
+        if state["ctx"] is not None or not shards:
+            if state["ctx"] is None:
+                open_shard()
+            close_shard()
+    except BaseException:
+        if state["ctx"] is not None:
+            state["ctx"].__exit__(*sys.exc_info())
+        raise
+    manifest = {
+        "format": "gristmill-tokens-v1",
+        "tokenizer": tokenizer.name,
+        "n_vocab": tokenizer.n_vocab,
+        "dtype": dtype.name,
+        "byteorder": "little",
+        "eos": eos_id,
+        "bos": bos_id,
+        "total_docs": total_docs,
+        "total_tokens": int(sum(s["n_tokens"] for s in shards)),
+        "shards": shards,
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+class _PyArrowWriter:
+    """File-like adapter so ``np.save`` can write into a pyarrow buffer."""
+
+    def __init__(self, stream: Any) -> None:
+        self.s = stream
+
+    def write(self, b: Any) -> int:
+        self.s.write(bytes(b))
+        return len(b)

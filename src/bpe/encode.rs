@@ -29,8 +29,8 @@ impl Vocab {
     #[inline(always)]
     fn pair(&self, piece: &[u8], a_start: u32, a_id: u32, b_id: u32, b_end: u32, limit: u32) -> (u32, u32) {
         match &self.rule {
-            MergeRule::Ranks => match self.ids.get(&piece[a_start as usize..b_end as usize]) {
-                Some(&r) if r < limit => (r, r),
+            MergeRule::Ranks => match self.token_id(&piece[a_start as usize..b_end as usize]) {
+                Some(r) if r < limit => (r, r),
                 _ => (NONE, NONE),
             },
             MergeRule::Pairs(m) => match m.get(&pair_key(a_id, b_id)) {
@@ -53,7 +53,7 @@ impl Vocab {
             }
             _ => {
                 if self.whole_piece_lookup {
-                    if let Some(&id) = self.ids.get(piece) {
+                    if let Some(id) = self.token_id(piece) {
                         out.push(id);
                         return;
                     }

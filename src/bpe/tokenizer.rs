@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::pretok::Pretokenizer;
-use super::vocab::Vocab;
+use super::vocab::{pack, Vocab};
 use crate::text::Docs;
 use crate::{Error, Result};
 
@@ -56,11 +56,18 @@ static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 const CACHE_MAX_PIECE: usize = 64;
 const CACHE_MAX_ENTRIES: usize = 1 << 17;
 
+/// Slots of the direct-mapped cache of short single-token pieces (fits in L2, unlike the
+/// vocabulary's hash table, so frequent words cost no cache miss).
+const HOT_SLOTS: usize = 1 << 13;
+
 #[derive(Default)]
 struct PieceCache {
     uid: u64,
+    /// Multi-token pieces: bytes -> range of `arena`.
     map: FxHashMap<Box<[u8]>, (u32, u32)>,
     arena: Vec<u32>,
+    /// Short single-token pieces: `(packed bytes, id)`; key 0 = empty.
+    hot: Vec<(u64, u32)>,
 }
 
 thread_local! {
@@ -149,6 +156,8 @@ impl Tokenizer {
             if cache.uid != self.uid {
                 cache.map.clear();
                 cache.arena.clear();
+                cache.hot.clear();
+                cache.hot.resize(HOT_SLOTS, (0, 0));
                 cache.uid = self.uid;
             }
             let mut scratch: Vec<u32> = Vec::with_capacity(16);
@@ -162,7 +171,20 @@ impl Tokenizer {
                     return;
                 }
                 if self.vocab.whole_piece_lookup {
-                    if let Some(&id) = self.vocab.ids.get(piece) {
+                    if piece.len() <= 7 {
+                        let k = pack(piece);
+                        let slot = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize & (HOT_SLOTS - 1);
+                        let (hk, hid) = cache.hot[slot];
+                        if hk == k {
+                            sink(&[hid]);
+                            return;
+                        }
+                        if let Some(id) = self.vocab.token_id(piece) {
+                            cache.hot[slot] = (k, id);
+                            sink(&[id]);
+                            return;
+                        }
+                    } else if let Some(id) = self.vocab.token_id(piece) {
                         sink(&[id]);
                         return;
                     }
@@ -228,11 +250,11 @@ impl Tokenizer {
         if let Some((_, idx)) = self.find_special(text, 0, &d) {
             let tok = &self.specials[idx].0;
             return Err(Error::invalid_argument(format!(
-                "Encountered text corresponding to disallowed special token {tok:?}.\n\
+                "Encountered text corresponding to disallowed special token '{tok}'.\n\
                  If you want this text to be encoded as a special token, pass it to `allowed_special`, \
-                 e.g. `allowed_special={{{tok:?}, ...}}`.\n\
+                 e.g. `allowed_special={{'{tok}', ...}}`.\n\
                  If you want this text to be encoded as normal text, disable the check for this token \
-                 by passing `disallowed_special=(enc.special_tokens_set - {{{tok:?}}})`.\n\
+                 by passing `disallowed_special=(enc.special_tokens_set - {{'{tok}'}})`.\n\
                  To disable this check for all special tokens, pass `disallowed_special=()`."
             )));
         }

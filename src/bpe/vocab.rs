@@ -22,6 +22,15 @@ pub(crate) fn pair_key(a: u32, b: u32) -> u64 {
 
 const NONE: u32 = u32::MAX;
 
+/// Pack up to 7 bytes and their length into one `u64`.
+#[inline(always)]
+pub(crate) fn pack(b: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf[..b.len()].copy_from_slice(b);
+    buf[7] = b.len() as u8;
+    u64::from_le_bytes(buf)
+}
+
 /// A byte-level BPE vocabulary.
 #[derive(Clone, Debug)]
 pub struct Vocab {
@@ -30,10 +39,15 @@ pub struct Vocab {
     offs: Vec<u32>,
     present: Vec<bool>,
     pub(crate) ids: FxHashMap<Box<[u8]>, u32>,
+    /// Tokens of at most 7 bytes keyed by their bytes packed into a `u64` (no memcmp, one
+    /// multiply to hash): the hot path of pre-token and pair lookups.
+    short: FxHashMap<u64, u32>,
     pub(crate) byte_ids: [u32; 256],
     pub(crate) rule: MergeRule,
     /// Emit a piece that is itself a token directly (tiktoken; HF `ignore_merges`).
     pub(crate) whole_piece_lookup: bool,
+    /// Longest token in bytes: longer spans cannot be tokens.
+    pub(crate) max_token_len: usize,
     len: usize,
 }
 
@@ -81,7 +95,9 @@ impl Vocab {
                 *slot = id;
             }
         }
-        Ok(Vocab { data, offs, present, ids, byte_ids, rule, whole_piece_lookup, len: tokens.len() })
+        let max_token_len = tokens.iter().map(|(b, _)| b.len()).max().unwrap_or(0);
+        let short = tokens.iter().filter(|(b, _)| b.len() <= 7).map(|(b, id)| (pack(b), *id)).collect();
+        Ok(Vocab { data, offs, present, ids, short, byte_ids, rule, whole_piece_lookup, max_token_len, len: tokens.len() })
     }
 
     /// A tiktoken-style vocabulary: `(token bytes, rank)`; the rank is the token id and the
@@ -146,9 +162,15 @@ impl Vocab {
     }
 
     /// Id of the token with exactly these bytes.
-    #[inline]
+    #[inline(always)]
     pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
-        self.ids.get(bytes).copied()
+        if bytes.len() <= 7 {
+            self.short.get(&pack(bytes)).copied()
+        } else if bytes.len() > self.max_token_len {
+            None
+        } else {
+            self.ids.get(bytes).copied()
+        }
     }
 
     /// The ordered merge list `(left, right, merged)`, lowest priority first.
