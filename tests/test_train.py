@@ -322,3 +322,14 @@ def test_native_progress_callback_error_stops_training() -> None:
     with pytest.raises(KeyboardInterrupt):
         tr.train(3000, 0, [], None, cb)
     assert seen == [(256, 3000 - 256)]  # stopped at the first report
+
+
+@pytest.mark.parametrize("pattern", ["cl100k", "gpt2", r"\w+|[^\w\s]+|\s+"])
+def test_saved_json_other_patterns(pattern: str, tmp_path: Path) -> None:
+    texts = stdlib_texts(300_000) + ["12345678901234 0x1f2e3d4c 3.14159265358979 ١٢٣٤٥"] * 20
+    tok = train_bpe(texts, 1200, pattern=pattern)
+    path = tmp_path / "tokenizer.json"
+    tok.save(path)
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    for t in stdlib_texts(100_000, start=150) + ["phone 0123456789012, pi 3.1415926535 ١٢٣٤٥٦"]:
+        assert hf.encode(t).ids == tok.encode_ordinary(t).tolist()
