@@ -283,7 +283,17 @@ pub type Progress<'a> = &'a mut dyn FnMut(usize, usize) -> bool;
 const PAR_WORDS: usize = 2048;
 
 /// Train on a word table (`(word bytes, count)`, any order; duplicates are summed).
-pub fn train<W: AsRef<[u8]>>(words: &[(W, u64)], config: &TrainConfig, mut progress: Option<Progress<'_>>) -> Result<Trained> {
+pub fn train<W: AsRef<[u8]>>(words: &[(W, u64)], config: &TrainConfig, progress: Option<Progress<'_>>) -> Result<Trained> {
+    train_with(words, config, progress, PAR_WORDS)
+}
+
+/// [`train`] with the parallel-rewrite threshold as a parameter (tests force both paths).
+fn train_with<W: AsRef<[u8]>>(
+    words: &[(W, u64)],
+    config: &TrainConfig,
+    mut progress: Option<Progress<'_>>,
+    par_words: usize,
+) -> Result<Trained> {
     let n_special = config.special_tokens.len();
     {
         let mut seen = std::collections::HashSet::new();
@@ -417,7 +427,7 @@ pub fn train<W: AsRef<[u8]>>(words: &[(W, u64)], config: &TrainConfig, mut progr
         wl.dedup();
 
         changes.clear();
-        if wl.len() >= PAR_WORDS {
+        if wl.len() >= par_words {
             // Rewrite words in parallel: each word is a disjoint slice of `syms`.
             let syms_ptr = SymsPtr(syms.as_mut_ptr());
             let per: Vec<Vec<(u64, i64, u32)>> = wl

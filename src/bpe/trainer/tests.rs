@@ -248,6 +248,11 @@ fn real_text_matches_reference_and_threads() {
     assert_eq!(a, b);
     assert_eq!(a.tokens, rt);
     assert_eq!(a.merges, rm);
+    // every merge rewritten in parallel / every merge sequential: same result
+    let p = pool2.install(|| train_with(&words, &cfg(vs), None, 1).unwrap());
+    let q = pool2.install(|| train_with(&words, &cfg(vs), None, usize::MAX).unwrap());
+    assert_eq!(p, a);
+    assert_eq!(q, a);
 }
 
 proptest! {
@@ -269,6 +274,7 @@ proptest! {
         let t = train(&table, &c, None).unwrap();
         prop_assert_eq!(&t.tokens, &rt);
         prop_assert_eq!(&t.merges, &rm);
+        prop_assert_eq!(&train_with(&table, &c, None, 1).unwrap(), &t);
         // Reversed input order gives the same result.
         let mut rev = table.clone();
         rev.reverse();
