@@ -275,7 +275,8 @@ def train_bpe(
     if vocab_size < 256 + len(specials):
         raise _native.GristmillError(
             f"vocab_size {vocab_size} is too small: the byte alphabet needs 256 tokens"
-            + (f" and there are {len(specials)} special tokens" if specials else "")
+            + ("" if not specials else " and there is 1 special token" if len(specials) == 1
+               else f" and there are {len(specials)} special tokens")
             + f", so vocab_size must be at least {256 + len(specials)}"
         )
     if min_frequency < 0:

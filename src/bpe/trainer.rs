@@ -310,7 +310,11 @@ fn train_with<W: AsRef<[u8]>>(
         return Err(Error::invalid_argument(format!(
             "vocab_size {} is too small: the byte alphabet needs 256 tokens{}, so vocab_size must be at least {}",
             config.vocab_size,
-            if n_special > 0 { format!(" and there are {n_special} special tokens") } else { String::new() },
+            match n_special {
+                0 => String::new(),
+                1 => " and there is 1 special token".to_string(),
+                n => format!(" and there are {n} special tokens"),
+            },
             256 + n_special
         )));
     }
