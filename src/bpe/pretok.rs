@@ -207,6 +207,9 @@ fn space_run(t: &Table, s: &[u8], i: usize) -> (usize, usize, Option<usize>) {
 }
 
 fn next_r50k(t: &Table, s: &[u8], i: usize) -> usize {
+    if let Some(e) = ascii_letters(s, i, true) {
+        return e;
+    }
     let (c, f, l) = t.at(s, i);
     if c == b'\'' as u32 {
         match s.get(i + 1) {
@@ -267,7 +270,37 @@ fn newline_run(s: &[u8], mut i: usize, slash: bool) -> usize {
     i
 }
 
+/// ASCII fast path for `P?+ \p{L}++` (cl100k, `P = [^\r\n\p{L}\p{N}]`) and ` ?\p{L}++`
+/// (r50k, `space_only`): an ASCII letter run that ends before an ASCII byte.
+#[inline(always)]
+fn ascii_letters(s: &[u8], i: usize, space_only: bool) -> Option<usize> {
+    let c = s[i];
+    let mut p = i;
+    if !c.is_ascii_alphabetic() {
+        let ok = if space_only {
+            c == b' '
+        } else {
+            c < 0x80 && !c.is_ascii_digit() && c != b'\r' && c != b'\n' && c != b'\''
+        };
+        if !ok {
+            return None;
+        }
+        p = i + 1;
+    }
+    let mut e = p;
+    while e < s.len() && s[e].is_ascii_alphabetic() {
+        e += 1;
+    }
+    if e == p || (e < s.len() && s[e] >= 0x80) {
+        return None;
+    }
+    Some(e)
+}
+
 fn next_cl100k(t: &Table, s: &[u8], i: usize) -> usize {
+    if let Some(e) = ascii_letters(s, i, false) {
+        return e;
+    }
     let (c, f, l) = t.at(s, i);
     // '(?i:[sdmt]|ll|ve|re)
     if c == b'\'' as u32 {
@@ -369,7 +402,38 @@ fn o200k_suffix(s: &[u8], i: usize) -> usize {
     i
 }
 
+/// ASCII fast path of o200k's first alternative (`P? U* W+ suffix?`) for the common case of
+/// an ASCII word (optionally after one ASCII space/punctuation char) that ends before an
+/// ASCII byte. Returns `None` whenever the general matcher must decide.
+#[inline(always)]
+fn o200k_ascii_word(s: &[u8], i: usize) -> Option<usize> {
+    let c = s[i];
+    let mut p = i;
+    if !c.is_ascii_alphabetic() {
+        // P must be ASCII, not a letter, digit, \r or \n; the word must follow.
+        if c >= 0x80 || c.is_ascii_digit() || c == b'\r' || c == b'\n' {
+            return None;
+        }
+        p = i + 1;
+    }
+    let mut q = p;
+    while q < s.len() && s[q].is_ascii_uppercase() {
+        q += 1;
+    }
+    let mut e = q;
+    while e < s.len() && s[e].is_ascii_lowercase() {
+        e += 1;
+    }
+    if e == q || (e < s.len() && s[e] >= 0x80) {
+        return None;
+    }
+    Some(o200k_suffix(s, e))
+}
+
 fn next_o200k(t: &Table, s: &[u8], i: usize) -> usize {
+    if let Some(e) = o200k_ascii_word(s, i) {
+        return e;
+    }
     let (c, f, l) = t.at(s, i);
     let newline = c == b'\r' as u32 || c == b'\n' as u32;
     let p_ok = f & (LETTER | NUMBER) == 0 && !newline;
