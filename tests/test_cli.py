@@ -80,7 +80,34 @@ def test_demo_runs_on_builtin_corpus(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "documents" in r.stdout
     assert str(out) in r.stdout
-    assert (out / "stats.json").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    # the standard library really has near-duplicate files (e.g. encodings/cp*.py) and
+    # repeated passages; the demo finds and removes them
+    assert summary["near_duplicates"]["clusters"] > 0
+    assert summary["exact_substrings"]["bytes_removed"] > 0
+    written = [p for p in (out / "corpus").rglob("*.py")]
+    assert len(written) == summary["files_written"]
+    assert len(written) == summary["stats"]["docs"] - summary["near_duplicates"]["removed"]
+    for name in ("near_duplicates.parquet", "repeated_spans.parquet"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_demo_removes_what_it_reports(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    passage = "".join(f"line {i}: the same passage repeated in two files\n" for i in range(20))
+    (src / "a.py").write_text("# first\n" + passage + "x = 1\n")
+    (src / "b.py").write_text("# second, different words entirely here\n" + passage + "".join(f"value_{i} = {i * i} + other{i}\n" for i in range(80)))
+    unique = " ".join(f"word{i}" for i in range(60))
+    (src / "c.py").write_text(unique)
+    out = tmp_path / "out"
+    r = run("demo", "--input", str(src), "-o", str(out), "--min-length", "100")
+    assert r.returncode == 0, r.stderr
+    a = (out / "corpus" / "src" / "a.py").read_text()
+    b = (out / "corpus" / "src" / "b.py").read_text()
+    assert passage in a  # first copy kept
+    assert "the same passage" not in b  # later copy removed
+    assert (out / "corpus" / "src" / "c.py").read_text() == unique
 
 
 def test_skipped_documents_are_reported_as_a_warning(tmp_path):

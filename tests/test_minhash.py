@@ -587,9 +587,11 @@ def test_demo_reports_near_duplicates(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     r = _cli("demo", "--input", str(src), "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert "1 clusters, 1 of 5 files would be removed" in r.stdout
-    cl = pq.read_table(out / "minhash_clusters.parquet").to_pydict()
+    assert "1 clusters, 1 files removed" in r.stdout
+    cl = pq.read_table(out / "near_duplicates.parquet").to_pydict()
     assert sorted(Path(p).name for p in cl["id"]) == ["copy.py", "m1.py"]
+    # keep="longest": the copy with the extra comment stays, the shorter original goes
+    assert sorted(p.name for p in (out / "corpus" / "src").iterdir()) == ["copy.py", "m0.py", "m2.py", "m3.py"]
 
 
 def test_dedup_shards_against_index(tmp_path: Path) -> None:

@@ -155,64 +155,114 @@ def default_demo_corpus() -> Path:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from gristmill.io import atomic_write, check_output_path, write_json
+    from gristmill.minhash import dedup_minhash
+    from gristmill.suffix import dedup_exact
+
     src = Path(args.input) if args.input else default_demo_corpus()
     out = Path(args.output)
     # site-packages holds third-party code, not the standard library; a few stdlib test files
     # are deliberately not UTF-8 — they are skipped and counted.
     corpus = Corpus([src], glob=args.glob, exclude=["site-packages", "__pycache__"], on_invalid_utf8="skip")
+    check_output_path(corpus, out / "corpus")
+    timer = _progress.Timer()
     print(f"gristmill {__version__} demo")
     print(f"corpus: {src} (files matching {args.glob!r})")
-    stats = _stats_with_progress(corpus)
-    _print_stats(stats)
-    if corpus.skipped:
-        print(f"  skipped {len(corpus.skipped)} file(s) that are not UTF-8, e.g. {corpus.skipped[0]}")
-    if stats["docs"] == 0:
-        raise CorpusError(f"{src}: no files match {args.glob!r}")
-    out.mkdir(parents=True, exist_ok=True)
-    from gristmill.io import write_json
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skipped files are reported below, once
+        with timer("read"):
+            stats = _stats_with_progress(corpus)
+        _print_stats(stats)
+        if corpus.skipped:
+            print(f"  skipped {len(corpus.skipped)} file(s) that are not UTF-8, e.g. {corpus.skipped[0]}")
+        if stats["docs"] == 0:
+            raise CorpusError(f"{src}: no files match {args.glob!r}")
 
-    report = out / "stats.json"
-    write_json(report, stats)
-    print(f"wrote {report}")
-    _demo_minhash(corpus, out)
+        # 1. near-duplicate files: MinHash + LSH over word 5-grams, verified by exact Jaccard
+        with _progress.bar("near-duplicates (minhash)", unit="doc", unit_scale=True) as bar:
+            done = [0]
+
+            def progress(stage: str, n: int) -> None:
+                if stage == "signatures":
+                    bar.update(n - done[0])
+                    done[0] = n
+
+            with timer("near_duplicates"):
+                near = dedup_minhash(corpus, args.threshold, verify=True, keep="longest", progress=progress)
+        s = near.summary
+        print(f"\n1. near-duplicate files (word 5-grams, Jaccard >= {args.threshold}, verified): "
+              f"{s['clusters']:,} clusters, {s['removed']:,} files removed")
+        cl = near.clusters
+        if cl.num_rows and "id" in cl.column_names:
+            drop = cl.filter(pc.invert(cl["is_kept"]))
+            for row in drop.slice(0, 3).to_pylist():
+                print(f"   {_short(row['id'], src)}  ~  {_short(row['kept_id'], src)}  "
+                      f"(Jaccard {row['exact_jaccard']:.2f})")
+
+        # 2. exact repeated passages in what is left: suffix array, keep the first copy
+        texts = pa.concat_arrays([b.texts for b in corpus.batches()]) if stats["docs"] else pa.array([], pa.large_string())
+        kept_idx = np.flatnonzero(near.keep)
+        with _progress.bar("repeated passages (suffix array)", total=None) as bar, timer("exact_substrings"):
+            ex = dedup_exact(texts.take(pa.array(kept_idx)), args.min_length, keep="first")
+            bar.update(1)
+    e = ex.summary
+    print(f"2. repeated passages of >= {args.min_length} bytes (suffix array, first copy kept): "
+          f"{e['spans']:,} spans, {e['bytes_removed']:,} bytes from {e['documents_touched']:,} files")
+    if ex.spans.num_rows:
+        longest = ex.spans.sort_by([("end", "descending")]).to_pylist()
+        row = max(longest, key=lambda r: r["end"] - r["start"])
+        doc_text = texts[int(kept_idx[row["doc"]])].as_py().encode("utf-8")
+        snippet = doc_text[row["start"]:row["end"]].decode("utf-8", "replace")
+        first_line = next((ln.strip() for ln in snippet.splitlines() if ln.strip()), "")
+        print(f"   longest: {row['end'] - row['start']:,} bytes in "
+              f"{_short(corpus_id(texts, kept_idx, row['doc'], corpus), src)}, seen {row['occurrences']}x, "
+              f"starting {first_line[:60]!r}")
+
+    # 3. write the cleaned corpus (same layout as the input) and the reports
+    out.mkdir(parents=True, exist_ok=True)
+    trimmed = ex.texts
+    touched = np.unique(ex.spans.column("doc").to_numpy()) if ex.spans.num_rows else np.zeros(0, np.int64)
+    replace = {int(kept_idx[i]): trimmed[int(i)].as_py() for i in touched}
+    with timer("write"), _progress.bar("writing", unit="file") as bar:
+        files = corpus.write(out / "corpus", keep=near.keep, replace=replace)
+        bar.update(len(files))
+    with atomic_write(out / "near_duplicates.parquet", binary_path=True) as tmp:
+        pq.write_table(near.clusters, str(tmp))
+    spans = ex.spans.append_column("file_index", pa.array(kept_idx[ex.spans.column("doc").to_numpy()]
+                                                           if ex.spans.num_rows else [], pa.int64()))
+    with atomic_write(out / "repeated_spans.parquet", binary_path=True) as tmp:
+        pq.write_table(spans, str(tmp))
+    summary = {
+        "input": str(src), "stats": stats, "skipped_not_utf8": len(corpus.skipped),
+        "near_duplicates": near.summary, "exact_substrings": ex.summary,
+        "files_written": len(files), "seconds": timer.as_dict(),
+    }
+    write_json(out / "summary.json", summary)
+    bytes_out = stats["bytes"] - int(np.sum(pc.binary_length(texts).to_numpy(zero_copy_only=False)[~near.keep])) - e["bytes_removed"]
+    print(f"\nkept {len(files):,} of {stats['docs']:,} files, {bytes_out:,} of {stats['bytes']:,} bytes "
+          f"({100 * bytes_out / max(stats['bytes'], 1):.1f}%) in {sum(timer.stages.values()):.1f} s")
+    print(f"wrote {out / 'corpus'}/ (cleaned files), near_duplicates.parquet, repeated_spans.parquet, "
+          f"summary.json in {out}/")
     return 0
 
 
-def _demo_minhash(corpus: Corpus, out: Path) -> None:
-    """Demo step: near-duplicate files (MinHash + LSH, verified, Jaccard >= 0.8)."""
-    import warnings
+def corpus_id(texts: Any, kept_idx: Any, doc: int, corpus: Corpus) -> str:
+    """Id of the ``doc``-th kept document (ids are not kept in memory: walk the batches)."""
+    g = int(kept_idx[doc])
+    for b in corpus.batches():
+        if b.start <= g < b.stop:
+            return str(b.ids[g - b.start].as_py())
+    return str(g)
 
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    from gristmill.io import atomic_write
-    from gristmill.minhash import dedup_minhash
-
-    with _progress.bar("near-duplicates (minhash)", unit="doc", unit_scale=True) as bar, \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # skipped files were reported by the stats pass
-        done = [0]
-
-        def progress(stage: str, n: int) -> None:
-            if stage == "signatures":
-                bar.update(n - done[0])
-                done[0] = n
-
-        res = dedup_minhash(corpus, 0.8, verify=True, keep="longest", progress=progress)
-    s = res.summary
-    print(f"near-duplicates (word 5-grams, Jaccard >= 0.8, verified): {s['clusters']:,} clusters, "
-          f"{s['removed']:,} of {s['docs_in']:,} files would be removed "
-          f"({s['seconds']['total']:.2f} s)")
-    cl = res.clusters
-    if cl.num_rows and "id" in cl.column_names:
-        drop = cl.filter(pc.invert(cl["is_kept"]))
-        if drop.num_rows:
-            row = drop.slice(0, 1).to_pylist()[0]
-            print(f"  e.g. {row['id']} ~ {row['kept_id']} (exact Jaccard {row['exact_jaccard']:.2f})")
-    path = out / "minhash_clusters.parquet"
-    with atomic_write(path, binary_path=True) as tmp:
-        pq.write_table(cl, tmp)
-    print(f"wrote {path}")
+def _short(doc_id: str, root: Path) -> str:
+    prefix = str(root).rstrip("/") + "/"
+    return doc_id[len(prefix):] if doc_id.startswith(prefix) else doc_id
 
 
 def _add_demo(sub: Any) -> None:
@@ -235,6 +285,10 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--input", default=None, metavar="DIR",
                    help="a folder to use instead of the standard library")
     p.add_argument("--glob", default="*.py", metavar="PATTERN", help="files to read (default: *.py)")
+    p.add_argument("--threshold", type=float, default=0.8, metavar="J",
+                   help="Jaccard similarity that makes two files near-duplicates (default: 0.8)")
+    p.add_argument("--min-length", type=int, default=300, metavar="N",
+                   help="shortest repeated passage to remove, in bytes (default: 300)")
     p.set_defaults(func=_run_demo)
 
 

@@ -152,9 +152,9 @@ class Source:
         raise NotImplementedError
 
     # writing --------------------------------------------------------------------------------
-    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> List[Path]:
         """Write kept records; ``decide(local_index)`` → (keep, new_text or None for unchanged).
-        Returns the number of documents written."""
+        Returns the files written."""
         raise NotImplementedError
 
 
@@ -257,8 +257,7 @@ class JsonlSource(Source):
             if rec is not None:
                 yield rec[0], rec[1]
 
-    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
-        written = 0
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> List[Path]:
         local = 0
         with atomic_write(out / self.output_name(), compression=self.compression) as f:
             for lineno, line in _iter_lines(self.path, self.compression, self.display):
@@ -276,8 +275,7 @@ class JsonlSource(Source):
                     line = json.dumps(obj, ensure_ascii=False).encode("utf-8")
                 f.write(line)
                 f.write(b"\n")
-                written += 1
-        return written
+        return [out / self.output_name()]
 
 
 class ParquetSource(Source):
@@ -326,11 +324,10 @@ class ParquetSource(Source):
         except pa.ArrowException as e:
             raise CorpusError(f"{self.display}: cannot read row {row}: {e}") from None
 
-    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> List[Path]:
         pf = self._open()
         schema = pf.schema_arrow
         ti = schema.get_field_index(corpus.text_field)
-        written = 0
         local = 0
         with atomic_write(out / self.output_name(), binary_path=True) as tmp:
             writer = pq.ParquetWriter(str(tmp), schema)
@@ -351,10 +348,9 @@ class ParquetSource(Source):
                     kept = rb.filter(pa.array(mask))
                     if kept.num_rows:
                         writer.write_batch(kept)
-                    written += kept.num_rows
             finally:
                 writer.close()
-        return written
+        return [out / self.output_name()]
 
 
 class TextFolderSource(Source):
@@ -406,9 +402,9 @@ class TextFolderSource(Source):
                 raise CorpusError(f"{where}: cannot read: {e.strerror}") from None
             yield (where if corpus.id_field is None else rel), _decode(raw, corpus.on_invalid_utf8, where)
 
-    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> int:
+    def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> List[Path]:
         base = out / self.path.name
-        written = 0
+        written: List[Path] = []
         for local, p in enumerate(self.files()):
             keep, new = decide(local)
             if not keep:
@@ -417,7 +413,7 @@ class TextFolderSource(Source):
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(dest) as f:
                 f.write(new.encode("utf-8") if new is not None else p.read_bytes())
-            written += 1
+            written.append(dest)
         return written
 
 
@@ -588,7 +584,8 @@ class Corpus:
                 removing duplicated spans); every other field of the record is preserved.
 
         Each output file is written to a hidden temporary name and renamed into place only
-        when complete. Returns the output files written (one per input file).
+        when complete. Returns the output files written (one per JSONL/Parquet input, one per
+        kept file of a folder).
         """
         out = Path(out_dir)
         check_output_path(self, out)
@@ -615,8 +612,7 @@ class Corpus:
                     return False, None
                 return True, replace.get(g)
 
-            src.write(out, self, decide)
-            written_files.extend(src.destination_paths(out))
+            written_files.extend(src.write(out, self, decide))
         return written_files
 
 
