@@ -688,7 +688,7 @@ def check_output_path(corpus: Corpus, out_dir: PathLike) -> None:
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise CorpusError(f"{out_dir}: output must be a folder, but a file of that name exists")
-    inputs = set()
+    inputs: set = set()
     for s in corpus.sources:
         sp = s.path.resolve()
         if s.kind == "text" and (_is_within(out, sp)):
