@@ -2,6 +2,7 @@
 //! `python` feature.
 
 pub mod error;
+pub mod minhash;
 pub mod suffix;
 pub mod text;
 

@@ -81,3 +81,12 @@ def test_demo_runs_on_builtin_corpus(tmp_path):
     assert "documents" in r.stdout
     assert str(out) in r.stdout
     assert (out / "stats.json").exists()
+
+
+def test_skipped_documents_are_reported_as_a_warning(tmp_path):
+    p = tmp_path / "u.jsonl"
+    p.write_bytes(b'{"text": "a"}\n{"text": "\\xff"}\n')
+    p.write_bytes(b'{"text": "a"}\n{"text": "\xff"}\n')
+    r = run("stats", str(p), "--on-invalid-utf8", "skip")
+    assert r.returncode == 0
+    assert f"gristmill: warning: skipped 1 document(s) with invalid UTF-8, first: {p}:2" in r.stderr

@@ -371,3 +371,15 @@ def test_roundtrip_any_text(tmp_path_factory, texts):
     assert stats["docs"] == len(texts)
     assert stats["bytes"] == sum(len(t.encode()) for t in texts)
     assert stats["chars"] == sum(len(t) for t in texts)
+
+
+def test_file_vanishing_between_listing_and_reading(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    (folder / "b.txt").write_text("b")
+    c = Corpus([folder])
+    files = c.sources[0].files()  # listed now
+    files[1].unlink()
+    with pytest.raises(CorpusError, match=r"docs/b.txt: cannot read: No such file"):
+        read_all(c)

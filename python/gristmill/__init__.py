@@ -18,6 +18,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from gristmill._native import GristmillError, __version__  # noqa: E402
 from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill.minhash import MinHashDedupResult, MinHasher, MinHashIndex, dedup_minhash, jaccard_estimate, lsh_params
 from gristmill.suffix import SuffixIndex, contamination, dedup_exact, find_repeats
 
 __all__ = [
@@ -26,6 +27,12 @@ __all__ = [
     "CorpusError",
     "Corpus",
     "corpus_stats",
+    "MinHasher",
+    "MinHashIndex",
+    "MinHashDedupResult",
+    "dedup_minhash",
+    "jaccard_estimate",
+    "lsh_params",
     "SuffixIndex",
     "contamination",
     "dedup_exact",

@@ -18,6 +18,7 @@ import os
 import sys
 import sysconfig
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -173,7 +174,45 @@ def _run_demo(args: argparse.Namespace) -> int:
     report = out / "stats.json"
     write_json(report, stats)
     print(f"wrote {report}")
+    _demo_minhash(corpus, out)
     return 0
+
+
+def _demo_minhash(corpus: Corpus, out: Path) -> None:
+    """Demo step: near-duplicate files (MinHash + LSH, verified, Jaccard >= 0.8)."""
+    import warnings
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from gristmill.io import atomic_write
+    from gristmill.minhash import dedup_minhash
+
+    with _progress.bar("near-duplicates (minhash)", unit="doc", unit_scale=True) as bar, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skipped files were reported by the stats pass
+        done = [0]
+
+        def progress(stage: str, n: int) -> None:
+            if stage == "signatures":
+                bar.update(n - done[0])
+                done[0] = n
+
+        res = dedup_minhash(corpus, 0.8, verify=True, keep="longest", progress=progress)
+    s = res.summary
+    print(f"near-duplicates (word 5-grams, Jaccard >= 0.8, verified): {s['clusters']:,} clusters, "
+          f"{s['removed']:,} of {s['docs_in']:,} files would be removed "
+          f"({s['seconds']['total']:.2f} s)")
+    cl = res.clusters
+    if cl.num_rows and "id" in cl.column_names:
+        drop = cl.filter(pc.invert(cl["is_kept"]))
+        if drop.num_rows:
+            row = drop.slice(0, 1).to_pylist()[0]
+            print(f"  e.g. {row['id']} ~ {row['kept_id']} (exact Jaccard {row['exact_jaccard']:.2f})")
+    path = out / "minhash_clusters.parquet"
+    with atomic_write(path, binary_path=True) as tmp:
+        pq.write_table(cl, tmp)
+    print(f"wrote {path}")
 
 
 def _add_demo(sub: Any) -> None:
@@ -197,6 +236,133 @@ def _add_demo(sub: Any) -> None:
                    help="a folder to use instead of the standard library")
     p.add_argument("--glob", default="*.py", metavar="PATTERN", help="files to read (default: *.py)")
     p.set_defaults(func=_run_demo)
+
+
+# ---------------------------------------------------------------------------------------------
+# dedup
+
+
+def _keep_arg(v: str) -> str:
+    if v in ("first", "longest") or (v.startswith("column:") and len(v) > 7):
+        return v
+    raise argparse.ArgumentTypeError(f"must be first, longest or column:NAME, not {v!r}")
+
+
+def _run_dedup_minhash(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+
+    from gristmill.io import atomic_write, check_output_path, write_json
+    from gristmill.minhash import DEDUP_WEIGHTS, MinHasher, MinHashIndex, corpus_column_scores, dedup_minhash
+
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    check_output_path(corpus, out)
+    timer = _progress.Timer()
+    hasher = MinHasher(num_perm=args.num_perm, seed=args.seed, ngram=args.ngram, unit=args.unit,
+                       fold_digits=args.fold_digits, nfkc=args.nfkc)
+    index = None
+    if args.index:
+        params = (args.bands, args.rows) if args.bands and args.rows else None
+        index = MinHashIndex(args.index, threshold=args.threshold, num_perm=args.num_perm,
+                             weights=DEDUP_WEIGHTS, params=params, hasher=hasher)
+    scores = None
+    if args.keep.startswith("column:"):
+        with timer("read_keep_column"):
+            scores = corpus_column_scores(corpus, args.keep[len("column:"):])
+    with _progress.bar("minhash signatures", unit="doc", unit_scale=True) as bar:
+        done = [0]
+
+        def progress(stage: str, n: int) -> None:
+            if stage == "signatures":
+                bar.update(n - done[0])
+                done[0] = n
+
+        res = dedup_minhash(
+            corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
+            keep=args.keep, keep_scores=scores, progress=progress, index=index,
+        )
+    if scores is not None and len(scores) != res.summary["docs_in"]:
+        raise CorpusError(f"read {len(scores)} values of {args.keep} for {res.summary['docs_in']} documents")
+    _progress.info(f"clusters: {res.summary['clusters']:,}, removing {res.summary['removed']:,} "
+                   f"of {res.summary['docs_in']:,} documents")
+    out.mkdir(parents=True, exist_ok=True)
+    with timer("write"):
+        with _progress.bar("writing", unit="file") as bar:
+            files = corpus.write(out, keep=res.keep)
+            bar.update(len(files))
+        report = out / "minhash_clusters.parquet"
+        with atomic_write(report, binary_path=True) as tmp:
+            pq.write_table(res.clusters, tmp)
+    summary = dict(res.summary)
+    summary["seconds"] = {**summary["seconds"], **timer.as_dict()}
+    summary["inputs"] = [s.display for s in corpus.sources]
+    summary["outputs"] = [str(f) for f in files]
+    summary["clusters_report"] = str(report)
+    if corpus.skipped:
+        summary["skipped_invalid_utf8"] = len(corpus.skipped)
+    if index is not None:
+        summary["index"] = {"path": str(args.index), "items": len(index)}
+    write_json(out / "minhash_summary.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['docs_in']:,} documents in, {summary['removed']:,} removed "
+              f"({summary['clusters']:,} clusters; bands x rows = {summary['bands']} x {summary['rows']}"
+              f"{', verified' if args.verify else ''})")
+        if index is not None:
+            print(f"{summary['removed_by_index']:,} of them matched {args.index}, which now holds {len(index):,} documents")
+        print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
+    return 0
+
+
+def _add_dedup(sub: Any) -> None:
+    p = sub.add_parser(
+        "dedup", help="remove duplicated documents",
+        description="Remove duplicated documents from a corpus. Choose a method.",
+        formatter_class=_Formatter,
+    )
+    methods = p.add_subparsers(dest="method", metavar="METHOD", title="methods")
+    methods.required = True
+    m = _command(
+        methods, "minhash",
+        help="near-duplicate documents (MinHash + LSH)",
+        description="""
+        Find near-duplicate documents — shingle sets with Jaccard similarity at or above
+        --threshold — with MinHash signatures and locality-sensitive hashing, keep one
+        document per cluster and write the rest of the corpus to OUT in the input's format.
+        Also writes OUT/minhash_clusters.parquet (cluster, doc, id, kept document, estimated
+        and, with --verify, exact Jaccard) and OUT/minhash_summary.json (counts, parameters,
+        seconds per stage). Shingles: lower-cased words with punctuation as separators,
+        --ngram words each.
+        """,
+        examples="""
+        gristmill dedup minhash data/*.jsonl.zst -o deduped/
+        gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --verify --keep longest
+        gristmill dedup minhash shard.jsonl -o out/ --keep column:quality --num-perm 256
+        gristmill dedup minhash shard-002.jsonl -o out-002/ --index seen.idx/
+        """,
+    )
+    add_input_args(m)
+    m.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    m.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity threshold in (0, 1) (default: 0.8)")
+    m.add_argument("--ngram", type=int, default=5, help="shingle size in words (default: 5)")
+    m.add_argument("--unit", choices=("word", "char"), default="word", help="shingle unit (default: word)")
+    m.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default: 128)")
+    m.add_argument("--seed", type=int, default=1, help="permutation seed (default: 1)")
+    m.add_argument("--bands", type=int, default=None, help="LSH bands (default: chosen from the threshold)")
+    m.add_argument("--rows", type=int, default=None, help="LSH rows per band (default: chosen from the threshold)")
+    m.add_argument("--verify", action="store_true",
+                   help="join candidates only if their exact shingle Jaccard is >= threshold")
+    m.add_argument("--keep", type=_keep_arg, default="first", metavar="first|longest|column:NAME",
+                   help="which document of a cluster to keep (default: first)")
+    m.add_argument("--fold-digits", action="store_true", help="treat all digits as 0 when shingling")
+    m.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before shingling")
+    m.add_argument("--index", default=None, metavar="DIR",
+                   help="persistent index of earlier shards: also drop documents matching it, "
+                        "then add the kept ones (created if missing)")
+    m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    m.set_defaults(func=_run_dedup_minhash)
+    _add_dedup_exact(methods)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,13 +457,10 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_dedup(sub: Any) -> None:
-    p = sub.add_parser("dedup", help="remove duplicated text",
-                       description="Remove duplicated text from a corpus.", formatter_class=_Formatter)
-    dsub = p.add_subparsers(dest="dedup_command", metavar="METHOD", title="methods")
-    dsub.required = True
+def _add_dedup_exact(methods: Any) -> None:
+    """`gristmill dedup exact`: registered by :func:`_add_dedup` in its METHOD group."""
     e = _command(
-        dsub, "exact",
+        methods, "exact",
         help="remove byte spans that occur more than once (suffix array)",
         description="""
         Exact-substring deduplication (Lee et al. 2021): every window of at least
@@ -586,6 +749,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -594,6 +761,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error("--threads must be at least 1")
         os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     _progress.configure(quiet=args.quiet)
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod convert;
+mod minhash;
 mod stats;
 mod suffix;
 
@@ -14,6 +15,7 @@ pub(crate) use convert::{DocsArg, GristmillError};
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GristmillError", m.py().get_type::<GristmillError>())?;
+    minhash::register(m)?;
     stats::register(m)?;
     suffix::register(m)?;
     Ok(())
