@@ -41,6 +41,13 @@ def lsh_check_bands(num_perm: int, bands: int, rows: int) -> None: ...
 def lsh_band_keys(
     signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64], bands: int, rows: int, threads: int | None = None
 ) -> npt.NDArray[np.uint64]: ...
+def lsh_candidate_mask(
+    signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64],
+    bands: int,
+    rows: int,
+    eligible: npt.NDArray[np.bool_],
+    threads: int | None = None,
+) -> npt.NDArray[np.bool_]: ...
 def lsh_cluster(
     signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64],
     bands: int,
@@ -65,8 +72,6 @@ class MinHashIndexCore:
     def num_runs(self) -> int: ...
     def compact(self) -> None: ...
     def params(self) -> Tuple[int, int, int, int, str]: ...
-
-# suffix ----------------------------------------------------------------------------------------
 _I64 = npt.NDArray[np.int64]
 
 def suffix_find_repeats(

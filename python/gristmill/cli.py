@@ -323,6 +323,7 @@ def _add_dedup(sub: Any) -> None:
         formatter_class=_Formatter,
     )
     methods = p.add_subparsers(dest="method", metavar="METHOD", title="methods")
+    _add_dedup_exact(methods)
     methods.required = True
     m = _command(
         methods, "minhash",
@@ -363,7 +364,6 @@ def _add_dedup(sub: Any) -> None:
                         "then add the kept ones (created if missing)")
     m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     m.set_defaults(func=_run_dedup_minhash)
-    _add_dedup_exact(methods)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,10 +458,9 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_dedup_exact(methods: Any) -> None:
-    """`gristmill dedup exact`: registered by :func:`_add_dedup` in its METHOD group."""
+def _add_dedup_exact(dsub: Any) -> None:
     e = _command(
-        methods, "exact",
+        dsub, "exact",
         help="remove byte spans that occur more than once (suffix array)",
         description="""
         Exact-substring deduplication (Lee et al. 2021): every window of at least
@@ -711,6 +710,7 @@ def _add_index(sub: Any) -> None:
                    help="fail unless the index was built from exactly these inputs")
     _add_corpus_options(v)
     v.set_defaults(func=_run_index_verify)
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -395,7 +395,9 @@ def dedup_minhash(
             rows, catching a pair with J = 0.8 with probability 0.95 (datasketch's
             ``(0.5, 0.5)`` picks 9 × 13: 0.40).
         verify: only join candidate pairs whose exact shingle-set Jaccard is ≥ ``threshold``
-            (precision 1.0 at the cost of re-shingling the candidates).
+            (precision 1.0 at the cost of re-shingling the candidates). A :class:`Corpus`
+            is then read a second time to fetch only the candidates' texts; other inputs
+            are held in memory.
         keep: which member of a cluster survives: ``"first"`` (smallest index),
             ``"longest"`` (most UTF-8 bytes; ties → first) or ``"column:NAME"`` (largest
             value of ``keep_scores``, ties → first; ``NAME`` is recorded in the summary).
@@ -429,7 +431,9 @@ def dedup_minhash(
         raise ValueError(f"keep={keep!r} needs keep_scores (one number per document)")
     timings: Dict[str, float] = {}
 
-    # stage 1: signatures (and the text kept for verification / lengths)
+    # stage 1: signatures (and the text kept for verification / lengths). A Corpus can be
+    # read again, so verification then keeps only the candidates' texts (second pass).
+    rereadable = hasattr(corpus_or_texts, "batches") and callable(corpus_or_texts.batches)
     t0 = time.perf_counter()
     sig_parts: List[np.ndarray] = []
     len_parts: List[np.ndarray] = []
@@ -440,7 +444,7 @@ def dedup_minhash(
         sig_parts.append(hasher.signatures(texts, threads=threads))
         if keep == "longest":
             len_parts.append(np.diff(string_buffers(texts)[1]).astype(np.float64))
-        if verify:
+        if verify and not rereadable:
             text_parts.append(texts.cast(pa.large_string()))
         if ids is not None:
             id_parts.append(ids)
@@ -466,6 +470,15 @@ def dedup_minhash(
     t0 = time.perf_counter()
     verify_docs = None
     if verify:
+        if rereadable:
+            import pyarrow.compute as pc
+
+            need = _native.lsh_candidate_mask(sig, bands, rows, np.ascontiguousarray(eligible), threads)
+            for b in corpus_or_texts.batches():
+                m = pa.array(need[b.start:b.start + len(b.texts)])
+                text_parts.append(pc.if_else(m, b.texts.cast(pa.large_string()), pa.scalar("", pa.large_string())))
+            if sum(len(x) for x in text_parts) != n:
+                raise ValueError("the corpus changed while it was being deduplicated")
         all_texts = pa.chunked_array(text_parts, type=pa.large_string()).combine_chunks() if text_parts \
             else pa.array([], pa.large_string())
         verify_docs = string_buffers(all_texts)

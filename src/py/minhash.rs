@@ -207,6 +207,36 @@ fn lsh_band_keys<'py>(py: Python<'py>, signatures: &Bound<'py, PyAny>, bands: us
     Ok(PyArray1::from_vec(py, keys).reshape([n, bands])?.into_any())
 }
 
+/// lsh_candidate_mask(signatures, bands, rows, eligible, threads=None) -> bool array:
+/// which documents share a band with another eligible document.
+#[pyfunction]
+#[pyo3(signature = (signatures, bands, rows, eligible, threads=None))]
+fn lsh_candidate_mask<'py>(
+    py: Python<'py>,
+    signatures: &Bound<'py, PyAny>,
+    bands: usize,
+    rows: usize,
+    eligible: PyReadonlyArray1<'py, bool>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray1<bool>>> {
+    let sig = SigArg::extract(signatures)?;
+    let (n, p) = sig.shape();
+    let view = sig.view()?;
+    let eligible = eligible.as_slice()?;
+    let mask = py.detach(|| {
+        with_threads(threads, || -> crate::Result<Vec<bool>> {
+            let keys = lsh::band_keys(view, p, bands, rows)?;
+            let groups = lsh::candidate_groups(&keys, bands, eligible)?;
+            let mut mask = vec![false; n];
+            for &d in &groups.members {
+                mask[d as usize] = true;
+            }
+            Ok(mask)
+        })
+    })??;
+    Ok(PyArray1::from_vec(py, mask))
+}
+
 /// lsh_cluster(signatures, bands, rows, eligible, scores=None, verify_docs=None,
 ///             shingle=None, threshold=None, threads=None) -> dict
 ///
@@ -363,5 +393,6 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lsh_check_bands, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_cluster, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_candidate_mask, m)?)?;
     Ok(())
 }
