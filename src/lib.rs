@@ -1,6 +1,7 @@
 //! gristmill core: pure Rust, free of PyO3. The Python bindings live in `py/` behind the
 //! `python` feature.
 
+pub mod bpe;
 pub mod error;
 pub mod minhash;
 pub mod suffix;

@@ -20,6 +20,8 @@ from gristmill._native import GristmillError, __version__  # noqa: E402
 from gristmill.io import Corpus, CorpusError, corpus_stats
 from gristmill.minhash import MinHashDedupResult, MinHasher, MinHashIndex, dedup_minhash, jaccard_estimate, lsh_params
 from gristmill.suffix import SuffixIndex, contamination, dedup_exact, find_repeats
+from gristmill.tokenizer import Tokenizer
+from gristmill.train import TrainedTokenizer, train_bpe
 
 __all__ = [
     "__version__",
@@ -37,4 +39,7 @@ __all__ = [
     "contamination",
     "dedup_exact",
     "find_repeats",
+    "Tokenizer",
+    "TrainedTokenizer",
+    "train_bpe",
 ]

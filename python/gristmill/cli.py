@@ -713,6 +713,114 @@ def _add_index(sub: Any) -> None:
 
 
 
+# train-bpe
+
+
+def _run_train_bpe(args: argparse.Namespace) -> int:
+    import time
+
+    from gristmill.train import train_bpe
+
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    t0 = time.perf_counter()
+    tok = train_bpe(corpus, args.vocab_size, pattern=args.pattern, special_tokens=args.special_token,
+                    min_frequency=args.min_frequency, max_word_count=args.max_word_count)
+    secs = time.perf_counter() - t0
+    tok.save(out)
+    _progress.info(f"trained {len(tok.merges()):,} merges, vocabulary {tok.n_vocab:,} in {secs:.1f} s; wrote {out}")
+    return 0
+
+
+def _add_train_bpe(sub: Any) -> None:
+    p = _command(
+        sub, "train-bpe",
+        help="train a byte-level BPE tokenizer (same merges as HF tokenizers' BpeTrainer)",
+        description="""
+        Read a corpus once, count its pre-tokenized words, and learn byte-level BPE merges until
+        the vocabulary (256 bytes + merges + special tokens) reaches --vocab-size. Ties between
+        equally frequent pairs are broken exactly like Hugging Face tokenizers' BpeTrainer.
+        The output format follows the file name: .json (HF tokenizer.json), .tiktoken (rank
+        file), or a directory (vocab.json + merges.txt).
+        """,
+        examples="""
+        gristmill train-bpe corpus.jsonl.zst --vocab-size 32768 -o tokenizer.json
+        gristmill train-bpe src/ --glob '*.py' --vocab-size 8000 --pattern cl100k -o code.tiktoken
+        gristmill train-bpe data/ --vocab-size 50000 --special-token '<|endoftext|>' -o out_dir/
+        """,
+    )
+    add_input_args(p)
+    p.add_argument("--vocab-size", type=int, required=True, metavar="N", help="final vocabulary size")
+    p.add_argument("-o", "--output", required=True, metavar="PATH",
+                   help="tokenizer.json, NAME.tiktoken, or a directory for vocab.json + merges.txt")
+    p.add_argument("--pattern", default="o200k", metavar="NAME|REGEX",
+                   help="pre-tokenizer: o200k (default), cl100k, gpt2, r50k, or a regex")
+    p.add_argument("--special-token", action="append", default=[], metavar="TEXT",
+                   help="special token appended to the vocabulary (repeatable)")
+    p.add_argument("--min-frequency", type=int, default=0, metavar="N",
+                   help="stop when the best pair occurs fewer than N times (default: 0)")
+    p.add_argument("--max-word-count", type=int, default=None, metavar="N",
+                   help="keep only the N most frequent distinct words (default: all)")
+    p.set_defaults(func=_run_train_bpe)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenize
+
+
+def _run_tokenize(args: argparse.Namespace) -> int:
+    from gristmill.io import check_output_path
+    from gristmill.tokenizer import ENCODINGS, Tokenizer, tokenize_corpus
+
+    corpus = corpus_from_args(args)
+    check_output_path(corpus, args.output)
+    name = args.tokenizer
+    if name in ENCODINGS:
+        tok = Tokenizer.from_tiktoken(name)
+    elif name.endswith(".json") or Path(name).is_dir():
+        tok = Tokenizer.from_huggingface(name)
+    else:
+        if args.pat_str is None:
+            raise ValueError(f"--tokenizer {name}: a rank file needs --pat-str (or use one of {', '.join(ENCODINGS)})")
+        tok = Tokenizer.from_tiktoken(name, pat_str=args.pat_str)
+    with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
+        m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
+                            shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)
+    _progress.info(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
+                   f"in {len(m['shards'])} shard(s) under {args.output}")
+    return 0
+
+
+def _add_tokenize(sub: Any) -> None:
+    p = _command(
+        sub, "tokenize",
+        help="encode a corpus into packed token shards (tiktoken / Hugging Face BPE)",
+        description="""
+        Tokenize every document and write packed shards readable with numpy.memmap:
+        OUT/tokens-NNNNN.bin (uint16 when the vocabulary fits, else uint32), OUT/tokens-NNNNN.idx.npy
+        (int64 document offsets into the shard, n_docs + 1) and OUT/manifest.json. Token ids are
+        identical to tiktoken's / Hugging Face's; special-token text inside documents is encoded as
+        ordinary text. Files are written atomically; the manifest last.
+        """,
+        examples="""
+        gristmill tokenize corpus.jsonl.zst --tokenizer o200k_base -o tokens/
+        gristmill tokenize docs/ --glob '*.md' --tokenizer cl100k_base --eos '<|endoftext|>' -o tok/
+        gristmill tokenize data.parquet --tokenizer my/tokenizer.json --bos 1 -o tok/
+        """,
+    )
+    add_input_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--tokenizer", default="o200k_base", metavar="NAME|PATH",
+                   help="r50k_base, p50k_base, cl100k_base, o200k_base (default), a tokenizer.json, "
+                        "or a .tiktoken file with --pat-str")
+    p.add_argument("--pat-str", default=None, help="pre-tokenizer regex for a .tiktoken rank file")
+    p.add_argument("--eos", default=None, metavar="TOKEN", help="append this special token (name or id) to every document")
+    p.add_argument("--bos", default=None, metavar="TOKEN", help="prepend this special token (name or id) to every document")
+    p.add_argument("--shard-tokens", type=int, default=1 << 28, metavar="N",
+                   help="start a new shard after N tokens (default: 268435456)")
+    p.set_defaults(func=_run_tokenize)
+
+
 # ---------------------------------------------------------------------------------------------
 # main
 
@@ -747,6 +855,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dedup(sub)
     _add_contamination(sub)
     _add_index(sub)
+    _add_train_bpe(sub)
+    _add_tokenize(sub)
     return parser
 
 

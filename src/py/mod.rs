@@ -3,10 +3,12 @@
 
 use pyo3::prelude::*;
 
+mod bpe;
 mod convert;
 mod minhash;
 mod stats;
 mod suffix;
+mod train;
 
 pub(crate) use convert::{DocsArg, GristmillError};
 
@@ -18,5 +20,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     minhash::register(m)?;
     stats::register(m)?;
     suffix::register(m)?;
+    bpe::register(m)?;
+    train::register(m)?;
     Ok(())
 }

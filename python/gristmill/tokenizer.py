@@ -1,0 +1,617 @@
+"""Byte-level BPE tokenization, bit-identical to tiktoken and Hugging Face ``tokenizers``.
+
+>>> from gristmill import Tokenizer
+>>> enc = Tokenizer.from_tiktoken("cl100k_base")
+>>> ids = enc.encode("hello world")
+>>> ids.tolist()
+[15339, 1917]
+>>> enc.decode(ids)
+'hello world'
+>>> tokens, offsets = enc.encode_batch(["a b", "c"])
+>>> offsets.tolist()
+[0, 2, 3]
+
+The four OpenAI encodings (``r50k_base``, ``p50k_base``, ``cl100k_base``, ``o200k_base``)
+ship inside the package and work offline. Results are numpy arrays (``uint32`` ids), never
+lists of Python ints; batches come back as one flat id array plus ``n + 1`` offsets, or as a
+``pyarrow.LargeListArray`` built on those buffers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import AbstractSet, Any, Collection, Dict, List, Literal, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from gristmill import _native
+from gristmill._arrow import TextLike, as_string_array, string_buffers
+
+__all__ = ["Tokenizer", "ENCODINGS", "R50K_PATTERN", "CL100K_PATTERN", "O200K_PATTERN", "GPT2_PATTERN"]
+
+ENDOFTEXT = "<|endoftext|>"
+FIM_PREFIX = "<|fim_prefix|>"
+FIM_MIDDLE = "<|fim_middle|>"
+FIM_SUFFIX = "<|fim_suffix|>"
+ENDOFPROMPT = "<|endofprompt|>"
+
+# Patterns exactly as in tiktoken's tiktoken_ext/openai_public.py.
+R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+# The original GPT-2 pattern, used by Hugging Face's ByteLevel(use_regex=True).
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+# name -> (pattern, special tokens, SHA-256 of the official uncompressed rank file)
+ENCODINGS: Dict[str, Tuple[str, Dict[str, int], str]] = {
+    "r50k_base": (
+        R50K_PATTERN,
+        {ENDOFTEXT: 50256},
+        "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+    ),
+    "p50k_base": (
+        R50K_PATTERN,
+        {ENDOFTEXT: 50256},
+        "94b5ca7dff4d00767bc256fdd1b27e5b17361d7b8a5f968547f9f23eb70d2069",
+    ),
+    "cl100k_base": (
+        CL100K_PATTERN,
+        {ENDOFTEXT: 100257, FIM_PREFIX: 100258, FIM_MIDDLE: 100259, FIM_SUFFIX: 100260, ENDOFPROMPT: 100276},
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    ),
+    "o200k_base": (
+        O200K_PATTERN,
+        {ENDOFTEXT: 199999, ENDOFPROMPT: 200018},
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+    ),
+}
+
+_DATA = Path(__file__).resolve().parent / "data"
+
+SpecialArg = Union[Literal["all"], AbstractSet[str], Collection[str]]
+Ids = Union[npt.ArrayLike, Sequence[int]]
+
+
+def _read_maybe_gz(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        head = f.read(2)
+        f.seek(0)
+        if head == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=f) as g:
+                return g.read()
+        return f.read()
+
+
+def _fix_surrogates(text: str) -> str:
+    # tiktoken's behaviour: lone surrogates become U+FFFD, valid pairs are joined.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _special_arg(x: SpecialArg, what: str) -> Union[str, List[str]]:
+    if isinstance(x, str):
+        if x != "all":
+            raise TypeError(f"{what} must be 'all' or a collection of strings, got {x!r}")
+        return "all"
+    items = list(x)
+    for i, s in enumerate(items):
+        if not isinstance(s, str):
+            raise TypeError(f"{what} must contain strings; item {i} is {type(s).__name__}")
+    return items
+
+
+def _ids_array(tokens: Ids) -> np.ndarray:
+    arr = np.asarray(tokens)
+    if arr.ndim != 1:
+        raise ValueError(f"token ids must be one-dimensional, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"token ids must be integers, got dtype {arr.dtype}")
+    if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"token id {int(arr.max())} is not in the vocabulary")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+class Tokenizer:
+    """A byte-level BPE tokenizer (tiktoken or Hugging Face vocabularies).
+
+    Build one with :meth:`from_tiktoken` or :meth:`from_huggingface`. Instances are
+    immutable and safe to share between threads; all work runs without the GIL.
+    """
+
+    def __init__(self, native: Any, name: str) -> None:
+        self._t = native
+        self.name = name
+        self._special: Dict[str, int] = dict(native.special_tokens)
+
+    def __repr__(self) -> str:
+        return f"<gristmill.Tokenizer {self.name!r} n_vocab={self.n_vocab}>"
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_tiktoken(
+        cls,
+        name_or_path: Union[str, "os.PathLike[str]"],
+        pat_str: Optional[str] = None,
+        special_tokens: Optional[Dict[str, int]] = None,
+    ) -> "Tokenizer":
+        """Load a named OpenAI encoding or a ``.tiktoken`` / ``.tiktoken.gz`` rank file.
+
+        Named encodings (``r50k_base``, ``p50k_base``, ``cl100k_base``, ``o200k_base``) are
+        shipped in the package, checked against tiktoken's published SHA-256, and take their
+        official ``pat_str`` and special tokens unless overridden. A path needs ``pat_str``.
+
+        >>> Tokenizer.from_tiktoken("o200k_base").encode("tiktoken").tolist()
+        [8251, 2488]
+        """
+        name = os.fspath(name_or_path)
+        if name in ENCODINGS:
+            pat, specials, sha = ENCODINGS[name]
+            data = _read_maybe_gz(_DATA / f"{name}.tiktoken.gz")
+            got = hashlib.sha256(data).hexdigest()
+            if got != sha:
+                raise ValueError(f"shipped rank file for {name} is corrupt (sha256 {got}, expected {sha})")
+            source = f"{name}.tiktoken"
+            if pat_str is None:
+                pat_str = pat
+            if special_tokens is None:
+                special_tokens = specials
+        else:
+            path = Path(name)
+            if not path.exists():
+                raise ValueError(
+                    f"{name!r} is neither a known encoding ({', '.join(ENCODINGS)}) nor an existing file"
+                )
+            if pat_str is None:
+                raise ValueError(f"pat_str is required when loading a rank file ({name})")
+            data = _read_maybe_gz(path)
+            source = str(path)
+            name = path.name.split(".")[0]
+        specials = dict(special_tokens or {})
+        native = _native._Tokenizer.from_tiktoken_bytes(data, source, pat_str, list(specials.items()))
+        return cls(native, name)
+
+    @classmethod
+    def from_ranks(
+        cls, mergeable_ranks: Dict[bytes, int], pat_str: str, special_tokens: Optional[Dict[str, int]] = None, name: str = "custom"
+    ) -> "Tokenizer":
+        """Build from a tiktoken-style ``{token bytes: rank}`` dict."""
+        native = _native._Tokenizer.from_ranks(
+            list(mergeable_ranks.items()), pat_str, list((special_tokens or {}).items())
+        )
+        return cls(native, name)
+
+    @classmethod
+    def from_huggingface(
+        cls, path: Union[str, "os.PathLike[str]"], merges_path: Union[str, "os.PathLike[str]", None] = None
+    ) -> "Tokenizer":
+        """Load a byte-level BPE ``tokenizer.json`` (GPT-2, Llama 3, Qwen style), or a
+        ``vocab.json`` + ``merges.txt`` pair (pass the directory, or both paths).
+
+        Supported: ``ByteLevel`` pre-tokenizer (``add_prefix_space=False``), optionally after a
+        ``Split`` regex with ``behavior="Isolated"``; merges as ``"a b"`` strings or pairs;
+        ``ignore_merges``; added tokens (recognised with ``allowed_special``). Normalizers,
+        dropout, byte fallback and word prefixes/suffixes are rejected with a clear error.
+        Post-processors (BOS templates) are not applied.
+        """
+        p = Path(path)
+        if p.is_dir():
+            if (p / "tokenizer.json").exists() and merges_path is None:
+                p = p / "tokenizer.json"
+            else:
+                return cls._from_vocab_merges(p / "vocab.json", Path(merges_path) if merges_path else p / "merges.txt")
+        if merges_path is not None or p.name.endswith("vocab.json") and not p.name.endswith("tokenizer.json"):
+            return cls._from_vocab_merges(p, Path(merges_path) if merges_path else p.with_name("merges.txt"))
+        with open(p, "rb") as f:
+            try:
+                spec = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{p}: not valid JSON: {e}") from None
+        model = spec.get("model") or {}
+        mtype = model.get("type", "BPE")
+        if mtype != "BPE":
+            raise ValueError(f"{p}: model type {mtype!r} is not supported (only byte-level BPE)")
+        for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix"):
+            if model.get(key):
+                raise ValueError(f"{p}: model.{key}={model[key]!r} is not supported")
+        if model.get("byte_fallback"):
+            raise ValueError(f"{p}: model.byte_fallback is not supported (not a byte-level BPE)")
+        if spec.get("normalizer"):
+            raise ValueError(f"{p}: normalizer {spec['normalizer'].get('type')!r} is not supported")
+        pattern = _hf_pattern(spec.get("pre_tokenizer"), str(p))
+        merges = [_hf_merge(m, i, str(p)) for i, m in enumerate(model.get("merges", []))]
+        vocab = model.get("vocab")
+        if not isinstance(vocab, dict):
+            raise ValueError(f"{p}: model.vocab must be an object")
+        added = [(t["content"], int(t["id"])) for t in spec.get("added_tokens") or []]
+        native = _native._Tokenizer.from_byte_level(
+            list(vocab.items()), merges, pattern, added, bool(model.get("ignore_merges", False))
+        )
+        return cls(native, p.stem)
+
+    @classmethod
+    def _from_vocab_merges(cls, vocab_path: Path, merges_path: Path) -> "Tokenizer":
+        with open(vocab_path, "rb") as f:
+            vocab = json.load(f)
+        merges = []
+        with open(merges_path, encoding="utf-8") as f:
+            for ln, line in enumerate(f, 1):
+                line = line.rstrip("\r\n")
+                if not line or (ln == 1 and line.startswith("#version")):
+                    continue
+                parts = line.split(" ")
+                if len(parts) != 2:
+                    raise ValueError(f"{merges_path} line {ln}: expected two tokens separated by one space")
+                merges.append((parts[0], parts[1]))
+        native = _native._Tokenizer.from_byte_level(list(vocab.items()), merges, GPT2_PATTERN, [], False)
+        return cls(native, vocab_path.parent.name or "bpe")
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def n_vocab(self) -> int:
+        """One more than the largest token id."""
+        return int(self._t.n_vocab)
+
+    @property
+    def pat_str(self) -> str:
+        return str(self._t.pattern)
+
+    @property
+    def special_tokens(self) -> Dict[str, int]:
+        return dict(self._special)
+
+    @property
+    def special_tokens_set(self) -> AbstractSet[str]:
+        return set(self._special)
+
+    @property
+    def eot_token(self) -> Optional[int]:
+        return self._special.get(ENDOFTEXT)
+
+    # ---------------------------------------------------------------- encoding
+    def encode_ordinary(self, text: str) -> npt.NDArray[np.uint32]:
+        """Token ids of ``text``; special-token text is encoded as ordinary text."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        try:
+            return self._t.encode_ordinary(text)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            return self._t.encode_ordinary(_fix_surrogates(text))  # type: ignore[no-any-return]
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: SpecialArg = frozenset(),
+        disallowed_special: SpecialArg = "all",
+    ) -> npt.NDArray[np.uint32]:
+        """Token ids of ``text`` with tiktoken's special-token rules: text of an allowed special
+        token becomes its id; text of a disallowed one raises ``ValueError`` naming it.
+
+        >>> enc = Tokenizer.from_tiktoken("cl100k_base")
+        >>> enc.encode("<|endoftext|>", allowed_special="all").tolist()
+        [100257]
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        a = _special_arg(allowed_special, "allowed_special")
+        d = _special_arg(disallowed_special, "disallowed_special")
+        try:
+            return self._t.encode(text, a, d)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            return self._t.encode(_fix_surrogates(text), a, d)  # type: ignore[no-any-return]
+
+    def encode_with_offsets(self, text: str, **kwargs: Any) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
+        """``(ids, starts)``: ``starts[i]`` is the UTF-8 byte offset where token ``i`` begins."""
+        ids = self.encode(text, **kwargs)
+        return ids, self.token_byte_offsets(ids)
+
+    def count(self, text: str) -> int:
+        """Number of tokens of ``encode_ordinary(text)``, without building the id array."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        try:
+            return int(self._t.count(text))
+        except UnicodeEncodeError:
+            return int(self._t.count(_fix_surrogates(text)))
+
+    def _batch_buffers(self, texts: TextLike) -> Tuple[np.ndarray, np.ndarray]:
+        try:
+            return string_buffers(texts)
+        except ValueError:
+            if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+                raise
+            items = list(texts)  # type: ignore[arg-type]
+            for i, x in enumerate(items):
+                if not isinstance(x, str):
+                    raise TypeError(f"texts[{i}] is {type(x).__name__}, expected str") from None
+            return string_buffers([_fix_surrogates(x) for x in items])
+
+    def encode_batch(
+        self,
+        texts: TextLike,
+        *,
+        num_threads: Optional[int] = None,
+        allowed_special: SpecialArg = frozenset(),
+        disallowed_special: SpecialArg = "all",
+        ordinary: bool = False,
+        arrow: bool = False,
+    ) -> Union[Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]], pa.LargeListArray]:
+        """Encode many documents in parallel (rayon; ``num_threads=None`` uses all cores).
+
+        Returns ``(tokens, offsets)``: document ``i`` is ``tokens[offsets[i]:offsets[i+1]]``;
+        with ``arrow=True``, a ``pyarrow.LargeListArray`` of ``uint32`` over the same buffers.
+        ``texts`` is a pyarrow string array (read in place) or a sequence of ``str``.
+        Results never depend on ``num_threads``.
+        """
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+        docs = self._batch_buffers(texts)
+        a = _special_arg(allowed_special, "allowed_special")
+        d = _special_arg(disallowed_special, "disallowed_special")
+        tokens, offsets = self._t.encode_batch(docs, a, d, ordinary, num_threads)
+        if arrow:
+            return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(tokens))
+        return tokens, offsets
+
+    def encode_ordinary_batch(self, texts: TextLike, *, num_threads: Optional[int] = None, arrow: bool = False) -> Any:
+        """:meth:`encode_batch` with special-token text treated as ordinary text."""
+        return self.encode_batch(texts, num_threads=num_threads, ordinary=True, arrow=arrow)
+
+    # ---------------------------------------------------------------- decoding
+    def decode_bytes(self, tokens: Ids) -> bytes:
+        """Concatenated bytes of ``tokens``; an unknown id raises ``ValueError`` naming it."""
+        return self._t.decode_bytes(_ids_array(tokens))  # type: ignore[no-any-return]
+
+    def decode(self, tokens: Ids, errors: str = "replace") -> str:
+        """Decode to text; ``errors`` is passed to ``bytes.decode`` (``"replace"``, ``"strict"``...)."""
+        return self.decode_bytes(tokens).decode("utf-8", errors=errors)
+
+    def decode_batch(
+        self, batch: Union[Tuple[Ids, Ids], Sequence[Ids], pa.Array], errors: str = "replace"
+    ) -> List[str]:
+        """Decode many documents: a ``(tokens, offsets)`` pair, an Arrow list array, or a
+        sequence of id sequences."""
+        if isinstance(batch, pa.ChunkedArray):
+            batch = batch.combine_chunks()
+        if isinstance(batch, (pa.ListArray, pa.LargeListArray)):
+            offsets = np.asarray(batch.offsets, dtype=np.int64)
+            flat = np.asarray(batch.values, dtype=np.int64)
+            offsets = offsets - offsets[0] if offsets.size else np.zeros(1, dtype=np.int64)
+            flat = flat[: int(offsets[-1])] if offsets.size else flat
+            # values already begin at the slice start
+            flat = np.asarray(batch.flatten(), dtype=np.int64)
+        elif isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[0], np.ndarray):
+            flat = _ids_array(batch[0])
+            offsets = np.ascontiguousarray(batch[1], dtype=np.int64)
+        else:
+            seqs = [_ids_array(x) for x in batch]
+            offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+            np.cumsum([len(s) for s in seqs], out=offsets[1:])
+            flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+        raw = self._t.decode_batch_bytes(np.ascontiguousarray(flat, dtype=np.int64), offsets)
+        return [b.decode("utf-8", errors=errors) for b in raw]
+
+    def token_byte_offsets(self, tokens: Ids) -> npt.NDArray[np.uint64]:
+        """UTF-8 byte offset at which each token starts in ``decode_bytes(tokens)``."""
+        return self._t.token_offsets(_ids_array(tokens))  # type: ignore[no-any-return]
+
+    def token_bytes(self, token: int) -> bytes:
+        """Bytes of one token id (ordinary or special)."""
+        b = self._t.token_bytes(int(token))
+        if b is None:
+            raise KeyError(f"token id {token} is not in the vocabulary")
+        return b  # type: ignore[no-any-return]
+
+    def pretokenize(self, text: str) -> List[str]:
+        """The pre-tokenized pieces of ``text`` (for inspection)."""
+        spans = self._t.pretokenize(text)
+        b = text.encode("utf-8")
+        return [b[s:e].decode("utf-8") for s, e in spans.tolist()]
+
+    def merges(self) -> npt.NDArray[np.uint32]:
+        """Ordered merge list, an ``(m, 3)`` array of ``(left, right, merged)`` token ids."""
+        return self._t.merges()  # type: ignore[no-any-return]
+
+
+def _hf_merge(m: Any, i: int, src: str) -> Tuple[str, str]:
+    if isinstance(m, str):
+        parts = m.split(" ")
+        if len(parts) != 2:
+            raise ValueError(f"{src}: merge {i} {m!r} is not two tokens separated by one space")
+        return parts[0], parts[1]
+    if isinstance(m, (list, tuple)) and len(m) == 2 and all(isinstance(x, str) for x in m):
+        return m[0], m[1]
+    raise ValueError(f"{src}: merge {i} must be 'a b' or [a, b], got {m!r}")
+
+
+def _hf_pattern(pre: Any, src: str) -> str:
+    """The single split regex equivalent to a supported byte-level pre-tokenizer."""
+    if pre is None:
+        raise ValueError(f"{src}: no pre_tokenizer; only byte-level BPE (ByteLevel pre-tokenizer) is supported")
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    pattern: Optional[str] = None
+    saw_byte_level = False
+    for st in steps:
+        t = st.get("type")
+        if t == "Split":
+            if saw_byte_level or pattern is not None:
+                raise ValueError(f"{src}: only one Split before ByteLevel is supported")
+            pat = st.get("pattern", {})
+            if "Regex" not in pat:
+                raise ValueError(f"{src}: Split pattern {pat!r} is not supported (only Regex)")
+            if st.get("behavior", "Isolated") != "Isolated" or st.get("invert"):
+                raise ValueError(f"{src}: Split behavior {st.get('behavior')!r}/invert is not supported")
+            pattern = pat["Regex"]
+        elif t == "ByteLevel":
+            if st.get("add_prefix_space"):
+                raise ValueError(f"{src}: ByteLevel(add_prefix_space=True) is not supported")
+            if st.get("use_regex", True):
+                if pattern is not None:
+                    raise ValueError(f"{src}: Split followed by ByteLevel(use_regex=True) is not supported")
+                pattern = GPT2_PATTERN
+            saw_byte_level = True
+        else:
+            raise ValueError(f"{src}: pre-tokenizer {t!r} is not supported")
+    if not saw_byte_level:
+        raise ValueError(f"{src}: no ByteLevel pre-tokenizer; only byte-level BPE is supported")
+    if pattern is None:
+        raise ValueError(f"{src}: ByteLevel(use_regex=False) without a Split regex is not supported")
+    return pattern
+
+
+# ------------------------------------------------------------------------------------------------
+# corpus -> packed token shards
+
+
+def _special_or_id(tok: "Tokenizer", value: Union[None, int, str], what: str) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        i = int(value)
+        if not 0 <= i < tok.n_vocab:
+            raise ValueError(f"{what} id {i} is outside the vocabulary (n_vocab={tok.n_vocab})")
+        return i
+    if value in tok.special_tokens:
+        return tok.special_tokens[value]
+    raise ValueError(f"{what} {value!r} is not a special token of {tok.name} (known: {', '.join(tok.special_tokens)})")
+
+
+def tokenize_corpus(
+    corpus: Any,
+    tokenizer: "Tokenizer",
+    out_dir: Union[str, "os.PathLike[str]"],
+    *,
+    eos: Union[None, int, str] = None,
+    bos: Union[None, int, str] = None,
+    shard_tokens: int = 1 << 28,
+    num_threads: Optional[int] = None,
+    progress: Any = None,
+) -> Dict[str, Any]:
+    """Tokenize a :class:`gristmill.io.Corpus` into packed shards under ``out_dir``.
+
+    Writes ``tokens-NNNNN.bin`` (raw little-endian ``uint16`` when the vocabulary fits, else
+    ``uint32``; documents are never split across shards), ``tokens-NNNNN.idx.npy`` (``int64``
+    token offsets, ``n_docs + 1`` per shard) and ``manifest.json`` (written last). Every file is
+    written under a temporary name and renamed into place. Special-token text in documents is
+    encoded as ordinary text. Returns the manifest.
+
+    Read back with ``np.memmap(out / shard["tokens"], dtype=manifest["dtype"], mode="r")``.
+    """
+    from gristmill.io import atomic_write, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if shard_tokens < 1:
+        raise ValueError("shard_tokens must be positive")
+    dtype = np.dtype("<u2") if tokenizer.n_vocab <= 1 << 16 else np.dtype("<u4")
+    eos_id = _special_or_id(tokenizer, eos, "eos")
+    bos_id = _special_or_id(tokenizer, bos, "bos")
+    k = int(eos_id is not None) + int(bos_id is not None)
+    shards: List[Dict[str, Any]] = []
+    state: Dict[str, Any] = {"f": None, "ctx": None, "offsets": [np.zeros(1, dtype=np.int64)], "n": 0, "docs": 0}
+    total_docs = 0
+
+    def open_shard() -> None:
+        name = f"tokens-{len(shards):05d}.bin"
+        ctx = atomic_write(out / name)
+        state.update(f=ctx.__enter__(), ctx=ctx, name=name, offsets=[np.zeros(1, dtype=np.int64)], n=0, docs=0,
+                     first=total_docs)
+
+    def close_shard() -> None:
+        state["ctx"].__exit__(None, None, None)
+        idx_name = state["name"].replace(".bin", ".idx.npy")
+        with atomic_write(out / idx_name) as f:
+            buf = pa.BufferOutputStream()
+            np.save(_PyArrowWriter(buf), np.concatenate(state["offsets"]))
+            f.write(buf.getvalue())
+        shards.append({"tokens": state["name"], "index": idx_name, "first_doc": state["first"],
+                       "n_docs": state["docs"], "n_tokens": state["n"]})
+        state["ctx"] = None
+
+    try:
+        for batch in corpus.batches():
+            toks, offs = tokenizer.encode_batch(batch.texts, num_threads=num_threads, ordinary=True)
+            n = len(offs) - 1
+            if k:
+                lens = np.diff(offs)
+                new_off = offs + np.arange(n + 1, dtype=np.int64) * k
+                packed = np.empty(int(new_off[-1]), dtype=np.uint32)
+                shift = np.repeat(np.arange(n, dtype=np.int64) * k + (1 if bos_id is not None else 0), lens)
+                packed[np.arange(len(toks), dtype=np.int64) + shift] = toks
+                if bos_id is not None:
+                    packed[new_off[:-1]] = bos_id
+                if eos_id is not None:
+                    packed[new_off[1:] - 1] = eos_id
+                toks, offs = packed, new_off
+            # split the batch at document boundaries so no shard exceeds shard_tokens (unless one
+            # document alone does)
+            i = 0
+            while i < n:
+                if state["ctx"] is None:
+                    open_shard()
+                room = shard_tokens - state["n"]
+                j = int(np.searchsorted(offs, offs[i] + room, side="right")) - 1
+                j = min(max(j, i + 1 if state["n"] == 0 else i), n)
+                if j == i:
+                    close_shard()
+                    continue
+                chunk = toks[offs[i] : offs[j]].astype(dtype, copy=False)
+                state["f"].write(chunk.tobytes())
+                state["offsets"].append(offs[i + 1 : j + 1] - offs[i] + state["n"])
+                state["n"] += int(offs[j] - offs[i])
+                state["docs"] += j - i
+                total_docs += j - i
+                i = j
+            if progress is not None:
+                progress.update(n)
+        if state["ctx"] is not None or not shards:
+            if state["ctx"] is None:
+                open_shard()
+            close_shard()
+    except BaseException:
+        if state["ctx"] is not None:
+            state["ctx"].__exit__(*sys.exc_info())
+        raise
+    manifest = {
+        "format": "gristmill-tokens-v1",
+        "tokenizer": tokenizer.name,
+        "n_vocab": tokenizer.n_vocab,
+        "dtype": dtype.name,
+        "byteorder": "little",
+        "eos": eos_id,
+        "bos": bos_id,
+        "total_docs": total_docs,
+        "total_tokens": int(sum(s["n_tokens"] for s in shards)),
+        "shards": shards,
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+class _PyArrowWriter:
+    """File-like adapter so ``np.save`` can write into a pyarrow buffer."""
+
+    def __init__(self, stream: Any) -> None:
+        self.s = stream
+
+    def write(self, b: Any) -> int:
+        self.s.write(bytes(b))
+        return len(b)
