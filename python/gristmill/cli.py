@@ -371,8 +371,9 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
 
 def _add_dedup(sub: Any) -> None:
     p = sub.add_parser(
-        "dedup", help="remove duplicated documents",
-        description="Remove duplicated documents from a corpus. Choose a method.",
+        "dedup", help="remove duplicated documents (minhash) or repeated text spans (exact)",
+        description="Remove near-duplicate documents (minhash) or repeated byte spans (exact) from a corpus. "
+                    "Choose a method.",
         formatter_class=_Formatter,
     )
     methods = p.add_subparsers(dest="method", metavar="METHOD", title="methods")

@@ -8,15 +8,20 @@
 //! them by (hash, window bytes) — so equal windows are adjacent and hash collisions are
 //! split by comparing bytes — and marks the classes exactly as the in-memory path does.
 //! `P` is chosen so that one part's entries (16 bytes each) plus the two marking bitmaps
-//! (2 bits per byte) fit in `memory_limit`. A second round of passes computes the
-//! `occurrences` of each span. The text itself is only read (it may be memory-mapped).
+//! (2 bits per byte) fit in `memory_limit`. Removal windows and their class sizes are
+//! appended to a sequential log in the temporary directory (16 bytes each), read back once
+//! to compute the `occurrences` of each span. The text itself is only read (it may be
+//! memory-mapped).
 //!
 //! Cost: every pass re-hashes the whole text (about 1 ns per byte), so time grows with the
 //! number of parts, `P ~ 1.25 * 16 * windows / (memory_limit - n / 4)`. A limit of a third
-//! of the corpus means about 240 parts (2 x 240 hashing passes); a limit of half the
-//! corpus about 80. Spilling the part entries to bucket files in one pass would remove that
-//! factor; it is not done yet.
+//! of the corpus means about 240 hashing passes; a limit of half the corpus about 80.
+//! Spilling the part entries to bucket files in one pass would remove that factor; it is
+//! not done yet.
 
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::repeats::{Bits, Keep, RepeatOptions, RepeatStats, Span};
@@ -60,6 +65,17 @@ fn windows_of_part(text: &[u8], bounds: &[usize], l: usize, parts: u64, part: u6
                 .wrapping_add(text[p + l] as u64 + 1);
             p += 1;
         }
+    }
+}
+
+/// A temporary file removed on drop.
+struct LogFile {
+    path: PathBuf,
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -117,11 +133,24 @@ pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -
     };
     let mut entries: Vec<(u64, u64)> = Vec::new();
     let (mut classes, mut marked) = (0u64, 0u64);
+    // Removal windows and their class sizes go to a sequential log on disk, so the span
+    // occurrences can be filled in afterwards without re-sorting every part.
+    let log_path = std::env::temp_dir().join(format!(
+        "gristmill-repeats-{}-{:x}.log",
+        std::process::id(),
+        t0.elapsed().as_nanos() as u64 ^ (text.as_ptr() as u64)
+    ));
+    let log = LogFile { path: log_path };
+    let shown = log.path.display().to_string();
+    let io = |e: std::io::Error| Error::io(&shown, e);
+    let mut writer = BufWriter::with_capacity(1 << 20, File::create(&log.path).map_err(io)?);
+    let mut write_err: Option<std::io::Error> = None;
     for part in 0..parts {
         entries.clear();
         windows_of_part(text, &bounds, l, parts, part, |h, p| entries.push((h, p as u64)));
         classes_of_part(text, l, &mut entries, |class| {
             classes += 1;
+            let c = class.len() as u64;
             let min_p = class.iter().map(|e| e.1).min().unwrap_or(0);
             for &(_, p) in class {
                 match first.as_mut() {
@@ -129,16 +158,30 @@ pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -
                     _ => {
                         later.set(p as usize);
                         marked += 1;
+                        let mut rec = [0u8; 16];
+                        rec[..8].copy_from_slice(&p.to_le_bytes());
+                        rec[8..].copy_from_slice(&c.to_le_bytes());
+                        if write_err.is_none() {
+                            if let Err(e) = writer.write_all(&rec) {
+                                write_err = Some(e);
+                            }
+                        }
                     }
                 }
             }
         });
+        if let Some(e) = write_err.take() {
+            return Err(io(e));
+        }
     }
+    writer.flush().map_err(io)?;
+    drop(writer);
+    drop(entries);
     stats.classes = classes;
     stats.marked_windows = marked;
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
-    // spans from the bitmaps alone (occurrences filled in below)
+    // spans from the bitmaps alone, then occurrences from the log
     let t0 = Instant::now();
     let mut raw = Vec::new();
     for w in bounds.windows(2) {
@@ -146,28 +189,22 @@ pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -
     }
     drop(later);
     drop(first);
-    // occurrences: max class size over removal windows intersecting each span
     let mut occ = vec![0u64; raw.len()];
-    for part in 0..parts {
-        entries.clear();
-        windows_of_part(text, &bounds, l, parts, part, |h, p| entries.push((h, p as u64)));
-        classes_of_part(text, l, &mut entries, |class| {
-            let c = class.len() as u64;
-            let min_p = class.iter().map(|e| e.1).min().unwrap_or(0);
-            for &(_, p) in class {
-                if opts.keep == Keep::First && p == min_p {
-                    continue;
-                }
-                let (p, q) = (p as usize, p as usize + l);
-                let mut k = raw.partition_point(|s: &(usize, usize)| s.1 <= p);
-                while k < raw.len() && raw[k].0 < q {
-                    occ[k] = occ[k].max(c);
-                    k += 1;
-                }
-            }
-        });
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(&log.path).map_err(io)?);
+    let mut rec = [0u8; 16];
+    for _ in 0..marked {
+        reader.read_exact(&mut rec).map_err(io)?;
+        let p = u64::from_le_bytes(rec[..8].try_into().unwrap_or([0; 8])) as usize;
+        let c = u64::from_le_bytes(rec[8..].try_into().unwrap_or([0; 8]));
+        let q = p + l;
+        let mut k = raw.partition_point(|s: &(usize, usize)| s.1 <= p);
+        while k < raw.len() && raw[k].0 < q {
+            occ[k] = occ[k].max(c);
+            k += 1;
+        }
     }
-    drop(entries);
+    drop(reader);
+    drop(log);
     let mut spans = Vec::with_capacity(raw.len());
     let mut d = 0;
     for (k, &(s, e)) in raw.iter().enumerate() {

@@ -406,7 +406,10 @@ impl SuffixIndex {
                     b = m - 1;
                 }
             }
-            out.push((a as u64, p - self.doc_offset(a)));
+            let off = p
+                .checked_sub(self.doc_offset(a))
+                .ok_or_else(|| Error::invalid_data(&self.path, "document offsets out of order (corrupted index)"))?;
+            out.push((a as u64, off));
         }
         out.sort_unstable();
         Ok(out)
