@@ -11,6 +11,9 @@ use crate::bpe::vocab::{byte_level_decode, parse_tiktoken};
 use crate::bpe::{Pretokenizer, SpecialSet, Tokenizer, Vocab};
 use crate::Error;
 
+/// Flat token ids and `n + 1` document offsets.
+type TokensAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
 #[pyclass(frozen, module = "gristmill._native", name = "_Tokenizer")]
 struct PyTokenizer {
     inner: Tokenizer,
@@ -162,7 +165,7 @@ impl PyTokenizer {
         disallowed_special: &Bound<'py, PyAny>,
         ordinary: bool,
         num_threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<TokensAndOffsets<'py>> {
         if num_threads == Some(0) {
             return Err(Error::invalid_argument("num_threads must be at least 1").into());
         }
@@ -226,7 +229,7 @@ impl PyTokenizer {
         let v = py.detach(|| self.inner.pretokenizer().pieces(&text))?;
         let flat: Vec<u64> = v.iter().flat_map(|r| [r.start as u64, r.end as u64]).collect();
         let n = v.len();
-        Ok(flat.into_pyarray(py).reshape([n, 2])?)
+        flat.into_pyarray(py).reshape([n, 2])
     }
 
     /// The ordered merge list as an `(m, 3)` array of `(left, right, merged)` ids.
@@ -234,7 +237,7 @@ impl PyTokenizer {
         let m = py.detach(|| self.inner.vocab().merges());
         let n = m.len();
         let flat: Vec<u32> = m.into_iter().flat_map(|(a, b, c)| [a, b, c]).collect();
-        Ok(flat.into_pyarray(py).reshape([n, 3])?)
+        flat.into_pyarray(py).reshape([n, 3])
     }
 }
 
