@@ -3,6 +3,8 @@
 
 pub mod bpe;
 pub mod error;
+pub mod minhash;
+pub mod suffix;
 pub mod text;
 
 pub use error::{Error, Result};

@@ -10,9 +10,18 @@ and mixture inference, with thin typed Python wrappers and a ``gristmill`` comma
 
 from __future__ import annotations
 
-from gristmill._native import GristmillError, __version__
+import os as _os
+
+# libsais runs on OpenMP; busy-waiting worker threads collapse throughput on shared or
+# oversubscribed machines (measured: 10x slower). Must be set before libgomp loads.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from gristmill._native import GristmillError, __version__  # noqa: E402
 from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill.minhash import MinHashDedupResult, MinHasher, MinHashIndex, dedup_minhash, jaccard_estimate, lsh_params
+from gristmill.suffix import SuffixIndex, contamination, dedup_exact, find_repeats
 from gristmill.tokenizer import Tokenizer
+from gristmill.train import TrainedTokenizer, train_bpe
 
 __all__ = [
     "__version__",
@@ -20,5 +29,17 @@ __all__ = [
     "CorpusError",
     "Corpus",
     "corpus_stats",
+    "MinHasher",
+    "MinHashIndex",
+    "MinHashDedupResult",
+    "dedup_minhash",
+    "jaccard_estimate",
+    "lsh_params",
+    "SuffixIndex",
+    "contamination",
+    "dedup_exact",
+    "find_repeats",
     "Tokenizer",
+    "TrainedTokenizer",
+    "train_bpe",
 ]

@@ -174,7 +174,45 @@ def _run_demo(args: argparse.Namespace) -> int:
     report = out / "stats.json"
     write_json(report, stats)
     print(f"wrote {report}")
+    _demo_minhash(corpus, out)
     return 0
+
+
+def _demo_minhash(corpus: Corpus, out: Path) -> None:
+    """Demo step: near-duplicate files (MinHash + LSH, verified, Jaccard >= 0.8)."""
+    import warnings
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from gristmill.io import atomic_write
+    from gristmill.minhash import dedup_minhash
+
+    with _progress.bar("near-duplicates (minhash)", unit="doc", unit_scale=True) as bar, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skipped files were reported by the stats pass
+        done = [0]
+
+        def progress(stage: str, n: int) -> None:
+            if stage == "signatures":
+                bar.update(n - done[0])
+                done[0] = n
+
+        res = dedup_minhash(corpus, 0.8, verify=True, keep="longest", progress=progress)
+    s = res.summary
+    print(f"near-duplicates (word 5-grams, Jaccard >= 0.8, verified): {s['clusters']:,} clusters, "
+          f"{s['removed']:,} of {s['docs_in']:,} files would be removed "
+          f"({s['seconds']['total']:.2f} s)")
+    cl = res.clusters
+    if cl.num_rows and "id" in cl.column_names:
+        drop = cl.filter(pc.invert(cl["is_kept"]))
+        if drop.num_rows:
+            row = drop.slice(0, 1).to_pylist()[0]
+            print(f"  e.g. {row['id']} ~ {row['kept_id']} (exact Jaccard {row['exact_jaccard']:.2f})")
+    path = out / "minhash_clusters.parquet"
+    with atomic_write(path, binary_path=True) as tmp:
+        pq.write_table(cl, tmp)
+    print(f"wrote {path}")
 
 
 def _add_demo(sub: Any) -> None:
@@ -198,6 +236,531 @@ def _add_demo(sub: Any) -> None:
                    help="a folder to use instead of the standard library")
     p.add_argument("--glob", default="*.py", metavar="PATTERN", help="files to read (default: *.py)")
     p.set_defaults(func=_run_demo)
+
+
+# ---------------------------------------------------------------------------------------------
+# dedup
+
+
+def _keep_arg(v: str) -> str:
+    if v in ("first", "longest") or (v.startswith("column:") and len(v) > 7):
+        return v
+    raise argparse.ArgumentTypeError(f"must be first, longest or column:NAME, not {v!r}")
+
+
+def _run_dedup_minhash(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+
+    from gristmill.io import atomic_write, check_output_path, write_json
+    from gristmill.minhash import DEDUP_WEIGHTS, MinHasher, MinHashIndex, corpus_column_scores, dedup_minhash
+
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    check_output_path(corpus, out)
+    timer = _progress.Timer()
+    hasher = MinHasher(num_perm=args.num_perm, seed=args.seed, ngram=args.ngram, unit=args.unit,
+                       fold_digits=args.fold_digits, nfkc=args.nfkc)
+    index = None
+    if args.index:
+        params = (args.bands, args.rows) if args.bands and args.rows else None
+        index = MinHashIndex(args.index, threshold=args.threshold, num_perm=args.num_perm,
+                             weights=DEDUP_WEIGHTS, params=params, hasher=hasher)
+    scores = None
+    if args.keep.startswith("column:"):
+        with timer("read_keep_column"):
+            scores = corpus_column_scores(corpus, args.keep[len("column:"):])
+    with _progress.bar("minhash signatures", unit="doc", unit_scale=True) as bar:
+        done = [0]
+
+        def progress(stage: str, n: int) -> None:
+            if stage == "signatures":
+                bar.update(n - done[0])
+                done[0] = n
+
+        res = dedup_minhash(
+            corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
+            keep=args.keep, keep_scores=scores, progress=progress, index=index,
+        )
+    if scores is not None and len(scores) != res.summary["docs_in"]:
+        raise CorpusError(f"read {len(scores)} values of {args.keep} for {res.summary['docs_in']} documents")
+    _progress.info(f"clusters: {res.summary['clusters']:,}, removing {res.summary['removed']:,} "
+                   f"of {res.summary['docs_in']:,} documents")
+    out.mkdir(parents=True, exist_ok=True)
+    with timer("write"):
+        with _progress.bar("writing", unit="file") as bar:
+            files = corpus.write(out, keep=res.keep)
+            bar.update(len(files))
+        report = out / "minhash_clusters.parquet"
+        with atomic_write(report, binary_path=True) as tmp:
+            pq.write_table(res.clusters, tmp)
+    summary = dict(res.summary)
+    summary["seconds"] = {**summary["seconds"], **timer.as_dict()}
+    summary["inputs"] = [s.display for s in corpus.sources]
+    summary["outputs"] = [str(f) for f in files]
+    summary["clusters_report"] = str(report)
+    if corpus.skipped:
+        summary["skipped_invalid_utf8"] = len(corpus.skipped)
+    if index is not None:
+        summary["index"] = {"path": str(args.index), "items": len(index)}
+    write_json(out / "minhash_summary.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['docs_in']:,} documents in, {summary['removed']:,} removed "
+              f"({summary['clusters']:,} clusters; bands x rows = {summary['bands']} x {summary['rows']}"
+              f"{', verified' if args.verify else ''})")
+        if index is not None:
+            print(f"{summary['removed_by_index']:,} of them matched {args.index}, which now holds {len(index):,} documents")
+        print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
+    return 0
+
+
+def _add_dedup(sub: Any) -> None:
+    p = sub.add_parser(
+        "dedup", help="remove duplicated documents",
+        description="Remove duplicated documents from a corpus. Choose a method.",
+        formatter_class=_Formatter,
+    )
+    methods = p.add_subparsers(dest="method", metavar="METHOD", title="methods")
+    _add_dedup_exact(methods)
+    methods.required = True
+    m = _command(
+        methods, "minhash",
+        help="near-duplicate documents (MinHash + LSH)",
+        description="""
+        Find near-duplicate documents — shingle sets with Jaccard similarity at or above
+        --threshold — with MinHash signatures and locality-sensitive hashing, keep one
+        document per cluster and write the rest of the corpus to OUT in the input's format.
+        Also writes OUT/minhash_clusters.parquet (cluster, doc, id, kept document, estimated
+        and, with --verify, exact Jaccard) and OUT/minhash_summary.json (counts, parameters,
+        seconds per stage). Shingles: lower-cased words with punctuation as separators,
+        --ngram words each.
+        """,
+        examples="""
+        gristmill dedup minhash data/*.jsonl.zst -o deduped/
+        gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --verify --keep longest
+        gristmill dedup minhash shard.jsonl -o out/ --keep column:quality --num-perm 256
+        gristmill dedup minhash shard-002.jsonl -o out-002/ --index seen.idx/
+        """,
+    )
+    add_input_args(m)
+    m.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    m.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity threshold in (0, 1) (default: 0.8)")
+    m.add_argument("--ngram", type=int, default=5, help="shingle size in words (default: 5)")
+    m.add_argument("--unit", choices=("word", "char"), default="word", help="shingle unit (default: word)")
+    m.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default: 128)")
+    m.add_argument("--seed", type=int, default=1, help="permutation seed (default: 1)")
+    m.add_argument("--bands", type=int, default=None, help="LSH bands (default: chosen from the threshold)")
+    m.add_argument("--rows", type=int, default=None, help="LSH rows per band (default: chosen from the threshold)")
+    m.add_argument("--verify", action="store_true",
+                   help="join candidates only if their exact shingle Jaccard is >= threshold")
+    m.add_argument("--keep", type=_keep_arg, default="first", metavar="first|longest|column:NAME",
+                   help="which document of a cluster to keep (default: first)")
+    m.add_argument("--fold-digits", action="store_true", help="treat all digits as 0 when shingling")
+    m.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before shingling")
+    m.add_argument("--index", default=None, metavar="DIR",
+                   help="persistent index of earlier shards: also drop documents matching it, "
+                        "then add the kept ones (created if missing)")
+    m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    m.set_defaults(func=_run_dedup_minhash)
+
+
+# ---------------------------------------------------------------------------------------------
+# exact-substring dedup, contamination, suffix index (gristmill.suffix)
+
+
+def _threads_arg(args: argparse.Namespace) -> Optional[int]:
+    return getattr(args, "threads", None)
+
+
+def _write_table(table: Any, path: Path, fmt: str) -> None:
+    from gristmill.io import atomic_write
+
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with atomic_write(path, binary_path=True) as tmp:
+            pq.write_table(table, str(tmp))
+    else:
+        with atomic_write(path) as f:
+            for row in table.to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+
+
+def _parse_size(text: str) -> int:
+    """'500M', '2G', '123456' -> bytes (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise ValueError(f"--memory-limit: cannot read {text!r} as a size (e.g. 500M, 2G)") from None
+
+
+def _print_timings(timings: Dict[str, float]) -> None:
+    print("  time per stage  " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+
+
+def _run_dedup_exact(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from gristmill.io import check_output_path, write_json
+    from gristmill.suffix import dedup_exact
+
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    check_output_path(corpus, out)
+    _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
+    r = dedup_exact(corpus, args.min_length, args.keep, threads=_threads_arg(args),
+                    memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None)
+    timer = _progress.Timer()
+    with timer("write"):
+        d = r.spans.column("doc").to_numpy()
+        touched = np.unique(d)
+        new_texts = r.texts.take(touched).to_pylist() if len(touched) else []
+        import pyarrow.compute as pc
+
+        lengths = pc.binary_length(r.texts).to_numpy(zero_copy_only=False).astype(np.int64)
+        keep = None
+        if not args.keep_empty:
+            keep = lengths > 0
+            keep[touched] = lengths[touched] > 0
+            # documents that were empty in the input stay
+            originally_empty = np.ones(len(r.texts), dtype=bool)
+            originally_empty[touched] = False
+            keep |= originally_empty
+        replace = {int(i): t for i, t in zip(touched.tolist(), new_texts)}
+        files = corpus.write(out, keep=keep, replace=replace)
+        ext = "parquet" if args.report_format == "parquet" else "jsonl"
+        report = out / f"dedup-exact.spans.{ext}"
+        _write_table(r.spans, report, args.report_format)
+    timings = {**{k: round(v, 4) for k, v in r.timings.items()}, **timer.as_dict()}
+    summary = dict(r.summary)
+    summary["documents_dropped"] = 0 if keep is None else int((~keep).sum())
+    summary["timings"] = timings
+    summary["outputs"] = [str(f) for f in files]
+    summary["spans_report"] = str(report)
+    write_json(out / "dedup-exact.summary.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    pct = 100.0 * summary["bytes_removed"] / max(summary["bytes"], 1)
+    print(f"exact-substring dedup (min length {args.min_length} bytes, keep {args.keep}):")
+    print(f"  documents       {summary['documents']:>14,}  ({summary['documents_touched']:,} touched, "
+          f"{summary['documents_emptied']:,} emptied, {summary['documents_dropped']:,} dropped)")
+    print(f"  bytes           {summary['bytes']:>14,}  ({summary['bytes_removed']:,} removed, {pct:.2f}%)")
+    print(f"  spans           {summary['spans']:>14,}")
+    _print_timings(timings)
+    print(f"wrote {len(files)} file(s) under {out}, spans in {report}, summary in {out / 'dedup-exact.summary.json'}")
+    return 0
+
+
+def _add_dedup_exact(dsub: Any) -> None:
+    e = _command(
+        dsub, "exact",
+        help="remove byte spans that occur more than once (suffix array)",
+        description="""
+        Exact-substring deduplication (Lee et al. 2021): every window of at least
+        --min-length bytes that occurs more than once is found with a suffix array over the
+        whole corpus. Repeats never cross document boundaries and removed spans never cut a
+        UTF-8 character (they are shrunk to character boundaries).
+
+        --keep none removes every copy (the paper's behaviour); --keep first keeps the first
+        copy in corpus order of every repeated window and removes the later ones.
+
+        Writes the corpus with the spans removed in the input's format (documents left empty
+        are dropped unless --keep-empty), dedup-exact.spans.parquet (doc, id, start, end,
+        occurrences) and dedup-exact.summary.json (bytes removed, documents touched, time per
+        stage). The whole corpus is sorted in memory (about 10 bytes of RAM per input byte)
+        unless --memory-limit is given.
+        """,
+        examples="""
+        gristmill dedup exact data/*.jsonl.zst -o dedup/ --min-length 100
+        gristmill dedup exact corpus.parquet -o out/ --keep first --report-format jsonl
+        gristmill dedup exact src/ --glob '*.py' -o out/ --min-length 200 --json
+        gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G
+        """,
+    )
+    add_input_args(e)
+    e.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    e.add_argument("--min-length", type=int, default=100, metavar="N",
+                   help="shortest repeat to remove, in bytes (default: 100)")
+    e.add_argument("--unit", choices=("bytes",), default="bytes",
+                   help="length unit (default: bytes)")
+    e.add_argument("--keep", choices=("none", "first"), default="none",
+                   help="which copy of a repeat to keep (default: none)")
+    e.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="bound the repeat finder's working memory, e.g. 2G: the corpus is spilled to a "
+                        "temporary file and windows are processed in hash parts (same result)")
+    e.add_argument("--keep-empty", action="store_true",
+                   help="write documents that become empty (default: drop them)")
+    e.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
+                   help="format of the spans report (default: parquet)")
+    e.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    e.set_defaults(func=_run_dedup_exact)
+
+
+def _add_corpus_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input options")
+    g.add_argument("--text-field", default="text", metavar="NAME", help="JSON field / Parquet column with the text")
+    g.add_argument("--id-field", default=None, metavar="NAME", help="field with document ids")
+    g.add_argument("--glob", default=None, metavar="PATTERN", help="in folders, read only matching files")
+    g.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="in folders, skip matching names")
+    g.add_argument("--on-invalid-utf8", choices=("error", "replace", "skip"), default="error",
+                   help="what to do with a document that is not valid UTF-8 (default: error)")
+
+
+def _run_contamination(args: argparse.Namespace) -> int:
+    from gristmill.io import write_json
+    from gristmill.suffix import contamination
+
+    train = corpus_from_args(args, args.train)
+    ev = corpus_from_args(args, args.eval)
+    _progress.info("reading both corpora and building one suffix array …")
+    r = contamination(train, ev, args.min_length, threads=_threads_arg(args))
+    summary: Dict[str, Any] = dict(r.summary)
+    summary["timings"] = {k: round(v, 4) for k, v in r.timings.items()}
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        ext = "parquet" if args.report_format == "parquet" else "jsonl"
+        _write_table(r.spans, out / f"contamination.spans.{ext}", args.report_format)
+        _write_table(r.documents, out / f"contamination.documents.{ext}", args.report_format)
+        write_json(out / "contamination.summary.json", summary)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"contamination of {summary['eval_documents']:,} eval documents by the training corpus "
+          f"(windows of {args.min_length} bytes):")
+    print(f"  contaminated documents {summary['contaminated_documents']:>10,}")
+    print(f"  contaminated bytes     {summary['contaminated_bytes']:>10,} of {summary['eval_bytes']:,}")
+    docs = r.documents.sort_by([("fraction", "descending")]).slice(0, args.top).to_pylist()
+    for row in docs:
+        name = row.get("id", row["eval_doc"])
+        print(f"    {name}: {row['contaminated_bytes']:,}/{row['bytes']:,} bytes ({100 * row['fraction']:.1f}%), "
+              f"{row['spans']} span(s), up to {row['max_train_occurrences']} training copies")
+    _print_timings(summary["timings"])
+    if args.output:
+        print(f"wrote reports under {args.output}")
+    return 0
+
+
+def _add_contamination(sub: Any) -> None:
+    p = _command(
+        sub, "contamination",
+        help="find evaluation text that also occurs in the training corpus",
+        description="""
+        Which evaluation documents share spans of at least --min-length bytes with the
+        training corpus, where, and how often. One suffix array is built over train + eval;
+        windows never cross document boundaries. With -o, writes contamination.spans
+        (eval_doc, id, start, end, train_occurrences), contamination.documents (per
+        contaminated eval document) and contamination.summary.json.
+        """,
+        examples="""
+        gristmill contamination --train train/*.jsonl.zst --eval test.jsonl --min-length 50
+        gristmill contamination --train corpus.parquet --eval eval/ -o contamination/ --json
+        """,
+    )
+    p.add_argument("--train", nargs="+", required=True, metavar="INPUT", help="training corpus inputs")
+    p.add_argument("--eval", nargs="+", required=True, metavar="INPUT", help="evaluation corpus inputs")
+    p.add_argument("-o", "--output", default=None, metavar="DIR", help="write reports to this folder")
+    p.add_argument("--min-length", type=int, default=100, metavar="N",
+                   help="shortest shared span, in bytes (default: 100)")
+    p.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
+                   help="format of the reports (default: parquet)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="print the K most contaminated documents")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _add_corpus_options(p)
+    p.set_defaults(func=_run_contamination)
+
+
+def _run_index_build(args: argparse.Namespace) -> int:
+    from gristmill.suffix import SuffixIndex
+
+    corpus = corpus_from_args(args)
+    timer = _progress.Timer()
+    with timer("build"):
+        idx = SuffixIndex.build(corpus, args.output, threads=_threads_arg(args))
+    info = idx.info
+    if args.json:
+        print(json.dumps({**info, "timings": timer.as_dict()}))
+    else:
+        print(f"indexed {info['num_docs']:,} documents, {_human_bytes(info['text_bytes'])} of text, "
+              f"into {args.output} ({_human_bytes(info['file_bytes'])}) in {timer.as_dict()['build']:.2f}s")
+    return 0
+
+
+def _open_index(args: argparse.Namespace) -> Any:
+    from gristmill.suffix import SuffixIndex
+
+    idx = SuffixIndex.open(args.index, verify=args.verify)
+    if getattr(args, "corpus", None):
+        idx.check_corpus(corpus_from_args(args, args.corpus))
+    return idx
+
+
+def _run_index_count(args: argparse.Namespace) -> int:
+    idx = _open_index(args)
+    counts = {p: idx.count(p) for p in args.patterns}
+    if args.json:
+        print(json.dumps(counts, ensure_ascii=False))
+    else:
+        for p, c in counts.items():
+            print(f"{c}\t{p}")
+    return 0
+
+
+def _run_index_locate(args: argparse.Namespace) -> int:
+    idx = _open_index(args)
+    t = idx.locate(args.pattern, limit=args.limit)
+    rows = t.to_pylist()
+    if args.json:
+        print(json.dumps({"pattern": args.pattern, "count": idx.count(args.pattern), "hits": rows}, ensure_ascii=False))
+        return 0
+    print(f"{idx.count(args.pattern):,} occurrence(s); showing {len(rows)}")
+    for row in rows:
+        text = idx.document(row["doc"]).encode("utf-8")
+        a = max(0, row["offset"] - 30)
+        b = row["offset"] + len(args.pattern.encode("utf-8")) + 30
+        snippet = text[a:b].decode("utf-8", "replace").replace("\n", "\\n")
+        print(f"doc {row['doc']}\toffset {row['offset']}\t…{snippet}…")
+    return 0
+
+
+def _run_index_verify(args: argparse.Namespace) -> int:
+    args.verify = True
+    idx = _open_index(args)
+    print(f"ok: {idx!r}" + (" matches the corpus" if args.corpus else ""))
+    return 0
+
+
+def _add_index(sub: Any) -> None:
+    p = sub.add_parser("index", help="build and query an on-disk suffix index",
+                       description="Build and query a memory-mapped suffix index of a corpus.",
+                       formatter_class=_Formatter)
+    isub = p.add_subparsers(dest="index_command", metavar="ACTION", title="actions")
+    isub.required = True
+    b = _command(
+        isub, "build",
+        help="index a corpus into one memory-mapped file",
+        description="""
+        Build a suffix index of a corpus: one file with the text, document offsets and the
+        suffix array behind a checksummed header. It is written to a temporary file and
+        renamed into place when complete, so an interrupted or failed build (e.g. disk full)
+        never leaves a file that looks valid.
+        """,
+        examples="""
+        gristmill index build data/*.jsonl.zst -o corpus.gsi
+        gristmill index build src/ --glob '*.py' -o code.gsi
+        """,
+    )
+    add_input_args(b)
+    b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index file to write")
+    b.add_argument("--json", action="store_true", help="print the index header as JSON")
+    b.set_defaults(func=_run_index_build)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--verify", action="store_true", help="re-hash the whole index file first")
+        q.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
+                       help="fail unless the index was built from exactly these inputs")
+        _add_corpus_options(q)
+
+    c = _command(
+        isub, "count",
+        help="count occurrences of strings",
+        description="Print how often each string occurs inside the indexed documents (exact, byte-wise).",
+        examples="""
+        gristmill index count corpus.gsi "Copyright (C)" "GNU General Public License"
+        gristmill index count corpus.gsi "def main" --json
+        """,
+    )
+    c.add_argument("index", metavar="INDEX")
+    c.add_argument("patterns", nargs="+", metavar="TEXT")
+    c.add_argument("--json", action="store_true", help="print {text: count} as JSON")
+    common(c)
+    c.set_defaults(func=_run_index_count)
+    loc = _command(
+        isub, "locate",
+        help="show where a string occurs",
+        description="Print document number, byte offset and context of occurrences of a string.",
+        examples="""
+        gristmill index locate corpus.gsi "SPDX-License-Identifier" --limit 5
+        """,
+    )
+    loc.add_argument("index", metavar="INDEX")
+    loc.add_argument("pattern", metavar="TEXT")
+    loc.add_argument("--limit", type=int, default=10, metavar="N", help="show at most N occurrences (default: 10)")
+    loc.add_argument("--json", action="store_true", help="print hits as JSON")
+    common(loc)
+    loc.set_defaults(func=_run_index_locate)
+    v = _command(
+        isub, "verify",
+        help="check an index file (and that it matches a corpus)",
+        description="Re-hash an index file against its header; with --corpus, also check it was built from those inputs.",
+        examples="""
+        gristmill index verify corpus.gsi
+        gristmill index verify corpus.gsi --corpus data/*.jsonl.zst
+        """,
+    )
+    v.add_argument("index", metavar="INDEX")
+    v.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
+                   help="fail unless the index was built from exactly these inputs")
+    _add_corpus_options(v)
+    v.set_defaults(func=_run_index_verify)
+
+
+
+# train-bpe
+
+
+def _run_train_bpe(args: argparse.Namespace) -> int:
+    import time
+
+    from gristmill.train import train_bpe
+
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    t0 = time.perf_counter()
+    tok = train_bpe(corpus, args.vocab_size, pattern=args.pattern, special_tokens=args.special_token,
+                    min_frequency=args.min_frequency, max_word_count=args.max_word_count)
+    secs = time.perf_counter() - t0
+    tok.save(out)
+    _progress.info(f"trained {len(tok.merges()):,} merges, vocabulary {tok.n_vocab:,} in {secs:.1f} s; wrote {out}")
+    return 0
+
+
+def _add_train_bpe(sub: Any) -> None:
+    p = _command(
+        sub, "train-bpe",
+        help="train a byte-level BPE tokenizer (same merges as HF tokenizers' BpeTrainer)",
+        description="""
+        Read a corpus once, count its pre-tokenized words, and learn byte-level BPE merges until
+        the vocabulary (256 bytes + merges + special tokens) reaches --vocab-size. Ties between
+        equally frequent pairs are broken exactly like Hugging Face tokenizers' BpeTrainer.
+        The output format follows the file name: .json (HF tokenizer.json), .tiktoken (rank
+        file), or a directory (vocab.json + merges.txt).
+        """,
+        examples="""
+        gristmill train-bpe corpus.jsonl.zst --vocab-size 32768 -o tokenizer.json
+        gristmill train-bpe src/ --glob '*.py' --vocab-size 8000 --pattern cl100k -o code.tiktoken
+        gristmill train-bpe data/ --vocab-size 50000 --special-token '<|endoftext|>' -o out_dir/
+        """,
+    )
+    add_input_args(p)
+    p.add_argument("--vocab-size", type=int, required=True, metavar="N", help="final vocabulary size")
+    p.add_argument("-o", "--output", required=True, metavar="PATH",
+                   help="tokenizer.json, NAME.tiktoken, or a directory for vocab.json + merges.txt")
+    p.add_argument("--pattern", default="o200k", metavar="NAME|REGEX",
+                   help="pre-tokenizer: o200k (default), cl100k, gpt2, r50k, or a regex")
+    p.add_argument("--special-token", action="append", default=[], metavar="TEXT",
+                   help="special token appended to the vocabulary (repeatable)")
+    p.add_argument("--min-frequency", type=int, default=0, metavar="N",
+                   help="stop when the best pair occurs fewer than N times (default: 0)")
+    p.add_argument("--max-word-count", type=int, default=None, metavar="N",
+                   help="keep only the N most frequent distinct words (default: all)")
+    p.set_defaults(func=_run_train_bpe)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +851,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_demo(sub)
     _add_stats(sub)
+    _add_dedup(sub)
+    _add_contamination(sub)
+    _add_index(sub)
+    _add_train_bpe(sub)
     _add_tokenize(sub)
     return parser
 

@@ -11,6 +11,7 @@
 pub mod encode;
 pub mod pretok;
 pub mod tokenizer;
+pub mod trainer;
 pub mod unicode;
 pub mod vocab;
 

@@ -15,8 +15,15 @@ use crate::Error;
 type TokensAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
 
 #[pyclass(frozen, module = "gristmill._native", name = "_Tokenizer")]
-struct PyTokenizer {
+pub(super) struct PyTokenizer {
     inner: Tokenizer,
+}
+
+impl PyTokenizer {
+    /// Wrap a core tokenizer (used by the trainer bindings).
+    pub(super) fn from_core(inner: Tokenizer) -> Self {
+        PyTokenizer { inner }
+    }
 }
 
 fn special_set(t: &Tokenizer, arg: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {

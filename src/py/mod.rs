@@ -5,7 +5,10 @@ use pyo3::prelude::*;
 
 mod bpe;
 mod convert;
+mod minhash;
 mod stats;
+mod suffix;
+mod train;
 
 pub(crate) use convert::{DocsArg, GristmillError};
 
@@ -14,7 +17,10 @@ pub(crate) use convert::{DocsArg, GristmillError};
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GristmillError", m.py().get_type::<GristmillError>())?;
+    minhash::register(m)?;
     stats::register(m)?;
+    suffix::register(m)?;
     bpe::register(m)?;
+    train::register(m)?;
     Ok(())
 }

@@ -1,0 +1,731 @@
+"""Near-duplicate detection with MinHash + LSH.
+
+All the work (shingling, hashing, band keys, candidate grouping, connected components,
+verification) runs in the Rust core, in parallel over documents; Python only checks
+arguments and moves buffers.
+
+Pre-made shingles (token n-grams from any tokenizer, for example) go through
+:meth:`MinHasher.signatures_of_shingles`.
+
+Shingles (see :func:`shingles`): the text is normalised — optional NFKC, lower-casing,
+punctuation/symbols turned into word separators (Unicode-aware), optional digit folding
+(every numeric character becomes ``0``), whitespace runs folded to one space — then cut
+into word ``ngram``-grams (default 5) or character ``ngram``-grams.
+A document with fewer than ``ngram`` words yields one shingle, its whole normalised text;
+a document that normalises to nothing (empty, whitespace, punctuation only) has an empty
+shingle set, gets the all-maximum signature and is never clustered with anything.
+
+Hashing schemes (``compat``):
+
+* ``None`` (default, fastest): xxh3-64 of the shingle folded to 32 bits, affine
+  permutations ``a·h + b mod 2^32`` (``a`` odd), ``uint32`` signatures.
+* ``"datasketch"``: bit-identical to ``datasketch.MinHash(num_perm, seed, scheme=...)``
+  updated with the UTF-8 encoded shingles; ``scheme`` is ``"affine32"`` (datasketch ≥ 2.0
+  default, ``uint32``), ``"affine64"`` (``uint64``) or ``"legacy"`` (datasketch < 2.0,
+  ``uint64`` values below 2^32).
+
+>>> from gristmill.minhash import MinHasher, jaccard_estimate
+>>> mh = MinHasher(num_perm=64, ngram=2)
+>>> sig = mh.signatures(["the cat sat on the mat", "The cat sat on the mat!", "something else"])
+>>> sig.shape, sig.dtype.name
+((3, 64), 'uint32')
+>>> float(jaccard_estimate(sig[0], sig[1]))
+1.0
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pyarrow as pa
+
+from gristmill import _native
+from gristmill._arrow import TextLike, as_string_array, string_buffers
+
+__all__ = [
+    "MinHasher",
+    "MinHashIndex",
+    "MinHashDedupResult",
+    "dedup_minhash",
+    "jaccard_estimate",
+    "lsh_params",
+    "shingles",
+    "collision_probability",
+]
+
+_SCHEMES = ("affine32", "affine64", "legacy")
+#: default LSH weights of :func:`dedup_minhash` (recall-oriented, see there)
+DEDUP_WEIGHTS = (0.05, 0.95)
+_MAX_PERM = 1 << 16
+
+
+def _check_int(name: str, v: Any, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    v = int(v)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {v}")
+    return v
+
+
+def _check_threshold(threshold: Any) -> float:
+    t = float(threshold)
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"threshold must be strictly between 0 and 1, got {threshold}")
+    return t
+
+
+def datasketch_permutations(num_perm: int, seed: int, scheme: str = "affine32") -> Tuple[np.ndarray, np.ndarray]:
+    """Permutation parameters ``(a, b)`` drawn exactly as ``datasketch.MinHash`` draws them
+    (numpy ``RandomState(seed)``), as ``uint64`` arrays. Parameter generation only; the
+    hashing itself happens in Rust."""
+    gen = np.random.RandomState(seed)
+    if scheme == "legacy":
+        p = np.uint64((1 << 61) - 1)
+        ab = np.array(
+            [(gen.randint(1, p, dtype=np.uint64), gen.randint(0, p, dtype=np.uint64)) for _ in range(num_perm)],
+            dtype=np.uint64,
+        ).reshape(num_perm, 2)
+        return np.ascontiguousarray(ab[:, 0]), np.ascontiguousarray(ab[:, 1])
+    width = 32 if scheme == "affine32" else 64
+    dtype = np.uint32 if width == 32 else np.uint64
+    a = gen.randint(0, 1 << (width - 1), num_perm, dtype=dtype) * dtype(2) + dtype(1)
+    b = gen.randint(0, 1 << width, num_perm, dtype=dtype)
+    return a.astype(np.uint64), b.astype(np.uint64)
+
+
+class MinHasher:
+    """Computes MinHash signatures of many documents at once.
+
+    Args:
+        num_perm: number of permutations (signature length), 1 … 65536.
+        seed: permutation seed (with ``compat="datasketch"``, the same seed as datasketch).
+        ngram: shingle size in words (``unit="word"``) or characters (``unit="char"``).
+        unit: ``"word"`` or ``"char"``.
+        compat: ``None`` (fast scheme) or ``"datasketch"``.
+        scheme: with ``compat="datasketch"``, datasketch's ``scheme``: ``"affine32"``
+            (default, as datasketch ≥ 2.0), ``"affine64"`` or ``"legacy"``.
+        lowercase: lower-case the text (Unicode-aware).
+        strip_punct: treat every character that is neither alphanumeric nor whitespace as a
+            word separator.
+        fold_digits: replace every numeric character by ``0``.
+        nfkc: apply Unicode NFKC normalisation first.
+        threads: worker threads (``None``: all cores).
+
+    >>> mh = MinHasher(num_perm=16, compat="datasketch", ngram=1)
+    >>> mh.shingles("Hello, World")
+    ['hello', 'world']
+    """
+
+    def __init__(
+        self,
+        num_perm: int = 128,
+        seed: int = 1,
+        ngram: int = 5,
+        unit: str = "word",
+        compat: Optional[str] = None,
+        *,
+        scheme: Optional[str] = None,
+        lowercase: bool = True,
+        strip_punct: bool = True,
+        fold_digits: bool = False,
+        nfkc: bool = False,
+        threads: Optional[int] = None,
+    ):
+        self.num_perm = _check_int("num_perm", num_perm, 1, _MAX_PERM)
+        self.seed = _check_int("seed", seed, 0, (1 << 32) - 1 if compat == "datasketch" else (1 << 64) - 1)
+        self.ngram = _check_int("ngram", ngram, 1, 1 << 20)
+        if unit not in ("word", "char"):
+            raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
+        self.unit = unit
+        if compat not in (None, "datasketch"):
+            raise ValueError(f"compat must be None or 'datasketch', got {compat!r}")
+        self.compat = compat
+        if compat is None:
+            if scheme not in (None, "fast"):
+                raise ValueError("scheme applies only with compat='datasketch'")
+            self.scheme = "fast"
+            self._a, self._b = _native.minhash_fast_params(self.num_perm, self.seed)
+        else:
+            scheme = scheme or "affine32"
+            if scheme not in _SCHEMES:
+                raise ValueError(f"scheme must be one of {_SCHEMES}, got {scheme!r}")
+            self.scheme = scheme
+            self._a, self._b = datasketch_permutations(self.num_perm, self.seed, scheme)
+        self.lowercase = bool(lowercase)
+        self.strip_punct = bool(strip_punct)
+        self.fold_digits = bool(fold_digits)
+        self.nfkc = bool(nfkc)
+        if threads is not None:
+            _check_int("threads", threads, 1, 4096)
+        self.threads = threads
+
+    @property
+    def dtype(self) -> np.dtype:
+        """``uint32`` or ``uint64``, the dtype of the signatures."""
+        return np.dtype(np.uint64 if self.scheme in ("affine64", "legacy") else np.uint32)
+
+    @property
+    def empty_value(self) -> int:
+        """The value of every entry of an empty document's signature."""
+        return (1 << 32) - 1 if self.scheme in ("fast", "affine32", "legacy") else (1 << 64) - 1
+
+    def _shingle_spec(self) -> Tuple[str, int, bool, bool, bool, bool]:
+        return (self.unit, self.ngram, self.lowercase, self.strip_punct, self.fold_digits, self.nfkc)
+
+    def describe(self) -> Dict[str, Any]:
+        """Parameters that determine the signatures (stored in index headers and reports)."""
+        return {
+            "num_perm": self.num_perm, "seed": self.seed, "scheme": self.scheme, "ngram": self.ngram,
+            "unit": self.unit, "lowercase": self.lowercase, "strip_punct": self.strip_punct,
+            "fold_digits": self.fold_digits, "nfkc": self.nfkc,
+        }
+
+    def signatures(self, texts: TextLike, *, threads: Optional[int] = None) -> np.ndarray:
+        """Signatures of ``texts`` (a pyarrow string array or a sequence of ``str``) as a
+        ``[len(texts), num_perm]`` array of :attr:`dtype`."""
+        docs = string_buffers(texts)
+        return _native.minhash_signatures(
+            docs, self._shingle_spec(), self.scheme, self._a, self._b, threads if threads is not None else self.threads
+        )
+
+    def signatures_of_shingles(self, shingle_sets: Any, *, threads: Optional[int] = None) -> np.ndarray:
+        """Signatures of pre-made shingle sets (e.g. token n-grams from your own tokenizer):
+        a sequence of sequences of ``str``, or a pyarrow ``list<string>`` array. Each shingle
+        is hashed as given (UTF-8), without normalisation; with ``compat="datasketch"`` the
+        result equals datasketch updated with the encoded shingles.
+
+        >>> mh = MinHasher(num_perm=8, ngram=2)
+        >>> bool((mh.signatures_of_shingles([["the cat", "cat sat"]]) == mh.signatures(["The cat sat"])).all())
+        True
+        """
+        if isinstance(shingle_sets, pa.ChunkedArray):
+            shingle_sets = shingle_sets.combine_chunks()
+        if isinstance(shingle_sets, pa.Array):
+            if not (pa.types.is_list(shingle_sets.type) or pa.types.is_large_list(shingle_sets.type)):
+                raise TypeError(f"shingle_sets must be a list<string> array, got {shingle_sets.type}")
+            if shingle_sets.null_count:
+                raise TypeError("shingle_sets contains a null set")
+            offsets = np.asarray(shingle_sets.offsets, dtype=np.int64)
+            items = shingle_sets.values
+            offsets = offsets - offsets[0] if len(offsets) else np.zeros(1, np.int64)
+            items = items.slice(int(np.asarray(shingle_sets.offsets)[0]) if len(shingle_sets) else 0)
+        else:
+            sets = shingle_sets if isinstance(shingle_sets, (list, tuple)) else list(shingle_sets)
+            lens = np.fromiter((len(x) for x in sets), dtype=np.int64, count=len(sets))
+            offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+            np.cumsum(lens, out=offsets[1:])
+            flat = [s for x in sets for s in x]
+            items = as_string_array(flat, what="shingles")
+        return _native.minhash_signatures_of_sets(
+            string_buffers(items, what="shingles"), np.ascontiguousarray(offsets), self.scheme, self._a, self._b,
+            threads if threads is not None else self.threads,
+        )
+
+    def shingles(self, text: str) -> List[str]:
+        """The shingles of one document, in document order (repeats included)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        return _native.minhash_shingles(text, self._shingle_spec())
+
+    def shingle_counts(self, texts: TextLike) -> np.ndarray:
+        """Number of distinct shingles of each document (``uint32``); 0 = empty set."""
+        return _native.minhash_shingle_counts(string_buffers(texts), self._shingle_spec(), self.threads)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
+        return f"MinHasher({args})"
+
+
+def shingles(
+    text: str,
+    ngram: int = 5,
+    unit: str = "word",
+    *,
+    lowercase: bool = True,
+    strip_punct: bool = True,
+    fold_digits: bool = False,
+    nfkc: bool = False,
+) -> List[str]:
+    """The shingles gristmill hashes for ``text`` (see the module documentation).
+
+    >>> shingles("The quick, brown fox!", ngram=2)
+    ['the quick', 'quick brown', 'brown fox']
+    >>> shingles("Ab c", ngram=3, unit="char")
+    ['ab ', 'b c']
+    >>> shingles("too short", ngram=5)
+    ['too short']
+    >>> shingles(" ... ")
+    []
+    """
+    return MinHasher(num_perm=1, ngram=ngram, unit=unit, lowercase=lowercase, strip_punct=strip_punct,
+                     fold_digits=fold_digits, nfkc=nfkc).shingles(text)
+
+
+def jaccard_estimate(a: np.ndarray, b: np.ndarray) -> Union[float, np.ndarray]:
+    """Fraction of equal entries: the MinHash estimate of Jaccard similarity. Rows of 2-D
+    inputs are compared pairwise (broadcasting), giving an array."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"signatures have different lengths: {a.shape[-1]} and {b.shape[-1]}")
+    r = np.mean(a == b, axis=-1)
+    return float(r) if np.ndim(r) == 0 else r
+
+
+def lsh_params(threshold: float, num_perm: int = 128, weights: Tuple[float, float] = (0.5, 0.5)) -> Tuple[int, int]:
+    """``(bands, rows)`` minimising ``weights[0]·P(false positive) + weights[1]·P(false
+    negative)`` at ``threshold``, like datasketch's ``MinHashLSH``.
+
+    >>> lsh_params(0.8, 128)
+    (9, 13)
+    """
+    t = _check_threshold(threshold)
+    n = _check_int("num_perm", num_perm, 1, _MAX_PERM)
+    if len(weights) != 2:
+        raise ValueError("weights must be a pair (false_positive_weight, false_negative_weight)")
+    return _native.lsh_optimal_params(t, n, float(weights[0]), float(weights[1]))
+
+
+def collision_probability(s: Union[float, np.ndarray], bands: int, rows: int) -> Union[float, np.ndarray]:
+    """Probability ``1 − (1 − s^rows)^bands`` that a pair with Jaccard ``s`` becomes a
+    candidate (the LSH S-curve)."""
+    return 1.0 - (1.0 - np.asarray(s, dtype=float) ** rows) ** bands
+
+
+def _resolve_bands(threshold: float, num_perm: int, bands: Optional[int], rows: Optional[int],
+                   weights: Tuple[float, float]) -> Tuple[int, int]:
+    if bands is None and rows is None:
+        return lsh_params(threshold, num_perm, weights)
+    if bands is None or rows is None:
+        if rows is not None:
+            rows = _check_int("rows", rows, 1, num_perm)
+            bands = num_perm // rows
+        else:
+            bands = _check_int("bands", bands, 1, num_perm)
+            rows = num_perm // bands
+    bands = _check_int("bands", bands, 1, _MAX_PERM)
+    rows = _check_int("rows", rows, 1, _MAX_PERM)
+    _native.lsh_check_bands(num_perm, bands, rows)
+    return bands, rows
+
+
+@dataclass
+class MinHashDedupResult:
+    """What :func:`dedup_minhash` found.
+
+    Attributes:
+        keep: boolean mask over the documents; ``False`` = a near-duplicate to drop.
+        component: ``uint32`` cluster id of every document (the smallest document index of
+            its cluster; a document alone in its cluster has its own index).
+        clusters: pyarrow table, one row per member of every cluster with ≥ 2 documents:
+            ``cluster``, ``doc``, ``id`` (when ids are known), ``kept_doc``, ``is_kept``,
+            ``est_jaccard`` (to the kept document), ``exact_jaccard`` (with ``verify``).
+        pairs: pyarrow table of the document pairs that joined clusters (a spanning forest
+            of every cluster): ``a``, ``b`` (``a < b``), ``est_jaccard`` and, with ``verify``,
+            ``exact_jaccard`` (always ≥ ``threshold``).
+        summary: counts and parameters (JSON-serialisable).
+        timings: wall seconds per stage.
+        signatures: the signature matrix (when ``return_signatures=True``).
+        index_match: with ``index``, per document the insertion position of the earliest
+            indexed item it collides with (dropped), or -1.
+    """
+
+    keep: np.ndarray
+    component: np.ndarray
+    clusters: pa.Table
+    pairs: pa.Table
+    summary: Dict[str, Any]
+    timings: Dict[str, float] = field(default_factory=dict)
+    signatures: Optional[np.ndarray] = None
+    index_match: Optional[np.ndarray] = None
+
+
+def _batches_of(corpus_or_texts: Any, batch_size: int) -> Iterable[Tuple[Optional[pa.Array], pa.Array]]:
+    """Yield (ids or None, texts) batches from a Corpus, a pyarrow array/table column or strings."""
+    if hasattr(corpus_or_texts, "batches") and callable(corpus_or_texts.batches):
+        for b in corpus_or_texts.batches():
+            yield b.ids, b.texts
+        return
+    arr = as_string_array(corpus_or_texts)
+    for s in range(0, len(arr), batch_size):
+        yield None, arr.slice(s, batch_size)
+    if len(arr) == 0:
+        return
+
+
+def dedup_minhash(
+    corpus_or_texts: Any,
+    threshold: float = 0.8,
+    *,
+    num_perm: int = 128,
+    ngram: int = 5,
+    unit: str = "word",
+    seed: int = 1,
+    bands: Optional[int] = None,
+    rows: Optional[int] = None,
+    weights: Tuple[float, float] = DEDUP_WEIGHTS,
+    verify: bool = False,
+    keep: str = "first",
+    keep_scores: Optional[Union[Sequence[float], np.ndarray]] = None,
+    hasher: Optional[MinHasher] = None,
+    batch_size: int = 8192,
+    threads: Optional[int] = None,
+    progress: Any = None,
+    return_signatures: bool = False,
+    index: Optional["MinHashIndex"] = None,
+    index_keys: Optional[Sequence[str]] = None,
+) -> MinHashDedupResult:
+    """Find clusters of near-duplicate documents and decide which copy to keep.
+
+    Args:
+        corpus_or_texts: a :class:`gristmill.Corpus`, a pyarrow string array, or a sequence
+            of ``str``.
+        threshold: Jaccard similarity threshold in (0, 1).
+        num_perm, ngram, unit, seed: MinHash parameters (ignored when ``hasher`` is given).
+        bands, rows: LSH layout (``bands·rows ≤ num_perm``); default: chosen from
+            ``threshold`` and ``weights`` by :func:`lsh_params`.
+        weights: ``(false_positive_weight, false_negative_weight)``. The default
+            ``(0.05, 0.95)`` favours recall, as dedup pipelines want (a missed duplicate
+            stays in the training data; a false candidate costs only a comparison, and none
+            with ``verify``): at threshold 0.8 and 128 permutations it picks 16 bands × 8
+            rows, catching a pair with J = 0.8 with probability 0.95 (datasketch's
+            ``(0.5, 0.5)`` picks 9 × 13: 0.40).
+        verify: only join candidate pairs whose exact shingle-set Jaccard is ≥ ``threshold``
+            (precision 1.0 at the cost of re-shingling the candidates). A :class:`Corpus`
+            is then read a second time to fetch only the candidates' texts; other inputs
+            are held in memory.
+        keep: which member of a cluster survives: ``"first"`` (smallest index),
+            ``"longest"`` (most UTF-8 bytes; ties → first) or ``"column:NAME"`` (largest
+            value of ``keep_scores``, ties → first; ``NAME`` is recorded in the summary).
+        keep_scores: numbers per document for ``keep="column:..."``.
+        batch_size: documents per signature batch (results do not depend on it).
+        threads: worker threads (``None``: all cores). Results do not depend on it.
+        progress: a callable ``progress(stage, docs_done)`` or ``None``.
+        index: a :class:`MinHashIndex` of earlier shards. Documents kept within this corpus
+            that share an LSH band with an indexed item are dropped too (``index_match``),
+            and the survivors are inserted into the index (keys: ``index_keys``, else the
+            corpus ids, else ``"doc<i>"``). Its hasher is used for the signatures.
+
+    >>> texts = ["a b c d e f g h", "a b c d e f g h", "something completely different here"]
+    >>> r = dedup_minhash(texts, 0.8, ngram=3)
+    >>> r.keep.tolist(), r.summary["removed"]
+    ([True, False, True], 1)
+    """
+    t_all = time.perf_counter()
+    threshold = _check_threshold(threshold)
+    if index is not None:
+        if hasher is not None and hasher.describe() != index.hasher.describe():
+            raise ValueError(f"hasher {hasher!r} differs from the index's {index.hasher!r}")
+        hasher = index.hasher
+    if hasher is None:
+        hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, threads=threads)
+    bands, rows = _resolve_bands(threshold, hasher.num_perm, bands, rows, weights)
+    batch_size = _check_int("batch_size", batch_size, 1, 1 << 40)
+    if keep not in ("first", "longest") and not keep.startswith("column:"):
+        raise ValueError(f"keep must be 'first', 'longest' or 'column:NAME', got {keep!r}")
+    if keep.startswith("column:") and keep_scores is None:
+        raise ValueError(f"keep={keep!r} needs keep_scores (one number per document)")
+    timings: Dict[str, float] = {}
+
+    # stage 1: signatures (and the text kept for verification / lengths). A Corpus can be
+    # read again, so verification then keeps only the candidates' texts (second pass).
+    rereadable = hasattr(corpus_or_texts, "batches") and callable(corpus_or_texts.batches)
+    t0 = time.perf_counter()
+    sig_parts: List[np.ndarray] = []
+    len_parts: List[np.ndarray] = []
+    text_parts: List[pa.Array] = []
+    id_parts: List[pa.Array] = []
+    n_done = 0
+    for ids, texts in _batches_of(corpus_or_texts, batch_size):
+        sig_parts.append(hasher.signatures(texts, threads=threads))
+        if keep == "longest":
+            len_parts.append(np.diff(string_buffers(texts)[1]).astype(np.float64))
+        if verify and not rereadable:
+            text_parts.append(texts.cast(pa.large_string()))
+        if ids is not None:
+            id_parts.append(ids)
+        n_done += len(texts)
+        if progress is not None:
+            progress("signatures", n_done)
+    sig = np.concatenate(sig_parts) if sig_parts else np.zeros((0, hasher.num_perm), hasher.dtype)
+    n = sig.shape[0]
+    timings["signatures"] = time.perf_counter() - t0
+
+    # documents with an empty shingle set (all-maximum signature) never join a cluster
+    eligible = ~np.all(sig == hasher.empty_value, axis=1) if n else np.zeros(0, bool)
+    scores: Optional[np.ndarray] = None
+    if keep == "longest":
+        scores = np.concatenate(len_parts) if len_parts else np.zeros(0)
+    elif keep.startswith("column:"):
+        assert keep_scores is not None
+        scores = np.asarray(keep_scores, dtype=np.float64)
+        if scores.shape != (n,):
+            raise ValueError(f"keep_scores has {scores.size} values for {n} documents")
+
+    # stage 2: LSH + components (+ verification)
+    t0 = time.perf_counter()
+    verify_docs = None
+    if verify:
+        if rereadable:
+            import pyarrow.compute as pc
+
+            need = _native.lsh_candidate_mask(sig, bands, rows, np.ascontiguousarray(eligible), threads)
+            for b in corpus_or_texts.batches():
+                m = pa.array(need[b.start:b.start + len(b.texts)])
+                text_parts.append(pc.if_else(m, b.texts.cast(pa.large_string()), pa.scalar("", pa.large_string())))
+            if sum(len(x) for x in text_parts) != n:
+                raise ValueError("the corpus changed while it was being deduplicated")
+        all_texts = pa.chunked_array(text_parts, type=pa.large_string()).combine_chunks() if text_parts \
+            else pa.array([], pa.large_string())
+        verify_docs = string_buffers(all_texts)
+    out = _native.lsh_cluster(
+        sig, bands, rows, np.ascontiguousarray(eligible), scores, verify_docs,
+        hasher._shingle_spec() if verify else None, threshold if verify else None, threads,
+    )
+    timings["lsh_and_components" if not verify else "lsh_components_verify"] = time.perf_counter() - t0
+    if progress is not None:
+        progress("clusters", n)
+
+    component = out["component"]
+    kept_doc = out["kept_doc"]
+    keep_mask = kept_doc == np.arange(n, dtype=np.uint32)
+    index_match = None
+    all_ids: Optional[pa.Array] = None
+    if id_parts and sum(len(x) for x in id_parts) == n:
+        all_ids = pa.chunked_array(id_parts).combine_chunks()
+    if index is not None:
+        t0 = time.perf_counter()
+        index_match = np.full(n, -1, dtype=np.int64)
+        cand = np.flatnonzero(keep_mask & eligible)
+        if len(cand):
+            index_match[cand] = index.query_batch(sig[cand])
+        keep_mask &= index_match < 0
+        new = np.flatnonzero(keep_mask & eligible)
+        if index_keys is not None:
+            if len(index_keys) != n:
+                raise ValueError(f"index_keys has {len(index_keys)} keys for {n} documents")
+            keys = [str(index_keys[int(i)]) for i in new]
+        elif all_ids is not None:
+            keys = all_ids.take(pa.array(new, pa.int64())).to_pylist()
+        else:
+            keys = [f"doc{i}" for i in new]
+        if len(new):
+            index.insert(keys, sig[new])
+        timings["index"] = time.perf_counter() - t0
+    cols: Dict[str, Any] = {
+        "cluster": pa.array(out["r_cluster"], pa.uint32()),
+        "doc": pa.array(out["r_doc"], pa.uint32()),
+    }
+    if all_ids is not None:
+        cols["id"] = all_ids.take(pa.array(out["r_doc"]))
+        cols["kept_id"] = all_ids.take(pa.array(out["r_kept_doc"]))
+    cols["kept_doc"] = pa.array(out["r_kept_doc"], pa.uint32())
+    cols["is_kept"] = pa.array(out["r_is_kept"], pa.bool_())
+    cols["est_jaccard"] = pa.array(out["r_est_jaccard"], pa.float64())
+    if out["r_exact_jaccard"] is not None:
+        cols["exact_jaccard"] = pa.array(out["r_exact_jaccard"], pa.float64())
+    clusters = pa.table(cols)
+    ea, eb = out["e_a"].astype(np.int64), out["e_b"].astype(np.int64)
+    pcols: Dict[str, Any] = {
+        "a": pa.array(out["e_a"], pa.uint32()),
+        "b": pa.array(out["e_b"], pa.uint32()),
+        "est_jaccard": pa.array(np.mean(sig[ea] == sig[eb], axis=1) if len(ea) else np.zeros(0), pa.float64()),
+    }
+    if verify:
+        pcols["exact_jaccard"] = pa.array(out["e_jaccard"], pa.float64())
+    pairs = pa.table(pcols)
+    n_clusters = int(np.unique(out["r_cluster"]).size)
+    timings["total"] = time.perf_counter() - t_all
+    summary: Dict[str, Any] = {
+        "docs_in": n,
+        "docs_kept": int(keep_mask.sum()),
+        "removed": int(n - keep_mask.sum()),
+        "clusters": n_clusters,
+        "docs_in_clusters": int(len(out["r_doc"])),
+        "empty_shingle_sets": int(n - eligible.sum()),
+        "threshold": threshold,
+        "bands": bands,
+        "rows": rows,
+        "verify": bool(verify),
+        "keep": keep,
+        "candidate_groups": int(out["candidate_groups"]),
+        "candidate_pairs": int(out["candidate_pairs"]),
+        "verified_pairs": int(out["verified_pairs"]),
+        "rejected_pairs": int(out["rejected_pairs"]),
+        "removed_by_index": int((index_match >= 0).sum()) if index_match is not None else 0,
+        "minhash": hasher.describe(),
+        "seconds": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return MinHashDedupResult(
+        keep=keep_mask, component=component, clusters=clusters, pairs=pairs, summary=summary, timings=timings,
+        signatures=sig if return_signatures else None, index_match=index_match,
+    )
+
+
+def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
+    """Numeric values of field/column ``name`` for every document of a
+    :class:`gristmill.Corpus`, in corpus order (for ``keep="column:NAME"``).
+
+    JSONL and Parquet inputs only. Missing or null values become NaN (never preferred);
+    booleans count as 0/1; any other non-number is an error naming the document.
+    """
+    from gristmill.io import CorpusError, JsonlSource, ParquetSource, _iter_lines
+
+    out: List[float] = []
+
+    def conv(v: Any, where: str) -> float:
+        if v is None:
+            return float("nan")
+        if isinstance(v, (bool, int, float)):
+            return float(v)
+        raise CorpusError(f"{where}: field {name!r} is {type(v).__name__}, keep=column:{name} needs numbers")
+
+    for src in corpus.sources:
+        if isinstance(src, JsonlSource):
+            for lineno, line in _iter_lines(src.path, src.compression, src.display):
+                rec = src._parse(lineno, line, corpus)
+                if rec is None or rec[1] is None:  # blank line / skipped invalid UTF-8
+                    continue
+                out.append(conv(rec[2].get(name), f"{src.display}:{lineno}"))
+        elif isinstance(src, ParquetSource):
+            pf = src._open()
+            src._column(pf, name, "keep")
+            values = (v for rb in pf.iter_batches(batch_size=8192, columns=[name]) for v in rb.column(0).to_pylist())
+            for row, ((doc_id, text), v) in enumerate(zip(src.records(corpus), values)):
+                if text is not None:
+                    out.append(conv(v, f"{src.display}#{row}"))
+        else:
+            raise CorpusError(f"{src.display}: keep=column:{name} needs JSONL or Parquet inputs (fields per document)")
+    return np.asarray(out, dtype=np.float64)
+
+
+class MinHashIndex:
+    """A persistent MinHash LSH index in a folder of memory-mapped files, with the method
+    names of ``datasketch.MinHashLSH`` (``insert``, ``query``, ``__contains__``), so a new
+    shard can be checked against everything indexed before.
+
+    Args:
+        path: folder of the index; created if missing, reopened if it exists.
+        threshold, num_perm, weights, params: as ``datasketch.MinHashLSH``: the layout
+            ``params=(bands, rows)`` or, by default, :func:`lsh_params` of ``threshold`` and
+            ``weights``.
+        hasher: the :class:`MinHasher` whose signatures are indexed (default:
+            ``MinHasher(num_perm)``); its parameters are stored in the index header.
+
+    Reopening with any other layout, signature type or hashing parameters raises
+    :class:`gristmill.GristmillError` naming each mismatch; an index written by another
+    format version is refused. Keys are strings. Writes are atomic per ``insert`` (one
+    writer at a time); every ``insert`` adds one sorted run file, :meth:`compact` merges them.
+    The index stores what it is given: the signatures of empty documents (all
+    :attr:`MinHasher.empty_value`) all match each other, so leave them out
+    (``np.all(sig == hasher.empty_value, axis=1)``) unless that is what you want.
+
+    Deduplicating a new shard against everything seen before::
+
+        sig = hasher.signatures(shard_texts)
+        keep = index.query_batch(sig) < 0          # no earlier candidate
+        index.insert([ids[i] for i in np.flatnonzero(keep)], sig[keep])
+
+    >>> import tempfile
+    >>> mh = MinHasher(num_perm=64, ngram=2)
+    >>> d = tempfile.mkdtemp()
+    >>> idx = MinHashIndex(d, threshold=0.5, num_perm=64, hasher=mh)
+    >>> idx.insert(["a", "b"], mh.signatures(["the cat sat on the mat", "dogs bark at night"]))
+    >>> idx.query(mh.signatures(["the cat sat on the mat!"])[0])
+    ['a']
+    >>> "b" in MinHashIndex(d, threshold=0.5, num_perm=64, hasher=mh)
+    True
+    """
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        threshold: float = 0.9,
+        num_perm: int = 128,
+        weights: Tuple[float, float] = (0.5, 0.5),
+        params: Optional[Tuple[int, int]] = None,
+        *,
+        hasher: Optional[MinHasher] = None,
+    ):
+        import json
+
+        num_perm = _check_int("num_perm", num_perm, 1, _MAX_PERM)
+        if hasher is None:
+            hasher = MinHasher(num_perm=num_perm)
+        elif hasher.num_perm != num_perm:
+            raise ValueError(f"hasher has num_perm={hasher.num_perm} but the index asks num_perm={num_perm}")
+        if params is None:
+            bands, rows = lsh_params(threshold, num_perm, weights)
+        else:
+            if len(params) != 2:
+                raise ValueError("params must be (bands, rows)")
+            bands = _check_int("bands", params[0], 1, num_perm)
+            rows = _check_int("rows", params[1], 1, num_perm)
+            _native.lsh_check_bands(num_perm, bands, rows)
+        self.hasher = hasher
+        self.threshold = threshold
+        self.b, self.r = bands, rows
+        meta = json.dumps(hasher.describe(), sort_keys=True)
+        self._core = _native.MinHashIndexCore(
+            os.fspath(path), num_perm, bands, rows, hasher.dtype.itemsize, meta
+        )
+
+    def _sig2d(self, signatures: Any) -> np.ndarray:
+        a = np.asarray(signatures)
+        if a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2:
+            raise ValueError(f"signatures must be 1-D or 2-D, got shape {a.shape}")
+        if a.dtype != self.hasher.dtype:
+            raise TypeError(f"signatures must be {self.hasher.dtype} (this index's hasher), got {a.dtype}")
+        if a.shape[1] != self.hasher.num_perm:
+            raise ValueError(f"signatures have {a.shape[1]} values; the index uses num_perm={self.hasher.num_perm}")
+        return np.ascontiguousarray(a)
+
+    def insert(self, keys: Union[str, Sequence[str]], signatures: Any) -> None:
+        """Add one key with its signature, or many keys with a 2-D signature array. Keys
+        must be new (``ValueError`` naming the key otherwise)."""
+        if isinstance(keys, str):
+            keys = [keys]
+        keys = list(keys)
+        for k in keys:
+            if not isinstance(k, str):
+                raise TypeError(f"keys must be str, got {type(k).__name__}")
+        self._core.insert(keys, self._sig2d(signatures))
+
+    def query(self, signature: Any) -> List[str]:
+        """Keys of the indexed items sharing at least one LSH band with ``signature``."""
+        sig = self._sig2d(signature)
+        if sig.shape[0] != 1:
+            raise ValueError("query takes one signature; use query_batch for many")
+        return self._core.query(sig)
+
+    def query_batch(self, signatures: Any) -> np.ndarray:
+        """For every row, the insertion index of the earliest candidate item, or -1
+        (``int64``): ``query_batch(sigs) >= 0`` marks the documents to drop as already seen."""
+        return self._core.query_first(self._sig2d(signatures))
+
+    def key(self, item: int) -> str:
+        """The key of the item inserted at position ``item``."""
+        return self._core.key(int(item))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._core.contains(key)
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def is_empty(self) -> bool:
+        return len(self._core) == 0
+
+    def compact(self) -> None:
+        """Merge the run files into one (faster queries)."""
+        self._core.compact()
+
+    @property
+    def num_runs(self) -> int:
+        return self._core.num_runs()

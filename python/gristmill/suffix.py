@@ -1,0 +1,469 @@
+"""Exact-substring deduplication with suffix arrays (Lee et al. 2021, done boundary-safe).
+
+Every function takes a batch of documents (a pyarrow string array, a sequence of ``str``, or a
+:class:`gristmill.io.Corpus`) and finds the windows of ``min_length`` bytes that occur more
+than once. The whole batch is sorted in memory by libsais (about 9 bytes of RAM per input
+byte with 32-bit indices; 64-bit indices beyond 2 GiB of text).
+
+Semantics (tested against a brute-force reference):
+
+* An *occurrence* of a window is a start position whose ``min_length`` bytes lie entirely
+  inside one document — repeats never cross document boundaries.
+* ``keep="none"`` removes every byte covered by any copy of a window that occurs twice or
+  more (the paper's behaviour).
+* ``keep="first"`` keeps, for every repeated window, its first copy in corpus order: a byte is
+  removed iff it is covered by a later copy and by no first copy. The first copy of a long
+  repeated passage therefore survives whole, later copies disappear entirely (unless part of
+  them is itself the first copy of another repeated window, e.g. a periodic run keeps its
+  first ``min_length`` bytes).
+* Spans are merged byte ranges ``[start, end)`` relative to each document, **shrunk inward to
+  UTF-8 character boundaries** so removal never cuts a character. ``occurrences`` is the
+  largest number of copies of any removed window covering the span.
+
+>>> from gristmill.suffix import find_repeats
+>>> docs = ["intro: " + "x" * 5 + "the same long sentence appears twice." , "the same long sentence appears twice."]
+>>> find_repeats(docs, min_length=20, keep="first").to_pylist()
+[{'doc': 1, 'start': 0, 'end': 37, 'occurrences': 2}]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from os import PathLike, fspath
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pyarrow as pa
+
+from gristmill import _native
+from gristmill._arrow import TextLike, as_string_array, string_buffers
+
+__all__ = [
+    "find_repeats",
+    "find_token_repeats",
+    "dedup_exact",
+    "contamination",
+    "DedupResult",
+    "ContaminationResult",
+    "SuffixIndex",
+    "suffix_array",
+]
+
+KEEP_CHOICES = ("none", "first")
+Texts = Union[TextLike, Any]  # also gristmill.io.Corpus
+
+
+def _threads(threads: Optional[int]) -> int:
+    if threads is None:
+        return 0
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None (all cores), got {threads!r}")
+    return threads
+
+
+def _min_length(min_length: int) -> int:
+    if isinstance(min_length, bool) or not isinstance(min_length, (int, np.integer)):
+        raise TypeError(f"min_length must be an integer, got {type(min_length).__name__}")
+    if min_length < 1:
+        raise ValueError(f"min_length must be at least 1, got {min_length}")
+    return int(min_length)
+
+
+def _keep(keep: str) -> str:
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep must be one of {KEEP_CHOICES}, got {keep!r}")
+    return keep
+
+
+def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[pa.Array, Optional[pa.Array]]:
+    """Texts as one large_string array, plus document ids when the input is a Corpus.
+
+    With ``spill_dir``, a Corpus's text is streamed to a file there and memory-mapped, so it
+    is never held in anonymous memory (used with ``memory_limit``)."""
+    from gristmill.io import Corpus
+
+    if isinstance(texts, Corpus) and spill_dir is not None:
+        path = os.path.join(spill_dir, "texts.bin")
+        ids_l: List[pa.Array] = []
+        offs: List[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+        total = 0
+        with open(path, "wb") as f:
+            for b in texts.batches():
+                data, o = string_buffers(b.texts)
+                f.write(memoryview(data[o[0] : o[-1]]))
+                offs.append((o[1:] - o[0]).astype(np.int64) + total)
+                total += int(o[-1] - o[0])
+                ids_l.append(b.ids)
+        offsets = np.concatenate(offs)
+        buf = pa.memory_map(path, "r").read_buffer() if total else pa.py_buffer(b"")
+        arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), buf)
+        return arr, (pa.concat_arrays(ids_l) if ids_l else pa.array([], type=pa.string()))
+    if isinstance(texts, Corpus):
+        ids: List[pa.Array] = []
+        chunks: List[pa.Array] = []
+        for b in texts.batches():
+            ids.append(b.ids)
+            chunks.append(b.texts.cast(pa.large_string()))
+        if not chunks:
+            return pa.array([], type=pa.large_string()), pa.array([], type=pa.string())
+        return pa.concat_arrays(chunks), pa.concat_arrays(ids)
+    return as_string_array(texts, what=what), None
+
+
+def _spans_table(arrays: Tuple[Any, ...], doc_name: str = "doc", occ_name: str = "occurrences") -> pa.Table:
+    d, s, e, o = arrays[:4]
+    return pa.table({doc_name: d, "start": s, "end": e, occ_name: o})
+
+
+def find_repeats(
+    texts: Texts,
+    min_length: int = 100,
+    keep: str = "none",
+    *,
+    threads: Optional[int] = None,
+    memory_limit: Optional[int] = None,
+) -> pa.Table:
+    """Spans of ``texts`` to remove: repeated windows of at least ``min_length`` bytes.
+
+    Returns a pyarrow table with int64 columns ``doc`` (index into ``texts``), ``start``,
+    ``end`` (byte offsets in the document's UTF-8 encoding) and ``occurrences``, sorted by
+    document and start. ``threads``: suffix-array construction threads (default: all cores);
+    the result is identical for any value.
+
+    ``memory_limit`` (bytes) switches to the external path: windows are hash-partitioned and
+    each part is sorted separately, so the working memory stays under the limit (2 bits per
+    input byte for the marks must fit); the spans are identical to the in-memory path.
+
+    Raises :class:`gristmill.GristmillError` (a ``ValueError``) if ``min_length < 1`` or if
+    ``min_length`` is longer than every document.
+    """
+    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    mem = _memory_limit(memory_limit)
+    with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
+        arr, _ = _gather(texts, "texts", tmp)
+        out = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        return _spans_table(out)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+def _memory_limit(m: Optional[int]) -> Optional[int]:
+    if m is None:
+        return None
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"memory_limit must be a positive number of bytes, got {m!r}")
+    return int(m)
+
+
+def find_token_repeats(
+    tokens: Union[Sequence[Sequence[int]], Tuple[np.ndarray, np.ndarray]],
+    min_length: int = 50,
+    keep: str = "none",
+    *,
+    token_lengths: Optional[Union[Sequence[Sequence[int]], np.ndarray]] = None,
+    threads: Optional[int] = None,
+) -> pa.Table:
+    """Token mode: repeated runs of at least ``min_length`` tokens, per document.
+
+    ``tokens`` is either one sequence of token ids per document, or ``(ids, doc_offsets)``:
+    a flat ``uint32`` array of all ids and ``n + 1`` token offsets. Same semantics as
+    :func:`find_repeats` (windows never cross documents; ``keep`` none/first). Any vocabulary
+    size works (more than 65,536 distinct ids goes through libsais' integer alphabet).
+
+    Spans are in tokens, unless ``token_lengths`` (the byte length of every token, same
+    layout as ``tokens``) is given: then ``start``/``end`` are exact byte offsets of the
+    span's first token and of the end of its last token in the document's bytes. (For
+    byte-level BPE a token boundary may fall inside a UTF-8 character.)
+
+    >>> find_token_repeats([[1, 2, 3, 4], [9, 2, 3, 4]], 3).to_pylist()
+    [{'doc': 0, 'start': 1, 'end': 4, 'occurrences': 2}, {'doc': 1, 'start': 1, 'end': 4, 'occurrences': 2}]
+    >>> find_token_repeats([[1, 2, 3, 4], [9, 2, 3, 4]], 3, token_lengths=[[1, 2, 1, 3], [4, 2, 1, 3]]).to_pylist()
+    [{'doc': 0, 'start': 1, 'end': 7, 'occurrences': 2}, {'doc': 1, 'start': 4, 'end': 10, 'occurrences': 2}]
+    """
+    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    ids, offsets = _flat_tokens(tokens, "tokens")
+    starts = doc_bytes = None
+    if token_lengths is not None:
+        lengths, loff = _flat_tokens(token_lengths, "token_lengths", dtype=np.uint64)
+        if not np.array_equal(loff, offsets):
+            raise ValueError("token_lengths must have exactly one entry per token, document by document")
+        ends = np.cumsum(lengths, dtype=np.uint64)
+        totals = np.concatenate([[0], ends]).astype(np.uint64)
+        doc_start_bytes = totals[offsets[:-1]]
+        doc_bytes = (totals[offsets[1:]] - doc_start_bytes).astype(np.uint64)
+        starts = (totals[:-1] - np.repeat(doc_start_bytes, np.diff(offsets))).astype(np.uint64)
+    out = _native.suffix_find_repeats_tokens(ids, offsets, ml, kp, starts, doc_bytes, th)
+    return _spans_table(out)
+
+
+def _flat_tokens(tokens: Any, what: str, dtype: Any = np.uint32) -> Tuple[np.ndarray, np.ndarray]:
+    if isinstance(tokens, tuple) and len(tokens) == 2 and isinstance(tokens[0], np.ndarray):
+        ids = np.ascontiguousarray(tokens[0])
+        offsets = np.ascontiguousarray(tokens[1], dtype=np.int64)
+        if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(ids) or np.any(np.diff(offsets) < 0):
+            raise ValueError(f"{what}: doc_offsets must start at 0, end at len(ids) and not decrease")
+    else:
+        seqs = [np.asarray(t) for t in tokens]
+        lens = np.array([len(t) for t in seqs], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        ids = np.concatenate(seqs) if seqs else np.zeros(0, dtype=dtype)
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(np.uint32).max):
+        raise ValueError(f"{what}: values must fit in uint32")
+    return np.ascontiguousarray(ids, dtype=dtype), offsets
+
+
+@dataclass
+class DedupResult:
+    """What :func:`dedup_exact` produced.
+
+    Attributes:
+        texts: the documents with the spans removed (pyarrow ``large_string``, same order and
+            count as the input; a fully duplicated document becomes ``""``).
+        spans: the removed spans (``doc``, ``start``, ``end``, ``occurrences``; plus ``id`` when
+            the input was a Corpus).
+        summary: documents, bytes, bytes_removed, documents_touched, documents_emptied, spans,
+            duplicate_classes, min_length, keep.
+        timings: seconds per stage (read, suffix_array, lcp, find_repeats, collect_spans, trim).
+    """
+
+    texts: pa.Array
+    spans: pa.Table
+    summary: Dict[str, Any]
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def _trim(arr: pa.Array, spans: pa.Table) -> pa.Array:
+    data, offsets = _native.suffix_trim(
+        string_buffers(arr),
+        spans.column("doc").to_numpy(),
+        spans.column("start").to_numpy(),
+        spans.column("end").to_numpy(),
+    )
+    return pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def dedup_exact(
+    texts: Texts,
+    min_length: int = 100,
+    keep: str = "none",
+    *,
+    threads: Optional[int] = None,
+    memory_limit: Optional[int] = None,
+) -> DedupResult:
+    """Remove every repeated span of at least ``min_length`` bytes (see the module docs for
+    ``keep``) and return the trimmed texts, the spans report, a summary and stage timings.
+    ``memory_limit``: see :func:`find_repeats` (a Corpus is then spilled to a temporary file
+    and memory-mapped; the returned texts are built in memory).
+
+    >>> r = dedup_exact(["a shared sentence of some length.", "x a shared sentence of some length."], 10, keep="first")
+    >>> r.texts.to_pylist(), r.summary["bytes_removed"]
+    (['a shared sentence of some length.', 'x '], 33)
+    """
+    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    mem = _memory_limit(memory_limit)
+    with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
+        t0 = time.perf_counter()
+        arr, ids = _gather(texts, "texts", tmp)
+        timings: Dict[str, float] = {"read": time.perf_counter() - t0}
+        d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        timings.update({k: v for k, v in stats["timings"] if k != "parts"})
+        spans = _spans_table((d, s, e, o))
+        t0 = time.perf_counter()
+        trimmed = _trim(arr, spans)  # new buffers: never a view of the spill file
+        timings["trim"] = time.perf_counter() - t0
+        n_docs = len(arr)
+        lengths = np.diff(string_buffers(arr)[1]).astype(np.int64)
+        del arr
+    if ids is not None:
+        spans = spans.add_column(1, "id", ids.take(pa.array(d)))
+    removed = np.bincount(d, weights=(e - s), minlength=n_docs).astype(np.int64) if len(d) else np.zeros(n_docs, np.int64)
+    summary = {
+        "documents": n_docs,
+        "bytes": int(lengths.sum()),
+        "bytes_removed": int(removed.sum()),
+        "documents_touched": int((removed > 0).sum()),
+        "documents_emptied": int(((removed == lengths) & (lengths > 0)).sum()),
+        "spans": len(d),
+        "duplicate_classes": int(stats["classes"]),
+        "min_length": ml,
+        "keep": kp,
+    }
+    if mem is not None:
+        summary["memory_limit"] = mem
+        summary["memory_parts"] = int(dict(stats["timings"]).get("parts", 1))
+    return DedupResult(texts=trimmed, spans=spans, summary=summary, timings=timings)
+
+
+@dataclass
+class ContaminationResult:
+    """What :func:`contamination` found.
+
+    Attributes:
+        spans: eval byte ranges covered by windows of ``min_length`` bytes that also occur in
+            the training corpus: ``eval_doc``, ``start``, ``end``, ``train_occurrences`` (largest
+            number of training copies of a window covering the span); plus ``id`` for a Corpus.
+        documents: one row per contaminated eval document: ``eval_doc``, ``bytes``,
+            ``contaminated_bytes``, ``fraction``, ``spans``, ``max_train_occurrences``.
+        summary: eval documents, contaminated documents, bytes, contaminated bytes, min_length.
+        timings: seconds per stage.
+    """
+
+    spans: pa.Table
+    documents: pa.Table
+    summary: Dict[str, Any]
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def contamination(
+    train: Texts,
+    eval: Texts,
+    min_length: int = 100,
+    *,
+    threads: Optional[int] = None,
+) -> ContaminationResult:
+    """Which ``eval`` documents share spans of at least ``min_length`` bytes with ``train``,
+    where, and how often (one suffix array over train + eval; windows never cross documents).
+
+    >>> r = contamination(["the answer is forty-two, said the computer"], ["q: the answer is forty-two?"], 12)
+    >>> r.spans.to_pylist()
+    [{'eval_doc': 0, 'start': 3, 'end': 26, 'train_occurrences': 1}]
+    """
+    ml, th = _min_length(min_length), _threads(threads)
+    t0 = time.perf_counter()
+    tr, _ = _gather(train, "train")
+    ev, ev_ids = _gather(eval, "eval")
+    timings: Dict[str, float] = {"read": time.perf_counter() - t0}
+    d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
+    timings.update({k: v for k, v in stats["timings"]})
+    spans = _spans_table((d, s, e, o), "eval_doc", "train_occurrences")
+    if ev_ids is not None:
+        spans = spans.add_column(1, "id", ev_ids.take(pa.array(d)))
+    lengths = np.diff(string_buffers(ev)[1]).astype(np.int64)
+    n = len(ev)
+    cont = np.bincount(d, weights=(e - s), minlength=n).astype(np.int64) if len(d) else np.zeros(n, np.int64)
+    nspans = np.bincount(d, minlength=n).astype(np.int64) if len(d) else np.zeros(n, np.int64)
+    maxocc = np.zeros(n, np.int64)
+    if len(d):
+        np.maximum.at(maxocc, d, o)
+    which = np.flatnonzero(cont > 0)
+    docs = pa.table({
+        "eval_doc": which.astype(np.int64),
+        "bytes": lengths[which],
+        "contaminated_bytes": cont[which],
+        "fraction": cont[which] / np.maximum(lengths[which], 1),
+        "spans": nspans[which],
+        "max_train_occurrences": maxocc[which],
+    })
+    if ev_ids is not None:
+        docs = docs.add_column(1, "id", ev_ids.take(pa.array(which)))
+    summary = {
+        "eval_documents": n,
+        "contaminated_documents": int(len(which)),
+        "eval_bytes": int(lengths.sum()),
+        "contaminated_bytes": int(cont.sum()),
+        "shared_windows": int(stats["classes"]),
+        "min_length": ml,
+    }
+    return ContaminationResult(spans=spans, documents=docs, summary=summary, timings=timings)
+
+
+def suffix_array(data: Union[bytes, bytearray, memoryview, np.ndarray], *, threads: Optional[int] = None) -> np.ndarray:
+    """The suffix array of a byte string (libsais; int32 below 2**31 bytes, else int64).
+
+    >>> suffix_array(b"banana").tolist()
+    [5, 3, 1, 0, 4, 2]
+    """
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else np.ascontiguousarray(data, dtype=np.uint8)
+    return _native.suffix_array_bytes(buf, _threads(threads))
+
+
+def _pattern(pattern: Union[str, bytes]) -> bytes:
+    if isinstance(pattern, str):
+        return pattern.encode("utf-8")
+    if isinstance(pattern, (bytes, bytearray, memoryview)):
+        return bytes(pattern)
+    raise TypeError(f"pattern must be str or bytes, got {type(pattern).__name__}")
+
+
+class SuffixIndex:
+    """A memory-mapped suffix index on disk: exact counts and locations of any string.
+
+    One file holds the text (documents separated by ``0xFF``, a byte that never occurs in
+    UTF-8, so matches never cross documents), the document offsets and the suffix array,
+    behind a checksummed header. It is written to a temporary file and renamed into place
+    only when complete; a truncated or foreign file raises on :meth:`open`.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "corpus.gsi")
+    >>> idx = SuffixIndex.build(["abracadabra", "cadabra!"], path)
+    >>> idx.count("abra"), idx.locate("cad").to_pylist()
+    (3, [{'doc': 0, 'offset': 4}, {'doc': 1, 'offset': 0}])
+    """
+
+    def __init__(self, native: Any, path: str):
+        self._native = native
+        self.path = path
+
+    @classmethod
+    def build(cls, texts: Texts, path: Union[str, "PathLike[str]"], *, threads: Optional[int] = None) -> "SuffixIndex":
+        """Index ``texts`` into ``path`` (replacing it atomically) and open the result."""
+        arr, _ = _gather(texts, "texts")
+        p = fspath(path)
+        _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads))
+        return cls.open(p)
+
+    @classmethod
+    def open(cls, path: Union[str, "PathLike[str]"], *, verify: bool = False) -> "SuffixIndex":
+        """Open an index. The header, its checksum and the file size are always checked;
+        ``verify=True`` also re-hashes the whole file (detects any corruption)."""
+        p = fspath(path)
+        return cls(_native.NativeSuffixIndex.open(p, verify), p)
+
+    @property
+    def info(self) -> Dict[str, int]:
+        """Header fields: version, sa_width, num_docs, text_bytes, file_bytes, corpus_checksum."""
+        return dict(self._native.info())
+
+    @property
+    def num_docs(self) -> int:
+        return int(self._native.info()["num_docs"])
+
+    def __len__(self) -> int:
+        return self.num_docs
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"SuffixIndex({self.path!r}, docs={i['num_docs']}, text_bytes={i['text_bytes']})"
+
+    def count(self, pattern: Union[str, bytes]) -> int:
+        """Number of occurrences of ``pattern`` inside the indexed documents."""
+        return int(self._native.count(_pattern(pattern)))
+
+    def locate(self, pattern: Union[str, bytes], limit: int = 100) -> pa.Table:
+        """Up to ``limit`` occurrences as a table (``doc``, ``offset`` in bytes), sorted."""
+        if limit < 0:
+            raise ValueError("limit must be non-negative")
+        d, o = self._native.locate(_pattern(pattern), int(limit))
+        return pa.table({"doc": d, "offset": o})
+
+    def document(self, i: int) -> str:
+        """Document ``i`` as stored in the index."""
+        return bytes(self._native.document(i)).decode("utf-8")
+
+    def verify(self) -> None:
+        """Re-hash the whole file against the header checksum."""
+        self._native.verify()
+
+    def check_corpus(self, texts: Texts) -> None:
+        """Raise :class:`gristmill.GristmillError` unless ``texts`` are exactly the indexed documents."""
+        arr, _ = _gather(texts, "texts")
+        self._native.check_corpus(string_buffers(arr))

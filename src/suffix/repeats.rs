@@ -1,0 +1,688 @@
+//! The repeat finder: which `L`-symbol windows occur at least twice inside documents, which
+//! copies to remove, and the merged per-document spans that result.
+//!
+//! # Definitions (the contract the tests check against a brute-force reference)
+//!
+//! * An **occurrence** of a window is a position `p` of document `d` with `p + L <= len(d)`:
+//!   the window `d[p..p + L]` lies entirely inside one document.
+//! * A **class** is the set of occurrences of one distinct window content. A class with at
+//!   least two occurrences (anywhere in the corpus, same or different documents) is a
+//!   **duplicate class**; its size is its number of occurrences.
+//! * `Keep::None` (Lee et al.): every byte covered by any occurrence of a duplicate class is
+//!   removed.
+//! * `Keep::First`: in each duplicate class the occurrence with the smallest corpus position
+//!   (document order, then offset) is the *first copy*, all others are *later copies*. A
+//!   byte is removed iff it is covered by a later copy **and not covered by any first copy**.
+//!   Hence the first copy of every repeated window survives intact (so the first copy of a
+//!   long repeated passage is kept whole), while a later copy of a passage is removed
+//!   entirely unless part of it is itself the first copy of some other repeated window
+//!   (e.g. a periodic run `aaaa…` keeps its first `L` bytes).
+//! * **Spans** are maximal runs of removed positions within a document, `[start, end)`
+//!   relative to the document. `occurrences` of a span is the largest class size among the
+//!   removal windows covering any of its positions.
+//! * In bytes mode spans are then **shrunk inward** to UTF-8 character boundaries
+//!   (`start` rounded up, `end` rounded down; empty spans dropped), so removal never cuts a
+//!   character: a partially covered multi-byte character is kept.
+//!
+//! # Algorithm
+//! Build SA + PLCP of the concatenated documents (no separators). Within a maximal run of
+//! adjacent SA entries whose LCP is `>= L` all suffixes share their first `L` symbols, so a
+//! run is a class once suffixes whose window leaves their document are skipped (skipping
+//! never splits the run because the LCP is computed on the raw concatenation). Marks go
+//! to bitmaps (1 bit per symbol); class sizes are written into the PLCP buffer in place of
+//! PLCP values that the scan has already consumed, so the whole pipeline needs the text,
+//! SA and PLCP (9 bytes per input byte with 32-bit indices) plus three bitmaps.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::sa::{suffix_array_with_plcp, IndexWidth, SaIndex, Symbol};
+use crate::text::utf8::{ceil_char_boundary, floor_char_boundary};
+use crate::text::Docs;
+use crate::{Error, Result};
+
+/// Which copies of a repeated window to remove.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Remove every copy (the behaviour of Lee et al. 2021).
+    None,
+    /// Keep the first copy in corpus order, remove the later ones.
+    First,
+}
+
+impl std::str::FromStr for Keep {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Keep> {
+        match s {
+            "none" => Ok(Keep::None),
+            "first" => Ok(Keep::First),
+            _ => Err(Error::invalid_argument(format!("keep must be 'none' or 'first', got {s:?}"))),
+        }
+    }
+}
+
+/// A removed (or contaminated) range `[start, end)` of document `doc`, in bytes (or symbols
+/// for token input) relative to the start of the document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span {
+    pub doc: usize,
+    pub start: usize,
+    pub end: usize,
+    /// Largest class size (for contamination: number of occurrences in the training
+    /// corpus) among the windows covering the span.
+    pub occurrences: u64,
+}
+
+/// Options shared by [`find_repeats`] and [`contamination`].
+#[derive(Clone, Copy, Debug)]
+pub struct RepeatOptions {
+    pub min_length: usize,
+    pub keep: Keep,
+    /// OpenMP threads for suffix-array construction (0 = all cores).
+    pub threads: usize,
+    pub width: IndexWidth,
+}
+
+impl RepeatOptions {
+    pub fn new(min_length: usize) -> Self {
+        RepeatOptions { min_length, keep: Keep::None, threads: 0, width: IndexWidth::Auto }
+    }
+}
+
+/// What happened, for reports.
+#[derive(Clone, Debug, Default)]
+pub struct RepeatStats {
+    /// Seconds per stage, in order.
+    pub timings: Vec<(&'static str, f64)>,
+    /// Number of duplicate classes found (contamination: classes shared by both corpora).
+    pub classes: u64,
+    /// Number of windows marked for removal (contamination: eval windows).
+    pub marked_windows: u64,
+    /// Bytes of suffix-array index used (4 or 8 per symbol).
+    pub index_bytes: usize,
+}
+
+// ---------------------------------------------------------------------------------------
+// bitmaps
+
+pub(crate) struct Bits(Vec<u64>);
+
+impl Bits {
+    pub(crate) fn new(n: usize) -> Self {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    #[inline]
+    pub(crate) fn set(&mut self, i: usize) {
+        self.0[i >> 6] |= 1u64 << (i & 63);
+    }
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> bool {
+        self.0[i >> 6] >> (i & 63) & 1 == 1
+    }
+    fn set_range(&mut self, lo: usize, hi: usize) {
+        let mut i = lo;
+        while i < hi && i & 63 != 0 {
+            self.set(i);
+            i += 1;
+        }
+        while i + 64 <= hi {
+            self.0[i >> 6] = u64::MAX;
+            i += 64;
+        }
+        while i < hi {
+            self.set(i);
+            i += 1;
+        }
+    }
+    /// Smallest set index in `[from, to)`.
+    fn next_set(&self, from: usize, to: usize) -> Option<usize> {
+        if from >= to {
+            return None;
+        }
+        let mut w = from >> 6;
+        let mut word = self.0[w] & (u64::MAX << (from & 63));
+        loop {
+            if word != 0 {
+                let i = (w << 6) + word.trailing_zeros() as usize;
+                return (i < to).then_some(i);
+            }
+            w += 1;
+            if w << 6 >= to {
+                return None;
+            }
+            word = self.0[w];
+        }
+    }
+    /// Largest set index in `[lo, hi)`.
+    fn prev_set(&self, lo: usize, hi: usize) -> Option<usize> {
+        let mut i = hi;
+        while i > lo {
+            i -= 1;
+            if i & 63 == 63 && self.0[i >> 6] == 0 {
+                if i < 64 {
+                    return None;
+                }
+                i -= 63;
+                continue;
+            }
+            if self.get(i) {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// core, generic over the symbol type
+
+/// Document boundaries in symbol units: doc `i` is `bounds[i]..bounds[i + 1]`, `bounds[0] == 0`.
+fn real_positions(bounds: &[usize], n: usize, l: usize) -> Bits {
+    let mut real = Bits::new(n);
+    for w in bounds.windows(2) {
+        if w[1] - w[0] >= l {
+            real.set_range(w[0], w[1] - l + 1);
+        }
+    }
+    real
+}
+
+/// Call `f(members, plcp)` for every maximal SA run whose adjacent LCPs are all `>= l`
+/// and that has at least two entries. `f` may overwrite `plcp[p]` for `p` in `members`:
+/// those values have already been consumed.
+fn scan_classes<O: SaIndex>(sa: &[O], plcp: &mut [O], l: usize, mut f: impl FnMut(&[O], &mut [O])) {
+    let n = sa.len();
+    let mut s = 0;
+    for i in 1..=n {
+        let lcp = if i < n { plcp[sa[i].get()].get() } else { 0 };
+        if lcp < l {
+            if i - s >= 2 {
+                f(&sa[s..i], plcp);
+            }
+            s = i;
+        }
+    }
+}
+
+/// Append the maximal removed runs of `[ds, de)` as `(start, end, occurrences)` (absolute).
+fn sweep_doc<O: SaIndex>(
+    ds: usize,
+    de: usize,
+    l: usize,
+    remove: &Bits,
+    protect: Option<&Bits>,
+    occ: &[O],
+    out: &mut Vec<(usize, usize, u64)>,
+) {
+    sweep_doc_impl(ds, de, l, remove, protect, Some(occ), out)
+}
+
+fn sweep_doc_impl<O: SaIndex>(
+    ds: usize,
+    de: usize,
+    l: usize,
+    remove: &Bits,
+    protect: Option<&Bits>,
+    occ: Option<&[O]>,
+    out: &mut Vec<(usize, usize, u64)>,
+) {
+    let mut i = ds;
+    let mut rem_end = ds;
+    let mut prot_end = ds;
+    let mut dq: VecDeque<(usize, u64)> = VecDeque::new();
+    let mut cur: Option<(usize, u64)> = None;
+    while i < de {
+        if i >= rem_end {
+            let next = remove.next_set(i, de);
+            if next != Some(i) {
+                if let Some((st, oc)) = cur.take() {
+                    out.push((st, i, oc));
+                }
+            }
+            dq.clear();
+            match next {
+                None => return,
+                Some(p) => i = p,
+            }
+            if let Some(pr) = protect {
+                if let Some(q) = pr.prev_set(ds.max((i + 1).saturating_sub(l)), i) {
+                    prot_end = prot_end.max(q + l);
+                }
+            }
+        }
+        if remove.get(i) {
+            rem_end = rem_end.max(i + l);
+            let o = occ.map_or(0, |occ| occ[i].get() as u64);
+            while dq.back().is_some_and(|b| b.1 <= o) {
+                dq.pop_back();
+            }
+            dq.push_back((i, o));
+        }
+        if let Some(pr) = protect {
+            if pr.get(i) {
+                prot_end = prot_end.max(i + l);
+            }
+        }
+        while dq.front().is_some_and(|f| f.0 + l <= i) {
+            dq.pop_front();
+        }
+        if i >= prot_end {
+            let o = dq.front().map_or(0, |f| f.1);
+            cur = Some(match cur {
+                None => (i, o),
+                Some((st, m)) => (st, m.max(o)),
+            });
+        } else if let Some((st, oc)) = cur.take() {
+            out.push((st, i, oc));
+        }
+        i += 1;
+    }
+    if let Some((st, oc)) = cur.take() {
+        out.push((st, de, oc));
+    }
+}
+
+pub(crate) fn check_min_length(l: usize, bounds: &[usize], what: &str, unit: &str) -> Result<()> {
+    if l < 1 {
+        return Err(Error::invalid_argument("min_length must be at least 1"));
+    }
+    let longest = bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    if bounds.len() > 1 && l > longest {
+        return Err(Error::invalid_argument(format!(
+            "min_length {l} is larger than every document of {what} (the longest has {longest} {unit}), \
+             so no repeat can be found"
+        )));
+    }
+    Ok(())
+}
+
+/// Self-dedup over symbols: returns spans as `(doc, start, end, occurrences)` in symbol
+/// units relative to their document, before any UTF-8 snapping.
+pub fn find_repeats_symbols<S: Symbol>(
+    text: &[S],
+    bounds: &[usize],
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)>
+where
+    i32: libsais::SupportsPlcpOutputFor<S>,
+    i64: libsais::SupportsPlcpOutputFor<S>,
+{
+    check_bounds(bounds, text.len())?;
+    check_min_length(opts.min_length, bounds, "the corpus", S::UNIT)?;
+    match opts.width.bytes_for(text.len())? {
+        4 => self_dedup::<S, i32>(text, bounds, opts),
+        _ => self_dedup::<S, i64>(text, bounds, opts),
+    }
+}
+
+/// Like [`sweep_doc`] without occurrence tracking: the maximal removed runs of `[ds, de)`
+/// as absolute `(start, end)`.
+pub(crate) fn sweep_doc_marks(ds: usize, de: usize, l: usize, remove: &Bits, protect: Option<&Bits>, out: &mut Vec<(usize, usize)>) {
+    let mut tmp = Vec::new();
+    sweep_doc_impl(ds, de, l, remove, protect, None::<&[i32]>, &mut tmp);
+    out.extend(tmp.into_iter().map(|(s, e, _)| (s, e)));
+}
+
+fn check_bounds(bounds: &[usize], n: usize) -> Result<()> {
+    if bounds.first().is_some_and(|&b| b != 0) || bounds.last().is_some_and(|&b| b != n) {
+        return Err(Error::invalid_argument("document bounds must start at 0 and end at the text length"));
+    }
+    if bounds.windows(2).any(|w| w[1] < w[0]) {
+        return Err(Error::invalid_argument("document bounds must not decrease"));
+    }
+    Ok(())
+}
+
+fn self_dedup<S: Symbol, O>(text: &[S], bounds: &[usize], opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)>
+where
+    O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
+{
+    let (sa, plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
+    dedup_from_sa(sa, plcp, t, bounds, opts)
+}
+
+/// The marking and span collection of [`self_dedup`], given a suffix array and PLCP array.
+fn dedup_from_sa<O: SaIndex>(
+    sa: Vec<O>,
+    mut plcp: Vec<O>,
+    t: [f64; 2],
+    bounds: &[usize],
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)> {
+    let l = opts.min_length;
+    let n = sa.len();
+    let mut stats = RepeatStats { index_bytes: O::BYTES * n, ..Default::default() };
+    stats.timings.push(("suffix_array", t[0]));
+    stats.timings.push(("lcp", t[1]));
+
+    let t0 = Instant::now();
+    let real = real_positions(bounds, n, l);
+    let mut later = Bits::new(n);
+    let mut first = match opts.keep {
+        Keep::First => Some(Bits::new(n)),
+        Keep::None => None,
+    };
+    let (mut classes, mut marked) = (0u64, 0u64);
+    scan_classes(&sa, &mut plcp, l, |members, occ| {
+        let mut count = 0usize;
+        let mut min_p = usize::MAX;
+        for &m in members {
+            let p = m.get();
+            if real.get(p) {
+                count += 1;
+                min_p = min_p.min(p);
+            }
+        }
+        if count < 2 {
+            return;
+        }
+        classes += 1;
+        for &m in members {
+            let p = m.get();
+            if !real.get(p) {
+                continue;
+            }
+            occ[p] = O::from_usize(count);
+            match first.as_mut() {
+                Some(f) if p == min_p => f.set(p),
+                _ => {
+                    later.set(p);
+                    marked += 1;
+                }
+            }
+        }
+    });
+    drop(sa);
+    stats.classes = classes;
+    stats.marked_windows = marked;
+    stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
+
+    let t0 = Instant::now();
+    let mut raw = Vec::new();
+    let mut spans = Vec::new();
+    for (d, w) in bounds.windows(2).enumerate() {
+        raw.clear();
+        sweep_doc(w[0], w[1], l, &later, first.as_ref(), &plcp, &mut raw);
+        spans.extend(raw.iter().map(|&(s, e, o)| Span { doc: d, start: s - w[0], end: e - w[0], occurrences: o }));
+    }
+    stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
+    Ok((spans, stats))
+}
+
+/// Cross-corpus contamination over symbols: spans of `eval` documents (doc = eval index)
+/// covered by windows of length `>= L` that also occur inside some training document.
+/// `occurrences` = the largest number of training occurrences among covering windows.
+pub fn contamination_symbols<S: Symbol>(
+    train: &[S],
+    train_bounds: &[usize],
+    eval: &[S],
+    eval_bounds: &[usize],
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)>
+where
+    i32: libsais::SupportsPlcpOutputFor<S>,
+    i64: libsais::SupportsPlcpOutputFor<S>,
+{
+    check_bounds(train_bounds, train.len())?;
+    check_bounds(eval_bounds, eval.len())?;
+    check_min_length(opts.min_length, eval_bounds, "the evaluation corpus", S::UNIT)?;
+    check_min_length(opts.min_length, train_bounds, "the training corpus", S::UNIT)?;
+    let mut text = Vec::with_capacity(train.len() + eval.len());
+    text.extend_from_slice(train);
+    text.extend_from_slice(eval);
+    let split = train.len();
+    let mut bounds: Vec<usize> = train_bounds.to_vec();
+    bounds.extend(eval_bounds.iter().skip(1).map(|&b| b + split));
+    let n_train_docs = train_bounds.len().saturating_sub(1);
+    let (spans, stats) = match opts.width.bytes_for(text.len())? {
+        4 => contaminate::<S, i32>(&text, &bounds, split, n_train_docs, opts)?,
+        _ => contaminate::<S, i64>(&text, &bounds, split, n_train_docs, opts)?,
+    };
+    Ok((spans, stats))
+}
+
+fn contaminate<S: Symbol, O>(
+    text: &[S],
+    bounds: &[usize],
+    split: usize,
+    n_train_docs: usize,
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)>
+where
+    O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
+{
+    let l = opts.min_length;
+    let n = text.len();
+    let mut stats = RepeatStats { index_bytes: O::BYTES * n, ..Default::default() };
+    let (sa, mut plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
+    stats.timings.push(("suffix_array", t[0]));
+    stats.timings.push(("lcp", t[1]));
+    let t0 = Instant::now();
+    let real = real_positions(bounds, n, l);
+    let mut mark = Bits::new(n);
+    let (mut classes, mut marked) = (0u64, 0u64);
+    scan_classes(&sa, &mut plcp, l, |members, occ| {
+        let (mut tr, mut ev) = (0usize, 0usize);
+        for &m in members {
+            let p = m.get();
+            if real.get(p) {
+                if p < split {
+                    tr += 1
+                } else {
+                    ev += 1
+                }
+            }
+        }
+        if tr == 0 || ev == 0 {
+            return;
+        }
+        classes += 1;
+        for &m in members {
+            let p = m.get();
+            if p >= split && real.get(p) {
+                occ[p] = O::from_usize(tr);
+                mark.set(p);
+                marked += 1;
+            }
+        }
+    });
+    drop(sa);
+    stats.classes = classes;
+    stats.marked_windows = marked;
+    stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
+    let t0 = Instant::now();
+    let mut raw = Vec::new();
+    let mut spans = Vec::new();
+    for (d, w) in bounds.windows(2).enumerate().skip(n_train_docs) {
+        raw.clear();
+        sweep_doc(w[0], w[1], l, &mark, None, &plcp, &mut raw);
+        spans.extend(raw.iter().map(|&(s, e, o)| Span {
+            doc: d - n_train_docs,
+            start: s - w[0],
+            end: e - w[0],
+            occurrences: o,
+        }));
+    }
+    stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
+    Ok((spans, stats))
+}
+
+// ---------------------------------------------------------------------------------------
+// token mode
+
+/// Self-dedup over token ids (any vocabulary size). Spans are in token units relative to
+/// each document (`bounds` are token offsets). Ids are first renumbered densely — repeats do
+/// not depend on the order of the alphabet — so corpora using at most 65,536 distinct ids
+/// are sorted as 16-bit symbols, larger ones through libsais' integer-alphabet path.
+pub fn find_repeats_tokens(ids: &[u32], bounds: &[usize], opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
+    check_bounds(bounds, ids.len())?;
+    check_min_length(opts.min_length, bounds, "the corpus", "tokens")?;
+    let t0 = Instant::now();
+    let (dense, k) = dense_ids(ids);
+    let t_remap = t0.elapsed().as_secs_f64();
+    let (spans, mut stats) = if k <= 1 << 16 {
+        let text: Vec<u16> = dense.iter().map(|&x| x as u16).collect();
+        drop(dense);
+        find_repeats_symbols::<u16>(&text, bounds, opts)?
+    } else {
+        if ids.len() > i32::MAX as usize || opts.width == IndexWidth::W64 {
+            return Err(Error::invalid_argument(format!(
+                "token mode with more than 65536 distinct ids supports at most {} tokens with 32-bit indices",
+                i32::MAX
+            )));
+        }
+        let mut text: Vec<i32> = dense.iter().map(|&x| x as i32).collect();
+        drop(dense);
+        let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
+        drop(text);
+        dedup_from_sa(sa, plcp, t, bounds, opts)?
+    };
+    stats.timings.insert(0, ("remap_ids", t_remap));
+    Ok((spans, stats))
+}
+
+/// Renumber ids to `0..k` (order-preserving); returns the new ids and `k`.
+fn dense_ids(ids: &[u32]) -> (Vec<u32>, usize) {
+    let max = ids.iter().copied().max().unwrap_or(0) as usize;
+    if max < 1 << 24 {
+        let mut rank = vec![u32::MAX; max + 1];
+        for &x in ids {
+            rank[x as usize] = 0;
+        }
+        let mut k = 0u32;
+        for r in rank.iter_mut() {
+            if *r == 0 {
+                *r = k;
+                k += 1;
+            }
+        }
+        (ids.iter().map(|&x| rank[x as usize]).collect(), k as usize)
+    } else {
+        let mut uniq = ids.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let dense = ids.iter().map(|x| uniq.binary_search(x).map_or(0, |i| i as u32)).collect();
+        (dense, uniq.len())
+    }
+}
+
+/// Map token spans to byte spans: `token_starts[i]` is the byte offset of token `i` (global
+/// token index) inside its document, `doc_bytes[d]` the byte length of document `d`.
+pub fn token_spans_to_bytes(
+    spans: &[Span],
+    bounds: &[usize],
+    token_starts: &[u64],
+    doc_bytes: &[u64],
+) -> Result<Vec<Span>> {
+    if token_starts.len() != bounds.last().copied().unwrap_or(0) || doc_bytes.len() + 1 != bounds.len() {
+        return Err(Error::invalid_argument(
+            "token_starts must have one entry per token and doc_bytes one entry per document",
+        ));
+    }
+    spans
+        .iter()
+        .map(|s| {
+            let base = bounds[s.doc];
+            let ntok = bounds[s.doc + 1] - base;
+            let byte = |t: usize| if t < ntok { token_starts[base + t] } else { doc_bytes[s.doc] };
+            let (start, end) = (byte(s.start), byte(s.end));
+            if start > end || end > doc_bytes[s.doc] {
+                return Err(Error::invalid_data(
+                    format!("document {}", s.doc),
+                    "token byte offsets are not increasing or exceed the document length",
+                ));
+            }
+            Ok(Span { start: start as usize, end: end as usize, ..*s })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// bytes mode
+
+/// The contiguous text of a [`Docs`] batch and its boundaries relative to that text.
+pub(crate) fn text_and_bounds<'a>(docs: &Docs<'a>) -> (&'a [u8], Vec<usize>) {
+    if docs.is_empty() {
+        return (&[], vec![0]);
+    }
+    let base = docs.range(0).start;
+    let end = docs.range(docs.len() - 1).end;
+    let mut bounds = Vec::with_capacity(docs.len() + 1);
+    bounds.push(0);
+    for i in 0..docs.len() {
+        bounds.push(docs.range(i).end - base);
+    }
+    (&docs.data()[base..end], bounds)
+}
+
+/// Shrink byte spans inward to UTF-8 character boundaries of their documents; drop empties.
+fn snap_utf8(spans: Vec<Span>, docs: &Docs<'_>) -> Vec<Span> {
+    spans
+        .into_iter()
+        .filter_map(|s| {
+            let d = docs.get(s.doc);
+            let start = ceil_char_boundary(d, s.start);
+            let end = floor_char_boundary(d, s.end);
+            (start < end).then_some(Span { start, end, ..s })
+        })
+        .collect()
+}
+
+/// Self-dedup of a batch of UTF-8 documents in bytes mode. Spans are byte ranges relative
+/// to each document, merged, and shrunk to character boundaries.
+pub fn find_repeats(docs: Docs<'_>, opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
+    let (text, bounds) = text_and_bounds(&docs);
+    let (spans, mut stats) = find_repeats_symbols::<u8>(text, &bounds, opts)?;
+    let t0 = Instant::now();
+    let spans = snap_utf8(spans, &docs);
+    if let Some(t) = stats.timings.last_mut() {
+        t.1 += t0.elapsed().as_secs_f64();
+    }
+    Ok((spans, stats))
+}
+
+/// Contamination of `eval` by `train` in bytes mode (spans refer to eval documents).
+pub fn contamination(train: Docs<'_>, eval: Docs<'_>, opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
+    let (tt, tb) = text_and_bounds(&train);
+    let (et, eb) = text_and_bounds(&eval);
+    let (spans, stats) = contamination_symbols::<u8>(tt, &tb, et, &eb, opts)?;
+    Ok((snap_utf8(spans, &eval), stats))
+}
+
+/// Remove `spans` (sorted by document then start, non-overlapping, in range) from `docs`;
+/// returns the new documents as `(data, offsets)` buffers (offsets has `len + 1` entries).
+pub fn trim_docs(docs: Docs<'_>, spans: &[Span]) -> Result<(Vec<u8>, Vec<i64>)> {
+    let removed: usize = spans.iter().map(|s| s.end.saturating_sub(s.start)).sum();
+    let mut data = Vec::with_capacity(docs.total_bytes().saturating_sub(removed));
+    let mut offsets = Vec::with_capacity(docs.len() + 1);
+    offsets.push(0i64);
+    let mut k = 0;
+    for d in 0..docs.len() {
+        let doc = docs.get(d);
+        let mut pos = 0;
+        while k < spans.len() && spans[k].doc == d {
+            let s = spans[k];
+            if s.start < pos || s.end < s.start || s.end > doc.len() {
+                return Err(Error::invalid_argument(format!(
+                    "span {k} (document {d}, [{}, {})) is out of order, overlapping or outside the document of {} bytes",
+                    s.start,
+                    s.end,
+                    doc.len()
+                )));
+            }
+            data.extend_from_slice(&doc[pos..s.start]);
+            pos = s.end;
+            k += 1;
+        }
+        data.extend_from_slice(&doc[pos..]);
+        offsets.push(data.len() as i64);
+    }
+    if k != spans.len() {
+        return Err(Error::invalid_argument(format!(
+            "span {k} refers to document {} but the spans must be sorted by document and the batch has {} documents",
+            spans[k].doc,
+            docs.len()
+        )));
+    }
+    Ok((data, offsets))
+}

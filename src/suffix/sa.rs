@@ -1,0 +1,177 @@
+//! Suffix array and permuted-LCP construction through libsais (Ilya Grebnov's SA-IS
+//! implementation, via the `libsais` crate). Nothing here re-implements SA-IS.
+//!
+//! Indices are 32-bit while the text is shorter than 2^31 symbols and 64-bit beyond, so the
+//! suffix array costs 4 bytes per symbol on every realistic in-memory build. Multithreading
+//! is OpenMP inside libsais; a suffix array is unique, so the result never depends on the
+//! thread count.
+
+use libsais::{SuffixArrayConstruction, ThreadCount};
+
+use crate::{Error, Result};
+
+/// Integer type of a suffix-array entry (`i32` or `i64`).
+pub trait SaIndex: Copy + Send + Sync + Ord + std::fmt::Debug + 'static {
+    const BYTES: usize;
+    fn get(self) -> usize;
+    fn from_usize(v: usize) -> Self;
+}
+
+impl SaIndex for i32 {
+    const BYTES: usize = 4;
+    #[inline]
+    fn get(self) -> usize {
+        self as u32 as usize
+    }
+    #[inline]
+    fn from_usize(v: usize) -> Self {
+        v as i32
+    }
+}
+
+impl SaIndex for i64 {
+    const BYTES: usize = 8;
+    #[inline]
+    fn get(self) -> usize {
+        self as u64 as usize
+    }
+    #[inline]
+    fn from_usize(v: usize) -> Self {
+        v as i64
+    }
+}
+
+/// Which index width to use. `Auto` picks 32 bits when the text has fewer than 2^31 symbols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IndexWidth {
+    #[default]
+    Auto,
+    /// Force 32-bit indices (fails for texts of 2^31 symbols or more).
+    W32,
+    /// Force 64-bit indices (useful to test the large-corpus path on small inputs).
+    W64,
+}
+
+impl IndexWidth {
+    /// Resolve to 4 or 8 bytes for a text of `n` symbols.
+    pub fn bytes_for(self, n: usize) -> Result<usize> {
+        let fits32 = n <= i32::MAX as usize;
+        match self {
+            IndexWidth::Auto => Ok(if fits32 { 4 } else { 8 }),
+            IndexWidth::W32 if fits32 => Ok(4),
+            IndexWidth::W32 => Err(Error::invalid_argument(format!(
+                "a text of {n} symbols needs 64-bit suffix-array indices"
+            ))),
+            IndexWidth::W64 => Ok(8),
+        }
+    }
+}
+
+/// A symbol type libsais can sort directly: bytes (`u8`) or 16-bit token ids (`u16`).
+/// Larger vocabularies (u32 ids) go through libsais' integer-alphabet entry points; the
+/// rest of the suffix module is generic over this trait.
+pub trait Symbol: libsais::SmallAlphabet + Copy + Eq + Ord + Send + Sync + 'static {
+    /// Name of the length unit in messages ("bytes", "tokens").
+    const UNIT: &'static str;
+}
+impl Symbol for u8 {
+    const UNIT: &'static str = "bytes";
+}
+impl Symbol for u16 {
+    const UNIT: &'static str = "tokens";
+}
+
+/// Suffix array of `text` with entries of type `O` (`i32` or `i64`), using `threads`
+/// OpenMP threads (`0` = OpenMP default = all cores, `1` = single-threaded code path).
+pub fn suffix_array<S: Symbol, O: SaIndex + libsais::OutputElement + libsais::IsValidOutputFor<S>>(
+    text: &[S],
+    threads: usize,
+) -> Result<Vec<O>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    if O::BYTES == 4 && text.len() > i32::MAX as usize {
+        return Err(Error::invalid_argument("text too long for 32-bit suffix-array indices"));
+    }
+    let c = SuffixArrayConstruction::for_text(text).in_owned_buffer::<O>();
+    let res = if threads == 1 {
+        c.single_threaded().run().map(|r| r.into_vec())
+    } else {
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
+        c.multi_threaded(tc).run().map(|r| r.into_vec())
+    };
+    res.map_err(|e| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}")))
+}
+
+/// Suffix array plus permuted LCP array: `plcp[sa[i]]` is the length of the longest common
+/// prefix of the suffixes starting at `sa[i]` and `sa[i - 1]` (0 for `i == 0`). Memory: the
+/// two arrays (2 x 4 bytes per symbol with 32-bit indices), nothing else of size n.
+/// Also returns the seconds spent on each of the two constructions.
+pub fn suffix_array_with_plcp<S, O>(text: &[S], threads: usize) -> Result<(Vec<O>, Vec<O>, [f64; 2])>
+where
+    S: Symbol,
+    O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
+{
+    if text.is_empty() {
+        return Ok((Vec::new(), Vec::new(), [0.0; 2]));
+    }
+    if O::BYTES == 4 && text.len() > i32::MAX as usize {
+        return Err(Error::invalid_argument("text too long for 32-bit suffix-array indices"));
+    }
+    let err = |e: libsais::LibsaisError| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}"));
+    let c = SuffixArrayConstruction::for_text(text).in_owned_buffer::<O>();
+    let t0 = std::time::Instant::now();
+    let t_sa;
+    let (sa, plcp) = if threads == 1 {
+        let sa = c.single_threaded().run().map_err(err)?;
+        t_sa = t0.elapsed().as_secs_f64();
+        let (sa, plcp, _) = sa.plcp_construction().single_threaded().run().map_err(err)?.into_parts();
+        (sa, plcp)
+    } else {
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
+        let sa = c.multi_threaded(tc).run().map_err(err)?;
+        t_sa = t0.elapsed().as_secs_f64();
+        let (sa, plcp, _) = sa.plcp_construction().multi_threaded(tc).run().map_err(err)?.into_parts();
+        (sa, plcp)
+    };
+    let t_all = t0.elapsed().as_secs_f64();
+    Ok((sa, plcp, [t_sa, t_all - t_sa]))
+}
+
+fn clamp_threads(t: usize) -> u16 {
+    t.min(u16::MAX as usize) as u16
+}
+
+/// Suffix array + PLCP of an integer text with symbols in `0..k` (libsais' large-alphabet
+/// path, 32-bit indices). libsais uses `text` as scratch space and restores it.
+pub fn suffix_array_with_plcp_int(text: &mut [i32], k: usize, threads: usize) -> Result<(Vec<i32>, Vec<i32>, [f64; 2])> {
+    use libsais::suffix_array::AlphabetSize;
+    if text.is_empty() {
+        return Ok((Vec::new(), Vec::new(), [0.0; 2]));
+    }
+    if k > i32::MAX as usize || text.iter().any(|&x| x < 0 || x as usize >= k) {
+        return Err(Error::invalid_argument("integer text symbols must lie in 0..k"));
+    }
+    let err = |e: libsais::LibsaisError| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}"));
+    let t0 = std::time::Instant::now();
+    let c = SuffixArrayConstruction::for_text_mut(text).in_owned_buffer32();
+    let t_sa;
+    let (sa, plcp) = if threads == 1 {
+        // SAFETY: every symbol was checked to lie in 0..k just above.
+        let c = unsafe { c.single_threaded().with_alphabet_size(AlphabetSize::new(k as i32)) };
+        let sa = c.run().map_err(err)?;
+        t_sa = t0.elapsed().as_secs_f64();
+        let (sa, plcp, _) = sa.plcp_construction().single_threaded().run().map_err(err)?.into_parts();
+        (sa, plcp)
+    } else {
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
+        // SAFETY: every symbol was checked to lie in 0..k just above.
+        let c = unsafe { c.multi_threaded(tc).with_alphabet_size(AlphabetSize::new(k as i32)) };
+        let sa = c.run().map_err(err)?;
+        t_sa = t0.elapsed().as_secs_f64();
+        let (sa, plcp, _) = sa.plcp_construction().multi_threaded(tc).run().map_err(err)?.into_parts();
+        (sa, plcp)
+    };
+    let t_all = t0.elapsed().as_secs_f64();
+    Ok((sa, plcp, [t_sa, t_all - t_sa]))
+}
