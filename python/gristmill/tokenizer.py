@@ -159,7 +159,7 @@ class Tokenizer:
         official ``pat_str`` and special tokens unless overridden. A path needs ``pat_str``.
 
         >>> Tokenizer.from_tiktoken("o200k_base").encode("tiktoken").tolist()
-        [8251, 2488]
+        [83, 8251, 2488]
         """
         name = os.fspath(name_or_path)
         if name in ENCODINGS:
@@ -393,10 +393,7 @@ class Tokenizer:
             batch = batch.combine_chunks()
         if isinstance(batch, (pa.ListArray, pa.LargeListArray)):
             offsets = np.asarray(batch.offsets, dtype=np.int64)
-            flat = np.asarray(batch.values, dtype=np.int64)
-            offsets = offsets - offsets[0] if offsets.size else np.zeros(1, dtype=np.int64)
-            flat = flat[: int(offsets[-1])] if offsets.size else flat
-            # values already begin at the slice start
+            offsets = offsets - offsets[0]  # flatten() starts at the first offset of a slice
             flat = np.asarray(batch.flatten(), dtype=np.int64)
         elif isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[0], np.ndarray):
             flat = _ids_array(batch[0])

@@ -27,7 +27,15 @@ struct Part {
 impl Vocab {
     /// Priority and id of the merge of `a` (bytes `piece[a_start..]`) with `b` ending at `b_end`.
     #[inline(always)]
-    fn pair(&self, piece: &[u8], a_start: u32, a_id: u32, b_id: u32, b_end: u32, limit: u32) -> (u32, u32) {
+    fn pair(
+        &self,
+        piece: &[u8],
+        a_start: u32,
+        a_id: u32,
+        b_id: u32,
+        b_end: u32,
+        limit: u32,
+    ) -> (u32, u32) {
         match &self.rule {
             MergeRule::Ranks => match self.token_id(&piece[a_start as usize..b_end as usize]) {
                 Some(r) if r < limit => (r, r),
@@ -89,7 +97,13 @@ impl Vocab {
         for (i, &b) in piece.iter().enumerate() {
             let id = self.byte_ids[b as usize];
             if id != NONE {
-                parts.push(Part { start: i as u32, end: i as u32 + 1, id, rank: NONE, merged: NONE });
+                parts.push(Part {
+                    start: i as u32,
+                    end: i as u32 + 1,
+                    id,
+                    rank: NONE,
+                    merged: NONE,
+                });
             }
         }
         parts
@@ -98,7 +112,14 @@ impl Vocab {
     fn merge_small(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32) {
         let mut parts = self.initial_parts(piece);
         for i in 0..parts.len().saturating_sub(1) {
-            let (r, m) = self.pair(piece, parts[i].start, parts[i].id, parts[i + 1].id, parts[i + 1].end, limit);
+            let (r, m) = self.pair(
+                piece,
+                parts[i].start,
+                parts[i].id,
+                parts[i + 1].id,
+                parts[i + 1].end,
+                limit,
+            );
             parts[i].rank = r;
             parts[i].merged = m;
         }
@@ -119,14 +140,28 @@ impl Vocab {
             p.id = p.merged;
             p.end = right.end;
             if at + 1 < parts.len() {
-                let (r, m) = self.pair(piece, parts[at].start, parts[at].id, parts[at + 1].id, parts[at + 1].end, limit);
+                let (r, m) = self.pair(
+                    piece,
+                    parts[at].start,
+                    parts[at].id,
+                    parts[at + 1].id,
+                    parts[at + 1].end,
+                    limit,
+                );
                 parts[at].rank = r;
                 parts[at].merged = m;
             } else {
                 parts[at].rank = NONE;
             }
             if at > 0 {
-                let (r, m) = self.pair(piece, parts[at - 1].start, parts[at - 1].id, parts[at].id, parts[at].end, limit);
+                let (r, m) = self.pair(
+                    piece,
+                    parts[at - 1].start,
+                    parts[at - 1].id,
+                    parts[at].id,
+                    parts[at].end,
+                    limit,
+                );
                 parts[at - 1].rank = r;
                 parts[at - 1].merged = m;
             }
@@ -153,7 +188,14 @@ impl Vocab {
         let key = |r: u32, i: usize| Reverse(((r as u64) << 32) | i as u64);
         let mut initial = Vec::with_capacity(n);
         for i in 0..n - 1 {
-            let (r, _) = self.pair(piece, parts[i].start, parts[i].id, parts[i + 1].id, parts[i + 1].end, NONE);
+            let (r, _) = self.pair(
+                piece,
+                parts[i].start,
+                parts[i].id,
+                parts[i + 1].id,
+                parts[i + 1].end,
+                NONE,
+            );
             if r != NONE {
                 initial.push(key(r, i));
             }
@@ -166,7 +208,14 @@ impl Vocab {
                 continue;
             }
             let r = next[l] as usize;
-            let (now, merged) = self.pair(piece, parts[l].start, parts[l].id, parts[r].id, parts[r].end, NONE);
+            let (now, merged) = self.pair(
+                piece,
+                parts[l].start,
+                parts[l].id,
+                parts[r].id,
+                parts[r].end,
+                NONE,
+            );
             if now != rank {
                 continue;
             }
@@ -179,14 +228,28 @@ impl Vocab {
             }
             if prev[l] != NONE {
                 let p = prev[l] as usize;
-                let (rk, _) = self.pair(piece, parts[p].start, parts[p].id, parts[l].id, parts[l].end, NONE);
+                let (rk, _) = self.pair(
+                    piece,
+                    parts[p].start,
+                    parts[p].id,
+                    parts[l].id,
+                    parts[l].end,
+                    NONE,
+                );
                 if rk != NONE {
                     heap.push(key(rk, p));
                 }
             }
             if next[l] != NONE {
                 let q = next[l] as usize;
-                let (rk, _) = self.pair(piece, parts[l].start, parts[l].id, parts[q].id, parts[q].end, NONE);
+                let (rk, _) = self.pair(
+                    piece,
+                    parts[l].start,
+                    parts[l].id,
+                    parts[q].id,
+                    parts[q].end,
+                    NONE,
+                );
                 if rk != NONE {
                     heap.push(key(rk, l));
                 }
@@ -208,7 +271,12 @@ mod tests {
     /// A small rank vocabulary: all bytes plus some multi-byte tokens.
     fn vocab() -> Vocab {
         let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
-        for (i, t) in ["ab", "bc", "abc", "aa", "aaaa", "ca", "cab", "bb", "abab", "aaa", "ba", "bcab"].iter().enumerate() {
+        for (i, t) in [
+            "ab", "bc", "abc", "aa", "aaaa", "ca", "cab", "bb", "abab", "aaa", "ba", "bcab",
+        ]
+        .iter()
+        .enumerate()
+        {
             toks.push((t.as_bytes().to_vec(), 256 + i as u32));
         }
         Vocab::from_ranks(toks).unwrap()

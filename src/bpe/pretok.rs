@@ -64,15 +64,24 @@ impl Pretokenizer {
             _ => return Self::regex(pattern),
         };
         table();
-        Ok(Pretokenizer { kind, pattern: pattern.to_string(), keep_gaps: false })
+        Ok(Pretokenizer {
+            kind,
+            pattern: pattern.to_string(),
+            keep_gaps: false,
+        })
     }
 
     /// A pre-tokenizer that always uses the regex engine (the reference the hand-written
     /// matchers are tested against).
     pub fn regex(pattern: &str) -> Result<Self> {
-        let re = fancy_regex::Regex::new(pattern)
-            .map_err(|e| Error::invalid_argument(format!("invalid pre-tokenizer pattern {pattern:?}: {e}")))?;
-        Ok(Pretokenizer { kind: Kind::Regex(Box::new(re)), pattern: pattern.to_string(), keep_gaps: false })
+        let re = fancy_regex::Regex::new(pattern).map_err(|e| {
+            Error::invalid_argument(format!("invalid pre-tokenizer pattern {pattern:?}: {e}"))
+        })?;
+        Ok(Pretokenizer {
+            kind: Kind::Regex(Box::new(re)),
+            pattern: pattern.to_string(),
+            keep_gaps: false,
+        })
     }
 
     /// Also emit the text between matches as pieces (Hugging Face `Split(behavior="isolated")`).
@@ -121,7 +130,10 @@ impl Pretokenizer {
             Kind::Regex(re) => {
                 for m in re.find_iter(text) {
                     let m = m.map_err(|e| {
-                        Error::invalid_data("pre-tokenizer", format!("regex {:?} failed near byte {i}: {e}", self.pattern))
+                        Error::invalid_data(
+                            "pre-tokenizer",
+                            format!("regex {:?} failed near byte {i}: {e}", self.pattern),
+                        )
                     })?;
                     if self.keep_gaps && m.start() > i {
                         f(i, m.start());
@@ -219,7 +231,11 @@ fn next_r50k(t: &Table, s: &[u8], i: usize) -> usize {
             _ => {}
         }
     }
-    let (j, g) = if c == b' ' as u32 && i + 1 < s.len() { (i + 1, flags_at(t, s, i + 1)) } else { (i, f) };
+    let (j, g) = if c == b' ' as u32 && i + 1 < s.len() {
+        (i + 1, flags_at(t, s, i + 1))
+    } else {
+        (i, f)
+    };
     // ` ?\p{L}++`, ` ?\p{N}++`, ` ?[^\s\p{L}\p{N}]++`: try with the space, then without.
     for (start, fl) in [(j, g), (i, f)] {
         if fl & LETTER != 0 {
@@ -322,7 +338,11 @@ fn next_cl100k(t: &Table, s: &[u8], i: usize) -> usize {
     }
     // [^\r\n\p{L}\p{N}]?+\p{L}++
     let newline = c == b'\r' as u32 || c == b'\n' as u32;
-    let p = if f & (LETTER | NUMBER) == 0 && !newline { i + l } else { i };
+    let p = if f & (LETTER | NUMBER) == 0 && !newline {
+        i + l
+    } else {
+        i
+    };
     if flags_at(t, s, p) & LETTER != 0 {
         return run(t, s, p, LETTER);
     }
@@ -453,7 +473,11 @@ fn next_o200k(t: &Table, s: &[u8], i: usize) -> usize {
             }
             q += l2;
         }
-        let w = if flags_at(t, s, q) & LOWERISH != 0 { Some(q) } else { last_w };
+        let w = if flags_at(t, s, q) & LOWERISH != 0 {
+            Some(q)
+        } else {
+            last_w
+        };
         if let Some(w) = w {
             return o200k_suffix(s, run(t, s, w, LOWERISH));
         }
@@ -507,7 +531,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn pairs() -> &'static Vec<(Pretokenizer, Pretokenizer)> {
-        static P: std::sync::OnceLock<Vec<(Pretokenizer, Pretokenizer)>> = std::sync::OnceLock::new();
+        static P: std::sync::OnceLock<Vec<(Pretokenizer, Pretokenizer)>> =
+            std::sync::OnceLock::new();
         P.get_or_init(|| {
             PATTERNS
                 .iter()
@@ -521,8 +546,15 @@ mod tests {
     }
 
     fn check(pattern: &str, text: &str) {
-        let (fast, slow) = pairs().iter().find(|(f, _)| f.pattern() == pattern).unwrap();
-        assert_eq!(fast.pieces(text).unwrap(), slow.pieces(text).unwrap(), "pattern {pattern:?} text {text:?}");
+        let (fast, slow) = pairs()
+            .iter()
+            .find(|(f, _)| f.pattern() == pattern)
+            .unwrap();
+        assert_eq!(
+            fast.pieces(text).unwrap(),
+            slow.pieces(text).unwrap(),
+            "pattern {pattern:?} text {text:?}"
+        );
     }
 
     const PATTERNS: [&str; 4] = [R50K_PATTERN, GPT2_PATTERN, CL100K_PATTERN, O200K_PATTERN];
@@ -530,10 +562,33 @@ mod tests {
     #[test]
     fn known_cases() {
         let cases = [
-            "Hello world", "I'm here, they'RE 'LL 'ſ 'Ss don't", "  \n\n  x  ", "a\r\n\r\nb", "123456 7 89",
-            "   ", "\t\tfoo", " !!! /// \n\n", "ÀB́c DEf ǅx ʰa", "日本語のテキスト", "e\u{301}\u{301}x",
-            "\u{301}a", " \u{301}", "'", "x'", "ab's", "A'S", "mixedCASEWords HTTPServer", "٣٤٥٦", "a  ",
-            "\u{a0}\u{a0}a", "x\u{2028}y", "//comment\n", " ?\n", "👍🏽 🎉🎉", "12a3", "'ll've're",
+            "Hello world",
+            "I'm here, they'RE 'LL 'ſ 'Ss don't",
+            "  \n\n  x  ",
+            "a\r\n\r\nb",
+            "123456 7 89",
+            "   ",
+            "\t\tfoo",
+            " !!! /// \n\n",
+            "ÀB́c DEf ǅx ʰa",
+            "日本語のテキスト",
+            "e\u{301}\u{301}x",
+            "\u{301}a",
+            " \u{301}",
+            "'",
+            "x'",
+            "ab's",
+            "A'S",
+            "mixedCASEWords HTTPServer",
+            "٣٤٥٦",
+            "a  ",
+            "\u{a0}\u{a0}a",
+            "x\u{2028}y",
+            "//comment\n",
+            " ?\n",
+            "👍🏽 🎉🎉",
+            "12a3",
+            "'ll've're",
         ];
         for p in PATTERNS {
             for c in cases {
@@ -544,11 +599,13 @@ mod tests {
 
     fn alphabet() -> impl Strategy<Value = String> {
         let chars: Vec<char> = vec![
-            'a', 'b', 'Z', 'S', 's', 'l', 'L', 'v', 'e', 'r', 'd', 'm', 't', 'T', '\'', ' ', ' ', '\n', '\r', '\t',
-            '1', '2', '٣', '½', '.', ',', '/', '!', '\u{a0}', '\u{2028}', '\u{301}', '\u{ff9e}', 'ſ', 'ǅ', 'ʰ',
-            'é', 'É', '日', '本', '😀', '🏽', '\u{200d}', 'Ⅻ', '_', '-', '\u{3000}', 'ß', 'İ', 'K',
+            'a', 'b', 'Z', 'S', 's', 'l', 'L', 'v', 'e', 'r', 'd', 'm', 't', 'T', '\'', ' ', ' ',
+            '\n', '\r', '\t', '1', '2', '٣', '½', '.', ',', '/', '!', '\u{a0}', '\u{2028}',
+            '\u{301}', '\u{ff9e}', 'ſ', 'ǅ', 'ʰ', 'é', 'É', '日', '本', '😀', '🏽', '\u{200d}',
+            'Ⅻ', '_', '-', '\u{3000}', 'ß', 'İ', 'K',
         ];
-        proptest::collection::vec(proptest::sample::select(chars), 0..40).prop_map(|v| v.into_iter().collect())
+        proptest::collection::vec(proptest::sample::select(chars), 0..40)
+            .prop_map(|v| v.into_iter().collect())
     }
 
     proptest! {

@@ -91,8 +91,16 @@ fn hot_key(s: &[u8], a: usize, b: usize) -> (u64, u64, usize) {
         y.copy_from_slice(&buf[8..]);
         (u64::from_le_bytes(x), u64::from_le_bytes(y))
     };
-    let m0 = if len >= 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
-    let m1 = if len <= 8 { 0 } else { (1u64 << (8 * (len - 8))) - 1 };
+    let m0 = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    };
+    let m1 = if len <= 8 {
+        0
+    } else {
+        (1u64 << (8 * (len - 8))) - 1
+    };
     let k0 = w0 & m0;
     let k1 = (w1 & m1) | ((len as u64) << 56);
     let h = (k0 ^ k1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -122,7 +130,10 @@ fn pool(k: usize) -> Result<std::sync::Arc<rayon::ThreadPool>> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let mut pools = POOLS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
+    let mut pools = POOLS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(p) = pools.get(&k) {
         return Ok(p.clone());
     }
@@ -138,11 +149,17 @@ fn pool(k: usize) -> Result<std::sync::Arc<rayon::ThreadPool>> {
 
 impl Tokenizer {
     /// Build a tokenizer. Special tokens must not contain each other's ids with different bytes.
-    pub fn new(vocab: Vocab, pretok: Pretokenizer, specials: Vec<(String, u32)>) -> Result<Tokenizer> {
+    pub fn new(
+        vocab: Vocab,
+        pretok: Pretokenizer,
+        specials: Vec<(String, u32)>,
+    ) -> Result<Tokenizer> {
         let mut special_by_id = FxHashMap::default();
         for (i, (s, id)) in specials.iter().enumerate() {
             if s.is_empty() {
-                return Err(Error::invalid_argument("special tokens must not be empty strings"));
+                return Err(Error::invalid_argument(
+                    "special tokens must not be empty strings",
+                ));
             }
             if let Some(b) = vocab.token_bytes(*id) {
                 if b != s.as_bytes() {
@@ -153,10 +170,14 @@ impl Tokenizer {
                 }
             }
             if special_by_id.insert(*id, i).is_some() {
-                return Err(Error::invalid_argument(format!("two special tokens have the id {id}")));
+                return Err(Error::invalid_argument(format!(
+                    "two special tokens have the id {id}"
+                )));
             }
             if specials[..i].iter().any(|(t, _)| t == s) {
-                return Err(Error::invalid_argument(format!("special token {s:?} is listed twice")));
+                return Err(Error::invalid_argument(format!(
+                    "special token {s:?} is listed twice"
+                )));
             }
         }
         let special_ac = if specials.is_empty() {
@@ -194,7 +215,12 @@ impl Tokenizer {
 
     /// One more than the largest id (ordinary or special).
     pub fn n_vocab(&self) -> usize {
-        let s = self.specials.iter().map(|(_, id)| *id as usize + 1).max().unwrap_or(0);
+        let s = self
+            .specials
+            .iter()
+            .map(|(_, id)| *id as usize + 1)
+            .max()
+            .unwrap_or(0);
         s.max(self.vocab.n_ids())
     }
 
@@ -203,7 +229,9 @@ impl Tokenizer {
         if let Some(b) = self.vocab.token_bytes(id) {
             return Some(b);
         }
-        self.special_by_id.get(&id).map(|&i| self.specials[i].0.as_bytes())
+        self.special_by_id
+            .get(&id)
+            .map(|&i| self.specials[i].0.as_bytes())
     }
 
     /// Encode `text` ignoring special tokens, calling `sink` with each piece's tokens.
@@ -239,12 +267,18 @@ impl Tokenizer {
                     }
                 }
                 scratch.clear();
-                let whole = if self.vocab.whole_piece_lookup { self.vocab.token_id(piece) } else { None };
+                let whole = if self.vocab.whole_piece_lookup {
+                    self.vocab.token_id(piece)
+                } else {
+                    None
+                };
                 if let Some(id) = whole {
                     scratch.push(id);
-                } else if let Some(&(o, l)) =
-                    if piece.len() <= CACHE_MAX_PIECE { cache.map.get(piece) } else { None }
-                {
+                } else if let Some(&(o, l)) = if piece.len() <= CACHE_MAX_PIECE {
+                    cache.map.get(piece)
+                } else {
+                    None
+                } {
                     scratch.extend_from_slice(&cache.arena[o as usize..(o + l) as usize]);
                 } else {
                     self.vocab.encode_piece_merges(piece, &mut scratch);
@@ -262,7 +296,12 @@ impl Tokenizer {
                 if hot && scratch.len() <= HOT_MAX_TOKENS {
                     let mut t = [0u32; HOT_MAX_TOKENS];
                     t[..scratch.len()].copy_from_slice(&scratch);
-                    cache.hot[slot] = HotEntry { k0, k1, n: scratch.len() as u32, t };
+                    cache.hot[slot] = HotEntry {
+                        k0,
+                        k1,
+                        n: scratch.len() as u32,
+                        t,
+                    };
                 }
             })
         })
@@ -295,12 +334,22 @@ impl Tokenizer {
     }
 
     /// Error if `text` contains a special token that is disallowed and not allowed.
-    pub fn check_disallowed(&self, text: &str, allowed: &SpecialSet, disallowed: &SpecialSet) -> Result<()> {
+    pub fn check_disallowed(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+    ) -> Result<()> {
         if self.specials.is_empty() || *disallowed == SpecialSet::None {
             return Ok(());
         }
         let a = allowed.mask(self.specials.len());
-        let d: Vec<bool> = disallowed.mask(self.specials.len()).iter().zip(&a).map(|(&d, &a)| d && !a).collect();
+        let d: Vec<bool> = disallowed
+            .mask(self.specials.len())
+            .iter()
+            .zip(&a)
+            .map(|(&d, &a)| d && !a)
+            .collect();
         if !d.iter().any(|&x| x) {
             return Ok(());
         }
@@ -319,7 +368,13 @@ impl Tokenizer {
     }
 
     /// tiktoken's `encode`: allowed special tokens become their ids; a disallowed one is an error.
-    pub fn encode_into(&self, text: &str, allowed: &SpecialSet, disallowed: &SpecialSet, out: &mut Vec<u32>) -> Result<()> {
+    pub fn encode_into(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
         self.check_disallowed(text, allowed, disallowed)?;
         let a = allowed.mask(self.specials.len());
         if !a.iter().any(|&x| x) {
@@ -335,7 +390,12 @@ impl Tokenizer {
         self.encode_ordinary_into(&text[start..], out)
     }
 
-    pub fn encode(&self, text: &str, allowed: &SpecialSet, disallowed: &SpecialSet) -> Result<Vec<u32>> {
+    pub fn encode(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+    ) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
         self.encode_into(text, allowed, disallowed, &mut out)?;
         Ok(out)
@@ -361,10 +421,9 @@ impl Tokenizer {
         let n = docs.len();
         let mut texts = Vec::with_capacity(n);
         for i in 0..n {
-            texts.push(
-                std::str::from_utf8(docs.get(i))
-                    .map_err(|e| Error::invalid_data(format!("document {i}"), format!("invalid UTF-8: {e}")))?,
-            );
+            texts.push(std::str::from_utf8(docs.get(i)).map_err(|e| {
+                Error::invalid_data(format!("document {i}"), format!("invalid UTF-8: {e}"))
+            })?);
         }
         // Contiguous chunks of documents of at least MIN_CHUNK_BYTES each.
         let mut bounds = vec![0usize];
@@ -391,7 +450,9 @@ impl Tokenizer {
                     self.encode_into(t, allowed, disallowed, &mut toks)
                 };
                 r.map_err(|e| match e {
-                    Error::InvalidArgument(m) => Error::invalid_data(format!("document {}", a + i), m),
+                    Error::InvalidArgument(m) => {
+                        Error::invalid_data(format!("document {}", a + i), m)
+                    }
                     other => other,
                 })?;
                 lens.push((toks.len() - before) as u32);
@@ -429,9 +490,11 @@ impl Tokenizer {
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(ids.len() * 4);
         for (i, &id) in ids.iter().enumerate() {
-            let b = self
-                .token_bytes(id)
-                .ok_or_else(|| Error::UnknownToken(format!("token id {id} (at position {i}) is not in the vocabulary")))?;
+            let b = self.token_bytes(id).ok_or_else(|| {
+                Error::UnknownToken(format!(
+                    "token id {id} (at position {i}) is not in the vocabulary"
+                ))
+            })?;
             out.extend_from_slice(b);
         }
         Ok(out)
@@ -442,12 +505,125 @@ impl Tokenizer {
         let mut out = Vec::with_capacity(ids.len());
         let mut o = 0u64;
         for (i, &id) in ids.iter().enumerate() {
-            let b = self
-                .token_bytes(id)
-                .ok_or_else(|| Error::UnknownToken(format!("token id {id} (at position {i}) is not in the vocabulary")))?;
+            let b = self.token_bytes(id).ok_or_else(|| {
+                Error::UnknownToken(format!(
+                    "token id {id} (at position {i}) is not in the vocabulary"
+                ))
+            })?;
             out.push(o);
             o += b.len() as u64;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpe::pretok::CL100K_PATTERN;
+    use crate::text::corpus::OwnedDocs;
+
+    fn tok() -> Tokenizer {
+        let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in [
+            "he", "ll", "hell", "hello", " w", " wor", "or", "ld", " world", "<|",
+        ]
+        .iter()
+        .enumerate()
+        {
+            toks.push((t.as_bytes().to_vec(), 256 + i as u32));
+        }
+        let v = Vocab::from_ranks(toks).unwrap();
+        let specials = vec![
+            ("<|end|>".to_string(), 1000),
+            ("<|endoftext|>".to_string(), 1001),
+        ];
+        Tokenizer::new(v, Pretokenizer::new(CL100K_PATTERN).unwrap(), specials).unwrap()
+    }
+
+    #[test]
+    fn specials_follow_tiktoken_rules() {
+        let t = tok();
+        let text = "hello<|end|> world<|endoftext|>";
+        let all = t.encode(text, &SpecialSet::All, &SpecialSet::All).unwrap();
+        assert_eq!(all, vec![259, 1000, 264, 1001]);
+        let e = t
+            .encode(text, &SpecialSet::Some(vec![0]), &SpecialSet::All)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'<|endoftext|>'"), "{e}");
+        let only_first = t
+            .encode(text, &SpecialSet::Some(vec![0]), &SpecialSet::None)
+            .unwrap();
+        assert_eq!(&only_first[..3], &[259, 1000, 264]);
+        assert_eq!(t.decode_bytes(&only_first).unwrap(), text.as_bytes());
+        assert_eq!(
+            t.encode_ordinary(text).unwrap(),
+            only_first[..1]
+                .iter()
+                .chain(&t.encode_ordinary("<|end|> world<|endoftext|>").unwrap())
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        assert!(t
+            .decode_bytes(&[5000])
+            .unwrap_err()
+            .to_string()
+            .contains("5000"));
+        assert_eq!(
+            t.count_ordinary(text).unwrap(),
+            t.encode_ordinary(text).unwrap().len()
+        );
+    }
+
+    #[test]
+    fn batch_is_thread_count_invariant() {
+        let t = tok();
+        let docs: OwnedDocs = (0..3000)
+            .map(|i| format!("hello world {i} <|end|> hell{}", "o".repeat(i % 7)))
+            .collect();
+        let one = t
+            .encode_batch(
+                docs.view(),
+                &SpecialSet::All,
+                &SpecialSet::All,
+                false,
+                Some(1),
+            )
+            .unwrap();
+        let two = t
+            .encode_batch(
+                docs.view(),
+                &SpecialSet::All,
+                &SpecialSet::All,
+                false,
+                Some(2),
+            )
+            .unwrap();
+        let global = t
+            .encode_batch(docs.view(), &SpecialSet::All, &SpecialSet::All, false, None)
+            .unwrap();
+        assert_eq!(one, two);
+        assert_eq!(one, global);
+        for (i, d) in docs.view().iter().enumerate().step_by(97) {
+            let want = t
+                .encode(
+                    std::str::from_utf8(d).unwrap(),
+                    &SpecialSet::All,
+                    &SpecialSet::All,
+                )
+                .unwrap();
+            assert_eq!(&one.0[one.1[i] as usize..one.1[i + 1] as usize], &want[..]);
+        }
+        let err = t
+            .encode_batch(
+                docs.view(),
+                &SpecialSet::None,
+                &SpecialSet::All,
+                false,
+                Some(2),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("document 0"), "{err}");
     }
 }

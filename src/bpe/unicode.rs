@@ -28,9 +28,11 @@ fn class_ranges(pattern: &str) -> Vec<(u32, u32)> {
         .parse(pattern)
         .expect("built-in character class parses");
     match hir.kind() {
-        HirKind::Class(Class::Unicode(c)) => {
-            c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect()
-        }
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .map(|r| (r.start() as u32, r.end() as u32))
+            .collect(),
         _ => panic!("built-in pattern {pattern} is not a Unicode class"),
     }
 }
@@ -65,7 +67,11 @@ fn build() -> Table {
     }
     let mut ascii = [0u8; 128];
     ascii.copy_from_slice(&flat[..128]);
-    Table { index, blocks, ascii }
+    Table {
+        index,
+        blocks,
+        ascii,
+    }
 }
 
 /// The shared table (built once, a few milliseconds).
@@ -105,7 +111,10 @@ fn decode_multibyte(s: &[u8], i: usize, b0: u8) -> (u32, usize) {
     } else if b0 < 0xf0 {
         (((b0 & 0x0f) as u32) << 12 | cont(1) << 6 | cont(2), 3)
     } else {
-        ((((b0 & 0x07) as u32) << 18 | cont(1) << 12 | cont(2) << 6 | cont(3)).min(0x10ffff), 4)
+        (
+            (((b0 & 0x07) as u32) << 18 | cont(1) << 12 | cont(2) << 6 | cont(3)).min(0x10ffff),
+            4,
+        )
     }
 }
 
@@ -120,7 +129,9 @@ mod tests {
         let re_s = fancy_regex::Regex::new(r"^\s$").unwrap();
         let re_n = fancy_regex::Regex::new(r"^\p{N}$").unwrap();
         for cp in (0u32..0x3000).chain(0x1f000..0x1f700) {
-            let Some(c) = char::from_u32(cp) else { continue };
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
             let s = c.to_string();
             let f = t.flags(cp);
             assert_eq!(re_l.is_match(&s).unwrap(), f & LETTER != 0, "{cp:x}");

@@ -52,26 +52,46 @@ pub struct Vocab {
 }
 
 impl Vocab {
-    fn build(tokens: Vec<(Vec<u8>, u32)>, rule: MergeRule, whole_piece_lookup: bool) -> Result<Vocab> {
-        let n_ids = tokens.iter().map(|(_, id)| *id as usize + 1).max().unwrap_or(0);
+    fn build(
+        tokens: Vec<(Vec<u8>, u32)>,
+        rule: MergeRule,
+        whole_piece_lookup: bool,
+    ) -> Result<Vocab> {
+        let n_ids = tokens
+            .iter()
+            .map(|(_, id)| *id as usize + 1)
+            .max()
+            .unwrap_or(0);
         let mut slots: Vec<Option<&[u8]>> = vec![None; n_ids];
         let mut ids: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
         ids.reserve(tokens.len());
         for (bytes, id) in &tokens {
             if *id == NONE {
-                return Err(Error::invalid_data("vocabulary", format!("token id {id} is too large")));
+                return Err(Error::invalid_data(
+                    "vocabulary",
+                    format!("token id {id} is too large"),
+                ));
             }
             if slots[*id as usize].is_some() {
-                return Err(Error::invalid_data("vocabulary", format!("token id {id} appears twice")));
+                return Err(Error::invalid_data(
+                    "vocabulary",
+                    format!("token id {id} appears twice"),
+                ));
             }
             slots[*id as usize] = Some(bytes);
             if bytes.is_empty() {
-                return Err(Error::invalid_data("vocabulary", format!("token id {id} has empty bytes")));
+                return Err(Error::invalid_data(
+                    "vocabulary",
+                    format!("token id {id} has empty bytes"),
+                ));
             }
             if let Some(prev) = ids.insert(bytes.clone().into_boxed_slice(), *id) {
                 return Err(Error::invalid_data(
                     "vocabulary",
-                    format!("tokens {prev} and {id} have the same bytes {:?}", String::from_utf8_lossy(bytes)),
+                    format!(
+                        "tokens {prev} and {id} have the same bytes {:?}",
+                        String::from_utf8_lossy(bytes)
+                    ),
                 ));
             }
         }
@@ -85,7 +105,10 @@ impl Vocab {
             }
             present.push(s.is_some());
             if data.len() > u32::MAX as usize {
-                return Err(Error::invalid_data("vocabulary", "token bytes exceed 4 GiB"));
+                return Err(Error::invalid_data(
+                    "vocabulary",
+                    "token bytes exceed 4 GiB",
+                ));
             }
             offs.push(data.len() as u32);
         }
@@ -96,8 +119,23 @@ impl Vocab {
             }
         }
         let max_token_len = tokens.iter().map(|(b, _)| b.len()).max().unwrap_or(0);
-        let short = tokens.iter().filter(|(b, _)| b.len() <= 7).map(|(b, id)| (pack(b), *id)).collect();
-        Ok(Vocab { data, offs, present, ids, short, byte_ids, rule, whole_piece_lookup, max_token_len, len: tokens.len() })
+        let short = tokens
+            .iter()
+            .filter(|(b, _)| b.len() <= 7)
+            .map(|(b, id)| (pack(b), *id))
+            .collect();
+        Ok(Vocab {
+            data,
+            offs,
+            present,
+            ids,
+            short,
+            byte_ids,
+            rule,
+            whole_piece_lookup,
+            max_token_len,
+            len: tokens.len(),
+        })
     }
 
     /// A tiktoken-style vocabulary: `(token bytes, rank)`; the rank is the token id and the
@@ -105,7 +143,10 @@ impl Vocab {
     pub fn from_ranks(tokens: Vec<(Vec<u8>, u32)>) -> Result<Vocab> {
         let v = Vocab::build(tokens, MergeRule::Ranks, true)?;
         if let Some(b) = v.byte_ids.iter().position(|&id| id == NONE) {
-            return Err(Error::invalid_data("vocabulary", format!("no token for the single byte 0x{b:02x}")));
+            return Err(Error::invalid_data(
+                "vocabulary",
+                format!("no token for the single byte 0x{b:02x}"),
+            ));
         }
         Ok(v)
     }
@@ -113,22 +154,35 @@ impl Vocab {
     /// A vocabulary with an ordered merge list (Hugging Face BPE): `merges[k] = (left, right)`
     /// has priority `k`; `left + right` must be a token. Bytes missing from the vocabulary are
     /// dropped when encoding (HF behaviour without `unk_token`).
-    pub fn from_merges(tokens: Vec<(Vec<u8>, u32)>, merges: &[(Vec<u8>, Vec<u8>)], ignore_merges: bool) -> Result<Vocab> {
+    pub fn from_merges(
+        tokens: Vec<(Vec<u8>, u32)>,
+        merges: &[(Vec<u8>, Vec<u8>)],
+        ignore_merges: bool,
+    ) -> Result<Vocab> {
         let mut v = Vocab::build(tokens, MergeRule::Ranks, ignore_merges)?;
         let mut pairs: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
         pairs.reserve(merges.len());
         for (k, (a, b)) in merges.iter().enumerate() {
             let name = |x: &[u8]| String::from_utf8_lossy(x).into_owned();
             let ia = *v.ids.get(&a[..]).ok_or_else(|| {
-                Error::invalid_data(format!("merge {k}"), format!("left token {:?} is not in the vocabulary", name(a)))
+                Error::invalid_data(
+                    format!("merge {k}"),
+                    format!("left token {:?} is not in the vocabulary", name(a)),
+                )
             })?;
             let ib = *v.ids.get(&b[..]).ok_or_else(|| {
-                Error::invalid_data(format!("merge {k}"), format!("right token {:?} is not in the vocabulary", name(b)))
+                Error::invalid_data(
+                    format!("merge {k}"),
+                    format!("right token {:?} is not in the vocabulary", name(b)),
+                )
             })?;
             let mut ab = a.clone();
             ab.extend_from_slice(b);
             let iab = *v.ids.get(&ab[..]).ok_or_else(|| {
-                Error::invalid_data(format!("merge {k}"), format!("merged token {:?} is not in the vocabulary", name(&ab)))
+                Error::invalid_data(
+                    format!("merge {k}"),
+                    format!("merged token {:?} is not in the vocabulary", name(&ab)),
+                )
             })?;
             pairs.entry(pair_key(ia, ib)).or_insert((k as u32, iab));
         }
@@ -182,15 +236,19 @@ impl Vocab {
     pub fn merges(&self) -> Vec<(u32, u32, u32)> {
         match &self.rule {
             MergeRule::Pairs(p) => {
-                let mut v: Vec<(u32, u32, u32, u32)> =
-                    p.iter().map(|(&k, &(r, m))| (r, (k >> 32) as u32, k as u32, m)).collect();
+                let mut v: Vec<(u32, u32, u32, u32)> = p
+                    .iter()
+                    .map(|(&k, &(r, m))| (r, (k >> 32) as u32, k as u32, m))
+                    .collect();
                 v.sort_unstable();
                 v.into_iter().map(|(_, a, b, m)| (a, b, m)).collect()
             }
             MergeRule::Ranks => {
                 let mut out = Vec::new();
                 for id in 0..self.n_ids() as u32 {
-                    let Some(bytes) = self.token_bytes(id) else { continue };
+                    let Some(bytes) = self.token_bytes(id) else {
+                        continue;
+                    };
                     if bytes.len() < 2 {
                         continue;
                     }
@@ -217,16 +275,27 @@ pub fn parse_tiktoken(data: &[u8], source: &str) -> Result<Vec<(Vec<u8>, u32)>> 
         let ctx = || format!("{source} line {}", ln + 1);
         let mut it = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
         let (Some(tok), Some(rank), None) = (it.next(), it.next(), it.next()) else {
-            return Err(Error::invalid_data(ctx(), "expected '<base64 token> <rank>'"));
+            return Err(Error::invalid_data(
+                ctx(),
+                "expected '<base64 token> <rank>'",
+            ));
         };
         let bytes = base64_decode(tok).ok_or_else(|| {
-            Error::invalid_data(ctx(), format!("invalid base64 {:?}", String::from_utf8_lossy(tok)))
+            Error::invalid_data(
+                ctx(),
+                format!("invalid base64 {:?}", String::from_utf8_lossy(tok)),
+            )
         })?;
         let rank: u32 = std::str::from_utf8(rank)
             .ok()
             .and_then(|r| r.parse().ok())
             .filter(|&r: &u32| r != NONE)
-            .ok_or_else(|| Error::invalid_data(ctx(), format!("invalid rank {:?}", String::from_utf8_lossy(rank))))?;
+            .ok_or_else(|| {
+                Error::invalid_data(
+                    ctx(),
+                    format!("invalid rank {:?}", String::from_utf8_lossy(rank)),
+                )
+            })?;
         out.push((bytes, rank));
     }
     Ok(out)
@@ -275,7 +344,8 @@ pub fn byte_level_chars() -> [char; 256] {
     let mut chars = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {
-        let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+        let printable =
+            (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
         chars[b as usize] = if printable {
             char::from_u32(b).unwrap_or('\0')
         } else {
@@ -291,7 +361,13 @@ pub fn byte_level_chars() -> [char; 256] {
 pub fn byte_level_decode(s: &str) -> Option<Vec<u8>> {
     use std::sync::OnceLock;
     static INV: OnceLock<FxHashMap<char, u8>> = OnceLock::new();
-    let inv = INV.get_or_init(|| byte_level_chars().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect());
+    let inv = INV.get_or_init(|| {
+        byte_level_chars()
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect()
+    });
     s.chars().map(|c| inv.get(&c).copied()).collect()
 }
 
@@ -310,9 +386,13 @@ mod tests {
 
     #[test]
     fn tiktoken_errors_name_the_line() {
-        let e = parse_tiktoken(b"IQ== 0\nIg== x\n", "f.tiktoken").unwrap_err().to_string();
+        let e = parse_tiktoken(b"IQ== 0\nIg== x\n", "f.tiktoken")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f.tiktoken line 2"), "{e}");
-        let e = parse_tiktoken(b"IQ== 0\n\n!!! 3\n", "f").unwrap_err().to_string();
+        let e = parse_tiktoken(b"IQ== 0\n\n!!! 3\n", "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 3"), "{e}");
     }
 

@@ -11,6 +11,9 @@ use crate::bpe::vocab::{byte_level_decode, parse_tiktoken};
 use crate::bpe::{Pretokenizer, SpecialSet, Tokenizer, Vocab};
 use crate::Error;
 
+/// Flat token ids and `n + 1` document offsets.
+type TokensAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
 #[pyclass(frozen, module = "gristmill._native", name = "_Tokenizer")]
 pub(super) struct PyTokenizer {
     inner: Tokenizer,
@@ -28,11 +31,13 @@ fn special_set(t: &Tokenizer, arg: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {
         if s.to_cow()? == "all" {
             return Ok(SpecialSet::All);
         }
-        return Err(PyTypeError::new_err("special-token set must be 'all' or a collection of strings"));
+        return Err(PyTypeError::new_err(
+            "special-token set must be 'all' or a collection of strings",
+        ));
     }
-    let names: Vec<String> = arg
-        .extract()
-        .map_err(|_| PyTypeError::new_err("special-token set must be 'all' or a collection of strings"))?;
+    let names: Vec<String> = arg.extract().map_err(|_| {
+        PyTypeError::new_err("special-token set must be 'all' or a collection of strings")
+    })?;
     if names.is_empty() {
         return Ok(SpecialSet::None);
     }
@@ -50,8 +55,11 @@ fn ids_u32(ids: &[i64]) -> Result<Vec<u32>, Error> {
     ids.iter()
         .enumerate()
         .map(|(i, &x)| {
-            u32::try_from(x)
-                .map_err(|_| Error::UnknownToken(format!("token id {x} (at position {i}) is not in the vocabulary")))
+            u32::try_from(x).map_err(|_| {
+                Error::UnknownToken(format!(
+                    "token id {x} (at position {i}) is not in the vocabulary"
+                ))
+            })
         })
         .collect()
 }
@@ -79,9 +87,18 @@ impl PyTokenizer {
     /// Build from explicit `(token bytes, rank)` pairs (tiktoken semantics).
     #[staticmethod]
     #[pyo3(signature = (ranks, pat_str, special_tokens))]
-    fn from_ranks(py: Python<'_>, ranks: Vec<(Vec<u8>, u32)>, pat_str: &str, special_tokens: Vec<(String, u32)>) -> PyResult<Self> {
+    fn from_ranks(
+        py: Python<'_>,
+        ranks: Vec<(Vec<u8>, u32)>,
+        pat_str: &str,
+        special_tokens: Vec<(String, u32)>,
+    ) -> PyResult<Self> {
         let inner = py.detach(|| -> Result<Tokenizer, Error> {
-            Tokenizer::new(Vocab::from_ranks(ranks)?, Pretokenizer::new(pat_str)?, special_tokens)
+            Tokenizer::new(
+                Vocab::from_ranks(ranks)?,
+                Pretokenizer::new(pat_str)?,
+                special_tokens,
+            )
         })?;
         Ok(PyTokenizer { inner })
     }
@@ -100,25 +117,41 @@ impl PyTokenizer {
         let inner = py.detach(|| -> Result<Tokenizer, Error> {
             let dec = |s: &str, what: &str| {
                 byte_level_decode(s).ok_or_else(|| {
-                    Error::invalid_data(what, format!("{s:?} contains a character outside the byte-level alphabet"))
+                    Error::invalid_data(
+                        what,
+                        format!("{s:?} contains a character outside the byte-level alphabet"),
+                    )
                 })
             };
-            let specials: std::collections::HashSet<&str> = special_tokens.iter().map(|(s, _)| s.as_str()).collect();
+            let specials: std::collections::HashSet<&str> =
+                special_tokens.iter().map(|(s, _)| s.as_str()).collect();
             let mut toks = Vec::with_capacity(vocab.len());
             for (s, id) in &vocab {
                 match byte_level_decode(s) {
                     Some(b) => toks.push((b, *id)),
                     // Added tokens may appear in the vocabulary in plain text.
                     None if specials.contains(s.as_str()) => {}
-                    None => return Err(Error::invalid_data(format!("vocab token {id}"), format!("{s:?} contains a character outside the byte-level alphabet"))),
+                    None => {
+                        return Err(Error::invalid_data(
+                            format!("vocab token {id}"),
+                            format!("{s:?} contains a character outside the byte-level alphabet"),
+                        ))
+                    }
                 }
             }
             let mut ms = Vec::with_capacity(merges.len());
             for (k, (a, b)) in merges.iter().enumerate() {
-                ms.push((dec(a, &format!("merge {k}"))?, dec(b, &format!("merge {k}"))?));
+                ms.push((
+                    dec(a, &format!("merge {k}"))?,
+                    dec(b, &format!("merge {k}"))?,
+                ));
             }
             let v = Vocab::from_merges(toks, &ms, ignore_merges)?;
-            Tokenizer::new(v, Pretokenizer::new(pat_str)?.keep_gaps(true), special_tokens)
+            Tokenizer::new(
+                v,
+                Pretokenizer::new(pat_str)?.keep_gaps(true),
+                special_tokens,
+            )
         })?;
         Ok(PyTokenizer { inner })
     }
@@ -138,7 +171,11 @@ impl PyTokenizer {
         self.inner.special_tokens().to_vec()
     }
 
-    fn encode_ordinary<'py>(&self, py: Python<'py>, text: PyBackedStr) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    fn encode_ordinary<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let v = py.detach(|| self.inner.encode_ordinary(&text))?;
         Ok(v.into_pyarray(py))
     }
@@ -169,7 +206,7 @@ impl PyTokenizer {
         disallowed_special: &Bound<'py, PyAny>,
         ordinary: bool,
         num_threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<TokensAndOffsets<'py>> {
         if num_threads == Some(0) {
             return Err(Error::invalid_argument("num_threads must be at least 1").into());
         }
@@ -180,13 +217,21 @@ impl PyTokenizer {
         Ok((t.into_pyarray(py), o.into_pyarray(py)))
     }
 
-    fn decode_bytes<'py>(&self, py: Python<'py>, ids: PyReadonlyArray1<'py, i64>) -> PyResult<Bound<'py, PyBytes>> {
+    fn decode_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        ids: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let ids = ids.as_slice()?;
         let b = py.detach(|| self.inner.decode_bytes(&ids_u32(ids)?))?;
         Ok(PyBytes::new(py, &b))
     }
 
-    fn token_offsets<'py>(&self, py: Python<'py>, ids: PyReadonlyArray1<'py, i64>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    fn token_offsets<'py>(
+        &self,
+        py: Python<'py>,
+        ids: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let ids = ids.as_slice()?;
         let v = py.detach(|| self.inner.token_offsets(&ids_u32(ids)?))?;
         Ok(v.into_pyarray(py))
@@ -206,7 +251,10 @@ impl PyTokenizer {
             for (i, w) in offs.windows(2).enumerate() {
                 let (a, b) = (w[0], w[1]);
                 if a < 0 || b < a || b as u64 > ids.len() as u64 {
-                    return Err(Error::invalid_argument(format!("offsets {i}..{}: invalid range {a}..{b}", i + 1)));
+                    return Err(Error::invalid_argument(format!(
+                        "offsets {i}..{}: invalid range {a}..{b}",
+                        i + 1
+                    )));
                 }
                 out.push(
                     self.inner
@@ -229,11 +277,18 @@ impl PyTokenizer {
     }
 
     /// Byte ranges of the pre-tokenized pieces of `text`, as an `(n, 2)` array.
-    fn pretokenize<'py>(&self, py: Python<'py>, text: PyBackedStr) -> PyResult<Bound<'py, PyArray2<u64>>> {
+    fn pretokenize<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+    ) -> PyResult<Bound<'py, PyArray2<u64>>> {
         let v = py.detach(|| self.inner.pretokenizer().pieces(&text))?;
-        let flat: Vec<u64> = v.iter().flat_map(|r| [r.start as u64, r.end as u64]).collect();
+        let flat: Vec<u64> = v
+            .iter()
+            .flat_map(|r| [r.start as u64, r.end as u64])
+            .collect();
         let n = v.len();
-        Ok(flat.into_pyarray(py).reshape([n, 2])?)
+        flat.into_pyarray(py).reshape([n, 2])
     }
 
     /// The ordered merge list as an `(m, 3)` array of `(left, right, merged)` ids.
@@ -241,7 +296,7 @@ impl PyTokenizer {
         let m = py.detach(|| self.inner.vocab().merges());
         let n = m.len();
         let flat: Vec<u32> = m.into_iter().flat_map(|(a, b, c)| [a, b, c]).collect();
-        Ok(flat.into_pyarray(py).reshape([n, 3])?)
+        flat.into_pyarray(py).reshape([n, 3])
     }
 }
 
