@@ -12,7 +12,7 @@ Stages (each in the same run, on the same bytes):
    (``ru_maxrss``) per input byte, total and above the pre-dedup baseline;
 3. a suffix index: build time, file size, and ``count`` latency (median of many queries).
 
-Prints a Markdown table ready for benches/RESULTS-suffix.md.
+Prints a Markdown table ready for benches/RESULTS.md.
 """
 
 from __future__ import annotations

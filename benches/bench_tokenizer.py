@@ -4,7 +4,7 @@ corpus (English man pages, other-language man pages, Linux C source, Python stdl
     python benches/data.py                       # once: builds benches/.cache/mixed.jsonl
     python benches/bench_tokenizer.py [--mb 16] [--repeat 3]
 
-Prints MB/s and ratios as a Markdown table (paste into benches/RESULTS-tokenizer.md).
+Prints MB/s and ratios as a Markdown table (paste into benches/RESULTS.md).
 Every run first checks that gristmill's ids equal tiktoken's on the whole corpus.
 """
 

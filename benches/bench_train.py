@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-CACHE = Path(os.environ.get("GRISTMILL_BENCH_CACHE", "/work/main/benches/.cache"))
+CACHE = Path(os.environ.get("GRISTMILL_BENCH_DATA", Path(__file__).resolve().parent / ".cache"))
 
 
 def load_texts(mb: float) -> List[str]:

@@ -93,7 +93,7 @@ def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[p
         with open(path, "wb") as f:
             for b in texts.batches():
                 data, o = string_buffers(b.texts)
-                f.write(memoryview(data[o[0] : o[-1]]))
+                f.write(data[o[0] : o[-1]].data)
                 offs.append((o[1:] - o[0]).astype(np.int64) + total)
                 total += int(o[-1] - o[0])
                 ids_l.append(b.ids)
