@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from gristmill import _progress, __version__
 from gristmill.io import Corpus, CorpusError, corpus_stats
 
-__all__ = ["main", "build_parser", "add_input_args", "corpus_from_args"]
+__all__ = ["main", "build_parser", "add_input_args", "add_input_options", "corpus_from_args"]
 
 PROG = "gristmill"
 
@@ -47,9 +47,14 @@ def _command(sub: Any, name: str, *, help: str, description: str, examples: str)
 
 
 def add_input_args(p: argparse.ArgumentParser, *, nargs: str = "+") -> None:
-    """The corpus arguments every command shares."""
+    """The corpus arguments every command shares: INPUT... plus :func:`add_input_options`."""
     p.add_argument("inputs", nargs=nargs, metavar="INPUT",
                    help="JSONL (.jsonl, .jsonl.gz, .jsonl.zst), Parquet files, or folders of text files")
+    add_input_options(p)
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """How to read inputs (fields, folders, encodings), for commands whose inputs are options."""
     g = p.add_argument_group("input options")
     g.add_argument("--text-field", default="text", metavar="NAME",
                    help="JSON field / Parquet column with the text (default: text)")
@@ -557,16 +562,6 @@ def _add_dedup_exact(dsub: Any) -> None:
     e.set_defaults(func=_run_dedup_exact)
 
 
-def _add_corpus_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("input options")
-    g.add_argument("--text-field", default="text", metavar="NAME", help="JSON field / Parquet column with the text")
-    g.add_argument("--id-field", default=None, metavar="NAME", help="field with document ids")
-    g.add_argument("--glob", default=None, metavar="PATTERN", help="in folders, read only matching files")
-    g.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="in folders, skip matching names")
-    g.add_argument("--on-invalid-utf8", choices=("error", "replace", "skip"), default="error",
-                   help="what to do with a document that is not valid UTF-8 (default: error)")
-
-
 def _run_contamination(args: argparse.Namespace) -> int:
     from gristmill.io import write_json
     from gristmill.suffix import contamination
@@ -627,7 +622,7 @@ def _add_contamination(sub: Any) -> None:
                    help="format of the reports (default: parquet)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="print the K most contaminated documents")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    _add_corpus_options(p)
+    add_input_options(p)
     p.set_defaults(func=_run_contamination)
 
 
@@ -720,7 +715,7 @@ def _add_index(sub: Any) -> None:
         q.add_argument("--verify", action="store_true", help="re-hash the whole index file first")
         q.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
                        help="fail unless the index was built from exactly these inputs")
-        _add_corpus_options(q)
+        add_input_options(q)
 
     c = _command(
         isub, "count",
@@ -762,7 +757,7 @@ def _add_index(sub: Any) -> None:
     v.add_argument("index", metavar="INDEX")
     v.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
                    help="fail unless the index was built from exactly these inputs")
-    _add_corpus_options(v)
+    add_input_options(v)
     v.set_defaults(func=_run_index_verify)
 
 
