@@ -348,18 +348,7 @@ fn next_cl100k(t: &Table, s: &[u8], i: usize) -> usize {
     }
     // \p{N}{1,3}+
     if f & NUMBER != 0 {
-        let mut j = i + l;
-        for _ in 0..2 {
-            if j < s.len() {
-                let (_, f2, l2) = t.at(s, j);
-                if f2 & NUMBER != 0 {
-                    j += l2;
-                    continue;
-                }
-            }
-            break;
-        }
-        return j;
+        return up_to_three_digits(t, s, i + l);
     }
     //  ?[^\s\p{L}\p{N}]++[\r\n]*+
     if c == b' ' as u32 && i + 1 < s.len() && is_punct(flags_at(t, s, i + 1)) {
@@ -491,18 +480,7 @@ fn next_o200k(t: &Table, s: &[u8], i: usize) -> usize {
     }
     // \p{N}{1,3}
     if f & NUMBER != 0 {
-        let mut j = i + l;
-        for _ in 0..2 {
-            if j < s.len() {
-                let (_, f2, l2) = t.at(s, j);
-                if f2 & NUMBER != 0 {
-                    j += l2;
-                    continue;
-                }
-            }
-            break;
-        }
-        return j;
+        return up_to_three_digits(t, s, i + l);
     }
     //  ?[^\s\p{L}\p{N}]+[\r\n/]*
     if c == b' ' as u32 && i + 1 < s.len() && is_punct(flags_at(t, s, i + 1)) {
@@ -523,6 +501,21 @@ fn next_o200k(t: &Table, s: &[u8], i: usize) -> usize {
         return last;
     }
     e
+}
+
+/// `\p{N}{1,3}` after its first digit: end of up to two more digits starting at `j`.
+fn up_to_three_digits(t: &Table, s: &[u8], mut j: usize) -> usize {
+    for _ in 0..2 {
+        if j >= s.len() {
+            break;
+        }
+        let (_, f, l) = t.at(s, j);
+        if f & NUMBER == 0 {
+            break;
+        }
+        j += l;
+    }
+    j
 }
 
 #[cfg(test)]
