@@ -473,7 +473,15 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output_path(corpus, out)
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
-    r = dedup_exact(corpus, args.min_length, args.keep, threads=_threads_arg(args),
+    if args.unit == "tokens" and args.memory_limit:
+        raise ValueError("--memory-limit works with --unit bytes only (token ids are sorted in memory)")
+    tokenizer = None
+    if args.unit == "tokens":
+        from gristmill.tokenizer import Tokenizer
+
+        tokenizer = Tokenizer.from_tiktoken(args.tokenizer)
+    r = dedup_exact(corpus, args.min_length, args.keep, unit=args.unit, tokenizer=tokenizer,
+                    threads=_threads_arg(args),
                     memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None)
     timer = _progress.Timer()
     with timer("write"):
@@ -507,7 +515,8 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     pct = 100.0 * summary["bytes_removed"] / max(summary["bytes"], 1)
-    print(f"exact-substring dedup (min length {args.min_length} bytes, keep {args.keep}):")
+    unit = "bytes" if args.unit == "bytes" else f"tokens of {summary['tokenizer']}"
+    print(f"exact-substring dedup (min length {summary['min_length']} {unit}, keep {args.keep}):")
     print(f"  documents       {summary['documents']:>14,}  ({summary['documents_touched']:,} touched, "
           f"{summary['documents_emptied']:,} emptied, {summary['documents_dropped']:,} dropped)")
     print(f"  bytes           {summary['bytes']:>14,}  ({summary['bytes_removed']:,} removed, {pct:.2f}%)")
@@ -527,6 +536,10 @@ def _add_dedup_exact(dsub: Any) -> None:
         whole corpus. Repeats never cross document boundaries and removed spans never cut a
         UTF-8 character (they are shrunk to character boundaries).
 
+        --unit tokens measures --min-length in tokens of --tokenizer instead: documents are
+        encoded, the suffix array is built over the token ids, and every repeated run of
+        tokens is removed as the exact bytes of those tokens.
+
         --keep none removes every copy (the paper's behaviour); --keep first keeps the first
         copy in corpus order of every repeated window and removes the later ones.
 
@@ -541,14 +554,17 @@ def _add_dedup_exact(dsub: Any) -> None:
         gristmill dedup exact corpus.parquet -o out/ --keep first --report-format jsonl
         gristmill dedup exact src/ --glob '*.py' -o out/ --min-length 200 --json
         gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G
+        gristmill dedup exact data.jsonl -o out/ --unit tokens --min-length 50 --tokenizer cl100k_base
         """,
     )
     add_input_args(e)
     e.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    e.add_argument("--min-length", type=int, default=100, metavar="N",
-                   help="shortest repeat to remove, in bytes (default: 100)")
-    e.add_argument("--unit", choices=("bytes",), default="bytes",
-                   help="length unit (default: bytes)")
+    e.add_argument("--min-length", type=int, default=None, metavar="N",
+                   help="shortest repeat to remove, in --unit (default: 100 bytes or 50 tokens)")
+    e.add_argument("--unit", choices=("bytes", "tokens"), default="bytes",
+                   help="length unit of --min-length (default: bytes)")
+    e.add_argument("--tokenizer", default="o200k_base", metavar="NAME",
+                   help="with --unit tokens: tiktoken encoding name or .tiktoken file (default: o200k_base)")
     e.add_argument("--keep", choices=("none", "first"), default="none",
                    help="which copy of a repeat to keep (default: none)")
     e.add_argument("--memory-limit", default=None, metavar="SIZE",

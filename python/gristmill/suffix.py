@@ -156,6 +156,16 @@ class _nullcontext:
         return None
 
 
+def _tokenizer(tokenizer: Any) -> Any:
+    from gristmill.tokenizer import Tokenizer
+
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer
+    if isinstance(tokenizer, (str, PathLike)):
+        return Tokenizer.from_tiktoken(tokenizer)
+    raise TypeError(f"tokenizer must be a gristmill.Tokenizer or a tiktoken encoding name, got {type(tokenizer).__name__}")
+
+
 def _memory_limit(m: Optional[int]) -> Optional[int]:
     if m is None:
         return None
@@ -251,11 +261,17 @@ def _trim(arr: pa.Array, spans: pa.Table) -> pa.Array:
     return pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
+UNIT_CHOICES = ("bytes", "tokens")
+DEFAULT_MIN_LENGTH = {"bytes": 100, "tokens": 50}
+
+
 def dedup_exact(
     texts: Texts,
-    min_length: int = 100,
+    min_length: Optional[int] = None,
     keep: str = "none",
     *,
+    unit: str = "bytes",
+    tokenizer: Any = "o200k_base",
     threads: Optional[int] = None,
     memory_limit: Optional[int] = None,
 ) -> DedupResult:
@@ -264,17 +280,38 @@ def dedup_exact(
     ``memory_limit``: see :func:`find_repeats` (a Corpus is then spilled to a temporary file
     and memory-mapped; the returned texts are built in memory).
 
+    ``unit="tokens"`` measures ``min_length`` in tokens of ``tokenizer`` (a
+    :class:`gristmill.Tokenizer` or a tiktoken encoding name) instead of bytes: documents
+    are encoded (special-token strings count as plain text), repeated runs of at least
+    ``min_length`` token ids are found with a suffix array over the ids, and every span is
+    reported and removed as the exact byte range of its tokens, shrunk inward to UTF-8
+    character boundaries. The default ``min_length`` is 100 bytes or 50 tokens.
+
     >>> r = dedup_exact(["a shared sentence of some length.", "x a shared sentence of some length."], 10, keep="first")
     >>> r.texts.to_pylist(), r.summary["bytes_removed"]
     (['a shared sentence of some length.', 'x '], 33)
+    >>> r = dedup_exact(["one two three four five six", "zero one two three four five six"], 5, "first", unit="tokens")
+    >>> r.texts.to_pylist(), r.spans.to_pylist()
+    (['one two three four five six', 'zero one'], [{'doc': 1, 'start': 8, 'end': 32, 'occurrences': 2}])
     """
-    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    if unit not in UNIT_CHOICES:
+        raise ValueError(f"unit must be one of {UNIT_CHOICES}, got {unit!r}")
+    ml = _min_length(DEFAULT_MIN_LENGTH[unit] if min_length is None else min_length)
+    kp, th = _keep(keep), _threads(threads)
     mem = _memory_limit(memory_limit)
+    tok = None
+    if unit == "tokens":
+        if mem is not None:
+            raise ValueError("memory_limit is only supported with unit='bytes' (token ids are sorted in memory)")
+        tok = _tokenizer(tokenizer)
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         t0 = time.perf_counter()
         arr, ids = _gather(texts, "texts", tmp)
         timings: Dict[str, float] = {"read": time.perf_counter() - t0}
-        d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        if tok is None:
+            d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        else:
+            d, s, e, o, stats = _native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th)
         timings.update({k: v for k, v in stats["timings"] if k != "parts"})
         spans = _spans_table((d, s, e, o))
         t0 = time.perf_counter()
@@ -295,8 +332,11 @@ def dedup_exact(
         "spans": len(d),
         "duplicate_classes": int(stats["classes"]),
         "min_length": ml,
+        "unit": unit,
         "keep": kp,
     }
+    if tok is not None:
+        summary["tokenizer"] = tok.name
     if mem is not None:
         summary["memory_limit"] = mem
         summary["memory_parts"] = int(dict(stats["timings"]).get("parts", 1))

@@ -118,6 +118,26 @@ fn suffix_find_repeats_tokens<'py>(
     spans_out(py, spans, stats)
 }
 
+/// suffix_find_repeats_tokenized(docs, tokenizer, min_length, keep, threads=0)
+///     -> (doc, start, end, occurrences, stats); token mode, spans as byte ranges.
+#[pyfunction]
+#[pyo3(signature = (docs, tokenizer, min_length, keep, threads=0))]
+fn suffix_find_repeats_tokenized<'py>(
+    py: Python<'py>,
+    docs: DocsArg<'py>,
+    tokenizer: PyRef<'py, super::bpe::PyTokenizer>,
+    min_length: usize,
+    keep: &str,
+    threads: usize,
+) -> PyResult<SpanArrays<'py>> {
+    let keep: Keep = keep.parse()?;
+    let view = docs.view()?;
+    let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
+    let tok = tokenizer.core();
+    let (spans, stats) = py.detach(|| core::find_repeats_tokenized(view, tok, &opts))?;
+    spans_out(py, spans, stats)
+}
+
 /// suffix_contamination(train, eval, min_length, threads=0, force_64=False)
 ///     -> (eval_doc, start, end, train_occurrences, stats)
 #[pyfunction]
@@ -253,6 +273,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(suffix_find_repeats, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_contamination, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_find_repeats_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(suffix_find_repeats_tokenized, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_trim, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_array_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_corpus_checksum, m)?)?;

@@ -686,3 +686,48 @@ pub fn trim_docs(docs: Docs<'_>, spans: &[Span]) -> Result<(Vec<u8>, Vec<i64>)> 
     }
     Ok((data, offsets))
 }
+
+/// Self-dedup of UTF-8 documents in token mode: each document is encoded with `tokenizer`
+/// (ordinary text, special-token strings are plain text), repeats of at least
+/// `opts.min_length` tokens are found over the ids, and the token spans are mapped back to
+/// exact byte ranges of the documents, shrunk inward to UTF-8 character boundaries (a
+/// byte-level BPE token may end inside a character). `opts.threads` is also the number of
+/// encoding threads (0 = all cores); results never depend on it.
+pub fn find_repeats_tokenized(
+    docs: Docs<'_>,
+    tokenizer: &crate::bpe::Tokenizer,
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)> {
+    let t0 = Instant::now();
+    let none = crate::bpe::SpecialSet::None;
+    let threads = if opts.threads == 0 { None } else { Some(opts.threads) };
+    let (ids, offsets) = tokenizer.encode_batch(docs, &none, &none, true, threads)?;
+    let bounds: Vec<usize> = offsets.iter().map(|&o| o as usize).collect();
+    // byte offset of every token inside its document
+    let mut starts = Vec::with_capacity(ids.len());
+    let mut doc_bytes = Vec::with_capacity(docs.len());
+    for d in 0..docs.len() {
+        let mut o = 0u64;
+        for &id in &ids[bounds[d]..bounds[d + 1]] {
+            starts.push(o);
+            o += tokenizer.token_bytes(id).map_or(0, |b| b.len()) as u64;
+        }
+        if o != docs.get(d).len() as u64 {
+            return Err(Error::invalid_data(
+                format!("document {d}"),
+                "its tokens do not decode to its bytes (the tokenizer is not lossless)",
+            ));
+        }
+        doc_bytes.push(o);
+    }
+    let t_tok = t0.elapsed().as_secs_f64();
+    let (spans, mut stats) = find_repeats_tokens(&ids, &bounds, opts)?;
+    drop(ids);
+    let t1 = Instant::now();
+    let spans = snap_utf8(token_spans_to_bytes(&spans, &bounds, &starts, &doc_bytes)?, &docs);
+    if let Some(t) = stats.timings.last_mut() {
+        t.1 += t1.elapsed().as_secs_f64();
+    }
+    stats.timings.insert(0, ("tokenize", t_tok));
+    Ok((spans, stats))
+}
