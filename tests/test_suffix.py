@@ -439,6 +439,12 @@ def test_cli_dedup_exact_token_unit(tmp_path):
     assert s["bytes_removed"] == len((" " + shared).encode()) and n >= 50
     r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o2"), "--unit", "tokens", "--memory-limit", "1G")
     assert r.returncode == 1 and "--unit bytes" in r.stderr
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text(json.dumps({"text": "q: " + shared[:200] + " ?"}) + "\n" + json.dumps({"text": "clean"}) + "\n")
+    r = _cli("contamination", "--train", str(src), "--eval", str(ev), "--unit", "tokens", "--min-length", "20",
+             "--tokenizer", "cl100k_base")
+    assert r.returncode == 0, r.stderr
+    assert "windows of 20 tokens of cl100k_base" in r.stdout and "contaminated documents          1" in r.stdout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -561,6 +567,60 @@ def test_dedup_exact_token_unit_property(texts, L, keep):
     r = dedup_exact(texts, L, keep, unit="tokens", tokenizer=tok)
     assert as_tuples(r.spans) == _token_reference_byte_spans(enc, texts, L, keep)
     assert r.texts.to_pylist() == apply_removal(texts, as_tuples(r.spans))
+
+
+def _token_reference_contamination(enc, train: List[str], ev: List[str], L: int):
+    counts: Dict[tuple, int] = defaultdict(int)
+    for t in train:
+        ids = enc.encode_ordinary(t)
+        for p in range(len(ids) - L + 1):
+            counts[tuple(ids[p : p + L])] += 1
+    toks = [enc.encode_ordinary(t) for t in ev]
+    cov = [[0] * len(t) for t in toks]
+    for d, t in enumerate(toks):
+        for p in range(len(t) - L + 1):
+            c = counts.get(tuple(t[p : p + L]), 0)
+            if c:
+                for i in range(p, p + L):
+                    cov[d][i] = max(cov[d][i], c)
+    bs = [t.encode() for t in ev]
+    spans = []
+    for d, s, e, o in _runs(cov, [[False] * len(t) for t in toks]):
+        starts = [0]
+        for x in toks[d]:
+            starts.append(starts[-1] + len(enc.decode_single_token_bytes(x)))
+        spans.append((d, starts[s], starts[e], o))
+    return _snap(bs, spans)
+
+
+def test_contamination_token_unit_matches_tiktoken_brute_force():
+    from gristmill.suffix import contamination
+
+    enc, tok = _cl100k_pair()
+    train = stdlib_texts(30_000)
+    ev = [t[len(t) // 3 : len(t) // 3 + 400] + " fresh words → ünïcode" for t in train[:5]] + ["nothing shared here at all"]
+    ev += ["Größe ☃ 漢字 " * 5 + train[0][:200]]
+    train = train + ["Größe ☃ 漢字 " * 5]
+    r = contamination(train, ev, 8, unit="tokens", tokenizer=tok)
+    assert as_tuples(r.spans) == _token_reference_contamination(enc, train, ev, 8)
+    assert r.summary["contaminated_documents"] == 6 and r.summary["unit"] == "tokens"
+    one = contamination(train, ev, 8, unit="tokens", tokenizer=tok, threads=1)
+    assert as_tuples(one.spans) == as_tuples(r.spans)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(train=st.lists(doc, min_size=1, max_size=5), ev=st.lists(doc, min_size=1, max_size=5), L=st.integers(1, 5))
+def test_contamination_token_unit_property(train, ev, L):
+    from gristmill.suffix import contamination
+
+    enc, tok = _cl100k_pair()
+    longest = lambda docs: max(len(enc.encode_ordinary(t)) for t in docs)  # noqa: E731
+    if L > longest(train) or L > longest(ev):
+        with pytest.raises(GristmillError, match="tokens"):
+            contamination(train, ev, L, unit="tokens", tokenizer=tok)
+        return
+    r = contamination(train, ev, L, unit="tokens", tokenizer=tok)
+    assert as_tuples(r.spans) == _token_reference_contamination(enc, train, ev, L)
 
 
 def test_dedup_exact_token_unit_errors():

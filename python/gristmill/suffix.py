@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 KEEP_CHOICES = ("none", "first")
+UNIT_CHOICES = ("bytes", "tokens")
+DEFAULT_MIN_LENGTH = {"bytes": 100, "tokens": 50}
 Texts = Union[TextLike, Any]  # also gristmill.io.Corpus
 
 
@@ -261,10 +263,6 @@ def _trim(arr: pa.Array, spans: pa.Table) -> pa.Array:
     return pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-UNIT_CHOICES = ("bytes", "tokens")
-DEFAULT_MIN_LENGTH = {"bytes": 100, "tokens": 50}
-
-
 def dedup_exact(
     texts: Texts,
     min_length: Optional[int] = None,
@@ -366,23 +364,38 @@ class ContaminationResult:
 def contamination(
     train: Texts,
     eval: Texts,
-    min_length: int = 100,
+    min_length: Optional[int] = None,
     *,
+    unit: str = "bytes",
+    tokenizer: Any = "o200k_base",
     threads: Optional[int] = None,
 ) -> ContaminationResult:
     """Which ``eval`` documents share spans of at least ``min_length`` bytes with ``train``,
     where, and how often (one suffix array over train + eval; windows never cross documents).
+    ``unit="tokens"`` counts ``min_length`` in tokens of ``tokenizer`` (see
+    :func:`dedup_exact`); spans are still exact byte ranges of the eval documents. The
+    default ``min_length`` is 100 bytes or 50 tokens.
 
     >>> r = contamination(["the answer is forty-two, said the computer"], ["q: the answer is forty-two?"], 12)
     >>> r.spans.to_pylist()
     [{'eval_doc': 0, 'start': 3, 'end': 26, 'train_occurrences': 1}]
+    >>> contamination(["the answer is forty-two, said the computer"], ["q: the answer is forty-two?"], 4,
+    ...               unit="tokens").spans.to_pylist()
+    [{'eval_doc': 0, 'start': 6, 'end': 26, 'train_occurrences': 1}]
     """
-    ml, th = _min_length(min_length), _threads(threads)
+    if unit not in UNIT_CHOICES:
+        raise ValueError(f"unit must be one of {UNIT_CHOICES}, got {unit!r}")
+    ml = _min_length(DEFAULT_MIN_LENGTH[unit] if min_length is None else min_length)
+    th = _threads(threads)
+    tok = _tokenizer(tokenizer) if unit == "tokens" else None
     t0 = time.perf_counter()
     tr, _ = _gather(train, "train")
     ev, ev_ids = _gather(eval, "eval")
     timings: Dict[str, float] = {"read": time.perf_counter() - t0}
-    d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
+    if tok is None:
+        d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
+    else:
+        d, s, e, o, stats = _native.suffix_contamination_tokenized(string_buffers(tr), string_buffers(ev), tok._t, ml, th)
     timings.update({k: v for k, v in stats["timings"]})
     spans = _spans_table((d, s, e, o), "eval_doc", "train_occurrences")
     if ev_ids is not None:
@@ -412,7 +425,10 @@ def contamination(
         "contaminated_bytes": int(cont.sum()),
         "shared_windows": int(stats["classes"]),
         "min_length": ml,
+        "unit": unit,
     }
+    if tok is not None:
+        summary["tokenizer"] = tok.name
     return ContaminationResult(spans=spans, documents=docs, summary=summary, timings=timings)
 
 
