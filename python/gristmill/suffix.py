@@ -111,7 +111,12 @@ def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[p
             chunks.append(b.texts.cast(pa.large_string()))
         if not chunks:
             return pa.array([], type=pa.large_string()), pa.array([], type=pa.string())
-        return pa.concat_arrays(chunks), pa.concat_arrays(ids)
+        arr, id_arr = pa.concat_arrays(chunks), pa.concat_arrays(ids)
+        del chunks, ids, b
+        # the batches are freed now; hand their memory back to the OS before the suffix
+        # array is allocated (Arrow's allocator keeps it otherwise: ~1 byte per input byte)
+        pa.default_memory_pool().release_unused()
+        return arr, id_arr
     return as_string_array(texts, what=what), None
 
 

@@ -109,7 +109,7 @@ pub(crate) struct Bits(Vec<u64>);
 
 impl Bits {
     pub(crate) fn new(n: usize) -> Self {
-        Bits(vec![0; n.div_ceil(64)])
+        Bits(super::sa::huge_vec(n.div_ceil(64), 0u64))
     }
     #[inline]
     pub(crate) fn set(&mut self, i: usize) {
