@@ -109,63 +109,198 @@ fn ascii_table(cfg: &ShingleConfig) -> [u8; 128] {
     t
 }
 
-#[inline]
-fn start_word(buf: &mut Vec<u8>, starts: &mut Vec<usize>, pending: &mut bool) {
-    if buf.is_empty() {
-        starts.push(0);
-    } else if *pending {
-        buf.push(b' ');
-        starts.push(buf.len());
+/// Output cursor of the normaliser: `buf` is pre-sized and written by index (`o` bytes are
+/// valid), so the ASCII fast path can copy a word with one fixed-size 64-byte move.
+struct Out<'a> {
+    buf: &'a mut Vec<u8>,
+    starts: &'a mut Vec<usize>,
+    o: usize,
+    in_word: bool,
+}
+
+impl Out<'_> {
+    /// Make room for `extra` more bytes after the cursor (plus slack for over-copies).
+    #[inline(always)]
+    fn room(&mut self, extra: usize) {
+        if self.o + extra + 64 > self.buf.len() {
+            let want = (self.o + extra + 64).max(self.buf.len() * 2);
+            self.buf.resize(want, 0);
+        }
     }
-    *pending = false;
+    #[inline(always)]
+    fn begin_word(&mut self) {
+        if self.o > 0 {
+            self.buf[self.o] = b' ';
+            self.o += 1;
+        }
+        self.starts.push(self.o);
+        self.in_word = true;
+    }
+}
+
+/// ASCII bytes of a 64-byte block: bit `k` of `word` is set when byte `k` belongs to a word,
+/// `low` holds the bytes as emitted (lower-cased, digits folded), `ascii` is false when
+/// any byte is ≥ 0x80 (then `word`/`low` are not meaningful).
+struct Block {
+    word: u64,
+    low: [u8; 128],
+    ascii: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn classify(block: &[u8; 64], cfg: &ShingleConfig) -> Block {
+    use std::arch::x86_64::*;
+    let mut out = Block { word: 0, low: [0u8; 128], ascii: true };
+    // SAFETY: SSE2 is part of x86_64; loads/stores are unaligned and inside the arrays.
+    unsafe {
+        let mut nonascii = 0u32;
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            nonascii |= _mm_movemask_epi8(v) as u32;
+            let between = |lo: u8, hi: u8| {
+                _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)))
+            };
+            let upper = between(b'A', b'Z');
+            let digit = between(b'0', b'9');
+            let word = if cfg.strip_punct {
+                _mm_or_si128(_mm_or_si128(upper, digit), between(b'a', b'z'))
+            } else {
+                // whitespace separates words; NUL does too (as in the scalar table)
+                let ws = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)), between(b'\t', b'\r'));
+                let ws = _mm_or_si128(ws, _mm_cmpeq_epi8(v, _mm_setzero_si128()));
+                _mm_andnot_si128(ws, _mm_set1_epi8(-1))
+            };
+            out.word |= u64::from(_mm_movemask_epi8(word) as u16) << (16 * k);
+            let mut t = v;
+            if cfg.lowercase {
+                t = _mm_or_si128(t, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+            }
+            if cfg.fold_digits {
+                t = _mm_or_si128(_mm_andnot_si128(digit, t), _mm_and_si128(digit, _mm_set1_epi8(b'0' as i8)));
+            }
+            _mm_storeu_si128(out.low.as_mut_ptr().add(16 * k) as *mut __m128i, t);
+        }
+        out.ascii = nonascii == 0;
+    }
+    out
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn classify(block: &[u8; 64], cfg: &ShingleConfig) -> Block {
+    classify_scalar(block, &ascii_table(cfg))
+}
+
+/// Portable [`classify`] (the reference for the SIMD version).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn classify_scalar(block: &[u8; 64], table: &[u8; 128]) -> Block {
+    let mut out = Block { word: 0, low: [0u8; 128], ascii: block.iter().all(|&b| b < 0x80) };
+    for (k, &b) in block.iter().enumerate() {
+        let o = table[(b & 0x7F) as usize];
+        out.word |= u64::from(o != 0) << k;
+        out.low[k] = if o != 0 { o } else { b };
+    }
+    out
+}
+
+/// Emit the words of an all-ASCII block (`valid` bytes of it, the rest is padding).
+#[inline(always)]
+fn emit_block(out: &mut Out<'_>, blk: &Block, valid: usize) {
+    let mut m = if valid >= 64 { blk.word } else { blk.word & ((1u64 << valid) - 1) };
+    while m != 0 {
+        let s = m.trailing_zeros() as usize;
+        let run = (!(m >> s)).trailing_zeros() as usize; // ≥ 1; 64 - s when the run reaches the end
+        let e = s + run;
+        if !(s == 0 && out.in_word) {
+            out.begin_word();
+        }
+        let o = out.o;
+        out.buf[o..o + 64].copy_from_slice(&blk.low[s..s + 64]);
+        out.o += run;
+        m = if e >= 64 { 0 } else { m & (!0u64 << e) };
+    }
+    // the block ends inside a word exactly when its last valid byte is a word byte
+    out.in_word = valid > 0 && (blk.word >> (valid - 1)) & 1 == 1;
+}
+
+/// One character (any), the general path: Unicode classes, lower-casing, digit folding.
+#[inline]
+fn emit_char(out: &mut Out<'_>, c: char, cfg: &ShingleConfig, table: &[u8; 128]) {
+    if c.is_ascii() {
+        let t = table[c as usize];
+        if t == 0 {
+            out.in_word = false;
+            return;
+        }
+        out.room(2);
+        if !out.in_word {
+            out.begin_word();
+        }
+        out.buf[out.o] = t;
+        out.o += 1;
+        return;
+    }
+    if c.is_whitespace() || (cfg.strip_punct && !c.is_alphanumeric()) {
+        out.in_word = false;
+        return;
+    }
+    out.room(16);
+    if !out.in_word {
+        out.begin_word();
+    }
+    let mut tmp = [0u8; 4];
+    if cfg.fold_digits && c.is_numeric() {
+        out.buf[out.o] = b'0';
+        out.o += 1;
+    } else if cfg.lowercase {
+        for l in c.to_lowercase() {
+            let e = l.encode_utf8(&mut tmp).as_bytes();
+            out.room(e.len());
+            out.buf[out.o..out.o + e.len()].copy_from_slice(e);
+            out.o += e.len();
+        }
+    } else {
+        let e = c.encode_utf8(&mut tmp).as_bytes();
+        out.buf[out.o..out.o + e.len()].copy_from_slice(e);
+        out.o += e.len();
+    }
 }
 
 fn normalise_str(src: &str, cfg: &ShingleConfig, buf: &mut Vec<u8>, starts: &mut Vec<usize>) {
     let table = ascii_table(cfg);
     let bytes = src.as_bytes();
-    let mut pending = false;
+    buf.clear();
+    buf.resize(bytes.len() + 192, 0);
+    let mut out = Out { buf, starts, o: 0, in_word: false };
     let mut i = 0;
-    let mut tmp = [0u8; 4];
-    buf.reserve(bytes.len() + 8);
     while i < bytes.len() {
-        let b = bytes[i];
-        if b < 0x80 {
-            let o = table[b as usize];
-            i += 1;
-            if o == 0 {
-                pending = true;
-                continue;
-            }
-            start_word(buf, starts, &mut pending);
-            // the whole ASCII word at once: find its end, then map it in one extend
-            let begin = i - 1;
-            while let Some(&b) = bytes.get(i) {
-                if b >= 0x80 || table[b as usize] == 0 {
-                    break;
-                }
-                i += 1;
-            }
-            buf.extend(bytes[begin..i].iter().map(|&b| table[b as usize]));
+        let mut block = [b' '; 64];
+        let valid = (bytes.len() - i).min(64);
+        block[..valid].copy_from_slice(&bytes[i..i + valid]);
+        let blk = classify(&block, cfg);
+        if blk.ascii {
+            out.room(72);
+            emit_block(&mut out, &blk, valid);
+            i += valid;
             continue;
         }
-        // `i` is always at a character boundary: ASCII advances by 1, others by their length.
-        let Some(c) = src.get(i..).and_then(|r| r.chars().next()) else { break };
-        i += c.len_utf8();
-        if c.is_whitespace() || (cfg.strip_punct && !c.is_alphanumeric()) {
-            pending = true;
-            continue;
-        }
-        start_word(buf, starts, &mut pending);
-        if cfg.fold_digits && c.is_numeric() {
-            buf.push(b'0');
-        } else if cfg.lowercase {
-            for l in c.to_lowercase() {
-                buf.extend_from_slice(l.encode_utf8(&mut tmp).as_bytes());
+        // A block with non-ASCII bytes: character by character up to the first character
+        // boundary at or after the block's end. `i` is always a character boundary.
+        let end = i + valid;
+        let Some(rest) = src.get(i..) else { break };
+        for (k, c) in rest.char_indices() {
+            if i + k >= end {
+                break;
             }
-        } else {
-            buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            emit_char(&mut out, c, cfg, &table);
         }
+        let mut j = end;
+        while j < bytes.len() && !src.is_char_boundary(j) {
+            j += 1;
+        }
+        i = j;
     }
+    let o = out.o;
+    buf.truncate(o);
 }
 
 /// Normalise `text` into `scratch.buf`, recording word starts in `scratch.starts`
@@ -317,6 +452,101 @@ mod tests {
     fn keeps_punct_when_asked() {
         let c = ShingleConfig { n: 2, strip_punct: false, lowercase: false, ..Default::default() };
         assert_eq!(shingles("A, b.", &c).unwrap(), vec!["A, b."]);
+    }
+
+    /// The normalisation rules applied one character at a time (reference).
+    fn reference(text: &str, cfg: &ShingleConfig) -> String {
+        let mut words: Vec<String> = Vec::new();
+        let mut cur = String::new();
+        for c in text.chars() {
+            let sep = c.is_whitespace() || c == '\0' || (cfg.strip_punct && !c.is_alphanumeric());
+            if sep {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                continue;
+            }
+            if cfg.fold_digits && c.is_numeric() {
+                cur.push('0');
+            } else if cfg.lowercase {
+                cur.extend(c.to_lowercase());
+            } else {
+                cur.push(c);
+            }
+        }
+        if !cur.is_empty() {
+            words.push(cur);
+        }
+        words.join(" ")
+    }
+
+    fn check_against_reference(text: &str) {
+        for (lowercase, strip_punct, fold_digits) in
+            [(true, true, false), (false, false, false), (true, false, true), (false, true, true)]
+        {
+            let cfg = ShingleConfig { lowercase, strip_punct, fold_digits, ..Default::default() };
+            let mut scratch = Scratch::new();
+            normalise_into(text, &cfg, &mut scratch);
+            let got = std::str::from_utf8(&scratch.buf).unwrap();
+            let want = reference(text, &cfg);
+            assert_eq!(got, want, "cfg {cfg:?} text {text:?}");
+            let starts: Vec<usize> = if want.is_empty() {
+                vec![]
+            } else {
+                std::iter::once(0).chain(want.match_indices(' ').map(|(i, _)| i + 1)).collect()
+            };
+            assert_eq!(scratch.starts, starts, "cfg {cfg:?} text {text:?}");
+        }
+    }
+
+    #[test]
+    fn block_normaliser_matches_reference_at_block_edges() {
+        let long = "x".repeat(200);
+        let mut cases = vec![
+            String::new(),
+            " ".into(),
+            long.clone(),
+            format!("{long} {long}"),
+            format!("AB{}", "-".repeat(62)),
+            "Ünïcödé wörds, ΣΟΦΙΑ İstanbul ½ ٣ ﬁle\u{a0}nbsp\u{2003}em\0nul\x01ctl".into(),
+        ];
+        // words and non-ASCII characters straddling the 64-byte block boundary
+        for pad in 55..70 {
+            cases.push(format!("{}Héllo World€ FOO_bar{}", "a".repeat(pad), " é".repeat(40)));
+            cases.push(format!("{} {}é{}", "Q".repeat(pad), "z".repeat(pad % 7), "9".repeat(80)));
+            cases.push(format!("{}.{}", "w".repeat(pad), "W".repeat(130 - pad)));
+        }
+        for c in &cases {
+            check_against_reference(c);
+        }
+    }
+
+    #[test]
+    fn simd_classify_matches_scalar_table() {
+        let mut st = 7u64;
+        for round in 0..2000 {
+            let mut block = [0u8; 64];
+            for b in block.iter_mut() {
+                st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *b = (st >> 57) as u8; // ASCII only
+            }
+            let cfg = ShingleConfig { lowercase: round % 2 == 0, strip_punct: round % 3 != 0, fold_digits: round % 5 == 0, ..Default::default() };
+            let (a, b) = (classify(&block, &cfg), classify_scalar(&block, &ascii_table(&cfg)));
+            assert!(a.ascii && b.ascii);
+            assert_eq!(a.word, b.word, "cfg {cfg:?}");
+            for k in 0..64 {
+                if (a.word >> k) & 1 == 1 {
+                    assert_eq!(a.low[k], b.low[k]);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normaliser_matches_reference(s in "[a-zA-Z0-9 .,_\\-\t\né€ΣİßẞǅⅫ½٣\u{a0}\u{2003}\u{0}]{0,300}") {
+            check_against_reference(&s);
+        }
     }
 
     #[test]

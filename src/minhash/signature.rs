@@ -2,10 +2,17 @@
 //!
 //! Four hashing schemes:
 //!
-//! * [`Scheme::Fast`] (gristmill's own): `h = xxh3_64(shingle)` folded to 32 bits
-//!   (`hi ^ lo`), permutation `i` is the bijection `a_i · h + b_i mod 2^32` (`a_i` odd).
-//!   The inner loop over permutations is a straight-line u32 multiply-add-min that the
-//!   compiler vectorises (compiled twice: baseline and AVX2, picked at run time).
+//! * [`Scheme::Fast`] (gristmill's own): `h = xxh3_64(shingle)` split into its 32-bit
+//!   halves `lo` and `hi`; hash function `i` is `v_i = lo + a_i · hi + b_i mod 2^32`
+//!   where `a_i = a_0 + i·Δa` (`Δa` odd) and `b_i = b_0 + i·Δb` are arithmetic
+//!   progressions drawn from the seed. For one shingle `(lo, hi)` is uniform on
+//!   `Z_{2^32}²`, so for `j − i` odd the pair `(v_i, v_j)` is uniform too: every function
+//!   is a uniform hash and any two of them are pairwise independent (for even `j − i`
+//!   they share only their lowest bits), which is all the variance of the Jaccard
+//!   estimate depends on. Because the parameters are progressions, `v_{i+1} = v_i +
+//!   (Δa · hi + Δb)`: the kernel needs one add and one min per (shingle, permutation) and
+//!   no multiply, with eight shingles in the lanes of a vector (compiled twice: baseline
+//!   and AVX2, picked at run time).
 //! * [`Scheme::DatasketchAffine32`]: datasketch ≥ 2.0 default (`scheme="affine32"`):
 //!   `h = fmix32(sha1_hash32(shingle))`, `a_i · h + b_i mod 2^32`.
 //! * [`Scheme::DatasketchAffine64`]: datasketch `scheme="affine64"`: `sha1_hash64`,
@@ -53,12 +60,12 @@ impl Scheme {
     pub fn fast(num_perm: usize, seed: u64) -> Result<Scheme> {
         check_num_perm(num_perm)?;
         let mut st = seed ^ 0x6772_6973_746D_696C; // "gristmil"
-        let mut a = Vec::with_capacity(num_perm);
-        let mut b = Vec::with_capacity(num_perm);
-        for _ in 0..num_perm {
-            a.push((splitmix64(&mut st) >> 32) as u32 | 1);
-            b.push((splitmix64(&mut st) >> 32) as u32);
-        }
+        let a0 = (splitmix64(&mut st) >> 32) as u32;
+        let da = (splitmix64(&mut st) >> 32) as u32 | 1;
+        let b0 = (splitmix64(&mut st) >> 32) as u32;
+        let db = (splitmix64(&mut st) >> 32) as u32;
+        let a = (0..num_perm as u32).map(|i| a0.wrapping_add(i.wrapping_mul(da))).collect();
+        let b = (0..num_perm as u32).map(|i| b0.wrapping_add(i.wrapping_mul(db))).collect();
         Ok(Scheme::Fast { a, b })
     }
 
@@ -81,8 +88,11 @@ impl Scheme {
             )));
         }
         check_num_perm(la)?;
+        if let Scheme::Fast { a, b } = self {
+            return fast_progressions(a, b).map(|_| ());
+        }
         match self {
-            Scheme::DatasketchAffine32 { a, .. } | Scheme::Fast { a, .. } if a.iter().any(|x| x & 1 == 0) => {
+            Scheme::DatasketchAffine32 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
                 Err(Error::invalid_argument("32-bit permutation parameters `a` must all be odd"))
             }
             Scheme::DatasketchAffine64 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
@@ -116,6 +126,21 @@ fn check_num_perm(num_perm: usize) -> Result<()> {
         return Err(Error::invalid_argument(format!("num_perm {num_perm} is too large (at most 65536)")));
     }
     Ok(())
+}
+
+/// The fast scheme's parameters as `(a_0, Δa, b_0, Δb)`; an error unless `a` and `b` are
+/// arithmetic progressions mod 2^32 with `Δa` odd (what [`Scheme::fast`] draws).
+fn fast_progressions(a: &[u32], b: &[u32]) -> Result<(u32, u32, u32, u32)> {
+    let step = |v: &[u32]| if v.len() > 1 { v[1].wrapping_sub(v[0]) } else { 1 };
+    let (da, db) = (step(a), step(b));
+    let is_ap = |v: &[u32], d: u32| v.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d);
+    if a.is_empty() || b.is_empty() || !is_ap(a, da) || !is_ap(b, db) || da & 1 == 0 {
+        return Err(Error::invalid_argument(
+            "fast-scheme parameters must be arithmetic progressions mod 2^32 with an odd step for `a` \
+             (use minhash_fast_params)",
+        ));
+    }
+    Ok((a[0], da, b[0], db))
 }
 
 const SHA1_INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
@@ -231,9 +256,170 @@ fn affine_u32_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: impl Iterato
     }
 }
 
+const LANES: usize = 8;
+/// Perms handled per pass of the fast kernel (their partial minima live on the stack).
+const FAST_PERM_CHUNK: usize = 64;
+
+/// One pass of the fast kernel: `G` vectors of `LANES` shingles against the permutations
+/// `p0..p0 + part.len()`; `part[i]` keeps per-lane partial minima of permutation `p0 + i`.
+#[inline(always)]
+fn fast_group<const G: usize>(part: &mut [[u32; LANES]], p0: u32, prm: (u32, u32, u32, u32), hs: &[u64]) {
+    let (a0, da, b0, db) = prm;
+    let a = a0.wrapping_add(p0.wrapping_mul(da));
+    let b = b0.wrapping_add(p0.wrapping_mul(db));
+    let mut v = [[0u32; LANES]; G];
+    let mut step = [[0u32; LANES]; G];
+    for g in 0..G {
+        for l in 0..LANES {
+            // a short final group repeats its first shingle (a repeat cannot change a min)
+            let h = hs.get(g * LANES + l).copied().unwrap_or(hs[0]);
+            let (lo, hi) = (h as u32, (h >> 32) as u32);
+            v[g][l] = lo.wrapping_add(a.wrapping_mul(hi)).wrapping_add(b);
+            step[g][l] = da.wrapping_mul(hi).wrapping_add(db);
+        }
+    }
+    for p in part.iter_mut() {
+        let mut m = *p;
+        for g in 0..G {
+            for l in 0..LANES {
+                m[l] = m[l].min(v[g][l]);
+                v[g][l] = v[g][l].wrapping_add(step[g][l]);
+            }
+        }
+        *p = m;
+    }
+}
+
 #[inline(always)]
 fn fast_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
-    affine_u32_kernel(sig, a, b, hashes.iter().map(|&h| (h ^ (h >> 32)) as u32))
+    if hashes.is_empty() {
+        return;
+    }
+    let Ok(prm) = fast_progressions(a, b) else {
+        // unreachable after `Scheme::validate`; the reference formula is always right
+        return fast_reference(sig, a, b, hashes);
+    };
+    let mut part = [[u32::MAX; LANES]; FAST_PERM_CHUNK];
+    for (ci, chunk) in sig.chunks_mut(FAST_PERM_CHUNK).enumerate() {
+        let part = &mut part[..chunk.len()];
+        part.fill([u32::MAX; LANES]);
+        let p0 = (ci * FAST_PERM_CHUNK) as u32;
+        let mut rest = hashes;
+        while rest.len() > LANES * 2 {
+            let (now, later) = rest.split_at(rest.len().min(LANES * 4));
+            fast_group::<4>(part, p0, prm, now);
+            rest = later;
+        }
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(rest.len().min(LANES));
+            fast_group::<1>(part, p0, prm, now);
+            rest = later;
+        }
+        for (s, p) in chunk.iter_mut().zip(part.iter()) {
+            *s = p.iter().fold(*s, |m, &x| m.min(x));
+        }
+    }
+}
+
+/// The fast kernel with explicit AVX2: eight shingles per vector, four vectors per pass,
+/// each permutation's per-lane minima kept in `part` (one vector per permutation).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fast_update_avx2(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+    use std::arch::x86_64::*;
+    if hashes.is_empty() {
+        return;
+    }
+    let Ok((a0, da, b0, db)) = fast_progressions(a, b) else {
+        return fast_reference(sig, a, b, hashes);
+    };
+    const G: usize = 4;
+    const W: usize = LANES * G;
+    let ones = _mm256_set1_epi32(-1);
+    let mut part = [ones; FAST_PERM_CHUNK];
+    // [lo0 hi0 lo1 hi1 lo2 hi2 lo3 hi3] -> [lo0 lo1 lo2 lo3 hi0 hi1 hi2 hi3]
+    let deint = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    let mut pad = [0u64; W];
+    for (ci, chunk) in sig.chunks_mut(FAST_PERM_CHUNK).enumerate() {
+        let np = chunk.len();
+        part[..np].fill(ones);
+        let p0 = (ci * FAST_PERM_CHUNK) as u32;
+        let va = _mm256_set1_epi32(a0.wrapping_add(p0.wrapping_mul(da)) as i32);
+        let vb = _mm256_set1_epi32(b0.wrapping_add(p0.wrapping_mul(db)) as i32);
+        let vda = _mm256_set1_epi32(da as i32);
+        let vdb = _mm256_set1_epi32(db as i32);
+        for group in hashes.chunks(W) {
+            let hs: &[u64; W] = if group.len() == W {
+                group.try_into().expect("chunk of W")
+            } else {
+                // a short final group repeats its first shingle (a repeat cannot change a min)
+                pad.fill(group[0]);
+                pad[..group.len()].copy_from_slice(group);
+                &pad
+            };
+            let mut v = [_mm256_setzero_si256(); G];
+            let mut st = [_mm256_setzero_si256(); G];
+            for g in 0..G {
+                // SAFETY: `hs` holds W = 8·G u64s; each load reads 4 of them inside it.
+                let x = _mm256_loadu_si256(hs.as_ptr().add(g * 8) as *const __m256i);
+                let y = _mm256_loadu_si256(hs.as_ptr().add(g * 8 + 4) as *const __m256i);
+                let x = _mm256_permutevar8x32_epi32(x, deint);
+                let y = _mm256_permutevar8x32_epi32(y, deint);
+                let lo = _mm256_permute2x128_si256(x, y, 0x20);
+                let hi = _mm256_permute2x128_si256(x, y, 0x31);
+                v[g] = _mm256_add_epi32(_mm256_add_epi32(lo, _mm256_mullo_epi32(va, hi)), vb);
+                st[g] = _mm256_add_epi32(_mm256_mullo_epi32(vda, hi), vdb);
+            }
+            // Short groups (up to 8 distinct shingles) need only one vector.
+            if group.len() <= LANES {
+                let (v0, s0) = (v[0], st[0]);
+                let mut v0 = v0;
+                for m in part[..np].iter_mut() {
+                    *m = _mm256_min_epu32(*m, v0);
+                    v0 = _mm256_add_epi32(v0, s0);
+                }
+                continue;
+            }
+            let [mut v0, mut v1, mut v2, mut v3] = v;
+            let [s0, s1, s2, s3] = st;
+            for m in part[..np].iter_mut() {
+                let x = _mm256_min_epu32(_mm256_min_epu32(v0, v1), _mm256_min_epu32(v2, v3));
+                *m = _mm256_min_epu32(*m, x);
+                v0 = _mm256_add_epi32(v0, s0);
+                v1 = _mm256_add_epi32(v1, s1);
+                v2 = _mm256_add_epi32(v2, s2);
+                v3 = _mm256_add_epi32(v3, s3);
+            }
+        }
+        for (s, m) in chunk.iter_mut().zip(&part[..np]) {
+            let mut lanes = [0u32; LANES];
+            // SAFETY: `lanes` is 32 bytes.
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, *m);
+            *s = lanes.iter().fold(*s, |acc, &x| acc.min(x));
+        }
+    }
+}
+
+fn fast_update(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { fast_update_avx2(sig, a, b, hashes) };
+        }
+    }
+    fast_kernel(sig, a, b, hashes)
+}
+
+/// The fast scheme by its definition, one value at a time (reference for tests and for
+/// parameters that are not progressions).
+pub fn fast_reference(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+    for &h in hashes {
+        let (lo, hi) = (h as u32, (h >> 32) as u32);
+        for ((s, &ai), &bi) in sig.iter_mut().zip(a).zip(b) {
+            *s = (*s).min(lo.wrapping_add(ai.wrapping_mul(hi)).wrapping_add(bi));
+        }
+    }
 }
 
 #[inline(always)]
@@ -287,7 +473,6 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(fast_update, fast_update_avx2, fast_kernel, u32, u32);
 dispatch!(affine32_update, affine32_update_avx2, affine32_kernel, u32, u32);
 dispatch!(affine64_update, affine64_update_avx2, affine64_kernel, u64, u64);
 dispatch!(legacy_update, legacy_update_avx2, legacy_kernel, u64, u64);
@@ -506,6 +691,30 @@ mod tests {
         assert_eq!(signatures_of_sets(items.view(), &groups, &scheme).unwrap(), from_text);
         assert!(signatures_of_sets(items.view(), &[0, 99], &scheme).is_err());
         assert!(signatures_of_sets(items.view(), &[2, 1], &scheme).is_err());
+    }
+
+    #[test]
+    fn fast_kernel_matches_its_definition() {
+        let mut st = 42u64;
+        for &p in &[1usize, 7, 8, 63, 64, 65, 128, 200] {
+            let Scheme::Fast { a, b } = Scheme::fast(p, p as u64).unwrap() else { unreachable!() };
+            for &n in &[0usize, 1, 5, 8, 9, 16, 17, 31, 32, 33, 100, 257] {
+                let hashes: Vec<u64> = (0..n).map(|_| splitmix64(&mut st)).collect();
+                let init: Vec<u32> = (0..p).map(|i| if i % 3 == 0 { u32::MAX } else { splitmix64(&mut st) as u32 }).collect();
+                let (mut got, mut want) = (init.clone(), init.clone());
+                let mut portable = init.clone();
+                fast_update(&mut got, &a, &b, &hashes);
+                fast_kernel(&mut portable, &a, &b, &hashes);
+                fast_reference(&mut want, &a, &b, &hashes);
+                assert_eq!(got, want, "num_perm {p}, {n} hashes");
+                assert_eq!(portable, want, "portable kernel, num_perm {p}, {n} hashes");
+            }
+        }
+        // parameters that are not progressions are refused
+        assert!(Scheme::Fast { a: vec![1, 3, 7], b: vec![0, 0, 0] }.validate().is_err());
+        assert!(Scheme::Fast { a: vec![1, 3, 5], b: vec![0, 1, 3] }.validate().is_err());
+        assert!(Scheme::Fast { a: vec![1, 3, 5], b: vec![0, 1, 2] }.validate().is_err(), "even step");
+        assert!(Scheme::Fast { a: vec![1, 4, 7], b: vec![0, 1, 2] }.validate().is_ok());
     }
 
     #[test]
