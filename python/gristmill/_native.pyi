@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension module ``gristmill._native``."""
 
-from typing import Any, Tuple, final
+from typing import Any, Iterable, Tuple, final
 from typing import Any, Callable, Tuple, final
 
 
@@ -31,6 +31,13 @@ def minhash_signatures(
 def minhash_signatures_of_sets(
     items: _Docs,
     groups: npt.NDArray[np.int64],
+    scheme: str,
+    a: npt.NDArray[np.uint64],
+    b: npt.NDArray[np.uint64],
+    threads: int | None = None,
+) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint64]: ...
+def minhash_signatures_of_lists(
+    sets: Iterable[Iterable[str]],
     scheme: str,
     a: npt.NDArray[np.uint64],
     b: npt.NDArray[np.uint64],

@@ -215,12 +215,12 @@ class MinHasher:
             offsets = offsets - offsets[0] if len(offsets) else np.zeros(1, np.int64)
             items = items.slice(int(np.asarray(shingle_sets.offsets)[0]) if len(shingle_sets) else 0)
         else:
-            sets = shingle_sets if isinstance(shingle_sets, (list, tuple)) else list(shingle_sets)
-            lens = np.fromiter((len(x) for x in sets), dtype=np.int64, count=len(sets))
-            offsets = np.zeros(len(sets) + 1, dtype=np.int64)
-            np.cumsum(lens, out=offsets[1:])
-            flat = [s for x in sets for s in x]
-            items = as_string_array(flat, what="shingles")
+            if isinstance(shingle_sets, (str, bytes)):
+                raise TypeError("shingle_sets must be a sequence of sequences of str")
+            # Python lists: the native side borrows each str's UTF-8 and hashes it in place
+            return _native.minhash_signatures_of_lists(
+                shingle_sets, self.scheme, self._a, self._b, threads if threads is not None else self.threads
+            )
         return _native.minhash_signatures_of_sets(
             string_buffers(items, what="shingles"), np.ascontiguousarray(offsets), self.scheme, self._a, self._b,
             threads if threads is not None else self.threads,

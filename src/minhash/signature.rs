@@ -611,6 +611,27 @@ pub fn signatures_of_sets(items: Docs<'_>, groups: &[i64], scheme: &Scheme) -> R
     }
 }
 
+/// Signatures of sets of already-hashed shingles: set `i` is `hashes[groups[i]..groups[i + 1]]`
+/// (base hashes as [`Scheme::base_hash`] makes them). Row-major, parallel over sets.
+pub fn signatures_of_hashed_sets(hashes: &[u64], groups: &[usize], scheme: &Scheme) -> Result<Signatures> {
+    scheme.validate()?;
+    if groups.is_empty() || groups.windows(2).any(|w| w[1] < w[0]) || groups[groups.len() - 1] > hashes.len() {
+        return Err(Error::invalid_argument("set offsets must be non-decreasing and inside the hashes"));
+    }
+    let p = scheme.num_perm();
+    let n = groups.len() - 1;
+    let set = |i: usize| &hashes[groups[i]..groups[i + 1]];
+    if scheme.is_u64() {
+        let mut out = vec![empty_value_u64(scheme); n * p];
+        out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each(|(i, row)| update_u64(scheme, row, set(i)))?;
+        Ok(Signatures::U64(out))
+    } else {
+        let mut out = vec![u32::MAX; n * p];
+        out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each(|(i, row)| update_u32(scheme, row, set(i)))?;
+        Ok(Signatures::U32(out))
+    }
+}
+
 /// Number of shingles (distinct) of every document; 0 marks documents whose shingle set
 /// is empty.
 pub fn shingle_counts(docs: Docs<'_>, cfg: &ShingleConfig) -> Result<Vec<u32>> {

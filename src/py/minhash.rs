@@ -3,7 +3,7 @@
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::DocsArg;
 use crate::minhash::lsh::{self, SigView, Verify};
@@ -122,6 +122,89 @@ fn minhash_signatures_of_sets<'py>(
     let p = scheme.num_perm();
     let n = groups.len().saturating_sub(1);
     let sig = py.detach(|| with_threads(threads, || signature::signatures_of_sets(view, groups, &scheme)))??;
+    Ok(match sig {
+        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+    })
+}
+
+extern "C" {
+    // Part of CPython's API in every 3.x (stable ABI from 3.10); declared here because the
+    // abi3-py39 bindings do not expose it. Returns the str's cached UTF-8 (no copy).
+    fn PyUnicode_AsUTF8AndSize(o: *mut pyo3::ffi::PyObject, size: *mut pyo3::ffi::Py_ssize_t) -> *const std::os::raw::c_char;
+}
+
+/// The UTF-8 bytes of a Python `str`, borrowed from the object (CPython caches them).
+fn str_utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
+    let mut n: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a live str object; the returned buffer lives as long as the object,
+    // which `'a` borrows; on failure CPython sets an exception and returns NULL.
+    let p = unsafe { PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut n) };
+    if p.is_null() {
+        return Err(PyErr::fetch(s.py()));
+    }
+    // SAFETY: CPython guarantees `n` valid bytes at `p`.
+    Ok(unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) })
+}
+
+/// Call `f` with every item of a list, a tuple or (slower) any iterable.
+fn for_each_item<'py>(ob: &Bound<'py, PyAny>, mut f: impl FnMut(usize, &Bound<'py, PyAny>) -> PyResult<()>) -> PyResult<()> {
+    if let Ok(l) = ob.cast::<PyList>() {
+        for (j, x) in l.iter().enumerate() {
+            f(j, &x)?;
+        }
+    } else if let Ok(t) = ob.cast::<PyTuple>() {
+        for (j, x) in t.iter().enumerate() {
+            f(j, &x)?;
+        }
+    } else {
+        for (j, x) in ob.try_iter()?.enumerate() {
+            f(j, &x?)?;
+        }
+    }
+    Ok(())
+}
+
+/// minhash_signatures_of_lists(sets, scheme, a, b, threads=None) -> ndarray[n, num_perm]
+///
+/// Pre-made shingles as Python sequences of `str`: every shingle's UTF-8 is borrowed from
+/// its object (no copy, no intermediate objects) and hashed while iterating; the
+/// permutations then run without the GIL, in parallel over sets.
+#[pyfunction]
+#[pyo3(signature = (sets, scheme, a, b, threads=None))]
+fn minhash_signatures_of_lists<'py>(
+    py: Python<'py>,
+    sets: &Bound<'py, PyAny>,
+    scheme: &str,
+    a: PyReadonlyArray1<'py, u64>,
+    b: PyReadonlyArray1<'py, u64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
+    if sets.is_instance_of::<PyString>() || sets.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err("shingle_sets must be a sequence of sequences of str"));
+    }
+    let mut hashes: Vec<u64> = Vec::new();
+    let mut groups = vec![0usize];
+    for_each_item(sets, |i, set| {
+        if set.is_instance_of::<PyString>() || set.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err(format!("shingle set {i} must be a sequence of str, not a single {}", set.get_type().name()?)));
+        }
+        for_each_item(set, |j, item| {
+            let s = item.cast::<PyString>().map_err(|_| {
+                let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                PyTypeError::new_err(format!("shingles: set {i} item {j} is a {t}, expected a str"))
+            })?;
+            hashes.push(scheme.base_hash(str_utf8(s)?));
+            Ok(())
+        })
+        .map_err(|e| if e.is_instance_of::<PyTypeError>(set.py()) { e } else { PyTypeError::new_err(format!("shingle set {i}: {e}")) })?;
+        groups.push(hashes.len());
+        Ok(())
+    })?;
+    let p = scheme.num_perm();
+    let n = groups.len() - 1;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_of_hashed_sets(&hashes, &groups, &scheme)))??;
     Ok(match sig {
         Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
         Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
@@ -388,6 +471,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minhash_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingles, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures_of_sets, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_signatures_of_lists, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingle_counts, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_optimal_params, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_check_bands, m)?)?;
