@@ -15,15 +15,20 @@
 //!
 //! Words are the space-separated pieces of the normalised text. A word shingle is `n`
 //! consecutive words joined by single spaces; a character shingle is `n` consecutive
-//! characters (Unicode scalar values) of the normalised text, spaces included.
+//! characters (Unicode scalar values) of the normalised text, spaces included; a token
+//! shingle is `n` consecutive token ids of the normalised text encoded by a
+//! [`Tokenizer`] (`encode_ordinary`: special-token text is ordinary text), hashed as the
+//! `4·n` bytes of the ids as little-endian `u32` (so `datasketch.MinHash.update(
+//! np.asarray(ids[i:i+n], "<u4").tobytes())` reproduces the compat signatures).
 //!
 //! Short documents: a document with at least one word but fewer than `n` words (or
-//! fewer than `n` characters in character mode) yields exactly one shingle, the whole
+//! fewer than `n` characters / tokens in those modes) yields exactly one shingle, the whole
 //! normalised document. A document that normalises to nothing (empty, whitespace or,
 //! with `strip_punct`, punctuation only) yields no shingle: its set is empty.
 
 use unicode_normalization::UnicodeNormalization;
 
+use crate::bpe::Tokenizer;
 use crate::{Error, Result};
 
 /// What a shingle is made of.
@@ -31,6 +36,8 @@ use crate::{Error, Result};
 pub enum Unit {
     Word,
     Char,
+    /// Token n-grams through a gristmill [`Tokenizer`] (set [`ShingleConfig::tokenizer`]).
+    Token,
 }
 
 impl Unit {
@@ -38,35 +45,63 @@ impl Unit {
         match s {
             "word" => Ok(Unit::Word),
             "char" => Ok(Unit::Char),
-            other => Err(Error::invalid_argument(format!("unit must be 'word' or 'char', got {other:?}"))),
+            "token" => Ok(Unit::Token),
+            other => Err(Error::invalid_argument(format!("unit must be 'word', 'char' or 'token', got {other:?}"))),
         }
     }
 }
 
 /// How documents become shingles. See the module documentation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShingleConfig {
+#[derive(Clone)]
+pub struct ShingleConfig<'t> {
     pub unit: Unit,
     pub n: usize,
     pub lowercase: bool,
     pub strip_punct: bool,
     pub fold_digits: bool,
     pub nfkc: bool,
+    /// The tokenizer of [`Unit::Token`] (required there, unused otherwise).
+    pub tokenizer: Option<&'t Tokenizer>,
 }
 
-impl Default for ShingleConfig {
-    fn default() -> Self {
-        ShingleConfig { unit: Unit::Word, n: 5, lowercase: true, strip_punct: true, fold_digits: false, nfkc: false }
+impl std::fmt::Debug for ShingleConfig<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShingleConfig")
+            .field("unit", &self.unit)
+            .field("n", &self.n)
+            .field("lowercase", &self.lowercase)
+            .field("strip_punct", &self.strip_punct)
+            .field("fold_digits", &self.fold_digits)
+            .field("nfkc", &self.nfkc)
+            .field("tokenizer", &self.tokenizer.map(|t| t.n_vocab()))
+            .finish()
     }
 }
 
-impl ShingleConfig {
+impl Default for ShingleConfig<'_> {
+    fn default() -> Self {
+        ShingleConfig {
+            unit: Unit::Word,
+            n: 5,
+            lowercase: true,
+            strip_punct: true,
+            fold_digits: false,
+            nfkc: false,
+            tokenizer: None,
+        }
+    }
+}
+
+impl ShingleConfig<'_> {
     pub fn validate(&self) -> Result<()> {
         if self.n == 0 {
             return Err(Error::invalid_argument("ngram must be at least 1"));
         }
         if self.n > 1 << 20 {
             return Err(Error::invalid_argument(format!("ngram {} is unreasonably large", self.n)));
+        }
+        if self.unit == Unit::Token && self.tokenizer.is_none() {
+            return Err(Error::invalid_argument("token shingles need a tokenizer"));
         }
         Ok(())
     }
@@ -82,6 +117,9 @@ pub struct Scratch {
     /// character plus a final entry `buf.len()`.
     pub(crate) starts: Vec<usize>,
     nfkc_buf: String,
+    /// Token mode: the token ids of the normalised text and one shingle's bytes.
+    ids: Vec<u32>,
+    token_bytes: Vec<u8>,
 }
 
 impl Scratch {
@@ -319,13 +357,14 @@ pub fn normalise_into(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch) {
     }
 }
 
-/// Call `f` with the UTF-8 bytes of every shingle of `text`, in document order
-/// (repeated shingles are reported each time). Returns the number of shingles.
-pub fn for_each_shingle(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, mut f: impl FnMut(&[u8])) -> usize {
+/// Call `f` with the bytes of every shingle of `text` (UTF-8 for word and character
+/// shingles, little-endian `u32` ids for token shingles), in document order (repeated
+/// shingles are reported each time). Returns the number of shingles.
+pub fn for_each_shingle(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, mut f: impl FnMut(&[u8])) -> Result<usize> {
     normalise_into(text, cfg, scratch);
     let buf = &scratch.buf[..];
     if buf.is_empty() {
-        return 0;
+        return Ok(0);
     }
     let n = cfg.n;
     match cfg.unit {
@@ -334,13 +373,13 @@ pub fn for_each_shingle(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, 
             let words = starts.len();
             if words < n {
                 f(buf);
-                return 1;
+                return Ok(1);
             }
             for i in 0..=(words - n) {
                 let end = if i + n < words { starts[i + n] - 1 } else { buf.len() };
                 f(&buf[starts[i]..end]);
             }
-            words - n + 1
+            Ok(words - n + 1)
         }
         Unit::Char => {
             scratch.starts.clear();
@@ -353,12 +392,38 @@ pub fn for_each_shingle(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, 
             scratch.starts.push(buf.len());
             if chars < n {
                 f(buf);
-                return 1;
+                return Ok(1);
             }
             for i in 0..=(chars - n) {
                 f(&buf[scratch.starts[i]..scratch.starts[i + n]]);
             }
-            chars - n + 1
+            Ok(chars - n + 1)
+        }
+        Unit::Token => {
+            let tok = cfg.tokenizer.ok_or_else(|| Error::invalid_argument("token shingles need a tokenizer"))?;
+            // `buf` is built from whole characters of a `str`: valid UTF-8.
+            let norm = std::str::from_utf8(buf)
+                .map_err(|e| Error::invalid_data("normalised text", format!("invalid UTF-8: {e}")))?;
+            scratch.ids.clear();
+            tok.encode_ordinary_into(norm, &mut scratch.ids)?;
+            let ids = &scratch.ids;
+            let bytes = &mut scratch.token_bytes;
+            let mut emit = |w: &[u32]| {
+                bytes.clear();
+                bytes.extend(w.iter().flat_map(|id| id.to_le_bytes()));
+                f(bytes);
+            };
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            if ids.len() < n {
+                emit(ids);
+                return Ok(1);
+            }
+            for w in ids.windows(n) {
+                emit(w);
+            }
+            Ok(ids.len() - n + 1)
         }
     }
 }
@@ -368,20 +433,38 @@ pub fn shingles(text: &str, cfg: &ShingleConfig) -> Result<Vec<String>> {
     cfg.validate()?;
     let mut scratch = Scratch::new();
     let mut out = Vec::new();
+    if cfg.unit == Unit::Token {
+        return Err(Error::invalid_argument("token shingles are ids, not text: use token_shingles"));
+    }
     for_each_shingle(text, cfg, &mut scratch, |s| {
         // Shingles are slices of a `String` cut at char boundaries: always valid UTF-8.
         out.push(String::from_utf8_lossy(s).into_owned());
-    });
+    })?;
+    Ok(out)
+}
+
+/// The token shingles of one document: each shingle's ids (for inspection and tests).
+pub fn token_shingles(text: &str, cfg: &ShingleConfig) -> Result<Vec<Vec<u32>>> {
+    cfg.validate()?;
+    if cfg.unit != Unit::Token {
+        return Err(Error::invalid_argument("token_shingles needs unit 'token'"));
+    }
+    let mut scratch = Scratch::new();
+    let mut out = Vec::new();
+    for_each_shingle(text, cfg, &mut scratch, |s| {
+        out.push(s.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+    })?;
     Ok(out)
 }
 
 /// The set of 64-bit shingle hashes (xxh3-64), sorted and deduplicated, used for exact
 /// Jaccard verification. Two different shingles collide with probability ~2^-64.
-pub fn shingle_hash_set(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, out: &mut Vec<u64>) {
+pub fn shingle_hash_set(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, out: &mut Vec<u64>) -> Result<()> {
     out.clear();
-    for_each_shingle(text, cfg, scratch, |s| out.push(xxhash_rust::xxh3::xxh3_64(s)));
+    for_each_shingle(text, cfg, scratch, |s| out.push(xxhash_rust::xxh3::xxh3_64(s)))?;
     out.sort_unstable();
     out.dedup();
+    Ok(())
 }
 
 /// Exact Jaccard similarity of two sorted, deduplicated sets. Two empty sets → 0.0
@@ -410,7 +493,7 @@ pub fn jaccard_sorted(a: &[u64], b: &[u64]) -> f64 {
 mod tests {
     use super::*;
 
-    fn cfg(unit: Unit, n: usize) -> ShingleConfig {
+    fn cfg(unit: Unit, n: usize) -> ShingleConfig<'static> {
         ShingleConfig { unit, n, ..Default::default() }
     }
 
@@ -547,6 +630,38 @@ mod tests {
         fn normaliser_matches_reference(s in "[a-zA-Z0-9 .,_\\-\t\né€ΣİßẞǅⅫ½٣\u{a0}\u{2003}\u{0}]{0,300}") {
             check_against_reference(&s);
         }
+    }
+
+    fn small_tokenizer() -> Tokenizer {
+        use crate::bpe::{Pretokenizer, Vocab};
+        let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in ["he", "ll", "hell", "hello", " w", " wor", "or", "ld", " world"].iter().enumerate() {
+            toks.push((t.as_bytes().to_vec(), 256 + i as u32));
+        }
+        let v = Vocab::from_ranks(toks).unwrap();
+        Tokenizer::new(v, Pretokenizer::new(crate::bpe::pretok::CL100K_PATTERN).unwrap(), vec![]).unwrap()
+    }
+
+    #[test]
+    fn token_shingles_are_windows_of_the_normalised_texts_ids() {
+        let tok = small_tokenizer();
+        let c = ShingleConfig { unit: Unit::Token, n: 2, tokenizer: Some(&tok), ..Default::default() };
+        let text = "Hello, World! hello   world";
+        let ids = tok.encode_ordinary("hello world hello world").unwrap();
+        let want: Vec<Vec<u32>> = ids.windows(2).map(|w| w.to_vec()).collect();
+        assert_eq!(token_shingles(text, &c).unwrap(), want);
+        // bytes handed to the hasher: little-endian u32 ids
+        let mut scratch = Scratch::new();
+        let mut seen = Vec::new();
+        assert_eq!(for_each_shingle(text, &c, &mut scratch, |b| seen.push(b.to_vec())).unwrap(), want.len());
+        assert_eq!(seen[0], [want[0][0].to_le_bytes(), want[0][1].to_le_bytes()].concat());
+        // short and empty documents
+        let c5 = ShingleConfig { n: 50, ..c.clone() };
+        assert_eq!(token_shingles(text, &c5).unwrap(), vec![ids.clone()]);
+        assert!(token_shingles(" ... ", &c5).unwrap().is_empty());
+        // a tokenizer is required; token shingles are not text
+        assert!(ShingleConfig { unit: Unit::Token, ..Default::default() }.validate().is_err());
+        assert!(shingles(text, &c).is_err());
     }
 
     #[test]

@@ -534,12 +534,13 @@ fn doc_str<'a>(docs: &Docs<'a>, i: usize) -> Result<&'a str> {
     })
 }
 
-fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Scheme) {
+fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Scheme) -> Result<()> {
     w.hashes.clear();
     let hashes = &mut w.hashes;
     // Repeated shingles are not removed: the permutation kernels cost less per shingle
     // than sorting would, and a repeat cannot change a minimum.
-    for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(scheme.base_hash(s)));
+    for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(scheme.base_hash(s)))?;
+    Ok(())
 }
 
 /// Signatures of every document of `docs`, row-major, parallel over documents
@@ -554,7 +555,7 @@ pub fn signatures(docs: Docs<'_>, cfg: &ShingleConfig, scheme: &Scheme) -> Resul
         let mut out = vec![empty_value_u64(scheme); n * p];
         out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(init, |w, (i, row)| {
             let text = doc_str(&docs, i)?;
-            collect_hashes(w, text, cfg, scheme);
+            collect_hashes(w, text, cfg, scheme)?;
             update_u64(scheme, row, &w.hashes)
         })?;
         Ok(Signatures::U64(out))
@@ -562,7 +563,7 @@ pub fn signatures(docs: Docs<'_>, cfg: &ShingleConfig, scheme: &Scheme) -> Resul
         let mut out = vec![u32::MAX; n * p];
         out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(init, |w, (i, row)| {
             let text = doc_str(&docs, i)?;
-            collect_hashes(w, text, cfg, scheme);
+            collect_hashes(w, text, cfg, scheme)?;
             update_u32(scheme, row, &w.hashes)
         })?;
         Ok(Signatures::U32(out))
@@ -641,7 +642,7 @@ pub fn shingle_counts(docs: Docs<'_>, cfg: &ShingleConfig) -> Result<Vec<u32>> {
         || (Scratch::new(), Vec::new()),
         |(scratch, set), (i, c)| {
             let text = doc_str(&docs, i)?;
-            super::shingle::shingle_hash_set(text, cfg, scratch, set);
+            super::shingle::shingle_hash_set(text, cfg, scratch, set)?;
             *c = set.len().min(u32::MAX as usize) as u32;
             Ok::<(), Error>(())
         },

@@ -24,6 +24,11 @@ impl PyTokenizer {
     pub(super) fn from_core(inner: Tokenizer) -> Self {
         PyTokenizer { inner }
     }
+
+    /// The core tokenizer (token shingles in the minhash bindings).
+    pub(super) fn core(&self) -> &Tokenizer {
+        &self.inner
+    }
 }
 
 fn special_set(t: &Tokenizer, arg: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {

@@ -5,16 +5,18 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use super::bpe::PyTokenizer;
 use super::DocsArg;
 use crate::minhash::lsh::{self, SigView, Verify};
 use crate::minhash::shingle::{self, ShingleConfig, Unit};
 use crate::minhash::signature::{self, Scheme, Signatures};
 use crate::Error;
 
-/// `(unit, n, lowercase, strip_punct, fold_digits, nfkc)` from Python.
-type ShingleTuple = (String, usize, bool, bool, bool, bool);
+/// `(unit, n, lowercase, strip_punct, fold_digits, nfkc, tokenizer)` from Python
+/// (`tokenizer`: a `_Tokenizer` for unit "token", else None).
+type ShingleTuple<'py> = (String, usize, bool, bool, bool, bool, Option<Bound<'py, PyTokenizer>>);
 
-fn shingle_cfg(t: &ShingleTuple) -> PyResult<ShingleConfig> {
+fn shingle_cfg<'a>(t: &'a ShingleTuple<'_>) -> PyResult<ShingleConfig<'a>> {
     let cfg = ShingleConfig {
         unit: Unit::parse(&t.0)?,
         n: t.1,
@@ -22,6 +24,7 @@ fn shingle_cfg(t: &ShingleTuple) -> PyResult<ShingleConfig> {
         strip_punct: t.3,
         fold_digits: t.4,
         nfkc: t.5,
+        tokenizer: t.6.as_ref().map(|b| b.get().core()),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -83,7 +86,7 @@ fn minhash_fast_params<'py>(py: Python<'py>, num_perm: usize, seed: u64) -> PyRe
 fn minhash_signatures<'py>(
     py: Python<'py>,
     docs: DocsArg<'py>,
-    shingle: ShingleTuple,
+    shingle: ShingleTuple<'py>,
     scheme: &str,
     a: PyReadonlyArray1<'py, u64>,
     b: PyReadonlyArray1<'py, u64>,
@@ -190,11 +193,39 @@ fn minhash_signatures_of_lists<'py>(
         if set.is_instance_of::<PyString>() || set.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(format!("shingle set {i} must be a sequence of str, not a single {}", set.get_type().name()?)));
         }
+        let not_str = |j: usize, item: &Bound<'py, PyAny>| {
+            let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            PyTypeError::new_err(format!("shingles: set {i} item {j} is a {t}, expected a str"))
+        };
+        if let Ok(list) = set.cast::<PyList>() {
+            // The hot path: borrowed items, no reference counting, no Python code runs
+            // while the list is read (the GIL is held throughout).
+            for j in 0..list.len() {
+                // SAFETY: `j < len` and the list cannot change: we hold the GIL and call
+                // no Python code between the length check and the read.
+                let item = unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), j as pyo3::ffi::Py_ssize_t) };
+                if item.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                let mut n: pyo3::ffi::Py_ssize_t = 0;
+                // SAFETY: `item` is a live object; for a str CPython returns its cached
+                // UTF-8 (valid while the list holds the str), otherwise NULL + TypeError.
+                let p = unsafe { PyUnicode_AsUTF8AndSize(item, &mut n) };
+                if p.is_null() {
+                    let err = PyErr::fetch(py);
+                    // SAFETY: a non-NULL borrowed reference from a list we hold.
+                    let item = unsafe { Bound::from_borrowed_ptr(py, item) };
+                    return Err(if item.is_instance_of::<PyString>() { err } else { not_str(j, &item) });
+                }
+                // SAFETY: CPython guarantees `n` valid bytes at `p`.
+                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) };
+                hashes.push(scheme.base_hash(bytes));
+            }
+            groups.push(hashes.len());
+            return Ok(());
+        }
         for_each_item(set, |j, item| {
-            let s = item.cast::<PyString>().map_err(|_| {
-                let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-                PyTypeError::new_err(format!("shingles: set {i} item {j} is a {t}, expected a str"))
-            })?;
+            let s = item.cast::<PyString>().map_err(|_| not_str(j, item))?;
             hashes.push(scheme.base_hash(str_utf8(s)?));
             Ok(())
         })
@@ -213,15 +244,22 @@ fn minhash_signatures_of_lists<'py>(
 
 /// minhash_shingles(text, shingle) -> list[str]
 #[pyfunction]
-fn minhash_shingles(text: &str, shingle: ShingleTuple) -> PyResult<Vec<String>> {
+fn minhash_shingles(text: &str, shingle: ShingleTuple<'_>) -> PyResult<Vec<String>> {
     let cfg = shingle_cfg(&shingle)?;
     Ok(shingle::shingles(text, &cfg)?)
+}
+
+/// minhash_token_shingles(text, shingle) -> list[tuple[int, ...]]: the ids of every token shingle.
+#[pyfunction]
+fn minhash_token_shingles(text: &str, shingle: ShingleTuple<'_>) -> PyResult<Vec<Vec<u32>>> {
+    let cfg = shingle_cfg(&shingle)?;
+    Ok(shingle::token_shingles(text, &cfg)?)
 }
 
 /// minhash_shingle_counts(docs, shingle, threads=None) -> ndarray[uint32]: distinct shingles per doc.
 #[pyfunction]
 #[pyo3(signature = (docs, shingle, threads=None))]
-fn minhash_shingle_counts<'py>(py: Python<'py>, docs: DocsArg<'py>, shingle: ShingleTuple, threads: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+fn minhash_shingle_counts<'py>(py: Python<'py>, docs: DocsArg<'py>, shingle: ShingleTuple<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
     let cfg = shingle_cfg(&shingle)?;
     let view = docs.view()?;
     let c = py.detach(|| with_threads(threads, || signature::shingle_counts(view, &cfg)))??;
@@ -336,7 +374,7 @@ fn lsh_cluster<'py>(
     eligible: PyReadonlyArray1<'py, bool>,
     scores: Option<PyReadonlyArray1<'py, f64>>,
     verify_docs: Option<DocsArg<'py>>,
-    shingle: Option<ShingleTuple>,
+    shingle: Option<ShingleTuple<'py>>,
     threshold: Option<f64>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -470,6 +508,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(minhash_fast_params, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingles, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_token_shingles, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures_of_sets, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures_of_lists, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingle_counts, m)?)?;
