@@ -185,6 +185,135 @@ pub fn sha1_prefix(data: &[u8], k: usize) -> u64 {
     }
 }
 
+/// Short shingles (< 56 bytes: one padded SHA-1 block) are hashed two at a time with the
+/// SHA-NI rounds of both messages interleaved: one message's chain of `sha1rnds4` is
+/// latency-bound, two fill the unit. Longer shingles go through [`sha1_prefix`].
+pub struct Sha1Pairs {
+    blocks: [[u8; 64]; 2],
+    pending: usize,
+    /// 4 (`sha1_hash32`) or 8 (`sha1_hash64`) leading bytes.
+    k: usize,
+    shani: bool,
+}
+
+impl Sha1Pairs {
+    pub fn new(k: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let shani = std::arch::is_x86_feature_detected!("sha")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("ssse3");
+        #[cfg(not(target_arch = "x86_64"))]
+        let shani = false;
+        Sha1Pairs { blocks: [[0u8; 64]; 2], pending: 0, k, shani }
+    }
+
+    /// Hash `data` (its leading `k` bytes, little-endian, pushed to `out`, possibly after
+    /// the next call: order within a document does not matter to a minimum).
+    #[inline]
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u64>) {
+        if !self.shani || data.len() > 55 {
+            out.push(sha1_prefix(data, self.k));
+            return;
+        }
+        let b = &mut self.blocks[self.pending];
+        b.fill(0);
+        b[..data.len()].copy_from_slice(data);
+        b[data.len()] = 0x80;
+        b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+        self.pending += 1;
+        if self.pending == 2 {
+            self.pending = 0;
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `shani` is true only when the CPU has SHA, SSE4.1 and SSSE3.
+                let (a, b) = unsafe { sha1_two_blocks(&self.blocks) };
+                out.push(prefix_of(a, self.k));
+                out.push(prefix_of(b, self.k));
+            }
+        }
+    }
+
+    /// Hash a message left waiting for its partner.
+    pub fn flush(&mut self, out: &mut Vec<u64>) {
+        if self.pending == 1 {
+            let mut st = SHA1_INIT;
+            sha1::block_api::compress(&mut st, std::slice::from_ref(&self.blocks[0]));
+            out.push(prefix_of([st[0], st[1]], self.k));
+            self.pending = 0;
+        }
+    }
+}
+
+#[inline(always)]
+fn prefix_of(ab: [u32; 2], k: usize) -> u64 {
+    let lo = u32::from_le_bytes(ab[0].to_be_bytes()) as u64;
+    if k <= 4 {
+        lo
+    } else {
+        lo | (u32::from_le_bytes(ab[1].to_be_bytes()) as u64) << 32
+    }
+}
+
+/// SHA-1 of two padded single-block messages with SHA-NI, rounds interleaved; returns the
+/// first two state words `(a, b)` of each digest.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+unsafe fn sha1_two_blocks(blocks: &[[u8; 64]; 2]) -> ([u32; 2], [u32; 2]) {
+    use std::arch::x86_64::*;
+    let mask = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
+    // state [a, b, c, d] with `a` in the highest lane, `e` alone in the highest lane
+    let abcd0 = _mm_set_epi32(SHA1_INIT[0] as i32, SHA1_INIT[1] as i32, SHA1_INIT[2] as i32, SHA1_INIT[3] as i32);
+    let e0 = _mm_set_epi32(SHA1_INIT[4] as i32, 0, 0, 0);
+    let mut w = [[_mm_setzero_si128(); 2]; 4];
+    for (m, blk) in blocks.iter().enumerate() {
+        for (i, wi) in w.iter_mut().enumerate() {
+            // SAFETY: 16-byte unaligned load inside the 64-byte block.
+            wi[m] = _mm_shuffle_epi8(_mm_loadu_si128(blk.as_ptr().add(16 * i) as *const __m128i), mask);
+        }
+    }
+    let mut abcd = [abcd0; 2];
+    let mut prev = [abcd0; 2];
+    // rounds 0-3
+    for m in 0..2 {
+        let e = _mm_add_epi32(e0, w[0][m]);
+        prev[m] = abcd[m];
+        abcd[m] = _mm_sha1rnds4_epu32::<0>(abcd[m], e);
+    }
+    macro_rules! group {
+        ($r:expr, $f:literal) => {
+            let r: usize = $r;
+            for m in 0..2 {
+                if r >= 4 {
+                    // W[r] = msg2(msg1(W[r-4], W[r-3]) ^ W[r-2], W[r-1]), ring of 4
+                    let x = _mm_sha1msg1_epu32(w[r % 4][m], w[(r + 1) % 4][m]);
+                    let x = _mm_xor_si128(x, w[(r + 2) % 4][m]);
+                    w[r % 4][m] = _mm_sha1msg2_epu32(x, w[(r + 3) % 4][m]);
+                }
+                let e = _mm_sha1nexte_epu32(prev[m], w[r % 4][m]);
+                prev[m] = abcd[m];
+                abcd[m] = _mm_sha1rnds4_epu32::<$f>(abcd[m], e);
+            }
+        };
+    }
+    for r in 1..5 {
+        group!(r, 0);
+    }
+    for r in 5..10 {
+        group!(r, 1);
+    }
+    for r in 10..15 {
+        group!(r, 2);
+    }
+    for r in 15..20 {
+        group!(r, 3);
+    }
+    let out = |m: usize| {
+        let v = _mm_add_epi32(abcd[m], abcd0);
+        [_mm_extract_epi32::<3>(v) as u32, _mm_extract_epi32::<2>(v) as u32]
+    };
+    (out(0), out(1))
+}
+
 #[inline(always)]
 pub fn fmix32(mut h: u32) -> u32 {
     h ^= h >> 16;
@@ -539,7 +668,16 @@ fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Sche
     let hashes = &mut w.hashes;
     // Repeated shingles are not removed: the permutation kernels cost less per shingle
     // than sorting would, and a repeat cannot change a minimum.
-    for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(scheme.base_hash(s)))?;
+    match scheme {
+        Scheme::Fast { .. } => {
+            for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(xxhash_rust::xxh3::xxh3_64(s)))?;
+        }
+        _ => {
+            let mut sha = Sha1Pairs::new(if matches!(scheme, Scheme::DatasketchAffine64 { .. }) { 8 } else { 4 });
+            for_each_shingle(text, cfg, &mut w.scratch, |s| sha.push(s, hashes))?;
+            sha.flush(hashes);
+        }
+    }
     Ok(())
 }
 
@@ -672,6 +810,26 @@ mod tests {
             want.copy_from_slice(&d[..8]);
             assert_eq!(sha1_prefix(&data[..len], 8), u64::from_le_bytes(want), "len {len}");
             assert_eq!(sha1_prefix(&data[..len], 4), u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]])));
+        }
+    }
+
+    #[test]
+    fn paired_sha1_matches_the_digest_api() {
+        let data: Vec<u8> = (0..400u32).map(|i| (i * 13 + 5) as u8).collect();
+        for k in [4usize, 8] {
+            let mut pairs = Sha1Pairs::new(k);
+            let mut got = Vec::new();
+            let mut want = Vec::new();
+            for len in 0..130 {
+                let d = &data[len..2 * len];
+                pairs.push(d, &mut got);
+                want.push(sha1_prefix(d, k));
+            }
+            pairs.flush(&mut got);
+            // a long message can overtake a short one waiting for its partner
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "k {k}");
         }
     }
 

@@ -168,25 +168,9 @@ fn for_each_item<'py>(ob: &Bound<'py, PyAny>, mut f: impl FnMut(usize, &Bound<'p
     Ok(())
 }
 
-/// minhash_signatures_of_lists(sets, scheme, a, b, threads=None) -> ndarray[n, num_perm]
-///
-/// Pre-made shingles as Python sequences of `str`: every shingle's UTF-8 is borrowed from
-/// its object (no copy, no intermediate objects) and hashed while iterating; the
-/// permutations then run without the GIL, in parallel over sets.
-#[pyfunction]
-#[pyo3(signature = (sets, scheme, a, b, threads=None))]
-fn minhash_signatures_of_lists<'py>(
-    py: Python<'py>,
-    sets: &Bound<'py, PyAny>,
-    scheme: &str,
-    a: PyReadonlyArray1<'py, u64>,
-    b: PyReadonlyArray1<'py, u64>,
-    threads: Option<usize>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
-    if sets.is_instance_of::<PyString>() || sets.is_instance_of::<PyBytes>() {
-        return Err(PyTypeError::new_err("shingle_sets must be a sequence of sequences of str"));
-    }
+/// Hash every shingle of every set (sequences of `str`) with `hash`: flat hashes and
+/// `n + 1` set offsets.
+fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8]) -> u64) -> PyResult<(Vec<u64>, Vec<usize>)> {
     let mut hashes: Vec<u64> = Vec::new();
     let mut groups = vec![0usize];
     for_each_item(sets, |i, set| {
@@ -219,20 +203,47 @@ fn minhash_signatures_of_lists<'py>(
                 }
                 // SAFETY: CPython guarantees `n` valid bytes at `p`.
                 let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) };
-                hashes.push(scheme.base_hash(bytes));
+                hashes.push(hash(bytes));
             }
             groups.push(hashes.len());
             return Ok(());
         }
         for_each_item(set, |j, item| {
             let s = item.cast::<PyString>().map_err(|_| not_str(j, item))?;
-            hashes.push(scheme.base_hash(str_utf8(s)?));
+            hashes.push(hash(str_utf8(s)?));
             Ok(())
         })
         .map_err(|e| if e.is_instance_of::<PyTypeError>(set.py()) { e } else { PyTypeError::new_err(format!("shingle set {i}: {e}")) })?;
         groups.push(hashes.len());
         Ok(())
     })?;
+    Ok((hashes, groups))
+}
+
+/// minhash_signatures_of_lists(sets, scheme, a, b, threads=None) -> ndarray[n, num_perm]
+///
+/// Pre-made shingles as Python sequences of `str`: every shingle's UTF-8 is borrowed from
+/// its object (no copy, no intermediate objects) and hashed while iterating; the
+/// permutations then run without the GIL, in parallel over sets.
+#[pyfunction]
+#[pyo3(signature = (sets, scheme, a, b, threads=None))]
+fn minhash_signatures_of_lists<'py>(
+    py: Python<'py>,
+    sets: &Bound<'py, PyAny>,
+    scheme: &str,
+    a: PyReadonlyArray1<'py, u64>,
+    b: PyReadonlyArray1<'py, u64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
+    if sets.is_instance_of::<PyString>() || sets.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err("shingle_sets must be a sequence of sequences of str"));
+    }
+    // one instantiation per base hash, so the hash inlines into the list loop
+    let (hashes, groups) = match scheme {
+        Scheme::Fast { .. } => hash_lists(py, sets, xxhash_rust::xxh3::xxh3_64)?,
+        _ => hash_lists(py, sets, |b| scheme.base_hash(b))?,
+    };
     let p = scheme.num_perm();
     let n = groups.len() - 1;
     let sig = py.detach(|| with_threads(threads, || signature::signatures_of_hashed_sets(&hashes, &groups, &scheme)))??;
