@@ -185,11 +185,14 @@ pub fn sha1_prefix(data: &[u8], k: usize) -> u64 {
     }
 }
 
-/// Short shingles (< 56 bytes: one padded SHA-1 block) are hashed two at a time with the
-/// SHA-NI rounds of both messages interleaved: one message's chain of `sha1rnds4` is
-/// latency-bound, two fill the unit. Longer shingles go through [`sha1_prefix`].
+/// Short shingles (< 56 bytes: one padded SHA-1 block) are hashed [`SHA_WAYS`] at a time
+/// with the SHA-NI rounds of the messages interleaved: one message's chain of `sha1rnds4`
+/// is latency-bound, several fill the unit. Longer shingles go through [`sha1_prefix`].
+/// Messages hashed together by [`Sha1Pairs`].
+const SHA_WAYS: usize = 4;
+
 pub struct Sha1Pairs {
-    blocks: [[u8; 64]; 2],
+    blocks: [[u8; 64]; SHA_WAYS],
     pending: usize,
     /// 4 (`sha1_hash32`) or 8 (`sha1_hash64`) leading bytes.
     k: usize,
@@ -204,7 +207,7 @@ impl Sha1Pairs {
             && std::arch::is_x86_feature_detected!("ssse3");
         #[cfg(not(target_arch = "x86_64"))]
         let shani = false;
-        Sha1Pairs { blocks: [[0u8; 64]; 2], pending: 0, k, shani }
+        Sha1Pairs { blocks: [[0u8; 64]; SHA_WAYS], pending: 0, k, shani }
     }
 
     /// Hash `data` (its leading `k` bytes, little-endian, pushed to `out`, possibly after
@@ -221,26 +224,25 @@ impl Sha1Pairs {
         b[data.len()] = 0x80;
         b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
         self.pending += 1;
-        if self.pending == 2 {
+        if self.pending == SHA_WAYS {
             self.pending = 0;
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `shani` is true only when the CPU has SHA, SSE4.1 and SSSE3.
-                let (a, b) = unsafe { sha1_two_blocks(&self.blocks) };
-                out.push(prefix_of(a, self.k));
-                out.push(prefix_of(b, self.k));
+                let ab = unsafe { sha1_blocks(&self.blocks) };
+                out.extend(ab.iter().map(|&x| prefix_of(x, self.k)));
             }
         }
     }
 
-    /// Hash a message left waiting for its partner.
+    /// Hash the messages left waiting for partners.
     pub fn flush(&mut self, out: &mut Vec<u64>) {
-        if self.pending == 1 {
+        for blk in &self.blocks[..self.pending] {
             let mut st = SHA1_INIT;
-            sha1::block_api::compress(&mut st, std::slice::from_ref(&self.blocks[0]));
+            sha1::block_api::compress(&mut st, std::slice::from_ref(blk));
             out.push(prefix_of([st[0], st[1]], self.k));
-            self.pending = 0;
         }
+        self.pending = 0;
     }
 }
 
@@ -254,27 +256,27 @@ fn prefix_of(ab: [u32; 2], k: usize) -> u64 {
     }
 }
 
-/// SHA-1 of two padded single-block messages with SHA-NI, rounds interleaved; returns the
+/// SHA-1 of padded single-block messages with SHA-NI, rounds interleaved; returns the
 /// first two state words `(a, b)` of each digest.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-unsafe fn sha1_two_blocks(blocks: &[[u8; 64]; 2]) -> ([u32; 2], [u32; 2]) {
+unsafe fn sha1_blocks<const N: usize>(blocks: &[[u8; 64]; N]) -> [[u32; 2]; N] {
     use std::arch::x86_64::*;
     let mask = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
     // state [a, b, c, d] with `a` in the highest lane, `e` alone in the highest lane
     let abcd0 = _mm_set_epi32(SHA1_INIT[0] as i32, SHA1_INIT[1] as i32, SHA1_INIT[2] as i32, SHA1_INIT[3] as i32);
     let e0 = _mm_set_epi32(SHA1_INIT[4] as i32, 0, 0, 0);
-    let mut w = [[_mm_setzero_si128(); 2]; 4];
+    let mut w = [[_mm_setzero_si128(); N]; 4];
     for (m, blk) in blocks.iter().enumerate() {
         for (i, wi) in w.iter_mut().enumerate() {
             // SAFETY: 16-byte unaligned load inside the 64-byte block.
             wi[m] = _mm_shuffle_epi8(_mm_loadu_si128(blk.as_ptr().add(16 * i) as *const __m128i), mask);
         }
     }
-    let mut abcd = [abcd0; 2];
-    let mut prev = [abcd0; 2];
+    let mut abcd = [abcd0; N];
+    let mut prev = [abcd0; N];
     // rounds 0-3
-    for m in 0..2 {
+    for m in 0..N {
         let e = _mm_add_epi32(e0, w[0][m]);
         prev[m] = abcd[m];
         abcd[m] = _mm_sha1rnds4_epu32::<0>(abcd[m], e);
@@ -282,7 +284,7 @@ unsafe fn sha1_two_blocks(blocks: &[[u8; 64]; 2]) -> ([u32; 2], [u32; 2]) {
     macro_rules! group {
         ($r:expr, $f:literal) => {
             let r: usize = $r;
-            for m in 0..2 {
+            for m in 0..N {
                 if r >= 4 {
                     // W[r] = msg2(msg1(W[r-4], W[r-3]) ^ W[r-2], W[r-1]), ring of 4
                     let x = _mm_sha1msg1_epu32(w[r % 4][m], w[(r + 1) % 4][m]);
@@ -307,11 +309,12 @@ unsafe fn sha1_two_blocks(blocks: &[[u8; 64]; 2]) -> ([u32; 2], [u32; 2]) {
     for r in 15..20 {
         group!(r, 3);
     }
-    let out = |m: usize| {
+    let mut out = [[0u32; 2]; N];
+    for (m, o) in out.iter_mut().enumerate() {
         let v = _mm_add_epi32(abcd[m], abcd0);
-        [_mm_extract_epi32::<3>(v) as u32, _mm_extract_epi32::<2>(v) as u32]
-    };
-    (out(0), out(1))
+        *o = [_mm_extract_epi32::<3>(v) as u32, _mm_extract_epi32::<2>(v) as u32];
+    }
+    out
 }
 
 #[inline(always)]
@@ -831,6 +834,44 @@ mod tests {
             want.sort_unstable();
             assert_eq!(got, want, "k {k}");
         }
+    }
+
+    /// `cargo test --lib sha1_ways_timing -- --ignored --nocapture`: 1/2/4-way throughput.
+    #[test]
+    #[ignore]
+    fn sha1_ways_timing() {
+        if !std::arch::is_x86_feature_detected!("sha") {
+            return;
+        }
+        let mut blocks = [[0u8; 64]; 4];
+        for (i, b) in blocks.iter_mut().enumerate() {
+            b[..30].fill(i as u8 + 1);
+            b[30] = 0x80;
+            b[63] = 240;
+        }
+        let n = 2_000_000usize;
+        let mut acc = 0u32;
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            blocks[0][0] = i as u8;
+            let mut st = SHA1_INIT;
+            sha1::block_api::compress(&mut st, std::slice::from_ref(&blocks[0]));
+            acc ^= st[0];
+        }
+        println!("1-way crate: {:.1} ns/block", t.elapsed().as_nanos() as f64 / n as f64);
+        let t = std::time::Instant::now();
+        for i in 0..n / 2 {
+            blocks[0][0] = i as u8;
+            let two: &[[u8; 64]; 2] = blocks[..2].try_into().unwrap();
+            acc ^= unsafe { sha1_blocks(two) }[0][0];
+        }
+        println!("2-way: {:.1} ns/block", t.elapsed().as_nanos() as f64 / n as f64);
+        let t = std::time::Instant::now();
+        for i in 0..n / 4 {
+            blocks[0][0] = i as u8;
+            acc ^= unsafe { sha1_blocks(&blocks) }[0][0];
+        }
+        println!("4-way: {:.1} ns/block ({acc})", t.elapsed().as_nanos() as f64 / n as f64);
     }
 
     #[test]
