@@ -762,3 +762,16 @@ def test_python_list_shingles_equal_arrow_and_text(compat: object) -> None:
         mh.signatures_of_shingles("abc")
     with pytest.raises(UnicodeEncodeError):
         mh.signatures_of_shingles([["bad \ud800 surrogate"]])
+
+
+def test_signatures_of_python_lists_equal_arrow() -> None:
+    texts = _stdlib_texts(10) + ["", "Ünïcödé ΣΟΦΙΑ wörds and more wörds here", "x"]
+    for compat in (None, "datasketch"):
+        mh = MinHasher(num_perm=32, ngram=3, compat=compat)
+        want = mh.signatures(pa.array(texts))
+        np.testing.assert_array_equal(mh.signatures(texts), want)
+        np.testing.assert_array_equal(mh.signatures(tuple(texts)), want)
+        np.testing.assert_array_equal(mh.signatures(texts, threads=2), want)
+    with pytest.raises(ValueError, match=r"texts\[1\] is not valid Unicode"):
+        MinHasher().signatures(["ok", "bad \ud800"])
+    assert MinHasher().signatures([]).shape == (0, 128)

@@ -28,6 +28,14 @@ def minhash_signatures(
     b: npt.NDArray[np.uint64],
     threads: int | None = None,
 ) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint64]: ...
+def minhash_signatures_of_strs(
+    texts: list[str] | tuple[str, ...],
+    shingle: _Shingle,
+    scheme: str,
+    a: npt.NDArray[np.uint64],
+    b: npt.NDArray[np.uint64],
+    threads: int | None = None,
+) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint64]: ...
 def minhash_signatures_of_sets(
     items: _Docs,
     groups: npt.NDArray[np.int64],

@@ -203,6 +203,12 @@ class MinHasher:
     def signatures(self, texts: TextLike, *, threads: Optional[int] = None) -> np.ndarray:
         """Signatures of ``texts`` (a pyarrow string array or a sequence of ``str``) as a
         ``[len(texts), num_perm]`` array of :attr:`dtype`."""
+        if isinstance(texts, (list, tuple)):
+            # each str's UTF-8 is borrowed in place: no Arrow copy of the batch
+            return _native.minhash_signatures_of_strs(
+                texts, self._shingle_spec(), self.scheme, self._a, self._b,
+                threads if threads is not None else self.threads,
+            )
         docs = string_buffers(texts)
         return _native.minhash_signatures(
             docs, self._shingle_spec(), self.scheme, self._a, self._b, threads if threads is not None else self.threads

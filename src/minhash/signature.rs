@@ -687,24 +687,36 @@ fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Sche
 /// Signatures of every document of `docs`, row-major, parallel over documents
 /// (rayon, in the current pool). Deterministic: a row depends only on its document.
 pub fn signatures(docs: Docs<'_>, cfg: &ShingleConfig, scheme: &Scheme) -> Result<Signatures> {
+    signatures_with(docs.len(), |i| docs.get(i), cfg, scheme)
+}
+
+/// [`signatures`] of `n` documents given by `get(i)` (UTF-8 bytes; checked here).
+pub fn signatures_with<'a>(
+    n: usize,
+    get: impl Fn(usize) -> &'a [u8] + Sync,
+    cfg: &ShingleConfig,
+    scheme: &Scheme,
+) -> Result<Signatures> {
     cfg.validate()?;
     scheme.validate()?;
     let p = scheme.num_perm();
-    let n = docs.len();
     let init = || Worker { scratch: Scratch::new(), hashes: Vec::new() };
+    let text = |i: usize| {
+        std::str::from_utf8(get(i)).map_err(|e| {
+            Error::invalid_data(format!("document {i}"), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+        })
+    };
     if scheme.is_u64() {
         let mut out = vec![empty_value_u64(scheme); n * p];
         out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(init, |w, (i, row)| {
-            let text = doc_str(&docs, i)?;
-            collect_hashes(w, text, cfg, scheme)?;
+            collect_hashes(w, text(i)?, cfg, scheme)?;
             update_u64(scheme, row, &w.hashes)
         })?;
         Ok(Signatures::U64(out))
     } else {
         let mut out = vec![u32::MAX; n * p];
         out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(init, |w, (i, row)| {
-            let text = doc_str(&docs, i)?;
-            collect_hashes(w, text, cfg, scheme)?;
+            collect_hashes(w, text(i)?, cfg, scheme)?;
             update_u32(scheme, row, &w.hashes)
         })?;
         Ok(Signatures::U32(out))

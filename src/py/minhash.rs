@@ -1,7 +1,7 @@
 //! Bindings for `crate::minhash`: signatures, shingles, LSH parameters and clustering.
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -98,6 +98,48 @@ fn minhash_signatures<'py>(
     let p = scheme.num_perm();
     let n = view.len();
     let sig = py.detach(|| with_threads(threads, || signature::signatures(view, &cfg, &scheme)))??;
+    Ok(match sig {
+        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+    })
+}
+
+/// minhash_signatures_of_strs(texts, shingle, scheme, a, b, threads=None) -> ndarray[n, num_perm]
+///
+/// Documents as a Python list or tuple of `str`: each str's UTF-8 is borrowed (CPython's
+/// cached copy, no Arrow conversion), a reference to every str is held while the work runs
+/// without the GIL, so the bytes stay valid even if the list is changed meanwhile.
+#[pyfunction]
+#[pyo3(signature = (texts, shingle, scheme, a, b, threads=None))]
+fn minhash_signatures_of_strs<'py>(
+    py: Python<'py>,
+    texts: &Bound<'py, PyAny>,
+    shingle: ShingleTuple<'py>,
+    scheme: &str,
+    a: PyReadonlyArray1<'py, u64>,
+    b: PyReadonlyArray1<'py, u64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cfg = shingle_cfg(&shingle)?;
+    let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
+    let mut held: Vec<Bound<'py, PyString>> = Vec::new();
+    for_each_item(texts, |i, item| {
+        let s = item.cast::<PyString>().map_err(|_| {
+            let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            PyTypeError::new_err(format!("texts[{i}] is {t}, expected str"))
+        })?;
+        held.push(s.clone());
+        Ok(())
+    })?;
+    let mut slices: Vec<&[u8]> = Vec::with_capacity(held.len());
+    for (i, s) in held.iter().enumerate() {
+        slices.push(str_utf8(s).map_err(|e| PyValueError::new_err(format!("texts[{i}] is not valid Unicode text: {e}")))?);
+    }
+    let p = scheme.num_perm();
+    let n = slices.len();
+    let slices = &slices;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_with(n, |i| slices[i], &cfg, &scheme)))??;
+    drop(held);
     Ok(match sig {
         Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
         Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
@@ -518,6 +560,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMinHashIndex>()?;
     m.add_function(wrap_pyfunction!(minhash_fast_params, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_signatures_of_strs, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingles, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_token_shingles, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures_of_sets, m)?)?;
