@@ -506,6 +506,8 @@ def test_index_matches_datasketch_lsh(tmp_path: Path) -> None:
 
 
 def test_index_reopen_compact_and_mismatch(tmp_path: Path) -> None:
+    import json
+
     from gristmill.minhash import MinHashIndex
 
     docs = _stdlib_texts(20)
@@ -536,6 +538,11 @@ def test_index_reopen_compact_and_mismatch(tmp_path: Path) -> None:
         MinHashIndex(path, threshold=0.5, num_perm=64, hasher=mh)
     with pytest.raises(gristmill.GristmillError, match="hashing parameters.*ngram"):
         MinHashIndex(path, threshold=0.8, num_perm=64, hasher=MinHasher(num_perm=64, ngram=3))
+    # an index written with the previous fast scheme (header metadata without its version)
+    old = tmp_path / "old"
+    gristmill._native.MinHashIndexCore(str(old), 64, 16, 4, 4, json.dumps(mh.describe(), sort_keys=True))
+    with pytest.raises(gristmill.GristmillError, match="hashing parameters.*fast_scheme_version"):
+        MinHashIndex(old, threshold=0.8, num_perm=64, hasher=mh, params=(16, 4))
     with pytest.raises(gristmill.GristmillError, match="signature bytes: index has 4, requested 8"):
         MinHashIndex(path, threshold=0.8, num_perm=64, hasher=MinHasher(num_perm=64, compat="datasketch", scheme="legacy"))
     with pytest.raises(gristmill.GristmillError, match="num_perm"):

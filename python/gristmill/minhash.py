@@ -297,6 +297,18 @@ def _resolve_tokenizer(unit: str, tokenizer: Any) -> Any:
     return tokenizer
 
 
+#: Version of the fast scheme's hash functions, stored in index headers: version 1
+#: (``a_i·fold(h) + b_i``, before 2026-11) indexes are refused with a message naming it.
+FAST_SCHEME_VERSION = 2
+
+
+def _index_meta(hasher: "MinHasher") -> Dict[str, Any]:
+    meta = hasher.describe()
+    if hasher.scheme == "fast":
+        meta["fast_scheme_version"] = FAST_SCHEME_VERSION
+    return meta
+
+
 def shingles(
     text: str,
     ngram: int = 5,
@@ -727,7 +739,7 @@ class MinHashIndex:
         self.hasher = hasher
         self.threshold = threshold
         self.b, self.r = bands, rows
-        meta = json.dumps(hasher.describe(), sort_keys=True)
+        meta = json.dumps(_index_meta(hasher), sort_keys=True)
         self._core = _native.MinHashIndexCore(
             os.fspath(path), num_perm, bands, rows, hasher.dtype.itemsize, meta
         )
