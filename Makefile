@@ -32,3 +32,4 @@ bench:
 	$(PYTHON) benches/bench_minhash.py --mb 32 --peer-mb 4 --dedup-mb 64
 	$(PYTHON) benches/scurve_minhash.py --files 1200 --edited 1200
 	$(PYTHON) benches/bench_suffix.py --corpus linux --mb 100
+	$(PYTHON) benches/sa_ceiling.py --corpus linux --mb 100

@@ -246,7 +246,7 @@ def test_write_filtered_jsonl_preserves_records(tmp_path, suffix, comp):
     assert p.read_bytes() == before  # the input is never modified
     lines = [json.loads(x) for x in pa.input_stream(str(files[0]), compression=comp).read().splitlines()]
     assert lines == [RECORDS[0], {"text": "new text", "n": 3}]
-    assert not [x for x in out.iterdir() if x.name.startswith(".")]
+    assert not [x for x in out.iterdir() if ".tmp-" in x.name]
 
 
 def test_write_skipped_documents_are_left_out(tmp_path):
@@ -271,6 +271,26 @@ def test_write_parquet_and_folder(tmp_path):
     assert pq.read_table(out / "t.parquet").to_pylist() == [{"text": "A", "n": 1}, {"text": "c", "n": 3}]
     assert sorted(x.name for x in (out / "docs").iterdir()) == ["y.txt", "z.txt"]
     assert (out / "docs" / "y.txt").read_text() == "YY"
+
+
+def test_rewriting_an_output_folder_drops_files_of_the_earlier_run_only(tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "sub/c.txt"):
+        (folder / name).write_text(name)
+    c = Corpus([folder])
+    out = tmp_path / "out"
+    c.write(out)
+    (out / "mine.txt").write_text("the user's own file")
+    c.write(out, keep=np.array([True, False, False]))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        ".gristmill-outputs.json", "docs/a.txt", "mine.txt"]
+    assert not (out / "docs" / "sub").exists()  # emptied folder removed
+    # a manifest naming paths outside the folder is ignored
+    (out / ".gristmill-outputs.json").write_text('{"files": ["../docs/a.txt", "mine.txt/../../docs/b.txt"]}')
+    c.write(out, keep=np.array([False, True, False]))
+    assert (folder / "a.txt").exists() and (folder / "b.txt").exists()
+    assert (out / "docs" / "a.txt").exists()  # not in the (tampered) manifest: left alone
 
 
 def test_write_rejects_bad_keep(tmp_path):

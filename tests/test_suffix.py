@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 import os
 import subprocess
 import sys
@@ -419,6 +422,31 @@ def test_cli_bad_arguments(tmp_path):
     assert r.returncode == 2
 
 
+def test_cli_dedup_exact_token_unit(tmp_path):
+    from gristmill import Tokenizer
+
+    shared = " ".join(f"word{i} ünïcödé" for i in range(40))
+    src = tmp_path / "a.jsonl"
+    src.write_text("\n".join(json.dumps({"text": t}) for t in ["head " + shared, "other " + shared + " tail", "alone"]) + "\n")
+    r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--unit", "tokens", "--keep", "first",
+             "--tokenizer", "cl100k_base", "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["unit"] == "tokens" and s["tokenizer"] == "cl100k_base" and s["min_length"] == 50
+    out = [json.loads(x)["text"] for x in (tmp_path / "o" / "a.jsonl").read_text().splitlines()]
+    assert out == ["head " + shared, "other tail", "alone"]
+    n = len(Tokenizer.from_tiktoken("cl100k_base").encode_ordinary(" " + shared))
+    assert s["bytes_removed"] == len((" " + shared).encode()) and n >= 50
+    r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o2"), "--unit", "tokens", "--memory-limit", "1G")
+    assert r.returncode == 1 and "--unit bytes" in r.stderr
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text(json.dumps({"text": "q: " + shared[:200] + " ?"}) + "\n" + json.dumps({"text": "clean"}) + "\n")
+    r = _cli("contamination", "--train", str(src), "--eval", str(ev), "--unit", "tokens", "--min-length", "20",
+             "--tokenizer", "cl100k_base")
+    assert r.returncode == 0, r.stderr
+    assert "windows of 20 tokens of cl100k_base" in r.stdout and "contaminated documents          1" in r.stdout
+
+
 # ----------------------------------------------------------------------------------------------
 # token mode
 
@@ -478,6 +506,134 @@ def test_token_mode_on_real_text_with_tiktoken():
     ids = np.concatenate([np.array(t, dtype=np.uint32) for t in toks])
     offs = np.concatenate([[0], np.cumsum([len(t) for t in toks])])
     assert as_tuples(find_token_repeats((ids, offs), 20, "first")) == as_tuples(find_token_repeats(toks, 20, "first"))
+
+
+def _token_reference_byte_spans(enc, texts: List[str], L: int, keep: str):
+    """Brute force over tiktoken's ids, mapped to bytes with tiktoken's token bytes, snapped."""
+    toks = [enc.encode_ordinary(t) for t in texts]
+    starts = []
+    for t in toks:
+        o, st_ = 0, []
+        for x in t:
+            st_.append(o)
+            o += len(enc.decode_single_token_bytes(x))
+        starts.append(st_)
+    bs = [t.encode() for t in texts]
+    spans = [(d, starts[d][s], starts[d][e] if e < len(toks[d]) else len(bs[d]), o)
+             for d, s, e, o in reference_token_repeats(toks, L, keep)]
+    return _snap(bs, spans)
+
+
+def test_dedup_exact_token_unit_matches_tiktoken_brute_force():
+    """unit="tokens": gristmill's own tokenizer + suffix array == tiktoken ids + brute force,
+    on real multilingual text (man pages when installed, else stdlib) with multi-byte UTF-8."""
+    from gristmill import Tokenizer
+    from gristmill.suffix import dedup_exact
+
+    enc = _cl100k()
+    tok = Tokenizer.from_tiktoken("cl100k_base")
+    texts = stdlib_texts(40_000)
+    uni = ["Größe → ñandú ☃ 漢字かな交じり文 " * 3 + t[:300] for t in texts[:6]]  # shared multi-byte runs
+    docs = texts + uni + [""]
+    for keep in ("none", "first"):
+        r = dedup_exact(docs, 12, keep, unit="tokens", tokenizer=tok)
+        assert as_tuples(r.spans) == _token_reference_byte_spans(enc, docs, 12, keep)
+        assert r.texts.to_pylist() == apply_removal(docs, as_tuples(r.spans))
+        assert r.summary["unit"] == "tokens" and r.summary["tokenizer"] == "cl100k_base"
+    assert any(d >= len(texts) for d, *_ in as_tuples(r.spans))
+    # thread count never changes the result
+    one = dedup_exact(docs, 12, "first", unit="tokens", tokenizer=tok, threads=1)
+    two = dedup_exact(docs, 12, "first", unit="tokens", tokenizer=tok, threads=2)
+    assert as_tuples(one.spans) == as_tuples(two.spans)
+
+
+@functools.lru_cache(maxsize=1)
+def _cl100k_pair():
+    from gristmill import Tokenizer
+
+    return _cl100k(), Tokenizer.from_tiktoken("cl100k_base")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(doc, min_size=1, max_size=8), L=st.integers(1, 6), keep=st.sampled_from(["none", "first"]))
+def test_dedup_exact_token_unit_property(texts, L, keep):
+    from gristmill.suffix import dedup_exact
+
+    enc, tok = _cl100k_pair()
+    if L > max(len(enc.encode_ordinary(t)) for t in texts):
+        with pytest.raises(GristmillError, match="tokens"):
+            dedup_exact(texts, L, keep, unit="tokens", tokenizer=tok)
+        return
+    r = dedup_exact(texts, L, keep, unit="tokens", tokenizer=tok)
+    assert as_tuples(r.spans) == _token_reference_byte_spans(enc, texts, L, keep)
+    assert r.texts.to_pylist() == apply_removal(texts, as_tuples(r.spans))
+
+
+def _token_reference_contamination(enc, train: List[str], ev: List[str], L: int):
+    counts: Dict[tuple, int] = defaultdict(int)
+    for t in train:
+        ids = enc.encode_ordinary(t)
+        for p in range(len(ids) - L + 1):
+            counts[tuple(ids[p : p + L])] += 1
+    toks = [enc.encode_ordinary(t) for t in ev]
+    cov = [[0] * len(t) for t in toks]
+    for d, t in enumerate(toks):
+        for p in range(len(t) - L + 1):
+            c = counts.get(tuple(t[p : p + L]), 0)
+            if c:
+                for i in range(p, p + L):
+                    cov[d][i] = max(cov[d][i], c)
+    bs = [t.encode() for t in ev]
+    spans = []
+    for d, s, e, o in _runs(cov, [[False] * len(t) for t in toks]):
+        starts = [0]
+        for x in toks[d]:
+            starts.append(starts[-1] + len(enc.decode_single_token_bytes(x)))
+        spans.append((d, starts[s], starts[e], o))
+    return _snap(bs, spans)
+
+
+def test_contamination_token_unit_matches_tiktoken_brute_force():
+    from gristmill.suffix import contamination
+
+    enc, tok = _cl100k_pair()
+    train = stdlib_texts(30_000)
+    ev = [t[len(t) // 3 : len(t) // 3 + 400] + " fresh words → ünïcode" for t in train[:5]] + ["nothing shared here at all"]
+    ev += ["Größe ☃ 漢字 " * 5 + train[0][:200]]
+    train = train + ["Größe ☃ 漢字 " * 5]
+    r = contamination(train, ev, 8, unit="tokens", tokenizer=tok)
+    assert as_tuples(r.spans) == _token_reference_contamination(enc, train, ev, 8)
+    assert r.summary["contaminated_documents"] == 6 and r.summary["unit"] == "tokens"
+    one = contamination(train, ev, 8, unit="tokens", tokenizer=tok, threads=1)
+    assert as_tuples(one.spans) == as_tuples(r.spans)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(train=st.lists(doc, min_size=1, max_size=5), ev=st.lists(doc, min_size=1, max_size=5), L=st.integers(1, 5))
+def test_contamination_token_unit_property(train, ev, L):
+    from gristmill.suffix import contamination
+
+    enc, tok = _cl100k_pair()
+    longest = lambda docs: max(len(enc.encode_ordinary(t)) for t in docs)  # noqa: E731
+    if L > longest(train) or L > longest(ev):
+        with pytest.raises(GristmillError, match="tokens"):
+            contamination(train, ev, L, unit="tokens", tokenizer=tok)
+        return
+    r = contamination(train, ev, L, unit="tokens", tokenizer=tok)
+    assert as_tuples(r.spans) == _token_reference_contamination(enc, train, ev, L)
+
+
+def test_dedup_exact_token_unit_errors():
+    from gristmill.suffix import dedup_exact
+
+    with pytest.raises(ValueError, match="unit"):
+        dedup_exact(["a"], 1, unit="words")
+    with pytest.raises(GristmillError, match="tokens"):
+        dedup_exact(["short text"], 50, unit="tokens")
+    with pytest.raises(ValueError, match="memory_limit"):
+        dedup_exact(["a b c"], 1, unit="tokens", memory_limit=1 << 30)
+    with pytest.raises(TypeError, match="tokenizer"):
+        dedup_exact(["a b c"], 1, unit="tokens", tokenizer=3)
 
 
 @settings(max_examples=60, deadline=None)

@@ -100,6 +100,20 @@ def suffix_find_repeats(
     force_64: bool = False,
     memory_limit: int | None = None,
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
+def suffix_contamination_tokenized(
+    train: _Docs,
+    eval: _Docs,
+    tokenizer: _Tokenizer,
+    min_length: int,
+    threads: int = 0,
+) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
+def suffix_find_repeats_tokenized(
+    docs: _Docs,
+    tokenizer: _Tokenizer,
+    min_length: int,
+    keep: str,
+    threads: int = 0,
+) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
 def suffix_find_repeats_tokens(
     ids: npt.NDArray[np.uint32],
     doc_offsets: _I64,

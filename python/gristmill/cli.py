@@ -475,6 +475,31 @@ def _print_timings(timings: Dict[str, float]) -> None:
     print("  time per stage  " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
 
 
+def _add_unit_args(p: Any, what: str) -> None:
+    """--min-length / --unit / --tokenizer, shared by `dedup exact` and `contamination`."""
+    p.add_argument("--min-length", type=int, default=None, metavar="N",
+                   help=f"{what}, in --unit (default: 100 bytes or 50 tokens)")
+    p.add_argument("--unit", choices=("bytes", "tokens"), default="bytes",
+                   help="length unit of --min-length (default: bytes); tokens are counted with --tokenizer "
+                        "and spans are still reported as exact byte ranges")
+    p.add_argument("--tokenizer", default="o200k_base", metavar="NAME",
+                   help="with --unit tokens: tiktoken encoding name or .tiktoken file (default: o200k_base)")
+
+
+def _unit_tokenizer(args: argparse.Namespace) -> Any:
+    if args.unit != "tokens":
+        return None
+    from gristmill.tokenizer import Tokenizer
+
+    return Tokenizer.from_tiktoken(args.tokenizer)
+
+
+def _unit_text(summary: Dict[str, Any]) -> str:
+    if summary.get("unit") == "tokens":
+        return f"{summary['min_length']} tokens of {summary['tokenizer']}"
+    return f"{summary['min_length']} bytes"
+
+
 def _run_dedup_exact(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -485,7 +510,10 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output_path(corpus, out)
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
-    r = dedup_exact(corpus, args.min_length, args.keep, threads=_threads_arg(args),
+    if args.unit == "tokens" and args.memory_limit:
+        raise ValueError("--memory-limit works with --unit bytes only (token ids are sorted in memory)")
+    r = dedup_exact(corpus, args.min_length, args.keep, unit=args.unit, tokenizer=_unit_tokenizer(args),
+                    threads=_threads_arg(args),
                     memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None)
     timer = _progress.Timer()
     with timer("write"):
@@ -519,7 +547,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     pct = 100.0 * summary["bytes_removed"] / max(summary["bytes"], 1)
-    print(f"exact-substring dedup (min length {args.min_length} bytes, keep {args.keep}):")
+    print(f"exact-substring dedup (min length {_unit_text(summary)}, keep {args.keep}):")
     print(f"  documents       {summary['documents']:>14,}  ({summary['documents_touched']:,} touched, "
           f"{summary['documents_emptied']:,} emptied, {summary['documents_dropped']:,} dropped)")
     print(f"  bytes           {summary['bytes']:>14,}  ({summary['bytes_removed']:,} removed, {pct:.2f}%)")
@@ -539,6 +567,10 @@ def _add_dedup_exact(dsub: Any) -> None:
         whole corpus. Repeats never cross document boundaries and removed spans never cut a
         UTF-8 character (they are shrunk to character boundaries).
 
+        --unit tokens measures --min-length in tokens of --tokenizer instead: documents are
+        encoded, the suffix array is built over the token ids, and every repeated run of
+        tokens is removed as the exact bytes of those tokens.
+
         --keep none removes every copy (the paper's behaviour); --keep first keeps the first
         copy in corpus order of every repeated window and removes the later ones.
 
@@ -553,14 +585,12 @@ def _add_dedup_exact(dsub: Any) -> None:
         gristmill dedup exact corpus.parquet -o out/ --keep first --report-format jsonl
         gristmill dedup exact src/ --glob '*.py' -o out/ --min-length 200 --json
         gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G
+        gristmill dedup exact data.jsonl -o out/ --unit tokens --min-length 50 --tokenizer cl100k_base
         """,
     )
     add_input_args(e)
     e.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    e.add_argument("--min-length", type=int, default=100, metavar="N",
-                   help="shortest repeat to remove, in bytes (default: 100)")
-    e.add_argument("--unit", choices=("bytes",), default="bytes",
-                   help="length unit (default: bytes)")
+    _add_unit_args(e, "shortest repeat to remove")
     e.add_argument("--keep", choices=("none", "first"), default="none",
                    help="which copy of a repeat to keep (default: none)")
     e.add_argument("--memory-limit", default=None, metavar="SIZE",
@@ -581,7 +611,8 @@ def _run_contamination(args: argparse.Namespace) -> int:
     train = corpus_from_args(args, args.train)
     ev = corpus_from_args(args, args.eval)
     _progress.info("reading both corpora and building one suffix array …")
-    r = contamination(train, ev, args.min_length, threads=_threads_arg(args))
+    r = contamination(train, ev, args.min_length, unit=args.unit, tokenizer=_unit_tokenizer(args),
+                      threads=_threads_arg(args))
     summary: Dict[str, Any] = dict(r.summary)
     summary["timings"] = {k: round(v, 4) for k, v in r.timings.items()}
     if args.output:
@@ -595,7 +626,7 @@ def _run_contamination(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
     print(f"contamination of {summary['eval_documents']:,} eval documents by the training corpus "
-          f"(windows of {args.min_length} bytes):")
+          f"(windows of {_unit_text(summary)}):")
     print(f"  contaminated documents {summary['contaminated_documents']:>10,}")
     print(f"  contaminated bytes     {summary['contaminated_bytes']:>10,} of {summary['eval_bytes']:,}")
     docs = r.documents.sort_by([("fraction", "descending")]).slice(0, args.top).to_pylist()
@@ -614,8 +645,8 @@ def _add_contamination(sub: Any) -> None:
         sub, "contamination",
         help="find evaluation text that also occurs in the training corpus",
         description="""
-        Which evaluation documents share spans of at least --min-length bytes with the
-        training corpus, where, and how often. One suffix array is built over train + eval;
+        Which evaluation documents share spans of at least --min-length bytes (or tokens,
+        with --unit tokens) with the training corpus, where, and how often. One suffix array is built over train + eval;
         windows never cross document boundaries. With -o, writes contamination.spans
         (eval_doc, id, start, end, train_occurrences), contamination.documents (per
         contaminated eval document) and contamination.summary.json.
@@ -623,13 +654,13 @@ def _add_contamination(sub: Any) -> None:
         examples="""
         gristmill contamination --train train/*.jsonl.zst --eval test.jsonl --min-length 50
         gristmill contamination --train corpus.parquet --eval eval/ -o contamination/ --json
+        gristmill contamination --train train.jsonl --eval test.jsonl --unit tokens --min-length 13
         """,
     )
     p.add_argument("--train", nargs="+", required=True, metavar="INPUT", help="training corpus inputs")
     p.add_argument("--eval", nargs="+", required=True, metavar="INPUT", help="evaluation corpus inputs")
     p.add_argument("-o", "--output", default=None, metavar="DIR", help="write reports to this folder")
-    p.add_argument("--min-length", type=int, default=100, metavar="N",
-                   help="shortest shared span, in bytes (default: 100)")
+    _add_unit_args(p, "shortest shared span")
     p.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
                    help="format of the reports (default: parquet)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="print the K most contaminated documents")

@@ -586,6 +586,11 @@ class Corpus:
         Each output file is written to a hidden temporary name and renamed into place only
         when complete. Returns the output files written (one per JSONL/Parquet input, one per
         kept file of a folder).
+
+        ``out_dir/.gristmill-outputs.json`` lists the files written; when a later run writes
+        into the same folder, files that an earlier run wrote and this run did not (e.g.
+        documents dropped this time) are deleted, so the folder never mixes two runs. Files
+        gristmill did not write are never touched.
         """
         out = Path(out_dir)
         check_output_path(self, out)
@@ -613,7 +618,40 @@ class Corpus:
                 return True, replace.get(g)
 
             written_files.extend(src.write(out, self, decide))
+        inputs = {q.resolve() for src in self.sources for q in src.input_paths()}
+        _forget_stale_outputs(out, written_files, inputs)
         return written_files
+
+
+_OUTPUTS_MANIFEST = ".gristmill-outputs.json"
+
+
+def _forget_stale_outputs(out: Path, written: List[Path], inputs: "set[Path]") -> None:
+    """Delete files an earlier run listed in ``out``'s manifest and this run did not write;
+    then record this run's files."""
+    manifest = out / _OUTPUTS_MANIFEST
+    new = sorted({p.relative_to(out).as_posix() for p in written})
+    old: List[str] = []
+    try:
+        loaded = json.loads(manifest.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict) and isinstance(loaded.get("files"), list):
+            old = [f for f in loaded["files"] if isinstance(f, str)]
+    except (OSError, ValueError):
+        pass
+    root = out.resolve()
+    for rel in set(old) - set(new):
+        p = (out / rel).resolve()
+        if not _is_within(p, root) or p == root or p in inputs or not p.is_file():
+            continue  # never follow an entry outside the output folder, never delete an input
+        p.unlink()
+        parent = p.parent
+        while parent != root and _is_within(parent, root):
+            try:
+                parent.rmdir()  # only if now empty
+            except OSError:
+                break
+            parent = parent.parent
+    write_json(manifest, {"written_by": "gristmill", "files": new})
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 KEEP_CHOICES = ("none", "first")
+UNIT_CHOICES = ("bytes", "tokens")
+DEFAULT_MIN_LENGTH = {"bytes": 100, "tokens": 50}
 Texts = Union[TextLike, Any]  # also gristmill.io.Corpus
 
 
@@ -109,7 +111,12 @@ def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[p
             chunks.append(b.texts.cast(pa.large_string()))
         if not chunks:
             return pa.array([], type=pa.large_string()), pa.array([], type=pa.string())
-        return pa.concat_arrays(chunks), pa.concat_arrays(ids)
+        arr, id_arr = pa.concat_arrays(chunks), pa.concat_arrays(ids)
+        del chunks, ids, b
+        # the batches are freed now; hand their memory back to the OS before the suffix
+        # array is allocated (Arrow's allocator keeps it otherwise: ~1 byte per input byte)
+        pa.default_memory_pool().release_unused()
+        return arr, id_arr
     return as_string_array(texts, what=what), None
 
 
@@ -154,6 +161,16 @@ class _nullcontext:
 
     def __exit__(self, *a: Any) -> None:
         return None
+
+
+def _tokenizer(tokenizer: Any) -> Any:
+    from gristmill.tokenizer import Tokenizer
+
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer
+    if isinstance(tokenizer, (str, PathLike)):
+        return Tokenizer.from_tiktoken(tokenizer)
+    raise TypeError(f"tokenizer must be a gristmill.Tokenizer or a tiktoken encoding name, got {type(tokenizer).__name__}")
 
 
 def _memory_limit(m: Optional[int]) -> Optional[int]:
@@ -253,9 +270,11 @@ def _trim(arr: pa.Array, spans: pa.Table) -> pa.Array:
 
 def dedup_exact(
     texts: Texts,
-    min_length: int = 100,
+    min_length: Optional[int] = None,
     keep: str = "none",
     *,
+    unit: str = "bytes",
+    tokenizer: Any = "o200k_base",
     threads: Optional[int] = None,
     memory_limit: Optional[int] = None,
 ) -> DedupResult:
@@ -264,17 +283,38 @@ def dedup_exact(
     ``memory_limit``: see :func:`find_repeats` (a Corpus is then spilled to a temporary file
     and memory-mapped; the returned texts are built in memory).
 
+    ``unit="tokens"`` measures ``min_length`` in tokens of ``tokenizer`` (a
+    :class:`gristmill.Tokenizer` or a tiktoken encoding name) instead of bytes: documents
+    are encoded (special-token strings count as plain text), repeated runs of at least
+    ``min_length`` token ids are found with a suffix array over the ids, and every span is
+    reported and removed as the exact byte range of its tokens, shrunk inward to UTF-8
+    character boundaries. The default ``min_length`` is 100 bytes or 50 tokens.
+
     >>> r = dedup_exact(["a shared sentence of some length.", "x a shared sentence of some length."], 10, keep="first")
     >>> r.texts.to_pylist(), r.summary["bytes_removed"]
     (['a shared sentence of some length.', 'x '], 33)
+    >>> r = dedup_exact(["one two three four five six", "zero one two three four five six"], 5, "first", unit="tokens")
+    >>> r.texts.to_pylist(), r.spans.to_pylist()
+    (['one two three four five six', 'zero one'], [{'doc': 1, 'start': 8, 'end': 32, 'occurrences': 2}])
     """
-    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    if unit not in UNIT_CHOICES:
+        raise ValueError(f"unit must be one of {UNIT_CHOICES}, got {unit!r}")
+    ml = _min_length(DEFAULT_MIN_LENGTH[unit] if min_length is None else min_length)
+    kp, th = _keep(keep), _threads(threads)
     mem = _memory_limit(memory_limit)
+    tok = None
+    if unit == "tokens":
+        if mem is not None:
+            raise ValueError("memory_limit is only supported with unit='bytes' (token ids are sorted in memory)")
+        tok = _tokenizer(tokenizer)
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         t0 = time.perf_counter()
         arr, ids = _gather(texts, "texts", tmp)
         timings: Dict[str, float] = {"read": time.perf_counter() - t0}
-        d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        if tok is None:
+            d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        else:
+            d, s, e, o, stats = _native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th)
         timings.update({k: v for k, v in stats["timings"] if k != "parts"})
         spans = _spans_table((d, s, e, o))
         t0 = time.perf_counter()
@@ -295,8 +335,11 @@ def dedup_exact(
         "spans": len(d),
         "duplicate_classes": int(stats["classes"]),
         "min_length": ml,
+        "unit": unit,
         "keep": kp,
     }
+    if tok is not None:
+        summary["tokenizer"] = tok.name
     if mem is not None:
         summary["memory_limit"] = mem
         summary["memory_parts"] = int(dict(stats["timings"]).get("parts", 1))
@@ -326,23 +369,38 @@ class ContaminationResult:
 def contamination(
     train: Texts,
     eval: Texts,
-    min_length: int = 100,
+    min_length: Optional[int] = None,
     *,
+    unit: str = "bytes",
+    tokenizer: Any = "o200k_base",
     threads: Optional[int] = None,
 ) -> ContaminationResult:
     """Which ``eval`` documents share spans of at least ``min_length`` bytes with ``train``,
     where, and how often (one suffix array over train + eval; windows never cross documents).
+    ``unit="tokens"`` counts ``min_length`` in tokens of ``tokenizer`` (see
+    :func:`dedup_exact`); spans are still exact byte ranges of the eval documents. The
+    default ``min_length`` is 100 bytes or 50 tokens.
 
     >>> r = contamination(["the answer is forty-two, said the computer"], ["q: the answer is forty-two?"], 12)
     >>> r.spans.to_pylist()
     [{'eval_doc': 0, 'start': 3, 'end': 26, 'train_occurrences': 1}]
+    >>> contamination(["the answer is forty-two, said the computer"], ["q: the answer is forty-two?"], 4,
+    ...               unit="tokens").spans.to_pylist()
+    [{'eval_doc': 0, 'start': 6, 'end': 26, 'train_occurrences': 1}]
     """
-    ml, th = _min_length(min_length), _threads(threads)
+    if unit not in UNIT_CHOICES:
+        raise ValueError(f"unit must be one of {UNIT_CHOICES}, got {unit!r}")
+    ml = _min_length(DEFAULT_MIN_LENGTH[unit] if min_length is None else min_length)
+    th = _threads(threads)
+    tok = _tokenizer(tokenizer) if unit == "tokens" else None
     t0 = time.perf_counter()
     tr, _ = _gather(train, "train")
     ev, ev_ids = _gather(eval, "eval")
     timings: Dict[str, float] = {"read": time.perf_counter() - t0}
-    d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
+    if tok is None:
+        d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
+    else:
+        d, s, e, o, stats = _native.suffix_contamination_tokenized(string_buffers(tr), string_buffers(ev), tok._t, ml, th)
     timings.update({k: v for k, v in stats["timings"]})
     spans = _spans_table((d, s, e, o), "eval_doc", "train_occurrences")
     if ev_ids is not None:
@@ -372,7 +430,10 @@ def contamination(
         "contaminated_bytes": int(cont.sum()),
         "shared_windows": int(stats["classes"]),
         "min_length": ml,
+        "unit": unit,
     }
+    if tok is not None:
+        summary["tokenizer"] = tok.name
     return ContaminationResult(spans=spans, documents=docs, summary=summary, timings=timings)
 
 

@@ -25,7 +25,7 @@ impl PyTokenizer {
         PyTokenizer { inner }
     }
 
-    /// The core tokenizer (token shingles in the minhash bindings).
+    /// The core tokenizer (used by the suffix bindings' token mode).
     pub(super) fn core(&self) -> &Tokenizer {
         &self.inner
     }

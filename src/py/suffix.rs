@@ -118,6 +118,45 @@ fn suffix_find_repeats_tokens<'py>(
     spans_out(py, spans, stats)
 }
 
+/// suffix_find_repeats_tokenized(docs, tokenizer, min_length, keep, threads=0)
+///     -> (doc, start, end, occurrences, stats); token mode, spans as byte ranges.
+#[pyfunction]
+#[pyo3(signature = (docs, tokenizer, min_length, keep, threads=0))]
+fn suffix_find_repeats_tokenized<'py>(
+    py: Python<'py>,
+    docs: DocsArg<'py>,
+    tokenizer: PyRef<'py, super::bpe::PyTokenizer>,
+    min_length: usize,
+    keep: &str,
+    threads: usize,
+) -> PyResult<SpanArrays<'py>> {
+    let keep: Keep = keep.parse()?;
+    let view = docs.view()?;
+    let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
+    let tok = tokenizer.core();
+    let (spans, stats) = py.detach(|| core::find_repeats_tokenized(view, tok, &opts))?;
+    spans_out(py, spans, stats)
+}
+
+/// suffix_contamination_tokenized(train, eval, tokenizer, min_length, threads=0)
+///     -> (eval_doc, start, end, train_occurrences, stats); token mode, byte spans.
+#[pyfunction]
+#[pyo3(signature = (train, eval, tokenizer, min_length, threads=0))]
+fn suffix_contamination_tokenized<'py>(
+    py: Python<'py>,
+    train: DocsArg<'py>,
+    eval: DocsArg<'py>,
+    tokenizer: PyRef<'py, super::bpe::PyTokenizer>,
+    min_length: usize,
+    threads: usize,
+) -> PyResult<SpanArrays<'py>> {
+    let (tv, ev) = (train.view()?, eval.view()?);
+    let opts = RepeatOptions { min_length, keep: Keep::None, threads, width: IndexWidth::Auto };
+    let tok = tokenizer.core();
+    let (spans, stats) = py.detach(|| core::contamination_tokenized(tv, ev, tok, &opts))?;
+    spans_out(py, spans, stats)
+}
+
 /// suffix_contamination(train, eval, min_length, threads=0, force_64=False)
 ///     -> (eval_doc, start, end, train_occurrences, stats)
 #[pyfunction]
@@ -253,6 +292,8 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(suffix_find_repeats, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_contamination, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_find_repeats_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(suffix_find_repeats_tokenized, m)?)?;
+    m.add_function(wrap_pyfunction!(suffix_contamination_tokenized, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_trim, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_array_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(suffix_corpus_checksum, m)?)?;

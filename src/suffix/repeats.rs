@@ -109,7 +109,7 @@ pub(crate) struct Bits(Vec<u64>);
 
 impl Bits {
     pub(crate) fn new(n: usize) -> Self {
-        Bits(vec![0; n.div_ceil(64)])
+        Bits(super::sa::huge_vec(n.div_ceil(64), 0u64))
     }
     #[inline]
     pub(crate) fn set(&mut self, i: usize) {
@@ -451,10 +451,23 @@ fn contaminate<S: Symbol, O>(
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
+    let (sa, plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
+    contaminate_from_sa(sa, plcp, t, bounds, split, n_train_docs, opts)
+}
+
+/// The marking and span collection of [`contaminate`], given a suffix array and PLCP array.
+fn contaminate_from_sa<O: SaIndex>(
+    sa: Vec<O>,
+    mut plcp: Vec<O>,
+    t: [f64; 2],
+    bounds: &[usize],
+    split: usize,
+    n_train_docs: usize,
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)> {
     let l = opts.min_length;
-    let n = text.len();
+    let n = sa.len();
     let mut stats = RepeatStats { index_bytes: O::BYTES * n, ..Default::default() };
-    let (sa, mut plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
     stats.timings.push(("suffix_array", t[0]));
     stats.timings.push(("lcp", t[1]));
     let t0 = Instant::now();
@@ -685,4 +698,115 @@ pub fn trim_docs(docs: Docs<'_>, spans: &[Span]) -> Result<(Vec<u8>, Vec<i64>)> 
         )));
     }
     Ok((data, offsets))
+}
+
+/// Documents encoded for token mode: flat ids, token bounds per document, the byte offset
+/// of every token inside its document, and each document's byte length.
+struct Encoded {
+    ids: Vec<u32>,
+    bounds: Vec<usize>,
+    starts: Vec<u64>,
+    doc_bytes: Vec<u64>,
+    secs: f64,
+}
+
+fn encode_docs(docs: &Docs<'_>, tokenizer: &crate::bpe::Tokenizer, threads: usize) -> Result<Encoded> {
+    let t0 = Instant::now();
+    let none = crate::bpe::SpecialSet::None;
+    let threads = if threads == 0 { None } else { Some(threads) };
+    let (ids, offsets) = tokenizer.encode_batch(*docs, &none, &none, true, threads)?;
+    let bounds: Vec<usize> = offsets.iter().map(|&o| o as usize).collect();
+    let mut starts = Vec::with_capacity(ids.len());
+    let mut doc_bytes = Vec::with_capacity(docs.len());
+    for d in 0..docs.len() {
+        let mut o = 0u64;
+        for &id in &ids[bounds[d]..bounds[d + 1]] {
+            starts.push(o);
+            o += tokenizer.token_bytes(id).map_or(0, |b| b.len()) as u64;
+        }
+        if o != docs.get(d).len() as u64 {
+            return Err(Error::invalid_data(
+                format!("document {d}"),
+                "its tokens do not decode to its bytes (the tokenizer is not lossless)",
+            ));
+        }
+        doc_bytes.push(o);
+    }
+    Ok(Encoded { ids, bounds, starts, doc_bytes, secs: t0.elapsed().as_secs_f64() })
+}
+
+/// Self-dedup of UTF-8 documents in token mode: each document is encoded with `tokenizer`
+/// (ordinary text, special-token strings are plain text), repeats of at least
+/// `opts.min_length` tokens are found over the ids, and the token spans are mapped back to
+/// exact byte ranges of the documents, shrunk inward to UTF-8 character boundaries (a
+/// byte-level BPE token may end inside a character). `opts.threads` is also the number of
+/// encoding threads (0 = all cores); results never depend on it.
+pub fn find_repeats_tokenized(
+    docs: Docs<'_>,
+    tokenizer: &crate::bpe::Tokenizer,
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)> {
+    let enc = encode_docs(&docs, tokenizer, opts.threads)?;
+    let (spans, mut stats) = find_repeats_tokens(&enc.ids, &enc.bounds, opts)?;
+    let t1 = Instant::now();
+    let spans = snap_utf8(token_spans_to_bytes(&spans, &enc.bounds, &enc.starts, &enc.doc_bytes)?, &docs);
+    if let Some(t) = stats.timings.last_mut() {
+        t.1 += t1.elapsed().as_secs_f64();
+    }
+    stats.timings.insert(0, ("tokenize", enc.secs));
+    Ok((spans, stats))
+}
+
+/// Contamination of `eval` by `train` in token mode: both corpora are encoded with
+/// `tokenizer`, windows of at least `opts.min_length` tokens shared with the training corpus
+/// are found over the ids, and the eval spans are returned as exact byte ranges shrunk to
+/// UTF-8 character boundaries.
+pub fn contamination_tokenized(
+    train: Docs<'_>,
+    eval: Docs<'_>,
+    tokenizer: &crate::bpe::Tokenizer,
+    opts: &RepeatOptions,
+) -> Result<(Vec<Span>, RepeatStats)> {
+    let tr = encode_docs(&train, tokenizer, opts.threads)?;
+    let ev = encode_docs(&eval, tokenizer, opts.threads)?;
+    check_min_length(opts.min_length, &ev.bounds, "the evaluation corpus", "tokens")?;
+    check_min_length(opts.min_length, &tr.bounds, "the training corpus", "tokens")?;
+    let t0 = Instant::now();
+    let split = tr.ids.len();
+    let mut all = tr.ids;
+    all.extend_from_slice(&ev.ids);
+    let mut bounds = tr.bounds.clone();
+    bounds.extend(ev.bounds.iter().skip(1).map(|&b| b + split));
+    let n_train_docs = tr.bounds.len() - 1;
+    let (dense, k) = dense_ids(&all);
+    drop(all);
+    let t_remap = t0.elapsed().as_secs_f64();
+    let (spans, mut stats) = if k <= 1 << 16 {
+        let text: Vec<u16> = dense.iter().map(|&x| x as u16).collect();
+        drop(dense);
+        match opts.width.bytes_for(text.len())? {
+            4 => contaminate::<u16, i32>(&text, &bounds, split, n_train_docs, opts)?,
+            _ => contaminate::<u16, i64>(&text, &bounds, split, n_train_docs, opts)?,
+        }
+    } else {
+        if dense.len() > i32::MAX as usize || opts.width == IndexWidth::W64 {
+            return Err(Error::invalid_argument(format!(
+                "token mode with more than 65536 distinct ids supports at most {} tokens with 32-bit indices",
+                i32::MAX
+            )));
+        }
+        let mut text: Vec<i32> = dense.iter().map(|&x| x as i32).collect();
+        drop(dense);
+        let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
+        drop(text);
+        contaminate_from_sa(sa, plcp, t, &bounds, split, n_train_docs, opts)?
+    };
+    let t1 = Instant::now();
+    let spans = snap_utf8(token_spans_to_bytes(&spans, &ev.bounds, &ev.starts, &ev.doc_bytes)?, &eval);
+    if let Some(t) = stats.timings.last_mut() {
+        t.1 += t1.elapsed().as_secs_f64();
+    }
+    stats.timings.insert(0, ("remap_ids", t_remap));
+    stats.timings.insert(0, ("tokenize", tr.secs + ev.secs));
+    Ok((spans, stats))
 }
