@@ -506,6 +506,8 @@ def test_index_matches_datasketch_lsh(tmp_path: Path) -> None:
 
 
 def test_index_reopen_compact_and_mismatch(tmp_path: Path) -> None:
+    import json
+
     from gristmill.minhash import MinHashIndex
 
     docs = _stdlib_texts(20)
@@ -536,6 +538,11 @@ def test_index_reopen_compact_and_mismatch(tmp_path: Path) -> None:
         MinHashIndex(path, threshold=0.5, num_perm=64, hasher=mh)
     with pytest.raises(gristmill.GristmillError, match="hashing parameters.*ngram"):
         MinHashIndex(path, threshold=0.8, num_perm=64, hasher=MinHasher(num_perm=64, ngram=3))
+    # an index written with the previous fast scheme (header metadata without its version)
+    old = tmp_path / "old"
+    gristmill._native.MinHashIndexCore(str(old), 64, 16, 4, 4, json.dumps(mh.describe(), sort_keys=True))
+    with pytest.raises(gristmill.GristmillError, match="hashing parameters.*fast_scheme_version"):
+        MinHashIndex(old, threshold=0.8, num_perm=64, hasher=mh, params=(16, 4))
     with pytest.raises(gristmill.GristmillError, match="signature bytes: index has 4, requested 8"):
         MinHashIndex(path, threshold=0.8, num_perm=64, hasher=MinHasher(num_perm=64, compat="datasketch", scheme="legacy"))
     with pytest.raises(gristmill.GristmillError, match="num_perm"):
@@ -641,3 +648,137 @@ def test_cli_index_across_shards(tmp_path: Path) -> None:
     assert (tmp_path / "o2" / "again.jsonl").read_text() == ""
     r = _cli("dedup", "minhash", str(again), "-o", str(tmp_path / "o3"), "--index", str(idx), "--threshold", "0.5")
     assert r.returncode == 1 and "bands: index has" in r.stderr
+
+
+# ---- token shingles --------------------------------------------------------------------------
+
+
+def _token_ngrams(ids: List[int], n: int) -> List[bytes]:
+    """Slow reference: token n-grams as the little-endian uint32 bytes gristmill hashes."""
+    if not ids:
+        return []
+    if len(ids) < n:
+        return [np.asarray(ids, "<u4").tobytes()]
+    return [np.asarray(ids[i : i + n], "<u4").tobytes() for i in range(len(ids) - n + 1)]
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_token_shingles_match_tiktoken_and_datasketch(raw: bool) -> None:
+    """Token n-grams through gristmill's tokenizer == tiktoken ids of the normalised text
+    cut into n-grams; compat signatures == datasketch updated with those n-grams."""
+    pytest.importorskip("tiktoken")
+    datasketch = pytest.importorskip("datasketch")
+    from tokenizer_ref import reference  # tiktoken built offline from the shipped rank files
+
+    enc = reference("cl100k_base")
+    texts = _stdlib_texts(12, max_bytes=20000) + ["", "  ... ", "Ünïcödé ΣΟΦΙΑ naïve café", "one two"]
+    opts = {"lowercase": False, "strip_punct": False} if raw else {}
+    mh = MinHasher(num_perm=64, seed=3, ngram=4, unit="token", tokenizer="cl100k_base", compat="datasketch", **opts)
+    sig = mh.signatures(texts)
+    word = MinHasher(num_perm=1, ngram=1, **opts)
+    for i, t in enumerate(texts):
+        norm = " ".join(word.shingles(t))  # gristmill's documented normalisation
+        ids = enc.encode_ordinary(norm)
+        want = [tuple(ids[k : k + 4]) for k in range(max(len(ids) - 3, 1))] if ids else []
+        assert mh.token_shingles(t) == want
+        ref = datasketch.MinHash(num_perm=64, seed=3)
+        grams = _token_ngrams(ids, 4)
+        if grams:
+            ref.update_batch(grams)
+        np.testing.assert_array_equal(sig[i], ref.hashvalues.astype(np.uint32), err_msg=f"doc {i}")
+
+
+def test_token_shingles_fast_estimates_and_determinism() -> None:
+    pytest.importorskip("tiktoken")
+    from tokenizer_ref import reference
+
+    enc = reference("o200k_base")
+    rng = random.Random(11)
+    base = _stdlib_texts(10, max_bytes=15000)
+    texts = base + [_edit(t, 0.1, rng) for t in base]
+    mh = MinHasher(num_perm=256, ngram=3, unit="token", tokenizer=gristmill.Tokenizer.from_tiktoken("o200k_base"))
+    sig1 = mh.signatures(texts, threads=1)
+    np.testing.assert_array_equal(sig1, mh.signatures(texts, threads=2))
+    np.testing.assert_array_equal(sig1, mh.signatures(pa.array(texts[::-1]), threads=2)[::-1])
+    word = MinHasher(num_perm=1, ngram=1)
+    sets = [set(_token_ngrams(enc.encode_ordinary(" ".join(word.shingles(t))), 3)) for t in texts]
+    for i in range(len(base)):
+        j = len(base) + i
+        exact = len(sets[i] & sets[j]) / len(sets[i] | sets[j])
+        est = float(jaccard_estimate(sig1[i], sig1[j]))
+        # 256 permutations: standard error <= 0.032; allow 4 s.e.
+        assert abs(est - exact) <= 4 * math.sqrt(exact * (1 - exact) / 256) + 0.01, (i, est, exact)
+
+
+def test_token_unit_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="needs tokenizer"):
+        MinHasher(unit="token")
+    with pytest.raises(ValueError, match="only with unit='token'"):
+        MinHasher(tokenizer="cl100k_base")
+    with pytest.raises(ValueError, match="unknown encoding"):
+        MinHasher(unit="token", tokenizer="nope_base")
+    with pytest.raises(TypeError):
+        MinHasher(unit="token", tokenizer=3)
+    mh = MinHasher(unit="token", tokenizer="cl100k_base")
+    with pytest.raises(ValueError, match="token_shingles"):
+        mh.shingles("some text")
+    with pytest.raises(ValueError, match="unit='token'"):
+        MinHasher().token_shingles("x")
+    assert mh.describe()["tokenizer"] == "cl100k_base"
+    assert "tokenizer" not in MinHasher().describe()
+
+
+def test_cli_token_shingles(tmp_path: Path) -> None:
+    import json
+
+    src, recs = _write_corpus(tmp_path)
+    r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "out"), "--shingle", "token",
+             "--tokenizer", "cl100k_base", "--ngram", "8", "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    expected = dedup_minhash([x["text"] for x in recs], 0.8, ngram=8, unit="token", tokenizer="cl100k_base", verify=True)
+    assert summary["removed"] == expected.summary["removed"] >= 5
+    assert summary["minhash"]["tokenizer"] == "cl100k_base"
+    r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o2"), "--tokenizer", "cl100k_base")
+    assert r.returncode == 1 and "--shingle token" in r.stderr
+    r = _cli("dedup", "minhash", "--help")
+    assert "--shingle token --tokenizer o200k_base" in r.stdout
+
+
+# ---- pre-made shingles as Python lists ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("compat", [None, "datasketch"])
+def test_python_list_shingles_equal_arrow_and_text(compat: object) -> None:
+    texts = _stdlib_texts(8) + ["", "x"]
+    mh = MinHasher(num_perm=32, ngram=3, compat=compat)  # type: ignore[arg-type]
+    sets = [mh.shingles(t) for t in texts]
+    from_text = mh.signatures(texts)
+    np.testing.assert_array_equal(mh.signatures_of_shingles(sets), from_text)
+    np.testing.assert_array_equal(mh.signatures_of_shingles(tuple(tuple(s) for s in sets)), from_text)
+    np.testing.assert_array_equal(mh.signatures_of_shingles(iter([iter(s) for s in sets])), from_text)
+    np.testing.assert_array_equal(mh.signatures_of_shingles(pa.array(sets, pa.list_(pa.string()))), from_text)
+    # non-ASCII shingles are borrowed as UTF-8 too
+    uni = [["ünï cödé", "σοφία"], ["ünï cödé"]]
+    np.testing.assert_array_equal(mh.signatures_of_shingles(uni), mh.signatures_of_shingles(pa.array(uni)))
+    with pytest.raises(TypeError, match="set 1 item 2 is a int"):
+        mh.signatures_of_shingles([["a"], ["b", "c", 3]])
+    with pytest.raises(TypeError, match="set 0"):
+        mh.signatures_of_shingles(["abc"])
+    with pytest.raises(TypeError):
+        mh.signatures_of_shingles("abc")
+    with pytest.raises(UnicodeEncodeError):
+        mh.signatures_of_shingles([["bad \ud800 surrogate"]])
+
+
+def test_signatures_of_python_lists_equal_arrow() -> None:
+    texts = _stdlib_texts(10) + ["", "Ünïcödé ΣΟΦΙΑ wörds and more wörds here", "x"]
+    for compat in (None, "datasketch"):
+        mh = MinHasher(num_perm=32, ngram=3, compat=compat)
+        want = mh.signatures(pa.array(texts))
+        np.testing.assert_array_equal(mh.signatures(texts), want)
+        np.testing.assert_array_equal(mh.signatures(tuple(texts)), want)
+        np.testing.assert_array_equal(mh.signatures(texts, threads=2), want)
+    with pytest.raises(ValueError, match=r"texts\[1\] is not valid Unicode"):
+        MinHasher().signatures(["ok", "bad \ud800"])
+    assert MinHasher().signatures([]).shape == (0, 128)

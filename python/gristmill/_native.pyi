@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension module ``gristmill._native``."""
 
-from typing import Any, Tuple, final
+from typing import Any, Iterable, Tuple, final
 from typing import Any, Callable, Tuple, final
 
 
@@ -17,11 +17,19 @@ _Docs = Tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32] | npt.NDArray[np.int6
 def corpus_stats_batch(docs: _Docs) -> dict[str, int]: ...
 
 # minhash ---------------------------------------------------------------------------------------
-_Shingle = Tuple[str, int, bool, bool, bool, bool]
+_Shingle = Tuple[str, int, bool, bool, bool, bool, _Tokenizer | None]
 
 def minhash_fast_params(num_perm: int, seed: int) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]: ...
 def minhash_signatures(
     docs: _Docs,
+    shingle: _Shingle,
+    scheme: str,
+    a: npt.NDArray[np.uint64],
+    b: npt.NDArray[np.uint64],
+    threads: int | None = None,
+) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint64]: ...
+def minhash_signatures_of_strs(
+    texts: list[str] | tuple[str, ...],
     shingle: _Shingle,
     scheme: str,
     a: npt.NDArray[np.uint64],
@@ -36,7 +44,15 @@ def minhash_signatures_of_sets(
     b: npt.NDArray[np.uint64],
     threads: int | None = None,
 ) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint64]: ...
+def minhash_signatures_of_lists(
+    sets: Iterable[Iterable[str]],
+    scheme: str,
+    a: npt.NDArray[np.uint64],
+    b: npt.NDArray[np.uint64],
+    threads: int | None = None,
+) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint64]: ...
 def minhash_shingles(text: str, shingle: _Shingle) -> list[str]: ...
+def minhash_token_shingles(text: str, shingle: _Shingle) -> list[list[int]]: ...
 def minhash_shingle_counts(docs: _Docs, shingle: _Shingle, threads: int | None = None) -> npt.NDArray[np.uint32]: ...
 def lsh_optimal_params(threshold: float, num_perm: int, fp_weight: float, fn_weight: float) -> Tuple[int, int]: ...
 def lsh_check_bands(num_perm: int, bands: int, rows: int) -> None: ...

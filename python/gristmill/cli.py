@@ -317,8 +317,13 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     out = Path(args.output)
     check_output_path(corpus, out)
     timer = _progress.Timer()
+    tokenizer = None
+    if args.unit == "token":
+        tokenizer = _load_tokenizer(args.tokenizer or "o200k_base", args.pat_str)
+    elif args.tokenizer is not None:
+        raise ValueError("--tokenizer applies only with --shingle token")
     hasher = MinHasher(num_perm=args.num_perm, seed=args.seed, ngram=args.ngram, unit=args.unit,
-                       fold_digits=args.fold_digits, nfkc=args.nfkc)
+                       fold_digits=args.fold_digits, nfkc=args.nfkc, tokenizer=tokenizer)
     index = None
     if args.index:
         params = (args.bands, args.rows) if args.bands and args.rows else None
@@ -394,20 +399,27 @@ def _add_dedup(sub: Any) -> None:
         Also writes OUT/minhash_clusters.parquet (cluster, doc, id, kept document, estimated
         and, with --verify, exact Jaccard) and OUT/minhash_summary.json (counts, parameters,
         seconds per stage). Shingles: lower-cased words with punctuation as separators,
-        --ngram words each.
+        --ngram words each; or characters (--shingle char), or token ids of the same
+        normalised text (--shingle token --tokenizer NAME|PATH).
         """,
         examples="""
         gristmill dedup minhash data/*.jsonl.zst -o deduped/
         gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --verify --keep longest
         gristmill dedup minhash shard.jsonl -o out/ --keep column:quality --num-perm 256
         gristmill dedup minhash shard-002.jsonl -o out-002/ --index seen.idx/
+        gristmill dedup minhash code.jsonl -o out/ --shingle token --tokenizer o200k_base --ngram 8
         """,
     )
     add_input_args(m)
     m.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     m.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity threshold in (0, 1) (default: 0.8)")
     m.add_argument("--ngram", type=int, default=5, help="shingle size in words (default: 5)")
-    m.add_argument("--unit", choices=("word", "char"), default="word", help="shingle unit (default: word)")
+    m.add_argument("--unit", "--shingle", dest="unit", choices=("word", "char", "token"), default="word",
+                   help="shingle unit: word, char or token n-grams (default: word)")
+    m.add_argument("--tokenizer", default=None, metavar="NAME|PATH",
+                   help="tokenizer for --shingle token: a bundled encoding (o200k_base, cl100k_base, ...), "
+                        "a Hugging Face tokenizer.json or a .tiktoken file with --pat-str (default: o200k_base)")
+    m.add_argument("--pat-str", default=None, help="pre-tokenizer regex for a .tiktoken --tokenizer file")
     m.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default: 128)")
     m.add_argument("--seed", type=int, default=1, help="permutation seed (default: 1)")
     m.add_argument("--bands", type=int, default=None, help="LSH bands (default: chosen from the threshold)")
@@ -848,21 +860,25 @@ def _add_train_bpe(sub: Any) -> None:
 # tokenize
 
 
+def _load_tokenizer(name: str, pat_str: Optional[str]) -> Any:
+    from gristmill.tokenizer import ENCODINGS, Tokenizer
+
+    if name in ENCODINGS:
+        return Tokenizer.from_tiktoken(name)
+    if name.endswith(".json") or Path(name).is_dir():
+        return Tokenizer.from_huggingface(name)
+    if pat_str is None:
+        raise ValueError(f"--tokenizer {name}: a rank file needs --pat-str (or use one of {', '.join(ENCODINGS)})")
+    return Tokenizer.from_tiktoken(name, pat_str=pat_str)
+
+
 def _run_tokenize(args: argparse.Namespace) -> int:
     from gristmill.io import check_output_path
-    from gristmill.tokenizer import ENCODINGS, Tokenizer, tokenize_corpus
+    from gristmill.tokenizer import tokenize_corpus
 
     corpus = corpus_from_args(args)
     check_output_path(corpus, args.output)
-    name = args.tokenizer
-    if name in ENCODINGS:
-        tok = Tokenizer.from_tiktoken(name)
-    elif name.endswith(".json") or Path(name).is_dir():
-        tok = Tokenizer.from_huggingface(name)
-    else:
-        if args.pat_str is None:
-            raise ValueError(f"--tokenizer {name}: a rank file needs --pat-str (or use one of {', '.join(ENCODINGS)})")
-        tok = Tokenizer.from_tiktoken(name, pat_str=args.pat_str)
+    tok = _load_tokenizer(args.tokenizer, args.pat_str)
     with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
         m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
                             shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)

@@ -10,15 +10,18 @@ Pre-made shingles (token n-grams from any tokenizer, for example) go through
 Shingles (see :func:`shingles`): the text is normalised — optional NFKC, lower-casing,
 punctuation/symbols turned into word separators (Unicode-aware), optional digit folding
 (every numeric character becomes ``0``), whitespace runs folded to one space — then cut
-into word ``ngram``-grams (default 5) or character ``ngram``-grams.
+into word ``ngram``-grams (default 5), character ``ngram``-grams, or token ``ngram``-grams
+of the normalised text through a :class:`gristmill.Tokenizer` (``unit="token"``).
 A document with fewer than ``ngram`` words yields one shingle, its whole normalised text;
 a document that normalises to nothing (empty, whitespace, punctuation only) has an empty
 shingle set, gets the all-maximum signature and is never clustered with anything.
 
 Hashing schemes (``compat``):
 
-* ``None`` (default, fastest): xxh3-64 of the shingle folded to 32 bits, affine
-  permutations ``a·h + b mod 2^32`` (``a`` odd), ``uint32`` signatures.
+* ``None`` (default, fastest): xxh3-64 of the shingle, split into 32-bit halves
+  ``lo, hi``; hash function ``i`` is ``lo + a_i·hi + b_i mod 2^32`` with ``a_i``, ``b_i``
+  arithmetic progressions drawn from the seed (pairwise-independent functions, evaluated
+  with one add and one min each); ``uint32`` signatures.
 * ``"datasketch"``: bit-identical to ``datasketch.MinHash(num_perm, seed, scheme=...)``
   updated with the UTF-8 encoded shingles; ``scheme`` is ``"affine32"`` (datasketch ≥ 2.0
   default, ``uint32``), ``"affine64"`` (``uint64``) or ``"legacy"`` (datasketch < 2.0,
@@ -104,8 +107,16 @@ class MinHasher:
     Args:
         num_perm: number of permutations (signature length), 1 … 65536.
         seed: permutation seed (with ``compat="datasketch"``, the same seed as datasketch).
-        ngram: shingle size in words (``unit="word"``) or characters (``unit="char"``).
-        unit: ``"word"`` or ``"char"``.
+        ngram: shingle size in words (``unit="word"``), characters (``unit="char"``) or
+            tokens (``unit="token"``).
+        unit: ``"word"``, ``"char"`` or ``"token"``: n-grams of the token ids of the
+            normalised text encoded by ``tokenizer`` (``encode_ordinary``); each token
+            shingle is hashed as its ids' little-endian ``uint32`` bytes, so with
+            ``compat="datasketch"`` the signature equals datasketch updated with
+            ``np.asarray(ids[i:i+ngram], "<u4").tobytes()``. For raw-text tokens pass
+            ``lowercase=False, strip_punct=False`` (whitespace runs still fold to one space).
+        tokenizer: with ``unit="token"``: a :class:`gristmill.Tokenizer` or the name of a
+            bundled encoding (``"cl100k_base"``, ``"o200k_base"``, ...).
         compat: ``None`` (fast scheme) or ``"datasketch"``.
         scheme: with ``compat="datasketch"``, datasketch's ``scheme``: ``"affine32"``
             (default, as datasketch ≥ 2.0), ``"affine64"`` or ``"legacy"``.
@@ -134,14 +145,16 @@ class MinHasher:
         strip_punct: bool = True,
         fold_digits: bool = False,
         nfkc: bool = False,
+        tokenizer: Any = None,
         threads: Optional[int] = None,
     ):
         self.num_perm = _check_int("num_perm", num_perm, 1, _MAX_PERM)
         self.seed = _check_int("seed", seed, 0, (1 << 32) - 1 if compat == "datasketch" else (1 << 64) - 1)
         self.ngram = _check_int("ngram", ngram, 1, 1 << 20)
-        if unit not in ("word", "char"):
-            raise ValueError(f"unit must be 'word' or 'char', got {unit!r}")
+        if unit not in ("word", "char", "token"):
+            raise ValueError(f"unit must be 'word', 'char' or 'token', got {unit!r}")
         self.unit = unit
+        self.tokenizer = _resolve_tokenizer(unit, tokenizer)
         if compat not in (None, "datasketch"):
             raise ValueError(f"compat must be None or 'datasketch', got {compat!r}")
         self.compat = compat
@@ -174,8 +187,9 @@ class MinHasher:
         """The value of every entry of an empty document's signature."""
         return (1 << 32) - 1 if self.scheme in ("fast", "affine32", "legacy") else (1 << 64) - 1
 
-    def _shingle_spec(self) -> Tuple[str, int, bool, bool, bool, bool]:
-        return (self.unit, self.ngram, self.lowercase, self.strip_punct, self.fold_digits, self.nfkc)
+    def _shingle_spec(self) -> Tuple[str, int, bool, bool, bool, bool, Any]:
+        tok = self.tokenizer._t if self.tokenizer is not None else None
+        return (self.unit, self.ngram, self.lowercase, self.strip_punct, self.fold_digits, self.nfkc, tok)
 
     def describe(self) -> Dict[str, Any]:
         """Parameters that determine the signatures (stored in index headers and reports)."""
@@ -183,11 +197,18 @@ class MinHasher:
             "num_perm": self.num_perm, "seed": self.seed, "scheme": self.scheme, "ngram": self.ngram,
             "unit": self.unit, "lowercase": self.lowercase, "strip_punct": self.strip_punct,
             "fold_digits": self.fold_digits, "nfkc": self.nfkc,
+            **({"tokenizer": self.tokenizer.name} if self.tokenizer is not None else {}),
         }
 
     def signatures(self, texts: TextLike, *, threads: Optional[int] = None) -> np.ndarray:
         """Signatures of ``texts`` (a pyarrow string array or a sequence of ``str``) as a
         ``[len(texts), num_perm]`` array of :attr:`dtype`."""
+        if isinstance(texts, (list, tuple)):
+            # each str's UTF-8 is borrowed in place: no Arrow copy of the batch
+            return _native.minhash_signatures_of_strs(
+                texts, self._shingle_spec(), self.scheme, self._a, self._b,
+                threads if threads is not None else self.threads,
+            )
         docs = string_buffers(texts)
         return _native.minhash_signatures(
             docs, self._shingle_spec(), self.scheme, self._a, self._b, threads if threads is not None else self.threads
@@ -215,22 +236,38 @@ class MinHasher:
             offsets = offsets - offsets[0] if len(offsets) else np.zeros(1, np.int64)
             items = items.slice(int(np.asarray(shingle_sets.offsets)[0]) if len(shingle_sets) else 0)
         else:
-            sets = shingle_sets if isinstance(shingle_sets, (list, tuple)) else list(shingle_sets)
-            lens = np.fromiter((len(x) for x in sets), dtype=np.int64, count=len(sets))
-            offsets = np.zeros(len(sets) + 1, dtype=np.int64)
-            np.cumsum(lens, out=offsets[1:])
-            flat = [s for x in sets for s in x]
-            items = as_string_array(flat, what="shingles")
+            if isinstance(shingle_sets, (str, bytes)):
+                raise TypeError("shingle_sets must be a sequence of sequences of str")
+            # Python lists: the native side borrows each str's UTF-8 and hashes it in place
+            return _native.minhash_signatures_of_lists(
+                shingle_sets, self.scheme, self._a, self._b, threads if threads is not None else self.threads
+            )
         return _native.minhash_signatures_of_sets(
             string_buffers(items, what="shingles"), np.ascontiguousarray(offsets), self.scheme, self._a, self._b,
             threads if threads is not None else self.threads,
         )
 
     def shingles(self, text: str) -> List[str]:
-        """The shingles of one document, in document order (repeats included)."""
+        """The shingles of one document, in document order (repeats included). With
+        ``unit="token"`` use :meth:`token_shingles`."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if self.unit == "token":
+            raise ValueError("token shingles are token ids: use token_shingles()")
         return _native.minhash_shingles(text, self._shingle_spec())
+
+    def token_shingles(self, text: str) -> List[Tuple[int, ...]]:
+        """With ``unit="token"``: the token-id n-grams of one document, in document order.
+
+        >>> mh = MinHasher(num_perm=8, ngram=2, unit="token", tokenizer="cl100k_base")
+        >>> mh.token_shingles("Hello, world")
+        [(15339, 1917)]
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if self.unit != "token":
+            raise ValueError("token_shingles needs unit='token'")
+        return [tuple(s) for s in _native.minhash_token_shingles(text, self._shingle_spec())]
 
     def shingle_counts(self, texts: TextLike) -> np.ndarray:
         """Number of distinct shingles of each document (``uint32``); 0 = empty set."""
@@ -239,6 +276,37 @@ class MinHasher:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
         return f"MinHasher({args})"
+
+
+def _resolve_tokenizer(unit: str, tokenizer: Any) -> Any:
+    """The :class:`gristmill.Tokenizer` for ``unit="token"`` (a name loads a bundled encoding)."""
+    from gristmill.tokenizer import ENCODINGS, Tokenizer
+
+    if unit != "token":
+        if tokenizer is not None:
+            raise ValueError("tokenizer applies only with unit='token'")
+        return None
+    if tokenizer is None:
+        raise ValueError("unit='token' needs tokenizer= (a gristmill.Tokenizer or an encoding name)")
+    if isinstance(tokenizer, str):
+        if tokenizer not in ENCODINGS:
+            raise ValueError(f"unknown encoding {tokenizer!r}; pass a gristmill.Tokenizer or one of {sorted(ENCODINGS)}")
+        return Tokenizer.from_tiktoken(tokenizer)
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"tokenizer must be a gristmill.Tokenizer or an encoding name, got {type(tokenizer).__name__}")
+    return tokenizer
+
+
+#: Version of the fast scheme's hash functions, stored in index headers: version 1
+#: (``a_i·fold(h) + b_i``, before 2026-11) indexes are refused with a message naming it.
+FAST_SCHEME_VERSION = 2
+
+
+def _index_meta(hasher: "MinHasher") -> Dict[str, Any]:
+    meta = hasher.describe()
+    if hasher.scheme == "fast":
+        meta["fast_scheme_version"] = FAST_SCHEME_VERSION
+    return meta
 
 
 def shingles(
@@ -364,6 +432,7 @@ def dedup_minhash(
     num_perm: int = 128,
     ngram: int = 5,
     unit: str = "word",
+    tokenizer: Any = None,
     seed: int = 1,
     bands: Optional[int] = None,
     rows: Optional[int] = None,
@@ -385,7 +454,8 @@ def dedup_minhash(
         corpus_or_texts: a :class:`gristmill.Corpus`, a pyarrow string array, or a sequence
             of ``str``.
         threshold: Jaccard similarity threshold in (0, 1).
-        num_perm, ngram, unit, seed: MinHash parameters (ignored when ``hasher`` is given).
+        num_perm, ngram, unit, tokenizer, seed: MinHash parameters (see :class:`MinHasher`;
+            ignored when ``hasher`` is given).
         bands, rows: LSH layout (``bands·rows ≤ num_perm``); default: chosen from
             ``threshold`` and ``weights`` by :func:`lsh_params`.
         weights: ``(false_positive_weight, false_negative_weight)``. The default
@@ -422,7 +492,7 @@ def dedup_minhash(
             raise ValueError(f"hasher {hasher!r} differs from the index's {index.hasher!r}")
         hasher = index.hasher
     if hasher is None:
-        hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, threads=threads)
+        hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, tokenizer=tokenizer, threads=threads)
     bands, rows = _resolve_bands(threshold, hasher.num_perm, bands, rows, weights)
     batch_size = _check_int("batch_size", batch_size, 1, 1 << 40)
     if keep not in ("first", "longest") and not keep.startswith("column:"):
@@ -669,7 +739,7 @@ class MinHashIndex:
         self.hasher = hasher
         self.threshold = threshold
         self.b, self.r = bands, rows
-        meta = json.dumps(hasher.describe(), sort_keys=True)
+        meta = json.dumps(_index_meta(hasher), sort_keys=True)
         self._core = _native.MinHashIndexCore(
             os.fspath(path), num_perm, bands, rows, hasher.dtype.itemsize, meta
         )

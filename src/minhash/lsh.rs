@@ -256,7 +256,7 @@ impl MinUnionFind {
 /// Exact-Jaccard verification of candidates on shingle sets.
 pub struct Verify<'a> {
     pub docs: Docs<'a>,
-    pub cfg: &'a ShingleConfig,
+    pub cfg: &'a ShingleConfig<'a>,
     pub threshold: f64,
 }
 
@@ -268,7 +268,7 @@ pub fn shingle_sets(docs: Docs<'_>, cfg: &ShingleConfig, need: &[bool]) -> Resul
             let text = std::str::from_utf8(docs.get(i)).map_err(|e| {
                 Error::invalid_data(format!("document {i}"), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
             })?;
-            shingle_hash_set(text, cfg, scratch, set);
+            shingle_hash_set(text, cfg, scratch, set)?;
         }
         Ok::<(), Error>(())
     })?;

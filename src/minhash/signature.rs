@@ -2,10 +2,17 @@
 //!
 //! Four hashing schemes:
 //!
-//! * [`Scheme::Fast`] (gristmill's own): `h = xxh3_64(shingle)` folded to 32 bits
-//!   (`hi ^ lo`), permutation `i` is the bijection `a_i · h + b_i mod 2^32` (`a_i` odd).
-//!   The inner loop over permutations is a straight-line u32 multiply-add-min that the
-//!   compiler vectorises (compiled twice: baseline and AVX2, picked at run time).
+//! * [`Scheme::Fast`] (gristmill's own): `h = xxh3_64(shingle)` split into its 32-bit
+//!   halves `lo` and `hi`; hash function `i` is `v_i = lo + a_i · hi + b_i mod 2^32`
+//!   where `a_i = a_0 + i·Δa` (`Δa` odd) and `b_i = b_0 + i·Δb` are arithmetic
+//!   progressions drawn from the seed. For one shingle `(lo, hi)` is uniform on
+//!   `Z_{2^32}²`, so for `j − i` odd the pair `(v_i, v_j)` is uniform too: every function
+//!   is a uniform hash and any two of them are pairwise independent (for even `j − i`
+//!   they share only their lowest bits), which is all the variance of the Jaccard
+//!   estimate depends on. Because the parameters are progressions, `v_{i+1} = v_i +
+//!   (Δa · hi + Δb)`: the kernel needs one add and one min per (shingle, permutation) and
+//!   no multiply, with eight shingles in the lanes of a vector (compiled twice: baseline
+//!   and AVX2, picked at run time).
 //! * [`Scheme::DatasketchAffine32`]: datasketch ≥ 2.0 default (`scheme="affine32"`):
 //!   `h = fmix32(sha1_hash32(shingle))`, `a_i · h + b_i mod 2^32`.
 //! * [`Scheme::DatasketchAffine64`]: datasketch `scheme="affine64"`: `sha1_hash64`,
@@ -53,12 +60,12 @@ impl Scheme {
     pub fn fast(num_perm: usize, seed: u64) -> Result<Scheme> {
         check_num_perm(num_perm)?;
         let mut st = seed ^ 0x6772_6973_746D_696C; // "gristmil"
-        let mut a = Vec::with_capacity(num_perm);
-        let mut b = Vec::with_capacity(num_perm);
-        for _ in 0..num_perm {
-            a.push((splitmix64(&mut st) >> 32) as u32 | 1);
-            b.push((splitmix64(&mut st) >> 32) as u32);
-        }
+        let a0 = (splitmix64(&mut st) >> 32) as u32;
+        let da = (splitmix64(&mut st) >> 32) as u32 | 1;
+        let b0 = (splitmix64(&mut st) >> 32) as u32;
+        let db = (splitmix64(&mut st) >> 32) as u32;
+        let a = (0..num_perm as u32).map(|i| a0.wrapping_add(i.wrapping_mul(da))).collect();
+        let b = (0..num_perm as u32).map(|i| b0.wrapping_add(i.wrapping_mul(db))).collect();
         Ok(Scheme::Fast { a, b })
     }
 
@@ -81,8 +88,11 @@ impl Scheme {
             )));
         }
         check_num_perm(la)?;
+        if let Scheme::Fast { a, b } = self {
+            return fast_progressions(a, b).map(|_| ());
+        }
         match self {
-            Scheme::DatasketchAffine32 { a, .. } | Scheme::Fast { a, .. } if a.iter().any(|x| x & 1 == 0) => {
+            Scheme::DatasketchAffine32 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
                 Err(Error::invalid_argument("32-bit permutation parameters `a` must all be odd"))
             }
             Scheme::DatasketchAffine64 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
@@ -116,6 +126,21 @@ fn check_num_perm(num_perm: usize) -> Result<()> {
         return Err(Error::invalid_argument(format!("num_perm {num_perm} is too large (at most 65536)")));
     }
     Ok(())
+}
+
+/// The fast scheme's parameters as `(a_0, Δa, b_0, Δb)`; an error unless `a` and `b` are
+/// arithmetic progressions mod 2^32 with `Δa` odd (what [`Scheme::fast`] draws).
+fn fast_progressions(a: &[u32], b: &[u32]) -> Result<(u32, u32, u32, u32)> {
+    let step = |v: &[u32]| if v.len() > 1 { v[1].wrapping_sub(v[0]) } else { 1 };
+    let (da, db) = (step(a), step(b));
+    let is_ap = |v: &[u32], d: u32| v.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d);
+    if a.is_empty() || b.is_empty() || !is_ap(a, da) || !is_ap(b, db) || da & 1 == 0 {
+        return Err(Error::invalid_argument(
+            "fast-scheme parameters must be arithmetic progressions mod 2^32 with an odd step for `a` \
+             (use minhash_fast_params)",
+        ));
+    }
+    Ok((a[0], da, b[0], db))
 }
 
 const SHA1_INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
@@ -158,6 +183,138 @@ pub fn sha1_prefix(data: &[u8], k: usize) -> u64 {
     } else {
         lo | (u32::from_le_bytes(st[1].to_be_bytes()) as u64) << 32
     }
+}
+
+/// Short shingles (< 56 bytes: one padded SHA-1 block) are hashed [`SHA_WAYS`] at a time
+/// with the SHA-NI rounds of the messages interleaved: one message's chain of `sha1rnds4`
+/// is latency-bound, several fill the unit. Longer shingles go through [`sha1_prefix`].
+/// Messages hashed together by [`Sha1Pairs`].
+const SHA_WAYS: usize = 4;
+
+pub struct Sha1Pairs {
+    blocks: [[u8; 64]; SHA_WAYS],
+    pending: usize,
+    /// 4 (`sha1_hash32`) or 8 (`sha1_hash64`) leading bytes.
+    k: usize,
+    shani: bool,
+}
+
+impl Sha1Pairs {
+    pub fn new(k: usize) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let shani = std::arch::is_x86_feature_detected!("sha")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+            && std::arch::is_x86_feature_detected!("ssse3");
+        #[cfg(not(target_arch = "x86_64"))]
+        let shani = false;
+        Sha1Pairs { blocks: [[0u8; 64]; SHA_WAYS], pending: 0, k, shani }
+    }
+
+    /// Hash `data` (its leading `k` bytes, little-endian, pushed to `out`, possibly after
+    /// the next call: order within a document does not matter to a minimum).
+    #[inline]
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u64>) {
+        if !self.shani || data.len() > 55 {
+            out.push(sha1_prefix(data, self.k));
+            return;
+        }
+        let b = &mut self.blocks[self.pending];
+        b.fill(0);
+        b[..data.len()].copy_from_slice(data);
+        b[data.len()] = 0x80;
+        b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+        self.pending += 1;
+        if self.pending == SHA_WAYS {
+            self.pending = 0;
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `shani` is true only when the CPU has SHA, SSE4.1 and SSSE3.
+                let ab = unsafe { sha1_blocks(&self.blocks) };
+                out.extend(ab.iter().map(|&x| prefix_of(x, self.k)));
+            }
+        }
+    }
+
+    /// Hash the messages left waiting for partners.
+    pub fn flush(&mut self, out: &mut Vec<u64>) {
+        for blk in &self.blocks[..self.pending] {
+            let mut st = SHA1_INIT;
+            sha1::block_api::compress(&mut st, std::slice::from_ref(blk));
+            out.push(prefix_of([st[0], st[1]], self.k));
+        }
+        self.pending = 0;
+    }
+}
+
+#[inline(always)]
+fn prefix_of(ab: [u32; 2], k: usize) -> u64 {
+    let lo = u32::from_le_bytes(ab[0].to_be_bytes()) as u64;
+    if k <= 4 {
+        lo
+    } else {
+        lo | (u32::from_le_bytes(ab[1].to_be_bytes()) as u64) << 32
+    }
+}
+
+/// SHA-1 of padded single-block messages with SHA-NI, rounds interleaved; returns the
+/// first two state words `(a, b)` of each digest.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+unsafe fn sha1_blocks<const N: usize>(blocks: &[[u8; 64]; N]) -> [[u32; 2]; N] {
+    use std::arch::x86_64::*;
+    let mask = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
+    // state [a, b, c, d] with `a` in the highest lane, `e` alone in the highest lane
+    let abcd0 = _mm_set_epi32(SHA1_INIT[0] as i32, SHA1_INIT[1] as i32, SHA1_INIT[2] as i32, SHA1_INIT[3] as i32);
+    let e0 = _mm_set_epi32(SHA1_INIT[4] as i32, 0, 0, 0);
+    let mut w = [[_mm_setzero_si128(); N]; 4];
+    for (m, blk) in blocks.iter().enumerate() {
+        for (i, wi) in w.iter_mut().enumerate() {
+            // SAFETY: 16-byte unaligned load inside the 64-byte block.
+            wi[m] = _mm_shuffle_epi8(_mm_loadu_si128(blk.as_ptr().add(16 * i) as *const __m128i), mask);
+        }
+    }
+    let mut abcd = [abcd0; N];
+    let mut prev = [abcd0; N];
+    // rounds 0-3
+    for m in 0..N {
+        let e = _mm_add_epi32(e0, w[0][m]);
+        prev[m] = abcd[m];
+        abcd[m] = _mm_sha1rnds4_epu32::<0>(abcd[m], e);
+    }
+    macro_rules! group {
+        ($r:expr, $f:literal) => {
+            let r: usize = $r;
+            for m in 0..N {
+                if r >= 4 {
+                    // W[r] = msg2(msg1(W[r-4], W[r-3]) ^ W[r-2], W[r-1]), ring of 4
+                    let x = _mm_sha1msg1_epu32(w[r % 4][m], w[(r + 1) % 4][m]);
+                    let x = _mm_xor_si128(x, w[(r + 2) % 4][m]);
+                    w[r % 4][m] = _mm_sha1msg2_epu32(x, w[(r + 3) % 4][m]);
+                }
+                let e = _mm_sha1nexte_epu32(prev[m], w[r % 4][m]);
+                prev[m] = abcd[m];
+                abcd[m] = _mm_sha1rnds4_epu32::<$f>(abcd[m], e);
+            }
+        };
+    }
+    for r in 1..5 {
+        group!(r, 0);
+    }
+    for r in 5..10 {
+        group!(r, 1);
+    }
+    for r in 10..15 {
+        group!(r, 2);
+    }
+    for r in 15..20 {
+        group!(r, 3);
+    }
+    let mut out = [[0u32; 2]; N];
+    for (m, o) in out.iter_mut().enumerate() {
+        let v = _mm_add_epi32(abcd[m], abcd0);
+        *o = [_mm_extract_epi32::<3>(v) as u32, _mm_extract_epi32::<2>(v) as u32];
+    }
+    out
 }
 
 #[inline(always)]
@@ -231,9 +388,170 @@ fn affine_u32_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: impl Iterato
     }
 }
 
+const LANES: usize = 8;
+/// Perms handled per pass of the fast kernel (their partial minima live on the stack).
+const FAST_PERM_CHUNK: usize = 64;
+
+/// One pass of the fast kernel: `G` vectors of `LANES` shingles against the permutations
+/// `p0..p0 + part.len()`; `part[i]` keeps per-lane partial minima of permutation `p0 + i`.
+#[inline(always)]
+fn fast_group<const G: usize>(part: &mut [[u32; LANES]], p0: u32, prm: (u32, u32, u32, u32), hs: &[u64]) {
+    let (a0, da, b0, db) = prm;
+    let a = a0.wrapping_add(p0.wrapping_mul(da));
+    let b = b0.wrapping_add(p0.wrapping_mul(db));
+    let mut v = [[0u32; LANES]; G];
+    let mut step = [[0u32; LANES]; G];
+    for g in 0..G {
+        for l in 0..LANES {
+            // a short final group repeats its first shingle (a repeat cannot change a min)
+            let h = hs.get(g * LANES + l).copied().unwrap_or(hs[0]);
+            let (lo, hi) = (h as u32, (h >> 32) as u32);
+            v[g][l] = lo.wrapping_add(a.wrapping_mul(hi)).wrapping_add(b);
+            step[g][l] = da.wrapping_mul(hi).wrapping_add(db);
+        }
+    }
+    for p in part.iter_mut() {
+        let mut m = *p;
+        for g in 0..G {
+            for l in 0..LANES {
+                m[l] = m[l].min(v[g][l]);
+                v[g][l] = v[g][l].wrapping_add(step[g][l]);
+            }
+        }
+        *p = m;
+    }
+}
+
 #[inline(always)]
 fn fast_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
-    affine_u32_kernel(sig, a, b, hashes.iter().map(|&h| (h ^ (h >> 32)) as u32))
+    if hashes.is_empty() {
+        return;
+    }
+    let Ok(prm) = fast_progressions(a, b) else {
+        // unreachable after `Scheme::validate`; the reference formula is always right
+        return fast_reference(sig, a, b, hashes);
+    };
+    let mut part = [[u32::MAX; LANES]; FAST_PERM_CHUNK];
+    for (ci, chunk) in sig.chunks_mut(FAST_PERM_CHUNK).enumerate() {
+        let part = &mut part[..chunk.len()];
+        part.fill([u32::MAX; LANES]);
+        let p0 = (ci * FAST_PERM_CHUNK) as u32;
+        let mut rest = hashes;
+        while rest.len() > LANES * 2 {
+            let (now, later) = rest.split_at(rest.len().min(LANES * 4));
+            fast_group::<4>(part, p0, prm, now);
+            rest = later;
+        }
+        while !rest.is_empty() {
+            let (now, later) = rest.split_at(rest.len().min(LANES));
+            fast_group::<1>(part, p0, prm, now);
+            rest = later;
+        }
+        for (s, p) in chunk.iter_mut().zip(part.iter()) {
+            *s = p.iter().fold(*s, |m, &x| m.min(x));
+        }
+    }
+}
+
+/// The fast kernel with explicit AVX2: eight shingles per vector, four vectors per pass,
+/// each permutation's per-lane minima kept in `part` (one vector per permutation).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fast_update_avx2(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+    use std::arch::x86_64::*;
+    if hashes.is_empty() {
+        return;
+    }
+    let Ok((a0, da, b0, db)) = fast_progressions(a, b) else {
+        return fast_reference(sig, a, b, hashes);
+    };
+    const G: usize = 4;
+    const W: usize = LANES * G;
+    let ones = _mm256_set1_epi32(-1);
+    let mut part = [ones; FAST_PERM_CHUNK];
+    // [lo0 hi0 lo1 hi1 lo2 hi2 lo3 hi3] -> [lo0 lo1 lo2 lo3 hi0 hi1 hi2 hi3]
+    let deint = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    let mut pad = [0u64; W];
+    for (ci, chunk) in sig.chunks_mut(FAST_PERM_CHUNK).enumerate() {
+        let np = chunk.len();
+        part[..np].fill(ones);
+        let p0 = (ci * FAST_PERM_CHUNK) as u32;
+        let va = _mm256_set1_epi32(a0.wrapping_add(p0.wrapping_mul(da)) as i32);
+        let vb = _mm256_set1_epi32(b0.wrapping_add(p0.wrapping_mul(db)) as i32);
+        let vda = _mm256_set1_epi32(da as i32);
+        let vdb = _mm256_set1_epi32(db as i32);
+        for group in hashes.chunks(W) {
+            let hs: &[u64; W] = if group.len() == W {
+                group.try_into().expect("chunk of W")
+            } else {
+                // a short final group repeats its first shingle (a repeat cannot change a min)
+                pad.fill(group[0]);
+                pad[..group.len()].copy_from_slice(group);
+                &pad
+            };
+            let mut v = [_mm256_setzero_si256(); G];
+            let mut st = [_mm256_setzero_si256(); G];
+            for g in 0..G {
+                // SAFETY: `hs` holds W = 8·G u64s; each load reads 4 of them inside it.
+                let x = _mm256_loadu_si256(hs.as_ptr().add(g * 8) as *const __m256i);
+                let y = _mm256_loadu_si256(hs.as_ptr().add(g * 8 + 4) as *const __m256i);
+                let x = _mm256_permutevar8x32_epi32(x, deint);
+                let y = _mm256_permutevar8x32_epi32(y, deint);
+                let lo = _mm256_permute2x128_si256(x, y, 0x20);
+                let hi = _mm256_permute2x128_si256(x, y, 0x31);
+                v[g] = _mm256_add_epi32(_mm256_add_epi32(lo, _mm256_mullo_epi32(va, hi)), vb);
+                st[g] = _mm256_add_epi32(_mm256_mullo_epi32(vda, hi), vdb);
+            }
+            // Short groups (up to 8 distinct shingles) need only one vector.
+            if group.len() <= LANES {
+                let (v0, s0) = (v[0], st[0]);
+                let mut v0 = v0;
+                for m in part[..np].iter_mut() {
+                    *m = _mm256_min_epu32(*m, v0);
+                    v0 = _mm256_add_epi32(v0, s0);
+                }
+                continue;
+            }
+            let [mut v0, mut v1, mut v2, mut v3] = v;
+            let [s0, s1, s2, s3] = st;
+            for m in part[..np].iter_mut() {
+                let x = _mm256_min_epu32(_mm256_min_epu32(v0, v1), _mm256_min_epu32(v2, v3));
+                *m = _mm256_min_epu32(*m, x);
+                v0 = _mm256_add_epi32(v0, s0);
+                v1 = _mm256_add_epi32(v1, s1);
+                v2 = _mm256_add_epi32(v2, s2);
+                v3 = _mm256_add_epi32(v3, s3);
+            }
+        }
+        for (s, m) in chunk.iter_mut().zip(&part[..np]) {
+            let mut lanes = [0u32; LANES];
+            // SAFETY: `lanes` is 32 bytes.
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, *m);
+            *s = lanes.iter().fold(*s, |acc, &x| acc.min(x));
+        }
+    }
+}
+
+fn fast_update(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { fast_update_avx2(sig, a, b, hashes) };
+        }
+    }
+    fast_kernel(sig, a, b, hashes)
+}
+
+/// The fast scheme by its definition, one value at a time (reference for tests and for
+/// parameters that are not progressions).
+pub fn fast_reference(sig: &mut [u32], a: &[u32], b: &[u32], hashes: &[u64]) {
+    for &h in hashes {
+        let (lo, hi) = (h as u32, (h >> 32) as u32);
+        for ((s, &ai), &bi) in sig.iter_mut().zip(a).zip(b) {
+            *s = (*s).min(lo.wrapping_add(ai.wrapping_mul(hi)).wrapping_add(bi));
+        }
+    }
 }
 
 #[inline(always)]
@@ -287,7 +605,6 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(fast_update, fast_update_avx2, fast_kernel, u32, u32);
 dispatch!(affine32_update, affine32_update_avx2, affine32_kernel, u32, u32);
 dispatch!(affine64_update, affine64_update_avx2, affine64_kernel, u64, u64);
 dispatch!(legacy_update, legacy_update_avx2, legacy_kernel, u64, u64);
@@ -349,35 +666,57 @@ fn doc_str<'a>(docs: &Docs<'a>, i: usize) -> Result<&'a str> {
     })
 }
 
-fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Scheme) {
+fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Scheme) -> Result<()> {
     w.hashes.clear();
     let hashes = &mut w.hashes;
     // Repeated shingles are not removed: the permutation kernels cost less per shingle
     // than sorting would, and a repeat cannot change a minimum.
-    for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(scheme.base_hash(s)));
+    match scheme {
+        Scheme::Fast { .. } => {
+            for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(xxhash_rust::xxh3::xxh3_64(s)))?;
+        }
+        _ => {
+            let mut sha = Sha1Pairs::new(if matches!(scheme, Scheme::DatasketchAffine64 { .. }) { 8 } else { 4 });
+            for_each_shingle(text, cfg, &mut w.scratch, |s| sha.push(s, hashes))?;
+            sha.flush(hashes);
+        }
+    }
+    Ok(())
 }
 
 /// Signatures of every document of `docs`, row-major, parallel over documents
 /// (rayon, in the current pool). Deterministic: a row depends only on its document.
 pub fn signatures(docs: Docs<'_>, cfg: &ShingleConfig, scheme: &Scheme) -> Result<Signatures> {
+    signatures_with(docs.len(), |i| docs.get(i), cfg, scheme)
+}
+
+/// [`signatures`] of `n` documents given by `get(i)` (UTF-8 bytes; checked here).
+pub fn signatures_with<'a>(
+    n: usize,
+    get: impl Fn(usize) -> &'a [u8] + Sync,
+    cfg: &ShingleConfig,
+    scheme: &Scheme,
+) -> Result<Signatures> {
     cfg.validate()?;
     scheme.validate()?;
     let p = scheme.num_perm();
-    let n = docs.len();
     let init = || Worker { scratch: Scratch::new(), hashes: Vec::new() };
+    let text = |i: usize| {
+        std::str::from_utf8(get(i)).map_err(|e| {
+            Error::invalid_data(format!("document {i}"), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+        })
+    };
     if scheme.is_u64() {
         let mut out = vec![empty_value_u64(scheme); n * p];
         out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(init, |w, (i, row)| {
-            let text = doc_str(&docs, i)?;
-            collect_hashes(w, text, cfg, scheme);
+            collect_hashes(w, text(i)?, cfg, scheme)?;
             update_u64(scheme, row, &w.hashes)
         })?;
         Ok(Signatures::U64(out))
     } else {
         let mut out = vec![u32::MAX; n * p];
         out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(init, |w, (i, row)| {
-            let text = doc_str(&docs, i)?;
-            collect_hashes(w, text, cfg, scheme);
+            collect_hashes(w, text(i)?, cfg, scheme)?;
             update_u32(scheme, row, &w.hashes)
         })?;
         Ok(Signatures::U32(out))
@@ -426,6 +765,27 @@ pub fn signatures_of_sets(items: Docs<'_>, groups: &[i64], scheme: &Scheme) -> R
     }
 }
 
+/// Signatures of sets of already-hashed shingles: set `i` is `hashes[groups[i]..groups[i + 1]]`
+/// (base hashes as [`Scheme::base_hash`] makes them). Row-major, parallel over sets.
+pub fn signatures_of_hashed_sets(hashes: &[u64], groups: &[usize], scheme: &Scheme) -> Result<Signatures> {
+    scheme.validate()?;
+    if groups.is_empty() || groups.windows(2).any(|w| w[1] < w[0]) || groups[groups.len() - 1] > hashes.len() {
+        return Err(Error::invalid_argument("set offsets must be non-decreasing and inside the hashes"));
+    }
+    let p = scheme.num_perm();
+    let n = groups.len() - 1;
+    let set = |i: usize| &hashes[groups[i]..groups[i + 1]];
+    if scheme.is_u64() {
+        let mut out = vec![empty_value_u64(scheme); n * p];
+        out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each(|(i, row)| update_u64(scheme, row, set(i)))?;
+        Ok(Signatures::U64(out))
+    } else {
+        let mut out = vec![u32::MAX; n * p];
+        out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each(|(i, row)| update_u32(scheme, row, set(i)))?;
+        Ok(Signatures::U32(out))
+    }
+}
+
 /// Number of shingles (distinct) of every document; 0 marks documents whose shingle set
 /// is empty.
 pub fn shingle_counts(docs: Docs<'_>, cfg: &ShingleConfig) -> Result<Vec<u32>> {
@@ -435,7 +795,7 @@ pub fn shingle_counts(docs: Docs<'_>, cfg: &ShingleConfig) -> Result<Vec<u32>> {
         || (Scratch::new(), Vec::new()),
         |(scratch, set), (i, c)| {
             let text = doc_str(&docs, i)?;
-            super::shingle::shingle_hash_set(text, cfg, scratch, set);
+            super::shingle::shingle_hash_set(text, cfg, scratch, set)?;
             *c = set.len().min(u32::MAX as usize) as u32;
             Ok::<(), Error>(())
         },
@@ -466,6 +826,64 @@ mod tests {
             assert_eq!(sha1_prefix(&data[..len], 8), u64::from_le_bytes(want), "len {len}");
             assert_eq!(sha1_prefix(&data[..len], 4), u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]])));
         }
+    }
+
+    #[test]
+    fn paired_sha1_matches_the_digest_api() {
+        let data: Vec<u8> = (0..400u32).map(|i| (i * 13 + 5) as u8).collect();
+        for k in [4usize, 8] {
+            let mut pairs = Sha1Pairs::new(k);
+            let mut got = Vec::new();
+            let mut want = Vec::new();
+            for len in 0..130 {
+                let d = &data[len..2 * len];
+                pairs.push(d, &mut got);
+                want.push(sha1_prefix(d, k));
+            }
+            pairs.flush(&mut got);
+            // a long message can overtake a short one waiting for its partner
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "k {k}");
+        }
+    }
+
+    /// `cargo test --lib sha1_ways_timing -- --ignored --nocapture`: 1/2/4-way throughput.
+    #[test]
+    #[ignore]
+    fn sha1_ways_timing() {
+        if !std::arch::is_x86_feature_detected!("sha") {
+            return;
+        }
+        let mut blocks = [[0u8; 64]; 4];
+        for (i, b) in blocks.iter_mut().enumerate() {
+            b[..30].fill(i as u8 + 1);
+            b[30] = 0x80;
+            b[63] = 240;
+        }
+        let n = 2_000_000usize;
+        let mut acc = 0u32;
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            blocks[0][0] = i as u8;
+            let mut st = SHA1_INIT;
+            sha1::block_api::compress(&mut st, std::slice::from_ref(&blocks[0]));
+            acc ^= st[0];
+        }
+        println!("1-way crate: {:.1} ns/block", t.elapsed().as_nanos() as f64 / n as f64);
+        let t = std::time::Instant::now();
+        for i in 0..n / 2 {
+            blocks[0][0] = i as u8;
+            let two: &[[u8; 64]; 2] = blocks[..2].try_into().unwrap();
+            acc ^= unsafe { sha1_blocks(two) }[0][0];
+        }
+        println!("2-way: {:.1} ns/block", t.elapsed().as_nanos() as f64 / n as f64);
+        let t = std::time::Instant::now();
+        for i in 0..n / 4 {
+            blocks[0][0] = i as u8;
+            acc ^= unsafe { sha1_blocks(&blocks) }[0][0];
+        }
+        println!("4-way: {:.1} ns/block ({acc})", t.elapsed().as_nanos() as f64 / n as f64);
     }
 
     #[test]
@@ -506,6 +924,30 @@ mod tests {
         assert_eq!(signatures_of_sets(items.view(), &groups, &scheme).unwrap(), from_text);
         assert!(signatures_of_sets(items.view(), &[0, 99], &scheme).is_err());
         assert!(signatures_of_sets(items.view(), &[2, 1], &scheme).is_err());
+    }
+
+    #[test]
+    fn fast_kernel_matches_its_definition() {
+        let mut st = 42u64;
+        for &p in &[1usize, 7, 8, 63, 64, 65, 128, 200] {
+            let Scheme::Fast { a, b } = Scheme::fast(p, p as u64).unwrap() else { unreachable!() };
+            for &n in &[0usize, 1, 5, 8, 9, 16, 17, 31, 32, 33, 100, 257] {
+                let hashes: Vec<u64> = (0..n).map(|_| splitmix64(&mut st)).collect();
+                let init: Vec<u32> = (0..p).map(|i| if i % 3 == 0 { u32::MAX } else { splitmix64(&mut st) as u32 }).collect();
+                let (mut got, mut want) = (init.clone(), init.clone());
+                let mut portable = init.clone();
+                fast_update(&mut got, &a, &b, &hashes);
+                fast_kernel(&mut portable, &a, &b, &hashes);
+                fast_reference(&mut want, &a, &b, &hashes);
+                assert_eq!(got, want, "num_perm {p}, {n} hashes");
+                assert_eq!(portable, want, "portable kernel, num_perm {p}, {n} hashes");
+            }
+        }
+        // parameters that are not progressions are refused
+        assert!(Scheme::Fast { a: vec![1, 3, 7], b: vec![0, 0, 0] }.validate().is_err());
+        assert!(Scheme::Fast { a: vec![1, 3, 5], b: vec![0, 1, 3] }.validate().is_err());
+        assert!(Scheme::Fast { a: vec![1, 3, 5], b: vec![0, 1, 2] }.validate().is_err(), "even step");
+        assert!(Scheme::Fast { a: vec![1, 4, 7], b: vec![0, 1, 2] }.validate().is_ok());
     }
 
     #[test]

@@ -1,20 +1,22 @@
 //! Bindings for `crate::minhash`: signatures, shingles, LSH parameters and clustering.
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use super::bpe::PyTokenizer;
 use super::DocsArg;
 use crate::minhash::lsh::{self, SigView, Verify};
 use crate::minhash::shingle::{self, ShingleConfig, Unit};
 use crate::minhash::signature::{self, Scheme, Signatures};
 use crate::Error;
 
-/// `(unit, n, lowercase, strip_punct, fold_digits, nfkc)` from Python.
-type ShingleTuple = (String, usize, bool, bool, bool, bool);
+/// `(unit, n, lowercase, strip_punct, fold_digits, nfkc, tokenizer)` from Python
+/// (`tokenizer`: a `_Tokenizer` for unit "token", else None).
+type ShingleTuple<'py> = (String, usize, bool, bool, bool, bool, Option<Bound<'py, PyTokenizer>>);
 
-fn shingle_cfg(t: &ShingleTuple) -> PyResult<ShingleConfig> {
+fn shingle_cfg<'a>(t: &'a ShingleTuple<'_>) -> PyResult<ShingleConfig<'a>> {
     let cfg = ShingleConfig {
         unit: Unit::parse(&t.0)?,
         n: t.1,
@@ -22,6 +24,7 @@ fn shingle_cfg(t: &ShingleTuple) -> PyResult<ShingleConfig> {
         strip_punct: t.3,
         fold_digits: t.4,
         nfkc: t.5,
+        tokenizer: t.6.as_ref().map(|b| b.get().core()),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -83,7 +86,7 @@ fn minhash_fast_params<'py>(py: Python<'py>, num_perm: usize, seed: u64) -> PyRe
 fn minhash_signatures<'py>(
     py: Python<'py>,
     docs: DocsArg<'py>,
-    shingle: ShingleTuple,
+    shingle: ShingleTuple<'py>,
     scheme: &str,
     a: PyReadonlyArray1<'py, u64>,
     b: PyReadonlyArray1<'py, u64>,
@@ -95,6 +98,48 @@ fn minhash_signatures<'py>(
     let p = scheme.num_perm();
     let n = view.len();
     let sig = py.detach(|| with_threads(threads, || signature::signatures(view, &cfg, &scheme)))??;
+    Ok(match sig {
+        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+    })
+}
+
+/// minhash_signatures_of_strs(texts, shingle, scheme, a, b, threads=None) -> ndarray[n, num_perm]
+///
+/// Documents as a Python list or tuple of `str`: each str's UTF-8 is borrowed (CPython's
+/// cached copy, no Arrow conversion), a reference to every str is held while the work runs
+/// without the GIL, so the bytes stay valid even if the list is changed meanwhile.
+#[pyfunction]
+#[pyo3(signature = (texts, shingle, scheme, a, b, threads=None))]
+fn minhash_signatures_of_strs<'py>(
+    py: Python<'py>,
+    texts: &Bound<'py, PyAny>,
+    shingle: ShingleTuple<'py>,
+    scheme: &str,
+    a: PyReadonlyArray1<'py, u64>,
+    b: PyReadonlyArray1<'py, u64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cfg = shingle_cfg(&shingle)?;
+    let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
+    let mut held: Vec<Bound<'py, PyString>> = Vec::new();
+    for_each_item(texts, |i, item| {
+        let s = item.cast::<PyString>().map_err(|_| {
+            let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            PyTypeError::new_err(format!("texts[{i}] is {t}, expected str"))
+        })?;
+        held.push(s.clone());
+        Ok(())
+    })?;
+    let mut slices: Vec<&[u8]> = Vec::with_capacity(held.len());
+    for (i, s) in held.iter().enumerate() {
+        slices.push(str_utf8(s).map_err(|e| PyValueError::new_err(format!("texts[{i}] is not valid Unicode text: {e}")))?);
+    }
+    let p = scheme.num_perm();
+    let n = slices.len();
+    let slices = &slices;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_with(n, |i| slices[i], &cfg, &scheme)))??;
+    drop(held);
     Ok(match sig {
         Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
         Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
@@ -128,17 +173,146 @@ fn minhash_signatures_of_sets<'py>(
     })
 }
 
+extern "C" {
+    // Part of CPython's API in every 3.x (stable ABI from 3.10); declared here because the
+    // abi3-py39 bindings do not expose it. Returns the str's cached UTF-8 (no copy).
+    fn PyUnicode_AsUTF8AndSize(o: *mut pyo3::ffi::PyObject, size: *mut pyo3::ffi::Py_ssize_t) -> *const std::os::raw::c_char;
+}
+
+/// The UTF-8 bytes of a Python `str`, borrowed from the object (CPython caches them).
+fn str_utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
+    let mut n: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a live str object; the returned buffer lives as long as the object,
+    // which `'a` borrows; on failure CPython sets an exception and returns NULL.
+    let p = unsafe { PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut n) };
+    if p.is_null() {
+        return Err(PyErr::fetch(s.py()));
+    }
+    // SAFETY: CPython guarantees `n` valid bytes at `p`.
+    Ok(unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) })
+}
+
+/// Call `f` with every item of a list, a tuple or (slower) any iterable.
+fn for_each_item<'py>(ob: &Bound<'py, PyAny>, mut f: impl FnMut(usize, &Bound<'py, PyAny>) -> PyResult<()>) -> PyResult<()> {
+    if let Ok(l) = ob.cast::<PyList>() {
+        for (j, x) in l.iter().enumerate() {
+            f(j, &x)?;
+        }
+    } else if let Ok(t) = ob.cast::<PyTuple>() {
+        for (j, x) in t.iter().enumerate() {
+            f(j, &x)?;
+        }
+    } else {
+        for (j, x) in ob.try_iter()?.enumerate() {
+            f(j, &x?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hash every shingle of every set (sequences of `str`) with `hash`: flat hashes and
+/// `n + 1` set offsets.
+fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8]) -> u64) -> PyResult<(Vec<u64>, Vec<usize>)> {
+    let mut hashes: Vec<u64> = Vec::new();
+    let mut groups = vec![0usize];
+    for_each_item(sets, |i, set| {
+        if set.is_instance_of::<PyString>() || set.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err(format!("shingle set {i} must be a sequence of str, not a single {}", set.get_type().name()?)));
+        }
+        let not_str = |j: usize, item: &Bound<'py, PyAny>| {
+            let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            PyTypeError::new_err(format!("shingles: set {i} item {j} is a {t}, expected a str"))
+        };
+        if let Ok(list) = set.cast::<PyList>() {
+            // The hot path: borrowed items, no reference counting, no Python code runs
+            // while the list is read (the GIL is held throughout).
+            for j in 0..list.len() {
+                // SAFETY: `j < len` and the list cannot change: we hold the GIL and call
+                // no Python code between the length check and the read.
+                let item = unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), j as pyo3::ffi::Py_ssize_t) };
+                if item.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                let mut n: pyo3::ffi::Py_ssize_t = 0;
+                // SAFETY: `item` is a live object; for a str CPython returns its cached
+                // UTF-8 (valid while the list holds the str), otherwise NULL + TypeError.
+                let p = unsafe { PyUnicode_AsUTF8AndSize(item, &mut n) };
+                if p.is_null() {
+                    let err = PyErr::fetch(py);
+                    // SAFETY: a non-NULL borrowed reference from a list we hold.
+                    let item = unsafe { Bound::from_borrowed_ptr(py, item) };
+                    return Err(if item.is_instance_of::<PyString>() { err } else { not_str(j, &item) });
+                }
+                // SAFETY: CPython guarantees `n` valid bytes at `p`.
+                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) };
+                hashes.push(hash(bytes));
+            }
+            groups.push(hashes.len());
+            return Ok(());
+        }
+        for_each_item(set, |j, item| {
+            let s = item.cast::<PyString>().map_err(|_| not_str(j, item))?;
+            hashes.push(hash(str_utf8(s)?));
+            Ok(())
+        })
+        .map_err(|e| if e.is_instance_of::<PyTypeError>(set.py()) { e } else { PyTypeError::new_err(format!("shingle set {i}: {e}")) })?;
+        groups.push(hashes.len());
+        Ok(())
+    })?;
+    Ok((hashes, groups))
+}
+
+/// minhash_signatures_of_lists(sets, scheme, a, b, threads=None) -> ndarray[n, num_perm]
+///
+/// Pre-made shingles as Python sequences of `str`: every shingle's UTF-8 is borrowed from
+/// its object (no copy, no intermediate objects) and hashed while iterating; the
+/// permutations then run without the GIL, in parallel over sets.
+#[pyfunction]
+#[pyo3(signature = (sets, scheme, a, b, threads=None))]
+fn minhash_signatures_of_lists<'py>(
+    py: Python<'py>,
+    sets: &Bound<'py, PyAny>,
+    scheme: &str,
+    a: PyReadonlyArray1<'py, u64>,
+    b: PyReadonlyArray1<'py, u64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
+    if sets.is_instance_of::<PyString>() || sets.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err("shingle_sets must be a sequence of sequences of str"));
+    }
+    // one instantiation per base hash, so the hash inlines into the list loop
+    let (hashes, groups) = match scheme {
+        Scheme::Fast { .. } => hash_lists(py, sets, xxhash_rust::xxh3::xxh3_64)?,
+        _ => hash_lists(py, sets, |b| scheme.base_hash(b))?,
+    };
+    let p = scheme.num_perm();
+    let n = groups.len() - 1;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_of_hashed_sets(&hashes, &groups, &scheme)))??;
+    Ok(match sig {
+        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+    })
+}
+
 /// minhash_shingles(text, shingle) -> list[str]
 #[pyfunction]
-fn minhash_shingles(text: &str, shingle: ShingleTuple) -> PyResult<Vec<String>> {
+fn minhash_shingles(text: &str, shingle: ShingleTuple<'_>) -> PyResult<Vec<String>> {
     let cfg = shingle_cfg(&shingle)?;
     Ok(shingle::shingles(text, &cfg)?)
+}
+
+/// minhash_token_shingles(text, shingle) -> list[tuple[int, ...]]: the ids of every token shingle.
+#[pyfunction]
+fn minhash_token_shingles(text: &str, shingle: ShingleTuple<'_>) -> PyResult<Vec<Vec<u32>>> {
+    let cfg = shingle_cfg(&shingle)?;
+    Ok(shingle::token_shingles(text, &cfg)?)
 }
 
 /// minhash_shingle_counts(docs, shingle, threads=None) -> ndarray[uint32]: distinct shingles per doc.
 #[pyfunction]
 #[pyo3(signature = (docs, shingle, threads=None))]
-fn minhash_shingle_counts<'py>(py: Python<'py>, docs: DocsArg<'py>, shingle: ShingleTuple, threads: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+fn minhash_shingle_counts<'py>(py: Python<'py>, docs: DocsArg<'py>, shingle: ShingleTuple<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
     let cfg = shingle_cfg(&shingle)?;
     let view = docs.view()?;
     let c = py.detach(|| with_threads(threads, || signature::shingle_counts(view, &cfg)))??;
@@ -253,7 +427,7 @@ fn lsh_cluster<'py>(
     eligible: PyReadonlyArray1<'py, bool>,
     scores: Option<PyReadonlyArray1<'py, f64>>,
     verify_docs: Option<DocsArg<'py>>,
-    shingle: Option<ShingleTuple>,
+    shingle: Option<ShingleTuple<'py>>,
     threshold: Option<f64>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -386,8 +560,11 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMinHashIndex>()?;
     m.add_function(wrap_pyfunction!(minhash_fast_params, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_signatures_of_strs, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingles, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_token_shingles, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_signatures_of_sets, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_signatures_of_lists, m)?)?;
     m.add_function(wrap_pyfunction!(minhash_shingle_counts, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_optimal_params, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_check_bands, m)?)?;
