@@ -37,7 +37,7 @@ impl Vocab {
         limit: u32,
     ) -> (u32, u32) {
         match &self.rule {
-            MergeRule::Ranks => match self.token_id(&piece[a_start as usize..b_end as usize]) {
+            MergeRule::Ranks => match self.token_id_at(piece, a_start as usize, b_end as usize) {
                 Some(r) if r < limit => (r, r),
                 _ => (NONE, NONE),
             },
@@ -111,6 +111,15 @@ impl Vocab {
 
     fn merge_small(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32) {
         let mut parts = self.initial_parts(piece);
+        // A zero-padded copy: pair keys of up to 15 bytes are then read 16 bytes at a time.
+        let mut padded = [0u8; SMALL + 16];
+        let piece = match padded.get_mut(..piece.len()) {
+            Some(p) => {
+                p.copy_from_slice(piece);
+                &padded[..]
+            }
+            None => piece,
+        };
         for i in 0..parts.len().saturating_sub(1) {
             let (r, m) = self.pair(
                 piece,
@@ -171,6 +180,10 @@ impl Vocab {
 
     fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
         let mut parts = self.initial_parts(piece);
+        let mut padded = Vec::with_capacity(piece.len() + 16);
+        padded.extend_from_slice(piece);
+        padded.extend_from_slice(&[0u8; 16]);
+        let piece = &padded[..];
         let n = parts.len();
         if n == 0 {
             return;
