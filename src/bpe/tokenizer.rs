@@ -65,8 +65,8 @@ const L1_BITS: u32 = 13;
 /// Level 2: 2^15 sets of 4 entries (4 MiB), holding nearly every distinct short piece of a
 /// corpus; a miss in level 1 costs one memory access instead of probing the 200k-entry
 /// vocabulary and a byte-keyed map.
-const L2_BITS: u32 = 15;
-const L2_WAYS: usize = 4;
+const L2_BITS: u32 = 14;
+const L2_WAYS: usize = 8;
 /// Pieces of at most this many bytes go through the two levels.
 const SHORT_MAX: usize = 15;
 /// `Entry::n` value meaning "tokens are `arena[t[0]..t[0] + t[1]]`".
@@ -503,17 +503,11 @@ impl Tokenizer {
         num_threads: Option<usize>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         let n = docs.len();
-        let mut texts = Vec::with_capacity(n);
-        for i in 0..n {
-            texts.push(std::str::from_utf8(docs.get(i)).map_err(|e| {
-                Error::invalid_data(format!("document {i}"), format!("invalid UTF-8: {e}"))
-            })?);
-        }
         // Contiguous chunks of documents of at least MIN_CHUNK_BYTES each.
         let mut bounds = vec![0usize];
         let mut acc = 0;
-        for (i, t) in texts.iter().enumerate() {
-            acc += t.len() + 16;
+        for i in 0..n {
+            acc += docs.range(i).len() + 16;
             if acc >= MIN_CHUNK_BYTES {
                 bounds.push(i + 1);
                 acc = 0;
@@ -522,11 +516,16 @@ impl Tokenizer {
         if *bounds.last().unwrap_or(&0) != n {
             bounds.push(n);
         }
+        // Everything below runs inside the parallel part: UTF-8 checks, encoding, and the
+        // copy into the one output buffer.
         let run_chunk = |c: usize| -> Result<(Vec<u32>, Vec<u32>)> {
             let (a, b) = (bounds[c], bounds[c + 1]);
             let mut toks = Vec::new();
             let mut lens = Vec::with_capacity(b - a);
-            for (i, t) in texts[a..b].iter().enumerate() {
+            for i in a..b {
+                let t = std::str::from_utf8(docs.get(i)).map_err(|e| {
+                    Error::invalid_data(format!("document {i}"), format!("invalid UTF-8: {e}"))
+                })?;
                 let before = toks.len();
                 let r = if ordinary {
                     self.encode_ordinary_into(t, &mut toks)
@@ -534,9 +533,7 @@ impl Tokenizer {
                     self.encode_into(t, allowed, disallowed, &mut toks)
                 };
                 r.map_err(|e| match e {
-                    Error::InvalidArgument(m) => {
-                        Error::invalid_data(format!("document {}", a + i), m)
-                    }
+                    Error::InvalidArgument(m) => Error::invalid_data(format!("document {i}"), m),
                     other => other,
                 })?;
                 lens.push((toks.len() - before) as u32);
@@ -544,30 +541,70 @@ impl Tokenizer {
             Ok((toks, lens))
         };
         let n_chunks = bounds.len() - 1;
-        let results: Vec<Result<(Vec<u32>, Vec<u32>)>> = match num_threads {
-            Some(1) => (0..n_chunks).map(run_chunk).collect(),
-            Some(k) => pool(k)?.install(|| (0..n_chunks).into_par_iter().map(run_chunk).collect()),
-            None => (0..n_chunks).into_par_iter().map(run_chunk).collect(),
-        };
-        let mut total = 0;
-        let mut parts = Vec::with_capacity(results.len());
-        for r in results {
-            let r = r?;
-            total += r.0.len();
-            parts.push(r);
-        }
-        let mut tokens = Vec::with_capacity(total);
-        let mut offsets = Vec::with_capacity(n + 1);
-        offsets.push(0i64);
-        for (toks, lens) in parts {
-            let mut o = *offsets.last().unwrap_or(&0);
-            for l in lens {
-                o += l as i64;
-                offsets.push(o);
+        let run_all = |parallel: bool| -> Result<(Vec<u32>, Vec<i64>)> {
+            let results: Vec<Result<(Vec<u32>, Vec<u32>)>> = if parallel {
+                (0..n_chunks).into_par_iter().map(run_chunk).collect()
+            } else {
+                (0..n_chunks).map(run_chunk).collect()
+            };
+            // The first error in document order, whatever the thread count.
+            let parts: Vec<(Vec<u32>, Vec<u32>)> = results.into_iter().collect::<Result<_>>()?;
+            // Where each chunk's tokens start (prefix sums), then one buffer filled in place.
+            let mut starts = Vec::with_capacity(n_chunks + 1);
+            starts.push(0usize);
+            for (t, _) in &parts {
+                starts.push(starts[starts.len() - 1] + t.len());
             }
-            tokens.extend_from_slice(&toks);
+            let total = starts[n_chunks];
+            let mut tokens: Vec<u32> = Vec::with_capacity(total);
+            let mut offsets: Vec<i64> = Vec::with_capacity(n + 1);
+            {
+                let mut tok_rest = &mut tokens.spare_capacity_mut()[..total];
+                let mut off_rest = &mut offsets.spare_capacity_mut()[..n + 1];
+                off_rest[0].write(0);
+                off_rest = &mut off_rest[1..];
+                let mut jobs = Vec::with_capacity(n_chunks);
+                for (c, part) in parts.iter().enumerate() {
+                    let (t, rest) = tok_rest.split_at_mut(part.0.len());
+                    tok_rest = rest;
+                    let (o, rest) = off_rest.split_at_mut(part.1.len());
+                    off_rest = rest;
+                    jobs.push((t, o, part, starts[c] as i64));
+                }
+                let fill = |(t, o, part, base): (
+                    &mut [std::mem::MaybeUninit<u32>],
+                    &mut [std::mem::MaybeUninit<i64>],
+                    &(Vec<u32>, Vec<u32>),
+                    i64,
+                )| {
+                    for (d, &x) in t.iter_mut().zip(&part.0) {
+                        d.write(x);
+                    }
+                    let mut acc = base;
+                    for (d, &l) in o.iter_mut().zip(&part.1) {
+                        acc += l as i64;
+                        d.write(acc);
+                    }
+                };
+                if parallel {
+                    jobs.into_par_iter().for_each(fill);
+                } else {
+                    jobs.into_iter().for_each(fill);
+                }
+            }
+            // SAFETY: the chunks' slices tile `tokens[..total]` and `offsets[1..n + 1]`
+            // exactly (their lengths sum to `total` and `n`), and every element was written.
+            unsafe {
+                tokens.set_len(total);
+                offsets.set_len(n + 1);
+            }
+            Ok((tokens, offsets))
+        };
+        match num_threads {
+            Some(1) => run_all(false),
+            Some(k) => pool(k)?.install(|| run_all(true)),
+            None => run_all(true),
         }
-        Ok((tokens, offsets))
     }
 
     /// Concatenated bytes of `ids`; an unknown id is an error naming it and its position.
