@@ -341,6 +341,7 @@ fn cl100k_ascii(s: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+#[inline(always)]
 fn next_cl100k(t: &Table, s: &[u8], i: usize) -> usize {
     if let Some(e) = cl100k_ascii(s, i) {
         return e;
@@ -629,6 +630,7 @@ fn o200k_ascii(s: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+#[inline(always)]
 fn next_o200k(t: &Table, s: &[u8], i: usize) -> usize {
     if let Some(e) = o200k_ascii(s, i) {
         return e;
