@@ -8,6 +8,7 @@ use aho_corasick::{AhoCorasick, Input, MatchKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::encode::PairCache;
 use super::pretok::Pretokenizer;
 use super::vocab::{key16, Vocab};
 use crate::text::Docs;
@@ -152,6 +153,7 @@ struct PieceCache {
     map: FxHashMap<Box<[u8]>, (u32, u32)>,
     arena: Vec<u32>,
     scratch: Vec<u32>,
+    pairs: PairCache,
 }
 
 impl PieceCache {
@@ -162,6 +164,7 @@ impl PieceCache {
         self.l2.resize(L2_WAYS << L2_BITS, Entry::default());
         self.map.clear();
         self.arena.clear();
+        self.pairs = PairCache::new();
         self.uid = uid;
     }
 
@@ -350,7 +353,7 @@ impl Tokenizer {
                         None
                     } {
                         Some(id) => c.scratch.push(id),
-                        None => vocab.encode_piece_merges(piece, &mut c.scratch),
+                        None => vocab.encode_piece_merges(piece, &mut c.scratch, &mut c.pairs),
                     }
                     let e = c.make_entry(k0, k1);
                     // Replace an empty way, else the way picked by more hash bits.
@@ -376,7 +379,7 @@ impl Tokenizer {
                     None
                 } {
                     Some(id) => c.scratch.push(id),
-                    None => vocab.encode_piece_merges(piece, &mut c.scratch),
+                    None => vocab.encode_piece_merges(piece, &mut c.scratch, &mut c.pairs),
                 }
                 sink.slice(&c.scratch);
                 if len <= CACHE_MAX_PIECE {
@@ -520,7 +523,8 @@ impl Tokenizer {
         // copy into the one output buffer.
         let run_chunk = |c: usize| -> Result<(Vec<u32>, Vec<u32>)> {
             let (a, b) = (bounds[c], bounds[c + 1]);
-            let mut toks = Vec::new();
+            let bytes = docs.range(b.saturating_sub(1)).end - docs.range(a).start;
+            let mut toks = Vec::with_capacity(bytes / 3 + 16);
             let mut lens = Vec::with_capacity(b - a);
             for i in a..b {
                 let t = std::str::from_utf8(docs.get(i)).map_err(|e| {
