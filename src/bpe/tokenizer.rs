@@ -143,10 +143,14 @@ impl Sink for Counter {
     }
 }
 
-/// Per-thread memo of piece → tokens, for one tokenizer at a time.
+/// Per-thread memo of piece → tokens for one tokenizer.
 #[derive(Default)]
 struct PieceCache {
     uid: u64,
+    /// Recency among the thread's caches (the least recent one is reused).
+    last_used: u64,
+    /// Level-1 misses while level 2 is not allocated yet.
+    l1_misses: u32,
     l1: Vec<Entry>,
     l2: Vec<Entry>,
     /// Pieces of 16..=CACHE_MAX_PIECE bytes: bytes -> range of `arena`.
@@ -160,8 +164,10 @@ impl PieceCache {
     fn reset(&mut self, uid: u64) {
         self.l1.clear();
         self.l1.resize(1 << L1_BITS, Entry::default());
-        self.l2.clear();
-        self.l2.resize(L2_WAYS << L2_BITS, Entry::default());
+        // Level 2 (4 MiB) is allocated once level 1 has missed L2_AFTER_MISSES times, so
+        // encoding a few short strings stays cheap.
+        self.l2 = Vec::new();
+        self.l1_misses = 0;
         self.map.clear();
         self.arena.clear();
         self.pairs = PairCache::new();
@@ -190,8 +196,12 @@ impl PieceCache {
     }
 }
 
+/// Tokenizers with a cache on each thread (using more reuses the least recently used one).
+const CACHES_PER_THREAD: usize = 3;
+const L2_AFTER_MISSES: u32 = 2048;
+
 thread_local! {
-    static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache::default());
+    static CACHES: RefCell<Vec<PieceCache>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Documents per parallel task are grouped to at least this many bytes.
@@ -310,10 +320,27 @@ impl Tokenizer {
     /// Encode `text` ignoring special tokens into `sink`.
     fn encode_pieces<S: Sink>(&self, text: &str, sink: &mut S) -> Result<()> {
         let s = text.as_bytes();
-        CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let c = &mut *cache;
-            if c.uid != self.uid || c.arena.len() > ARENA_MAX {
+        CACHES.with(|caches| {
+            let mut caches = caches.borrow_mut();
+            let tick = caches.iter().map(|c| c.last_used).max().unwrap_or(0) + 1;
+            let idx = match caches.iter().position(|c| c.uid == self.uid) {
+                Some(i) => i,
+                None => {
+                    let i = if caches.len() < CACHES_PER_THREAD {
+                        caches.push(PieceCache::default());
+                        caches.len() - 1
+                    } else {
+                        (0..caches.len())
+                            .min_by_key(|&i| caches[i].last_used)
+                            .unwrap_or(0)
+                    };
+                    caches[i].reset(self.uid);
+                    i
+                }
+            };
+            let c = &mut caches[idx];
+            c.last_used = tick;
+            if c.arena.len() > ARENA_MAX {
                 c.reset(self.uid);
             }
             let vocab = &self.vocab;
@@ -334,10 +361,17 @@ impl Tokenizer {
                         sink.entry(e, &c.arena);
                         return;
                     }
+                    if c.l2.is_empty() {
+                        c.l1_misses += 1;
+                        if c.l1_misses >= L2_AFTER_MISSES {
+                            c.l2 = vec![Entry::default(); L2_WAYS << L2_BITS];
+                        }
+                    }
+                    let l2 = !c.l2.is_empty();
                     // The bits below level 1's (the low bits of a multiplicative hash are weak).
                     let set =
                         ((h >> (64 - L1_BITS - L2_BITS)) as usize & ((1 << L2_BITS) - 1)) * L2_WAYS;
-                    for w in 0..L2_WAYS {
+                    for w in 0..if l2 { L2_WAYS } else { 0 } {
                         let e = c.l2[set + w];
                         if e.k0 == k0 && e.k1 == k1 {
                             c.l1[i1] = e;
@@ -357,10 +391,12 @@ impl Tokenizer {
                     }
                     let e = c.make_entry(k0, k1);
                     // Replace an empty way, else the way picked by more hash bits.
-                    let w = (0..L2_WAYS)
-                        .find(|&w| c.l2[set + w].k1 == 0)
-                        .unwrap_or((h >> 20) as usize % L2_WAYS);
-                    c.l2[set + w] = e;
+                    if l2 {
+                        let w = (0..L2_WAYS)
+                            .find(|&w| c.l2[set + w].k1 == 0)
+                            .unwrap_or((h >> 20) as usize % L2_WAYS);
+                        c.l2[set + w] = e;
+                    }
                     c.l1[i1] = e;
                     sink.entry(&e, &c.arena);
                     return;
@@ -699,6 +735,71 @@ mod tests {
             t.count_ordinary(text).unwrap(),
             t.encode_ordinary(text).unwrap().len()
         );
+    }
+
+    /// Tokens of `text` without any cache: pre-tokenize, then BPE each piece.
+    fn uncached(t: &Tokenizer, text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for r in t.pretokenizer().pieces(text).unwrap() {
+            t.vocab().encode_piece(&text.as_bytes()[r], &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn caches_agree_with_uncached_encoding() {
+        // Many distinct pieces (level 2 gets allocated, entries get evicted), pieces of more
+        // than 3 tokens, long pieces, and several tokenizers taking turns on one thread
+        // (more than CACHES_PER_THREAD, so caches are reused).
+        let toks: Vec<Tokenizer> = (0..CACHES_PER_THREAD + 2)
+            .map(|k| {
+                let mut v: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+                let extra = [
+                    "he", "ll", "hell", "o w", "ab", "abc", "ca", "cab", "zz", "zzzz",
+                ];
+                for (i, t) in extra.iter().skip(k % 3).enumerate() {
+                    v.push((t.as_bytes().to_vec(), 256 + i as u32));
+                }
+                let v = Vocab::from_ranks(v).unwrap();
+                Tokenizer::new(v, Pretokenizer::new(CL100K_PATTERN).unwrap(), vec![]).unwrap()
+            })
+            .collect();
+        let mut x = 12345u64;
+        let mut word = |len: usize| -> String {
+            (0..len)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    b"abczhelo"[(x >> 60) as usize % 8] as char
+                })
+                .collect()
+        };
+        let docs: Vec<String> = (0..300)
+            .map(|i| {
+                let mut d = String::new();
+                for j in 0..40 {
+                    d.push(' ');
+                    d.push_str(&word(1 + (i + j) % 14));
+                }
+                d.push(' ');
+                d.push_str(&word(200 + i % 100));
+                d
+            })
+            .collect();
+        // Round 0: one tokenizer sees all documents (over L2_AFTER_MISSES distinct pieces);
+        // then they take turns.
+        for round in 0..3 {
+            for (i, d) in docs.iter().enumerate() {
+                let t = &toks[if round == 0 {
+                    0
+                } else {
+                    (i + round) % toks.len()
+                }];
+                assert_eq!(t.encode_ordinary(d).unwrap(), uncached(t, d), "doc {i}");
+                assert_eq!(t.count_ordinary(d).unwrap(), uncached(t, d).len());
+            }
+        }
     }
 
     #[test]
