@@ -70,7 +70,8 @@ pub struct Vocab {
     data: Vec<u8>,
     offs: Vec<u32>,
     present: Vec<bool>,
-    pub(crate) ids: FxHashMap<Box<[u8]>, u32>,
+    /// Tokens of more than 15 bytes.
+    ids: FxHashMap<Box<[u8]>, u32>,
     /// Tokens of at most 15 bytes (97% of o200k_base) keyed by [`key16`] (no memcmp, no
     /// pointer to follow): the hot path of pre-token and pair lookups.
     short: FxHashMap<[u64; 2], u32>,
@@ -156,6 +157,9 @@ impl Vocab {
             .filter(|(b, _)| b.len() <= KEY16_MAX)
             .map(|(b, id)| (key16(b, 0, b.len()), *id))
             .collect();
+        // Longer tokens (3 % of o200k_base) stay in a small byte-keyed map that fits in cache.
+        ids.retain(|b, _| b.len() > KEY16_MAX);
+        ids.shrink_to_fit();
         Ok(Vocab {
             data,
             offs,
@@ -196,13 +200,13 @@ impl Vocab {
         pairs.reserve(merges.len());
         for (k, (a, b)) in merges.iter().enumerate() {
             let name = |x: &[u8]| String::from_utf8_lossy(x).into_owned();
-            let ia = *v.ids.get(&a[..]).ok_or_else(|| {
+            let ia = v.token_id(a).ok_or_else(|| {
                 Error::invalid_data(
                     format!("merge {k}"),
                     format!("left token {:?} is not in the vocabulary", name(a)),
                 )
             })?;
-            let ib = *v.ids.get(&b[..]).ok_or_else(|| {
+            let ib = v.token_id(b).ok_or_else(|| {
                 Error::invalid_data(
                     format!("merge {k}"),
                     format!("right token {:?} is not in the vocabulary", name(b)),
@@ -210,7 +214,7 @@ impl Vocab {
             })?;
             let mut ab = a.clone();
             ab.extend_from_slice(b);
-            let iab = *v.ids.get(&ab[..]).ok_or_else(|| {
+            let iab = v.token_id(&ab).ok_or_else(|| {
                 Error::invalid_data(
                     format!("merge {k}"),
                     format!("merged token {:?} is not in the vocabulary", name(&ab)),
