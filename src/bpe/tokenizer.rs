@@ -204,6 +204,15 @@ thread_local! {
     static CACHES: RefCell<Vec<PieceCache>> = const { RefCell::new(Vec::new()) };
 }
 
+/// One chunk's share of the batch output: its slice of the tokens and of the offsets, its
+/// tokens and per-document counts, and the index of its first token.
+type FillJob<'a> = (
+    &'a mut [std::mem::MaybeUninit<u32>],
+    &'a mut [std::mem::MaybeUninit<i64>],
+    &'a (Vec<u32>, Vec<u32>),
+    i64,
+);
+
 /// Documents per parallel task are grouped to at least this many bytes.
 const MIN_CHUNK_BYTES: usize = 1 << 16;
 
@@ -611,12 +620,7 @@ impl Tokenizer {
                     off_rest = rest;
                     jobs.push((t, o, part, starts[c] as i64));
                 }
-                let fill = |(t, o, part, base): (
-                    &mut [std::mem::MaybeUninit<u32>],
-                    &mut [std::mem::MaybeUninit<i64>],
-                    &(Vec<u32>, Vec<u32>),
-                    i64,
-                )| {
+                let fill = |(t, o, part, base): FillJob<'_>| {
                     for (d, &x) in t.iter_mut().zip(&part.0) {
                         d.write(x);
                     }
