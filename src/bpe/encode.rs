@@ -24,11 +24,44 @@ struct Part {
     merged: u32,
 }
 
+/// A small direct-mapped memo of pair lookups `(left id, right id) → (priority, merged id)`,
+/// one per thread: token pairs repeat across pieces, and a hit costs no access to the large
+/// vocabulary tables. The answer depends on the two ids only, so it is always exact.
+pub(crate) struct PairCache {
+    /// `(pair key, priority, merged id)`; key `u64::MAX` (two `NONE` ids) is empty.
+    slots: Vec<(u64, u32, u32)>,
+}
+
+const PAIR_CACHE_BITS: u32 = 13;
+
+impl PairCache {
+    /// An enabled cache (2^13 slots, 128 KiB).
+    pub(crate) fn new() -> Self {
+        PairCache {
+            slots: vec![(u64::MAX, NONE, NONE); 1 << PAIR_CACHE_BITS],
+        }
+    }
+
+    /// A cache that stores nothing (one-off encodes).
+    pub(crate) fn disabled() -> Self {
+        PairCache { slots: Vec::new() }
+    }
+}
+
+impl Default for PairCache {
+    fn default() -> Self {
+        PairCache::disabled()
+    }
+}
+
 impl Vocab {
-    /// Priority and id of the merge of `a` (bytes `piece[a_start..]`) with `b` ending at `b_end`.
+    /// Priority and id of the merge of `a` (bytes `piece[a_start..]`) with `b` ending at `b_end`;
+    /// `piece` may extend past the piece (padding).
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn pair(
         &self,
+        pc: &mut PairCache,
         piece: &[u8],
         a_start: u32,
         a_id: u32,
@@ -36,15 +69,33 @@ impl Vocab {
         b_end: u32,
         limit: u32,
     ) -> (u32, u32) {
-        match &self.rule {
-            MergeRule::Ranks => match self.token_id(&piece[a_start as usize..b_end as usize]) {
-                Some(r) if r < limit => (r, r),
-                _ => (NONE, NONE),
-            },
-            MergeRule::Pairs(m) => match m.get(&pair_key(a_id, b_id)) {
-                Some(&(r, id)) if r < limit => (r, id),
-                _ => (NONE, NONE),
-            },
+        let key = pair_key(a_id, b_id);
+        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PAIR_CACHE_BITS)) as usize;
+        let (r, id) = match pc.slots.get(slot) {
+            Some(&(k, r, id)) if k == key => (r, id),
+            cached => {
+                let (r, id) = match &self.rule {
+                    MergeRule::Ranks => {
+                        match self.token_id_at(piece, a_start as usize, b_end as usize) {
+                            Some(r) => (r, r),
+                            None => (NONE, NONE),
+                        }
+                    }
+                    MergeRule::Pairs(m) => match m.get(&key) {
+                        Some(&(r, id)) => (r, id),
+                        None => (NONE, NONE),
+                    },
+                };
+                if cached.is_some() {
+                    pc.slots[slot] = (key, r, id);
+                }
+                (r, id)
+            }
+        };
+        if r < limit {
+            (r, id)
+        } else {
+            (NONE, NONE)
         }
     }
 
@@ -67,9 +118,9 @@ impl Vocab {
                     }
                 }
                 if piece.len() <= SMALL {
-                    self.merge_small(piece, out, NONE);
+                    self.merge_small(piece, out, NONE, &mut PairCache::disabled());
                 } else {
-                    self.merge_heap(piece, out);
+                    self.merge_heap(piece, out, &mut PairCache::disabled());
                 }
             }
         }
@@ -77,18 +128,18 @@ impl Vocab {
 
     /// BPE of a piece of two or more bytes, without the whole-piece lookup.
     #[inline]
-    pub(crate) fn encode_piece_merges(&self, piece: &[u8], out: &mut Vec<u32>) {
+    pub(crate) fn encode_piece_merges(&self, piece: &[u8], out: &mut Vec<u32>, pc: &mut PairCache) {
         if piece.len() <= SMALL {
-            self.merge_small(piece, out, NONE);
+            self.merge_small(piece, out, NONE, pc);
         } else {
-            self.merge_heap(piece, out);
+            self.merge_heap(piece, out, pc);
         }
     }
 
     /// BPE using only merges with priority below `limit` (no whole-piece shortcut).
     pub(crate) fn encode_piece_limited(&self, piece: &[u8], limit: u32) -> Vec<u32> {
         let mut out = Vec::new();
-        self.merge_small(piece, &mut out, limit);
+        self.merge_small(piece, &mut out, limit, &mut PairCache::disabled());
         out
     }
 
@@ -109,10 +160,20 @@ impl Vocab {
         parts
     }
 
-    fn merge_small(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32) {
+    fn merge_small(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32, pc: &mut PairCache) {
         let mut parts = self.initial_parts(piece);
+        // A zero-padded copy: pair keys of up to 15 bytes are then read 16 bytes at a time.
+        let mut padded = [0u8; SMALL + 16];
+        let piece = match padded.get_mut(..piece.len()) {
+            Some(p) => {
+                p.copy_from_slice(piece);
+                &padded[..]
+            }
+            None => piece,
+        };
         for i in 0..parts.len().saturating_sub(1) {
             let (r, m) = self.pair(
+                pc,
                 piece,
                 parts[i].start,
                 parts[i].id,
@@ -141,6 +202,7 @@ impl Vocab {
             p.end = right.end;
             if at + 1 < parts.len() {
                 let (r, m) = self.pair(
+                    pc,
                     piece,
                     parts[at].start,
                     parts[at].id,
@@ -155,6 +217,7 @@ impl Vocab {
             }
             if at > 0 {
                 let (r, m) = self.pair(
+                    pc,
                     piece,
                     parts[at - 1].start,
                     parts[at - 1].id,
@@ -169,8 +232,12 @@ impl Vocab {
         out.extend(parts.iter().map(|p| p.id));
     }
 
-    fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>) {
+    fn merge_heap(&self, piece: &[u8], out: &mut Vec<u32>, pc: &mut PairCache) {
         let mut parts = self.initial_parts(piece);
+        let mut padded = Vec::with_capacity(piece.len() + 16);
+        padded.extend_from_slice(piece);
+        padded.extend_from_slice(&[0u8; 16]);
+        let piece = &padded[..];
         let n = parts.len();
         if n == 0 {
             return;
@@ -189,6 +256,7 @@ impl Vocab {
         let mut initial = Vec::with_capacity(n);
         for i in 0..n - 1 {
             let (r, _) = self.pair(
+                pc,
                 piece,
                 parts[i].start,
                 parts[i].id,
@@ -209,6 +277,7 @@ impl Vocab {
             }
             let r = next[l] as usize;
             let (now, merged) = self.pair(
+                pc,
                 piece,
                 parts[l].start,
                 parts[l].id,
@@ -229,6 +298,7 @@ impl Vocab {
             if prev[l] != NONE {
                 let p = prev[l] as usize;
                 let (rk, _) = self.pair(
+                    pc,
                     piece,
                     parts[p].start,
                     parts[p].id,
@@ -243,6 +313,7 @@ impl Vocab {
             if next[l] != NONE {
                 let q = next[l] as usize;
                 let (rk, _) = self.pair(
+                    pc,
                     piece,
                     parts[l].start,
                     parts[l].id,
@@ -314,12 +385,12 @@ mod tests {
             let mut small = Vec::new();
             let mut heap = Vec::new();
             if !b.is_empty() {
-                v.merge_small(b, &mut small, NONE);
-                v.merge_heap(b, &mut heap);
+                v.merge_small(b, &mut small, NONE, &mut PairCache::new());
+                v.merge_heap(b, &mut heap, &mut PairCache::new());
             }
             let want = if b.is_empty() { vec![] } else {
                 let mut w = Vec::new();
-                v.merge_small(b, &mut w, NONE);
+                v.merge_small(b, &mut w, NONE, &mut PairCache::disabled());
                 w
             };
             prop_assert_eq!(&small, &heap);

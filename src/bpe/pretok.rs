@@ -303,20 +303,54 @@ fn ascii_letters(s: &[u8], i: usize, space_only: bool) -> Option<usize> {
         }
         p = i + 1;
     }
-    let mut e = p;
-    while e < s.len() && s[e].is_ascii_alphabetic() {
-        e += 1;
-    }
+    let e = letter_run(s, p, 0x20);
     if e == p || (e < s.len() && s[e] >= 0x80) {
         return None;
     }
     Some(e)
 }
 
+/// cl100k's matcher for a piece starting with an ASCII byte; `None` when a non-ASCII char
+/// (or a contraction) could change the result.
+#[inline(always)]
+fn cl100k_ascii(s: &[u8], i: usize) -> Option<usize> {
+    let c = s[i];
+    let k = CLASS[c as usize];
+    let letters = |j: usize| {
+        let e = letter_run(s, j, 0x20);
+        (class_at(s, e) != C_HIGH).then_some(e)
+    };
+    match k {
+        C_LOWER | C_UPPER => letters(i),
+        C_SPACE | C_WS | C_PUNCT if c != b'\'' => match class_at(s, i + 1) {
+            C_LOWER | C_UPPER => letters(i + 1),
+            C_HIGH => None,
+            k1 => {
+                if k == C_PUNCT {
+                    ascii_punct_tail(s, i, false)
+                } else if k == C_SPACE && k1 == C_PUNCT {
+                    ascii_punct_tail(s, i + 1, false)
+                } else {
+                    ascii_space(s, i, true)
+                }
+            }
+        },
+        C_DIGIT => ascii_digits(s, i),
+        C_NL => ascii_space(s, i, true),
+        _ => None,
+    }
+}
+
+#[inline(always)]
 fn next_cl100k(t: &Table, s: &[u8], i: usize) -> usize {
-    if let Some(e) = ascii_letters(s, i, false) {
+    if let Some(e) = cl100k_ascii(s, i) {
         return e;
     }
+    next_cl100k_general(t, s, i)
+}
+
+#[inline(never)]
+fn next_cl100k_general(t: &Table, s: &[u8], i: usize) -> usize {
     let (c, f, l) = t.at(s, i);
     // '(?i:[sdmt]|ll|ve|re)
     if c == b'\'' as u32 {
@@ -411,38 +445,201 @@ fn o200k_suffix(s: &[u8], i: usize) -> usize {
     i
 }
 
-/// ASCII fast path of o200k's first alternative (`P? U* W+ suffix?`) for the common case of
-/// an ASCII word (optionally after one ASCII space/punctuation char) that ends before an
-/// ASCII byte. Returns `None` whenever the general matcher must decide.
-#[inline(always)]
-fn o200k_ascii_word(s: &[u8], i: usize) -> Option<usize> {
-    let c = s[i];
-    let mut p = i;
-    if !c.is_ascii_alphabetic() {
-        // P must be ASCII, not a letter, digit, \r or \n; the word must follow.
-        if c >= 0x80 || c.is_ascii_digit() || c == b'\r' || c == b'\n' {
-            return None;
-        }
-        p = i + 1;
+/// Classes of single bytes for the ASCII fast paths (`HIGH`: a byte of a multi-byte char,
+/// for which the general matcher decides).
+const C_LOWER: u8 = 0;
+const C_UPPER: u8 = 1;
+const C_DIGIT: u8 = 2;
+/// `' '`
+const C_SPACE: u8 = 3;
+/// `\r`, `\n`
+const C_NL: u8 = 4;
+/// Other ASCII `\s`: `\t`, `\x0b`, `\x0c`.
+const C_WS: u8 = 5;
+/// ASCII `[^\s\p{L}\p{N}]`.
+const C_PUNCT: u8 = 6;
+const C_HIGH: u8 = 7;
+/// Past the end of the text.
+const C_END: u8 = 8;
+
+const fn byte_classes() -> [u8; 256] {
+    let mut t = [C_HIGH; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_lowercase() {
+            C_LOWER
+        } else if c.is_ascii_uppercase() {
+            C_UPPER
+        } else if c.is_ascii_digit() {
+            C_DIGIT
+        } else if c == b' ' {
+            C_SPACE
+        } else if c == b'\r' || c == b'\n' {
+            C_NL
+        } else if c == b'\t' || c == 0x0b || c == 0x0c {
+            C_WS
+        } else {
+            C_PUNCT
+        };
+        b += 1;
     }
-    let mut q = p;
+    t
+}
+
+static CLASS: [u8; 256] = byte_classes();
+
+#[inline(always)]
+fn class_at(s: &[u8], i: usize) -> u8 {
+    match s.get(i) {
+        Some(&b) => CLASS[b as usize],
+        None => C_END,
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// End of the run of ASCII lowercase letters starting at `i` (8 bytes at a time).
+#[inline(always)]
+fn lower_run(s: &[u8], i: usize) -> usize {
+    letter_run(s, i, 0)
+}
+
+/// End of the run of ASCII letters (`fold = 0x20`: either case) or lowercase letters
+/// (`fold = 0`) starting at `i`.
+#[inline(always)]
+fn letter_run(s: &[u8], mut i: usize, fold: u8) -> usize {
+    let fold8 = fold as u64 * ONES;
+    while let Some(w) = s.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+        let w = u64::from_le_bytes(w) | fold8;
+        // High bit of each byte set iff the byte is in b'a'..=b'z' (carries out of bytes
+        // >= 0x80 only reach bytes after the first non-letter, which are not looked at).
+        let lower = w.wrapping_add((0x80 - b'a' as u64) * ONES)
+            & !w.wrapping_add((0x80 - b'z' as u64 - 1) * ONES)
+            & !w
+            & HIGHS;
+        let stop = !lower & HIGHS;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && (s[i] | fold).is_ascii_lowercase() {
+        i += 1;
+    }
+    i
+}
+
+/// ASCII fast path of o200k's word alternatives (`P? U* W+ suffix?` then `P? U+ W* suffix?`)
+/// for an ASCII word starting at `j` (a letter) that ends before an ASCII byte.
+#[inline(always)]
+fn o200k_ascii_word(s: &[u8], j: usize) -> Option<usize> {
+    let mut q = j;
     while q < s.len() && s[q].is_ascii_uppercase() {
         q += 1;
     }
-    let mut e = q;
-    while e < s.len() && s[e].is_ascii_lowercase() {
-        e += 1;
-    }
-    if e == q || (e < s.len() && s[e] >= 0x80) {
+    let e = lower_run(s, q);
+    if class_at(s, e) == C_HIGH {
         return None;
     }
     Some(o200k_suffix(s, e))
 }
 
+/// ASCII fast path of ` ?[^\s\p{L}\p{N}]+[\r\n/]*` from the first punctuation byte `j`.
+#[inline(always)]
+fn ascii_punct_tail(s: &[u8], j: usize, slash: bool) -> Option<usize> {
+    let mut e = j;
+    while class_at(s, e) == C_PUNCT {
+        e += 1;
+    }
+    if class_at(s, e) == C_HIGH {
+        return None;
+    }
+    Some(newline_run(s, e, slash))
+}
+
+/// ASCII fast path of the whitespace alternatives `\s*[\r\n]+|\s+(?!\S)|\s+` (o200k;
+/// `end_nl = false`) or `\s++$|\s*[\r\n]|\s+(?!\S)|\s` (cl100k; `end_nl = true`), from
+/// whitespace byte `i`.
+#[inline(always)]
+fn ascii_space(s: &[u8], i: usize, cl100k: bool) -> Option<usize> {
+    let mut e = i;
+    let mut nl = 0;
+    loop {
+        match class_at(s, e) {
+            C_SPACE | C_WS => e += 1,
+            C_NL => {
+                e += 1;
+                nl = e;
+            }
+            C_HIGH => return None,
+            _ => break,
+        }
+    }
+    if cl100k && e == s.len() {
+        return Some(e);
+    }
+    if nl != 0 {
+        return Some(nl);
+    }
+    if e == s.len() {
+        return Some(e);
+    }
+    Some(if e - i > 1 { e - 1 } else { e })
+}
+
+/// `\p{N}{1,3}` from ASCII digit `i`, when no non-ASCII byte can take part.
+#[inline(always)]
+fn ascii_digits(s: &[u8], i: usize) -> Option<usize> {
+    let mut e = i + 1;
+    while e < i + 3 {
+        match class_at(s, e) {
+            C_DIGIT => e += 1,
+            C_HIGH => return None,
+            _ => break,
+        }
+    }
+    Some(e)
+}
+
+/// o200k's matcher for a piece starting with an ASCII byte; `None` when a non-ASCII char
+/// could change the result.
+#[inline(always)]
+fn o200k_ascii(s: &[u8], i: usize) -> Option<usize> {
+    let k = CLASS[s[i] as usize];
+    match k {
+        C_LOWER | C_UPPER => o200k_ascii_word(s, i),
+        C_SPACE | C_WS | C_PUNCT => match class_at(s, i + 1) {
+            // `P` followed by a word.
+            C_LOWER | C_UPPER => o200k_ascii_word(s, i + 1),
+            C_HIGH => None,
+            k1 => {
+                if k == C_PUNCT {
+                    ascii_punct_tail(s, i, true)
+                } else if k == C_SPACE && k1 == C_PUNCT {
+                    ascii_punct_tail(s, i + 1, true)
+                } else {
+                    ascii_space(s, i, false)
+                }
+            }
+        },
+        C_DIGIT => ascii_digits(s, i),
+        C_NL => ascii_space(s, i, false),
+        _ => None,
+    }
+}
+
+#[inline(always)]
 fn next_o200k(t: &Table, s: &[u8], i: usize) -> usize {
-    if let Some(e) = o200k_ascii_word(s, i) {
+    if let Some(e) = o200k_ascii(s, i) {
         return e;
     }
+    next_o200k_general(t, s, i)
+}
+
+#[inline(never)]
+fn next_o200k_general(t: &Table, s: &[u8], i: usize) -> usize {
     let (c, f, l) = t.at(s, i);
     let newline = c == b'\r' as u32 || c == b'\n' as u32;
     let p_ok = f & (LETTER | NUMBER) == 0 && !newline;
@@ -582,6 +779,17 @@ mod tests {
             "👍🏽 🎉🎉",
             "12a3",
             "'ll've're",
+            "x\t\tfoo \x0b\x0cbar\x1c\x1fbaz",
+            "word\u{a0}next  \u{a0}",
+            "(hello) [World]! ,,,\r\n/// //\n/x",
+            "abcdefghijklmnopqrstuvwxyzé ABCDEFGHIJKLMNOPQRSTUVé",
+            "HTTPServer ABC'S abc'Ss 'ſ x'ſt",
+            "12345678901\u{660}2 1\u{660}",
+            "!\u{301}x ?\u{2014}- -\u{2014}",
+            "  \n \t\n\r\n   x\n",
+            " \u{3000}\n",
+            "a\n",
+            "a ",
         ];
         for p in PATTERNS {
             for c in cases {
@@ -595,7 +803,7 @@ mod tests {
             'a', 'b', 'Z', 'S', 's', 'l', 'L', 'v', 'e', 'r', 'd', 'm', 't', 'T', '\'', ' ', ' ',
             '\n', '\r', '\t', '1', '2', '٣', '½', '.', ',', '/', '!', '\u{a0}', '\u{2028}',
             '\u{301}', '\u{ff9e}', 'ſ', 'ǅ', 'ʰ', 'é', 'É', '日', '本', '😀', '🏽', '\u{200d}',
-            'Ⅻ', '_', '-', '\u{3000}', 'ß', 'İ', 'K',
+            'Ⅻ', '_', '-', '\u{3000}', 'ß', 'İ', 'K', '\x0b', '\x0c', 'A', 'x', '(', '\u{85}',
         ];
         proptest::collection::vec(proptest::sample::select(chars), 0..40)
             .prop_map(|v| v.into_iter().collect())
@@ -613,6 +821,42 @@ mod tests {
         fn specialized_matches_regex_any(text in any::<String>()) {
             for p in PATTERNS {
                 check(p, &text);
+            }
+        }
+    }
+
+    #[test]
+    fn byte_classes_match_unicode_table() {
+        let t = table();
+        for b in 0u8..128 {
+            let f = t.flags(b as u32);
+            let k = CLASS[b as usize];
+            assert_eq!(f & SPACE != 0, matches!(k, C_SPACE | C_NL | C_WS), "{b:#x}");
+            assert_eq!(f & LETTER != 0, matches!(k, C_LOWER | C_UPPER), "{b:#x}");
+            assert_eq!(f & NUMBER != 0, k == C_DIGIT, "{b:#x}");
+            assert_eq!(f & LOWERISH != 0, k == C_LOWER, "{b:#x}");
+            assert_eq!(f & UPPERISH != 0, k == C_UPPER, "{b:#x}");
+        }
+        for b in 128..=255u8 {
+            assert_eq!(CLASS[b as usize], C_HIGH);
+        }
+        // The 8-byte letter scan agrees with a byte loop at every offset and length.
+        let text: Vec<u8> = (0..600u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let mut s = text.clone();
+        for (i, b) in s.iter_mut().enumerate() {
+            if i % 7 != 0 {
+                *b = (b'a' + (*b % 26)) ^ if i % 5 == 0 { 0x20 } else { 0 };
+            }
+        }
+        for i in 0..s.len() {
+            for fold in [0u8, 0x20] {
+                let mut e = i;
+                while e < s.len() && (s[e] | fold).is_ascii_lowercase() {
+                    e += 1;
+                }
+                assert_eq!(letter_run(&s, i, fold), e, "i={i} fold={fold}");
             }
         }
     }

@@ -8,8 +8,9 @@ use aho_corasick::{AhoCorasick, Input, MatchKind};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::encode::PairCache;
 use super::pretok::Pretokenizer;
-use super::vocab::Vocab;
+use super::vocab::{key16, Vocab};
 use crate::text::Docs;
 use crate::{Error, Result};
 
@@ -52,74 +53,165 @@ pub struct Tokenizer {
 
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
-/// Pieces up to this many bytes are cached.
-const CACHE_MAX_PIECE: usize = 64;
-const CACHE_MAX_ENTRIES: usize = 1 << 17;
+/// Pieces of 16 to this many bytes are cached in a hash map (shorter ones in the tables).
+const CACHE_MAX_PIECE: usize = 256;
+/// Tokens kept for cached pieces (the arena) before all caches of a thread are reset.
+const ARENA_MAX: usize = 1 << 23;
+/// Entries of the long-piece map before it is reset.
+const MAP_MAX_ENTRIES: usize = 1 << 17;
 
-/// Slots of the direct-mapped cache of short pieces (256 KiB: stays in L2, unlike the
-/// vocabulary's hash table, so frequent pieces cost no cache miss).
-const HOT_SLOTS: usize = 1 << 13;
-const HOT_MAX_PIECE: usize = 15;
-const HOT_MAX_TOKENS: usize = 3;
+/// Level 1 of the short-piece cache: direct-mapped, 2^13 entries of 32 bytes (256 KiB, stays
+/// in L2), so the frequent pieces cost no cache miss.
+const L1_BITS: u32 = 13;
+/// Level 2: 2^15 sets of 4 entries (4 MiB), holding nearly every distinct short piece of a
+/// corpus; a miss in level 1 costs one memory access instead of probing the 200k-entry
+/// vocabulary and a byte-keyed map.
+const L2_BITS: u32 = 14;
+const L2_WAYS: usize = 8;
+/// Pieces of at most this many bytes go through the two levels.
+const SHORT_MAX: usize = 15;
+/// `Entry::n` value meaning "tokens are `arena[t[0]..t[0] + t[1]]`".
+const EXT: u32 = u32::MAX;
 
-/// A cached piece (≤ 15 bytes packed with its length into `k0, k1`) and its ≤ 3 tokens.
+/// A cached piece of 2 to 15 bytes (packed with its length into `k0, k1`; all-zero = empty)
+/// and its tokens: up to 3 inline, more in the arena.
 #[derive(Clone, Copy, Default)]
-struct HotEntry {
+#[repr(C, align(32))]
+struct Entry {
     k0: u64,
     k1: u64,
     n: u32,
-    t: [u32; HOT_MAX_TOKENS],
+    t: [u32; 3],
 }
 
-/// Pack `s[a..b]` (2..=15 bytes) with its length into two words and pick its slot. Reads 16
-/// bytes at once when the buffer allows (no byte-wise copy, no store-forwarding stall).
+/// Key and hash of the short piece `s[a..b]`.
 #[inline(always)]
-fn hot_key(s: &[u8], a: usize, b: usize) -> (u64, u64, usize) {
-    let len = b - a;
-    let (w0, w1) = if a + 16 <= s.len() {
-        let mut x = [0u8; 8];
-        let mut y = [0u8; 8];
-        x.copy_from_slice(&s[a..a + 8]);
-        y.copy_from_slice(&s[a + 8..a + 16]);
-        (u64::from_le_bytes(x), u64::from_le_bytes(y))
-    } else {
-        let mut buf = [0u8; 16];
-        buf[..len].copy_from_slice(&s[a..b]);
-        let mut x = [0u8; 8];
-        let mut y = [0u8; 8];
-        x.copy_from_slice(&buf[..8]);
-        y.copy_from_slice(&buf[8..]);
-        (u64::from_le_bytes(x), u64::from_le_bytes(y))
-    };
-    let m0 = if len >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * len)) - 1
-    };
-    let m1 = if len <= 8 {
-        0
-    } else {
-        (1u64 << (8 * (len - 8))) - 1
-    };
-    let k0 = w0 & m0;
-    let k1 = (w1 & m1) | ((len as u64) << 56);
+fn short_key(s: &[u8], a: usize, b: usize) -> (u64, u64, u64) {
+    let [k0, k1] = key16(s, a, b);
     let h = (k0 ^ k1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (k0, k1, (h >> (64 - 13)) as usize & (HOT_SLOTS - 1))
+    (k0, k1, h)
 }
 
+/// Where tokens go: a vector, or a counter.
+trait Sink {
+    fn one(&mut self, id: u32);
+    fn entry(&mut self, e: &Entry, arena: &[u32]);
+    fn slice(&mut self, ids: &[u32]);
+}
+
+impl Sink for Vec<u32> {
+    #[inline(always)]
+    fn one(&mut self, id: u32) {
+        self.push(id);
+    }
+    #[inline(always)]
+    fn entry(&mut self, e: &Entry, arena: &[u32]) {
+        if e.n <= 3 {
+            // Copy all three slots (no variable-length memcpy), keep `n` of them.
+            self.reserve(3);
+            let len = self.len();
+            let spare = self.spare_capacity_mut();
+            spare[0].write(e.t[0]);
+            spare[1].write(e.t[1]);
+            spare[2].write(e.t[2]);
+            // SAFETY: the first `n <= 3` spare slots were just initialised.
+            unsafe { self.set_len(len + e.n as usize) };
+        } else {
+            self.extend_from_slice(&arena[e.t[0] as usize..(e.t[0] + e.t[1]) as usize]);
+        }
+    }
+    #[inline(always)]
+    fn slice(&mut self, ids: &[u32]) {
+        self.extend_from_slice(ids);
+    }
+}
+
+struct Counter(usize);
+
+impl Sink for Counter {
+    #[inline(always)]
+    fn one(&mut self, _: u32) {
+        self.0 += 1;
+    }
+    #[inline(always)]
+    fn entry(&mut self, e: &Entry, _: &[u32]) {
+        self.0 += if e.n <= 3 { e.n } else { e.t[1] } as usize;
+    }
+    #[inline(always)]
+    fn slice(&mut self, ids: &[u32]) {
+        self.0 += ids.len();
+    }
+}
+
+/// Per-thread memo of piece → tokens for one tokenizer.
 #[derive(Default)]
 struct PieceCache {
     uid: u64,
-    /// Multi-token pieces: bytes -> range of `arena`.
+    /// Recency among the thread's caches (the least recent one is reused).
+    last_used: u64,
+    /// Level-1 misses while level 2 is not allocated yet.
+    l1_misses: u32,
+    l1: Vec<Entry>,
+    l2: Vec<Entry>,
+    /// Pieces of 16..=CACHE_MAX_PIECE bytes: bytes -> range of `arena`.
     map: FxHashMap<Box<[u8]>, (u32, u32)>,
     arena: Vec<u32>,
-    /// Direct-mapped cache of short pieces; an all-zero entry is empty (length byte 0).
-    hot: Vec<HotEntry>,
+    scratch: Vec<u32>,
+    pairs: PairCache,
 }
 
-thread_local! {
-    static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache::default());
+impl PieceCache {
+    fn reset(&mut self, uid: u64) {
+        self.l1.clear();
+        self.l1.resize(1 << L1_BITS, Entry::default());
+        // Level 2 (4 MiB) is allocated once level 1 has missed L2_AFTER_MISSES times, so
+        // encoding a few short strings stays cheap.
+        self.l2 = Vec::new();
+        self.l1_misses = 0;
+        self.map.clear();
+        self.arena.clear();
+        self.pairs = PairCache::new();
+        self.uid = uid;
+    }
+
+    /// Tokens of `scratch` as a cache entry for key `(k0, k1)`.
+    #[inline]
+    fn make_entry(&mut self, k0: u64, k1: u64) -> Entry {
+        let n = self.scratch.len();
+        let mut t = [0u32; 3];
+        if n <= 3 {
+            t[..n].copy_from_slice(&self.scratch);
+            Entry {
+                k0,
+                k1,
+                n: n as u32,
+                t,
+            }
+        } else {
+            t[0] = self.arena.len() as u32;
+            t[1] = n as u32;
+            self.arena.extend_from_slice(&self.scratch);
+            Entry { k0, k1, n: EXT, t }
+        }
+    }
 }
+
+/// Tokenizers with a cache on each thread (using more reuses the least recently used one).
+const CACHES_PER_THREAD: usize = 3;
+const L2_AFTER_MISSES: u32 = 2048;
+
+thread_local! {
+    static CACHES: RefCell<Vec<PieceCache>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One chunk's share of the batch output: its slice of the tokens and of the offsets, its
+/// tokens and per-document counts, and the index of its first token.
+type FillJob<'a> = (
+    &'a mut [std::mem::MaybeUninit<u32>],
+    &'a mut [std::mem::MaybeUninit<i64>],
+    &'a (Vec<u32>, Vec<u32>),
+    i64,
+);
 
 /// Documents per parallel task are grouped to at least this many bytes.
 const MIN_CHUNK_BYTES: usize = 1 << 16;
@@ -234,74 +326,114 @@ impl Tokenizer {
             .map(|&i| self.specials[i].0.as_bytes())
     }
 
-    /// Encode `text` ignoring special tokens, calling `sink` with each piece's tokens.
-    fn for_each_piece_tokens<F: FnMut(&[u32])>(&self, text: &str, mut sink: F) -> Result<()> {
+    /// Encode `text` ignoring special tokens into `sink`.
+    fn encode_pieces<S: Sink>(&self, text: &str, sink: &mut S) -> Result<()> {
         let s = text.as_bytes();
-        CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let cache = &mut *cache;
-            if cache.uid != self.uid {
-                cache.map.clear();
-                cache.arena.clear();
-                cache.hot.clear();
-                cache.hot.resize(HOT_SLOTS, HotEntry::default());
-                cache.uid = self.uid;
+        CACHES.with(|caches| {
+            let mut caches = caches.borrow_mut();
+            let tick = caches.iter().map(|c| c.last_used).max().unwrap_or(0) + 1;
+            let idx = match caches.iter().position(|c| c.uid == self.uid) {
+                Some(i) => i,
+                None => {
+                    let i = if caches.len() < CACHES_PER_THREAD {
+                        caches.push(PieceCache::default());
+                        caches.len() - 1
+                    } else {
+                        (0..caches.len())
+                            .min_by_key(|&i| caches[i].last_used)
+                            .unwrap_or(0)
+                    };
+                    caches[i].reset(self.uid);
+                    i
+                }
+            };
+            let c = &mut caches[idx];
+            c.last_used = tick;
+            if c.arena.len() > ARENA_MAX {
+                c.reset(self.uid);
             }
-            let mut scratch: Vec<u32> = Vec::with_capacity(16);
+            let vocab = &self.vocab;
             self.pretok.split(text, |a, b| {
-                let piece = &s[a..b];
-                if piece.len() == 1 {
-                    let id = self.vocab.byte_ids[piece[0] as usize];
+                let len = b - a;
+                if len == 1 {
+                    let id = vocab.byte_ids[s[a] as usize];
                     if id != u32::MAX {
-                        sink(&[id]);
+                        sink.one(id);
                     }
                     return;
                 }
-                let hot = piece.len() <= HOT_MAX_PIECE;
-                let (k0, k1, slot) = if hot { hot_key(s, a, b) } else { (0, 0, 0) };
-                if hot {
-                    let h = &cache.hot[slot];
-                    if h.k0 == k0 && h.k1 == k1 {
-                        sink(&h.t[..h.n as usize]);
+                if len <= SHORT_MAX {
+                    let (k0, k1, h) = short_key(s, a, b);
+                    let i1 = (h >> (64 - L1_BITS)) as usize;
+                    let e = &c.l1[i1];
+                    if e.k0 == k0 && e.k1 == k1 {
+                        sink.entry(e, &c.arena);
+                        return;
+                    }
+                    if c.l2.is_empty() {
+                        c.l1_misses += 1;
+                        if c.l1_misses >= L2_AFTER_MISSES {
+                            c.l2 = vec![Entry::default(); L2_WAYS << L2_BITS];
+                        }
+                    }
+                    let l2 = !c.l2.is_empty();
+                    // The bits below level 1's (the low bits of a multiplicative hash are weak).
+                    let set =
+                        ((h >> (64 - L1_BITS - L2_BITS)) as usize & ((1 << L2_BITS) - 1)) * L2_WAYS;
+                    for w in 0..if l2 { L2_WAYS } else { 0 } {
+                        let e = c.l2[set + w];
+                        if e.k0 == k0 && e.k1 == k1 {
+                            c.l1[i1] = e;
+                            sink.entry(&e, &c.arena);
+                            return;
+                        }
+                    }
+                    let piece = &s[a..b];
+                    c.scratch.clear();
+                    match if vocab.whole_piece_lookup {
+                        vocab.token_id_key16([k0, k1])
+                    } else {
+                        None
+                    } {
+                        Some(id) => c.scratch.push(id),
+                        None => vocab.encode_piece_merges(piece, &mut c.scratch, &mut c.pairs),
+                    }
+                    let e = c.make_entry(k0, k1);
+                    // Replace an empty way, else the way picked by more hash bits.
+                    if l2 {
+                        let w = (0..L2_WAYS)
+                            .find(|&w| c.l2[set + w].k1 == 0)
+                            .unwrap_or((h >> 20) as usize % L2_WAYS);
+                        c.l2[set + w] = e;
+                    }
+                    c.l1[i1] = e;
+                    sink.entry(&e, &c.arena);
+                    return;
+                }
+                let piece = &s[a..b];
+                if len <= CACHE_MAX_PIECE {
+                    if let Some(&(o, l)) = c.map.get(piece) {
+                        sink.slice(&c.arena[o as usize..(o + l) as usize]);
                         return;
                     }
                 }
-                scratch.clear();
-                let whole = if self.vocab.whole_piece_lookup {
-                    self.vocab.token_id(piece)
-                } else {
-                    None
-                };
-                if let Some(id) = whole {
-                    scratch.push(id);
-                } else if let Some(&(o, l)) = if piece.len() <= CACHE_MAX_PIECE {
-                    cache.map.get(piece)
+                c.scratch.clear();
+                match if vocab.whole_piece_lookup {
+                    vocab.token_id(piece)
                 } else {
                     None
                 } {
-                    scratch.extend_from_slice(&cache.arena[o as usize..(o + l) as usize]);
-                } else {
-                    self.vocab.encode_piece_merges(piece, &mut scratch);
-                    if piece.len() <= CACHE_MAX_PIECE {
-                        if cache.map.len() >= CACHE_MAX_ENTRIES {
-                            cache.map.clear();
-                            cache.arena.clear();
-                        }
-                        let o = cache.arena.len() as u32;
-                        cache.arena.extend_from_slice(&scratch);
-                        cache.map.insert(piece.into(), (o, scratch.len() as u32));
-                    }
+                    Some(id) => c.scratch.push(id),
+                    None => vocab.encode_piece_merges(piece, &mut c.scratch, &mut c.pairs),
                 }
-                sink(&scratch);
-                if hot && scratch.len() <= HOT_MAX_TOKENS {
-                    let mut t = [0u32; HOT_MAX_TOKENS];
-                    t[..scratch.len()].copy_from_slice(&scratch);
-                    cache.hot[slot] = HotEntry {
-                        k0,
-                        k1,
-                        n: scratch.len() as u32,
-                        t,
-                    };
+                sink.slice(&c.scratch);
+                if len <= CACHE_MAX_PIECE {
+                    if c.map.len() >= MAP_MAX_ENTRIES {
+                        c.map.clear();
+                    }
+                    let o = c.arena.len() as u32;
+                    c.arena.extend_from_slice(&c.scratch);
+                    c.map.insert(piece.into(), (o, c.scratch.len() as u32));
                 }
             })
         })
@@ -309,7 +441,7 @@ impl Tokenizer {
 
     /// Append the tokens of `text` to `out`, treating special-token text as ordinary text.
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        self.for_each_piece_tokens(text, |t| out.extend_from_slice(t))
+        self.encode_pieces(text, out)
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<u32>> {
@@ -403,9 +535,9 @@ impl Tokenizer {
 
     /// Number of tokens of `text` (ordinary encoding) without materialising them.
     pub fn count_ordinary(&self, text: &str) -> Result<usize> {
-        let mut n = 0;
-        self.for_each_piece_tokens(text, |t| n += t.len())?;
-        Ok(n)
+        let mut n = Counter(0);
+        self.encode_pieces(text, &mut n)?;
+        Ok(n.0)
     }
 
     /// Encode many documents: flat tokens and `n + 1` offsets. Results never depend on the
@@ -419,17 +551,11 @@ impl Tokenizer {
         num_threads: Option<usize>,
     ) -> Result<(Vec<u32>, Vec<i64>)> {
         let n = docs.len();
-        let mut texts = Vec::with_capacity(n);
-        for i in 0..n {
-            texts.push(std::str::from_utf8(docs.get(i)).map_err(|e| {
-                Error::invalid_data(format!("document {i}"), format!("invalid UTF-8: {e}"))
-            })?);
-        }
         // Contiguous chunks of documents of at least MIN_CHUNK_BYTES each.
         let mut bounds = vec![0usize];
         let mut acc = 0;
-        for (i, t) in texts.iter().enumerate() {
-            acc += t.len() + 16;
+        for i in 0..n {
+            acc += docs.range(i).len() + 16;
             if acc >= MIN_CHUNK_BYTES {
                 bounds.push(i + 1);
                 acc = 0;
@@ -438,11 +564,17 @@ impl Tokenizer {
         if *bounds.last().unwrap_or(&0) != n {
             bounds.push(n);
         }
+        // Everything below runs inside the parallel part: UTF-8 checks, encoding, and the
+        // copy into the one output buffer.
         let run_chunk = |c: usize| -> Result<(Vec<u32>, Vec<u32>)> {
             let (a, b) = (bounds[c], bounds[c + 1]);
-            let mut toks = Vec::new();
+            let bytes = docs.range(b.saturating_sub(1)).end - docs.range(a).start;
+            let mut toks = Vec::with_capacity(bytes / 3 + 16);
             let mut lens = Vec::with_capacity(b - a);
-            for (i, t) in texts[a..b].iter().enumerate() {
+            for i in a..b {
+                let t = std::str::from_utf8(docs.get(i)).map_err(|e| {
+                    Error::invalid_data(format!("document {i}"), format!("invalid UTF-8: {e}"))
+                })?;
                 let before = toks.len();
                 let r = if ordinary {
                     self.encode_ordinary_into(t, &mut toks)
@@ -450,9 +582,7 @@ impl Tokenizer {
                     self.encode_into(t, allowed, disallowed, &mut toks)
                 };
                 r.map_err(|e| match e {
-                    Error::InvalidArgument(m) => {
-                        Error::invalid_data(format!("document {}", a + i), m)
-                    }
+                    Error::InvalidArgument(m) => Error::invalid_data(format!("document {i}"), m),
                     other => other,
                 })?;
                 lens.push((toks.len() - before) as u32);
@@ -460,30 +590,65 @@ impl Tokenizer {
             Ok((toks, lens))
         };
         let n_chunks = bounds.len() - 1;
-        let results: Vec<Result<(Vec<u32>, Vec<u32>)>> = match num_threads {
-            Some(1) => (0..n_chunks).map(run_chunk).collect(),
-            Some(k) => pool(k)?.install(|| (0..n_chunks).into_par_iter().map(run_chunk).collect()),
-            None => (0..n_chunks).into_par_iter().map(run_chunk).collect(),
-        };
-        let mut total = 0;
-        let mut parts = Vec::with_capacity(results.len());
-        for r in results {
-            let r = r?;
-            total += r.0.len();
-            parts.push(r);
-        }
-        let mut tokens = Vec::with_capacity(total);
-        let mut offsets = Vec::with_capacity(n + 1);
-        offsets.push(0i64);
-        for (toks, lens) in parts {
-            let mut o = *offsets.last().unwrap_or(&0);
-            for l in lens {
-                o += l as i64;
-                offsets.push(o);
+        let run_all = |parallel: bool| -> Result<(Vec<u32>, Vec<i64>)> {
+            let results: Vec<Result<(Vec<u32>, Vec<u32>)>> = if parallel {
+                (0..n_chunks).into_par_iter().map(run_chunk).collect()
+            } else {
+                (0..n_chunks).map(run_chunk).collect()
+            };
+            // The first error in document order, whatever the thread count.
+            let parts: Vec<(Vec<u32>, Vec<u32>)> = results.into_iter().collect::<Result<_>>()?;
+            // Where each chunk's tokens start (prefix sums), then one buffer filled in place.
+            let mut starts = Vec::with_capacity(n_chunks + 1);
+            starts.push(0usize);
+            for (t, _) in &parts {
+                starts.push(starts[starts.len() - 1] + t.len());
             }
-            tokens.extend_from_slice(&toks);
+            let total = starts[n_chunks];
+            let mut tokens: Vec<u32> = Vec::with_capacity(total);
+            let mut offsets: Vec<i64> = Vec::with_capacity(n + 1);
+            {
+                let mut tok_rest = &mut tokens.spare_capacity_mut()[..total];
+                let mut off_rest = &mut offsets.spare_capacity_mut()[..n + 1];
+                off_rest[0].write(0);
+                off_rest = &mut off_rest[1..];
+                let mut jobs = Vec::with_capacity(n_chunks);
+                for (c, part) in parts.iter().enumerate() {
+                    let (t, rest) = tok_rest.split_at_mut(part.0.len());
+                    tok_rest = rest;
+                    let (o, rest) = off_rest.split_at_mut(part.1.len());
+                    off_rest = rest;
+                    jobs.push((t, o, part, starts[c] as i64));
+                }
+                let fill = |(t, o, part, base): FillJob<'_>| {
+                    for (d, &x) in t.iter_mut().zip(&part.0) {
+                        d.write(x);
+                    }
+                    let mut acc = base;
+                    for (d, &l) in o.iter_mut().zip(&part.1) {
+                        acc += l as i64;
+                        d.write(acc);
+                    }
+                };
+                if parallel {
+                    jobs.into_par_iter().for_each(fill);
+                } else {
+                    jobs.into_iter().for_each(fill);
+                }
+            }
+            // SAFETY: the chunks' slices tile `tokens[..total]` and `offsets[1..n + 1]`
+            // exactly (their lengths sum to `total` and `n`), and every element was written.
+            unsafe {
+                tokens.set_len(total);
+                offsets.set_len(n + 1);
+            }
+            Ok((tokens, offsets))
+        };
+        match num_threads {
+            Some(1) => run_all(false),
+            Some(k) => pool(k)?.install(|| run_all(true)),
+            None => run_all(true),
         }
-        Ok((tokens, offsets))
     }
 
     /// Concatenated bytes of `ids`; an unknown id is an error naming it and its position.
@@ -574,6 +739,71 @@ mod tests {
             t.count_ordinary(text).unwrap(),
             t.encode_ordinary(text).unwrap().len()
         );
+    }
+
+    /// Tokens of `text` without any cache: pre-tokenize, then BPE each piece.
+    fn uncached(t: &Tokenizer, text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for r in t.pretokenizer().pieces(text).unwrap() {
+            t.vocab().encode_piece(&text.as_bytes()[r], &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn caches_agree_with_uncached_encoding() {
+        // Many distinct pieces (level 2 gets allocated, entries get evicted), pieces of more
+        // than 3 tokens, long pieces, and several tokenizers taking turns on one thread
+        // (more than CACHES_PER_THREAD, so caches are reused).
+        let toks: Vec<Tokenizer> = (0..CACHES_PER_THREAD + 2)
+            .map(|k| {
+                let mut v: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+                let extra = [
+                    "he", "ll", "hell", "o w", "ab", "abc", "ca", "cab", "zz", "zzzz",
+                ];
+                for (i, t) in extra.iter().skip(k % 3).enumerate() {
+                    v.push((t.as_bytes().to_vec(), 256 + i as u32));
+                }
+                let v = Vocab::from_ranks(v).unwrap();
+                Tokenizer::new(v, Pretokenizer::new(CL100K_PATTERN).unwrap(), vec![]).unwrap()
+            })
+            .collect();
+        let mut x = 12345u64;
+        let mut word = |len: usize| -> String {
+            (0..len)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    b"abczhelo"[(x >> 60) as usize % 8] as char
+                })
+                .collect()
+        };
+        let docs: Vec<String> = (0..300)
+            .map(|i| {
+                let mut d = String::new();
+                for j in 0..40 {
+                    d.push(' ');
+                    d.push_str(&word(1 + (i + j) % 14));
+                }
+                d.push(' ');
+                d.push_str(&word(200 + i % 100));
+                d
+            })
+            .collect();
+        // Round 0: one tokenizer sees all documents (over L2_AFTER_MISSES distinct pieces);
+        // then they take turns.
+        for round in 0..3 {
+            for (i, d) in docs.iter().enumerate() {
+                let t = &toks[if round == 0 {
+                    0
+                } else {
+                    (i + round) % toks.len()
+                }];
+                assert_eq!(t.encode_ordinary(d).unwrap(), uncached(t, d), "doc {i}");
+                assert_eq!(t.count_ordinary(d).unwrap(), uncached(t, d).len());
+            }
+        }
     }
 
     #[test]

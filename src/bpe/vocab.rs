@@ -22,13 +22,45 @@ pub(crate) fn pair_key(a: u32, b: u32) -> u64 {
 
 const NONE: u32 = u32::MAX;
 
-/// Pack up to 7 bytes and their length into one `u64`.
+/// The first 8 bytes of `b` (at least 8 long) as a little-endian word: one load.
 #[inline(always)]
-pub(crate) fn pack(b: &[u8]) -> u64 {
-    let mut buf = [0u8; 8];
-    buf[..b.len()].copy_from_slice(b);
-    buf[7] = b.len() as u8;
-    u64::from_le_bytes(buf)
+pub(crate) fn load8(b: &[u8]) -> u64 {
+    match b.get(..8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+        Some(w) => u64::from_le_bytes(w),
+        None => 0,
+    }
+}
+
+/// Longest byte string that [`key16`] packs.
+pub(crate) const KEY16_MAX: usize = 15;
+
+/// Pack `s[a..b]` (at most 15 bytes) with its length into two words: the bytes little-endian,
+/// zero-padded, the length in the top byte. Reads 16 bytes at once when `s` allows.
+#[inline(always)]
+pub(crate) fn key16(s: &[u8], a: usize, b: usize) -> [u64; 2] {
+    let len = b - a;
+    debug_assert!(len <= KEY16_MAX);
+    let (w0, w1) = match s.get(a..a + 16) {
+        Some(c) => (load8(&c[..8]), load8(&c[8..])),
+        None => {
+            let mut buf = [0u8; 16];
+            for (d, &c) in buf.iter_mut().zip(&s[a..b]) {
+                *d = c;
+            }
+            (load8(&buf[..8]), load8(&buf[8..]))
+        }
+    };
+    let m0 = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    };
+    let m1 = if len <= 8 {
+        0
+    } else {
+        (1u64 << (8 * (len - 8))) - 1
+    };
+    [w0 & m0, (w1 & m1) | ((len as u64) << 56)]
 }
 
 /// A byte-level BPE vocabulary.
@@ -38,10 +70,11 @@ pub struct Vocab {
     data: Vec<u8>,
     offs: Vec<u32>,
     present: Vec<bool>,
-    pub(crate) ids: FxHashMap<Box<[u8]>, u32>,
-    /// Tokens of at most 7 bytes keyed by their bytes packed into a `u64` (no memcmp, one
-    /// multiply to hash): the hot path of pre-token and pair lookups.
-    short: FxHashMap<u64, u32>,
+    /// Tokens of more than 15 bytes.
+    ids: FxHashMap<Box<[u8]>, u32>,
+    /// Tokens of at most 15 bytes (97% of o200k_base) keyed by [`key16`] (no memcmp, no
+    /// pointer to follow): the hot path of pre-token and pair lookups.
+    short: FxHashMap<[u64; 2], u32>,
     pub(crate) byte_ids: [u32; 256],
     pub(crate) rule: MergeRule,
     /// Emit a piece that is itself a token directly (tiktoken; HF `ignore_merges`).
@@ -121,9 +154,12 @@ impl Vocab {
         let max_token_len = tokens.iter().map(|(b, _)| b.len()).max().unwrap_or(0);
         let short = tokens
             .iter()
-            .filter(|(b, _)| b.len() <= 7)
-            .map(|(b, id)| (pack(b), *id))
+            .filter(|(b, _)| b.len() <= KEY16_MAX)
+            .map(|(b, id)| (key16(b, 0, b.len()), *id))
             .collect();
+        // Longer tokens (3 % of o200k_base) stay in a small byte-keyed map that fits in cache.
+        ids.retain(|b, _| b.len() > KEY16_MAX);
+        ids.shrink_to_fit();
         Ok(Vocab {
             data,
             offs,
@@ -164,13 +200,13 @@ impl Vocab {
         pairs.reserve(merges.len());
         for (k, (a, b)) in merges.iter().enumerate() {
             let name = |x: &[u8]| String::from_utf8_lossy(x).into_owned();
-            let ia = *v.ids.get(&a[..]).ok_or_else(|| {
+            let ia = v.token_id(a).ok_or_else(|| {
                 Error::invalid_data(
                     format!("merge {k}"),
                     format!("left token {:?} is not in the vocabulary", name(a)),
                 )
             })?;
-            let ib = *v.ids.get(&b[..]).ok_or_else(|| {
+            let ib = v.token_id(b).ok_or_else(|| {
                 Error::invalid_data(
                     format!("merge {k}"),
                     format!("right token {:?} is not in the vocabulary", name(b)),
@@ -178,7 +214,7 @@ impl Vocab {
             })?;
             let mut ab = a.clone();
             ab.extend_from_slice(b);
-            let iab = *v.ids.get(&ab[..]).ok_or_else(|| {
+            let iab = v.token_id(&ab).ok_or_else(|| {
                 Error::invalid_data(
                     format!("merge {k}"),
                     format!("merged token {:?} is not in the vocabulary", name(&ab)),
@@ -218,12 +254,28 @@ impl Vocab {
     /// Id of the token with exactly these bytes.
     #[inline(always)]
     pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
-        if bytes.len() <= 7 {
-            self.short.get(&pack(bytes)).copied()
+        if bytes.len() <= KEY16_MAX {
+            self.short.get(&key16(bytes, 0, bytes.len())).copied()
         } else if bytes.len() > self.max_token_len {
             None
         } else {
             self.ids.get(bytes).copied()
+        }
+    }
+
+    /// Id of the token whose [`key16`] is `key`.
+    #[inline(always)]
+    pub(crate) fn token_id_key16(&self, key: [u64; 2]) -> Option<u32> {
+        self.short.get(&key).copied()
+    }
+
+    /// Id of the token with bytes `s[a..b]`; `s` may extend past `b`.
+    #[inline(always)]
+    pub(crate) fn token_id_at(&self, s: &[u8], a: usize, b: usize) -> Option<u32> {
+        if b - a <= KEY16_MAX {
+            self.short.get(&key16(s, a, b)).copied()
+        } else {
+            self.token_id(&s[a..b])
         }
     }
 

@@ -1,0 +1,78 @@
+"""2-thread vs 1-thread scaling of ``encode_ordinary_batch``, measured only while the machine is
+idle (on a shared machine, wall-clock scaling means nothing while another job holds a core).
+
+    python benches/bench_tokenizer_threads.py [--seconds 600] [--mb 16]
+
+Loads the same corpus as bench_tokenizer.py, warms both thread counts, then until --seconds
+have passed: whenever /proc/stat shows the CPUs >= 90 % idle for one second, times best of 5
+``encode_ordinary_batch(arr, num_threads=1)`` and ``num_threads=2`` per encoding and prints one
+line with the idle fraction before and after, the load average and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import pyarrow as pa  # noqa: E402
+
+from bench_tokenizer import load_corpus  # noqa: E402
+from gristmill import Tokenizer  # noqa: E402
+
+
+def idle(dt: float = 1.0) -> float:
+    def snap() -> tuple:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)
+
+    a = snap()
+    time.sleep(dt)
+    b = snap()
+    return (b[0] - a[0]) / max(1, b[1] - a[1])
+
+
+def best(fn, k: int = 5) -> float:
+    ts = []
+    for _ in range(k):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=600.0)
+    ap.add_argument("--mb", type=float, default=16.0)
+    args = ap.parse_args()
+    docs = load_corpus(args.mb)
+    arr = pa.array(docs, type=pa.large_string())
+    toks = {n: Tokenizer.from_tiktoken(n) for n in ["cl100k_base", "o200k_base"]}
+    for t in toks.values():
+        t.encode_ordinary_batch(arr, num_threads=1)
+        t.encode_ordinary_batch(arr, num_threads=2)
+    deadline = time.time() + args.seconds
+    while time.time() < deadline:
+        before = idle()
+        if before < 0.9:
+            continue
+        res = []
+        for n, t in toks.items():
+            t1 = best(lambda: t.encode_ordinary_batch(arr, num_threads=1))
+            t2 = best(lambda: t.encode_ordinary_batch(arr, num_threads=2))
+            res.append(f"{n}: 1t {t1:.4f}s 2t {t2:.4f}s ratio {t1 / t2:.2f}")
+        after = idle(0.5)
+        with open("/proc/loadavg") as f:
+            la = " ".join(f.read().split()[:3])
+        print(time.strftime("%H:%M:%S"), f"idle before {before:.2f} after {after:.2f} load {la} |",
+              " | ".join(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
