@@ -61,7 +61,7 @@ def main() -> None:
             rows.append((label, best))
         import pydivsufsort
 
-        arr = np.frombuffer(text, dtype=np.uint8)
+        arr = np.frombuffer(bytearray(text), dtype=np.uint8)
         best = float("inf")
         for _ in range(args.repeat):
             t0 = time.perf_counter()
