@@ -394,6 +394,34 @@ def test_huggingface_identical_to_tokenizers(tmp_path, split_regex):
     assert len(m) == len(spec["model"]["merges"]) and first
 
 
+def test_huggingface_nfc_normalizer_like_qwen2(tmp_path):
+    """A Qwen2-style tokenizer.json (NFC normalizer + Split + ByteLevel) encodes exactly like
+    HF tokenizers, including text in decomposed form (NFD) that NFC changes."""
+    import json
+    import unicodedata
+
+    import tokenizers
+
+    _, path = _train_hf(tmp_path, True)
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec["normalizer"] = {"type": "NFC"}
+    p = tmp_path / "qwen-like.json"
+    p.write_text(json.dumps(spec), encoding="utf-8")
+    hf = tokenizers.Tokenizer.from_file(str(p))
+    ours = Tokenizer.from_huggingface(p)
+    assert ours.normalizer == "NFC" and Tokenizer.from_huggingface(path).normalizer is None
+    texts = _hf_eval_texts()
+    texts = texts + [unicodedata.normalize("NFD", t) for t in texts if not t.isascii()]
+    texts += ["Cafe\u0301 crème bru\u0302le\u0301e <|endoftext|>\u0301 Å Ω ﬁ", "\u0301 leading combining mark"]
+    assert any(unicodedata.normalize("NFC", t) != t for t in texts)
+    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    for i, t in enumerate(texts):
+        assert ours.encode(t, allowed_special="all").tolist() == want[i], f"text {i}"
+    toks, _ = ours.encode_batch(texts, allowed_special="all", num_threads=2)
+    assert toks.tolist() == [x for w in want for x in w]
+    assert ours.count(texts[-2]) == len(ours.encode_ordinary(texts[-2]))
+
+
 def test_huggingface_vocab_and_merges_files(tmp_path):
     hf, _ = _train_hf(tmp_path, False)
     d = tmp_path / "model"
@@ -413,10 +441,14 @@ def test_huggingface_unsupported_configs_are_rejected(tmp_path):
 
     _, path = _train_hf(tmp_path, False)
     spec = json.loads(path.read_text(encoding="utf-8"))
-    bad = dict(spec, normalizer={"type": "NFC"})
+    bad = dict(spec, normalizer={"type": "NFKD"})
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match="normalizer"):
+    with pytest.raises(ValueError, match="normalizer NFKD is not supported"):
+        Tokenizer.from_huggingface(p)
+    bad = dict(spec, normalizer={"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]})
+    p.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="NFC\\+Lowercase"):
         Tokenizer.from_huggingface(p)
     bad = json.loads(json.dumps(spec))
     bad["model"]["merges"][5] = "onlyone"

@@ -183,7 +183,10 @@ class _Tokenizer:
         pat_str: str,
         special_tokens: list[tuple[str, int]],
         ignore_merges: bool = False,
+        nfc: bool = False,
     ) -> _Tokenizer: ...
+    @property
+    def normalizer(self) -> str | None: ...
     @property
     def n_vocab(self) -> int: ...
     @property

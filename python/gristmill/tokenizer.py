@@ -207,8 +207,10 @@ class Tokenizer:
 
         Supported: ``ByteLevel`` pre-tokenizer (``add_prefix_space=False``), optionally after a
         ``Split`` regex with ``behavior="Isolated"``; merges as ``"a b"`` strings or pairs;
-        ``ignore_merges``; added tokens (recognised with ``allowed_special``). Normalizers,
-        dropout, byte fallback and word prefixes/suffixes are rejected with a clear error.
+        ``ignore_merges``; added tokens (recognised with ``allowed_special``); the ``NFC``
+        normalizer (Qwen2 style: ordinary text is normalized to NFC before pre-tokenization,
+        so byte offsets refer to the normalized text). Other normalizers, dropout, byte
+        fallback and word prefixes/suffixes are rejected with a clear error.
         Post-processors (BOS templates) are not applied.
         """
         p = Path(path)
@@ -233,8 +235,7 @@ class Tokenizer:
                 raise ValueError(f"{p}: model.{key}={model[key]!r} is not supported")
         if model.get("byte_fallback"):
             raise ValueError(f"{p}: model.byte_fallback is not supported (not a byte-level BPE)")
-        if spec.get("normalizer"):
-            raise ValueError(f"{p}: normalizer {spec['normalizer'].get('type')!r} is not supported")
+        nfc = _hf_normalizer(spec.get("normalizer"), str(p))
         pattern = _hf_pattern(spec.get("pre_tokenizer"), str(p))
         merges = [_hf_merge(m, i, str(p)) for i, m in enumerate(model.get("merges", []))]
         vocab = model.get("vocab")
@@ -242,7 +243,7 @@ class Tokenizer:
             raise ValueError(f"{p}: model.vocab must be an object")
         added = [(t["content"], int(t["id"])) for t in spec.get("added_tokens") or []]
         native = _native._Tokenizer.from_byte_level(
-            list(vocab.items()), merges, pattern, added, bool(model.get("ignore_merges", False))
+            list(vocab.items()), merges, pattern, added, bool(model.get("ignore_merges", False)), nfc
         )
         return cls(native, p.stem)
 
@@ -264,6 +265,12 @@ class Tokenizer:
         return cls(native, vocab_path.parent.name or "bpe")
 
     # ---------------------------------------------------------------- properties
+    @property
+    def normalizer(self) -> Optional[str]:
+        """``"NFC"`` when ordinary text is normalized before encoding (Qwen2-style
+        ``tokenizer.json``), else ``None``."""
+        return self._t.normalizer  # type: ignore[no-any-return]
+
     @property
     def n_vocab(self) -> int:
         """One more than the largest token id."""
@@ -437,6 +444,20 @@ def _hf_merge(m: Any, i: int, src: str) -> Tuple[str, str]:
     if isinstance(m, (list, tuple)) and len(m) == 2 and all(isinstance(x, str) for x in m):
         return m[0], m[1]
     raise ValueError(f"{src}: merge {i} must be 'a b' or [a, b], got {m!r}")
+
+
+def _hf_normalizer(spec: Any, where: str) -> bool:
+    """True for an NFC normalizer (alone or as the only step of a Sequence), False for none."""
+    if not spec:
+        return False
+    steps = spec.get("normalizers") if spec.get("type") == "Sequence" else [spec]
+    kinds = [s.get("type") if isinstance(s, dict) else None for s in steps or []]
+    if kinds == ["NFC"]:
+        return True
+    if not kinds:
+        return False
+    raise ValueError(f"{where}: normalizer {'+'.join(str(k) for k in kinds)} is not supported "
+                     "(only NFC, as in Qwen2; byte-level BPE models normally have none)")
 
 
 def _hf_pattern(pre: Any, src: str) -> str:

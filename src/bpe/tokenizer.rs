@@ -49,6 +49,9 @@ pub struct Tokenizer {
     special_ac: Option<AhoCorasick>,
     special_by_id: FxHashMap<u32, usize>,
     uid: u64,
+    /// Apply Unicode NFC to ordinary text before pre-tokenization (HF `normalizer: NFC`,
+    /// e.g. Qwen2). Special-token text is matched before normalization, as HF does.
+    nfc: bool,
 }
 
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -289,7 +292,21 @@ impl Tokenizer {
             special_ac,
             special_by_id,
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            nfc: false,
         })
+    }
+
+    /// Normalize ordinary text to Unicode NFC before encoding (Hugging Face's `NFC`
+    /// normalizer). Text already in NFC — all ASCII, and nearly all real text — is detected
+    /// by a quick check and encoded without a copy.
+    pub fn with_nfc(mut self, on: bool) -> Self {
+        self.nfc = on;
+        self
+    }
+
+    /// Whether ordinary text is normalized to NFC before encoding.
+    pub fn normalizes_nfc(&self) -> bool {
+        self.nfc
     }
 
     pub fn vocab(&self) -> &Vocab {
@@ -328,6 +345,17 @@ impl Tokenizer {
 
     /// Encode `text` ignoring special tokens into `sink`.
     fn encode_pieces<S: Sink>(&self, text: &str, sink: &mut S) -> Result<()> {
+        if self.nfc && !text.is_ascii() {
+            use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+            if is_nfc_quick(text.chars()) != IsNormalized::Yes {
+                let normalized: String = text.nfc().collect();
+                return self.encode_pieces_normalized(&normalized, sink);
+            }
+        }
+        self.encode_pieces_normalized(text, sink)
+    }
+
+    fn encode_pieces_normalized<S: Sink>(&self, text: &str, sink: &mut S) -> Result<()> {
         let s = text.as_bytes();
         CACHES.with(|caches| {
             let mut caches = caches.borrow_mut();

@@ -110,7 +110,7 @@ impl PyTokenizer {
 
     /// Build from a byte-level BPE vocabulary (GPT-2 character alphabet) and merge list.
     #[staticmethod]
-    #[pyo3(signature = (vocab, merges, pat_str, special_tokens, ignore_merges=false))]
+    #[pyo3(signature = (vocab, merges, pat_str, special_tokens, ignore_merges=false, nfc=false))]
     fn from_byte_level(
         py: Python<'_>,
         vocab: Vec<(String, u32)>,
@@ -118,6 +118,7 @@ impl PyTokenizer {
         pat_str: &str,
         special_tokens: Vec<(String, u32)>,
         ignore_merges: bool,
+        nfc: bool,
     ) -> PyResult<Self> {
         let inner = py.detach(|| -> Result<Tokenizer, Error> {
             let dec = |s: &str, what: &str| {
@@ -152,13 +153,20 @@ impl PyTokenizer {
                 ));
             }
             let v = Vocab::from_merges(toks, &ms, ignore_merges)?;
-            Tokenizer::new(
+            Ok(Tokenizer::new(
                 v,
                 Pretokenizer::new(pat_str)?.keep_gaps(true),
                 special_tokens,
-            )
+            )?
+            .with_nfc(nfc))
         })?;
         Ok(PyTokenizer { inner })
+    }
+
+    /// The normalizer applied before pre-tokenization: "NFC" or None.
+    #[getter]
+    fn normalizer(&self) -> Option<&'static str> {
+        self.inner.normalizes_nfc().then_some("NFC")
     }
 
     #[getter]
