@@ -77,21 +77,29 @@ def reference_repeats(texts: List[str], L: int, keep: str):
     return _snap(bs, _runs(cov, prot))
 
 
-def reference_contamination(train: List[str], ev: List[str], L: int):
-    counts: Dict[bytes, int] = defaultdict(int)
+def shared_window_runs(train: list, ev: list, L: int):
+    """Brute force: runs of eval symbols (bytes or token ids) covered by an L-window that
+    also occurs in a training sequence, with the largest training count."""
+    def window(seq, p):
+        return tuple(seq[p : p + L]) if isinstance(seq, list) else seq[p : p + L]
+
+    counts: Dict[object, int] = defaultdict(int)
     for t in train:
-        b = t.encode()
+        for p in range(len(t) - L + 1):
+            counts[window(t, p)] += 1
+    cov = [[0] * len(b) for b in ev]
+    for d, b in enumerate(ev):
         for p in range(len(b) - L + 1):
-            counts[b[p : p + L]] += 1
-    bs = [t.encode() for t in ev]
-    cov = [[0] * len(b) for b in bs]
-    for d, b in enumerate(bs):
-        for p in range(len(b) - L + 1):
-            c = counts.get(b[p : p + L], 0)
+            c = counts.get(window(b, p), 0)
             if c:
                 for i in range(p, p + L):
                     cov[d][i] = max(cov[d][i], c)
-    return _snap(bs, _runs(cov, [[False] * len(b) for b in bs]))
+    return _runs(cov, [[False] * len(b) for b in ev])
+
+
+def reference_contamination(train: List[str], ev: List[str], L: int):
+    bs = [t.encode() for t in ev]
+    return _snap(bs, shared_window_runs([t.encode() for t in train], bs, L))
 
 
 def as_tuples(table: pa.Table):
@@ -508,20 +516,21 @@ def test_token_mode_on_real_text_with_tiktoken():
     assert as_tuples(find_token_repeats((ids, offs), 20, "first")) == as_tuples(find_token_repeats(toks, 20, "first"))
 
 
+def _token_spans_to_bytes(enc, texts: List[str], toks: List[List[int]], spans):
+    """Token spans -> byte spans via tiktoken's token bytes, snapped to characters."""
+    out = []
+    for d, s, e, o in spans:
+        starts = [0]
+        for x in toks[d]:
+            starts.append(starts[-1] + len(enc.decode_single_token_bytes(x)))
+        out.append((d, starts[s], starts[e], o))
+    return _snap([t.encode() for t in texts], out)
+
+
 def _token_reference_byte_spans(enc, texts: List[str], L: int, keep: str):
     """Brute force over tiktoken's ids, mapped to bytes with tiktoken's token bytes, snapped."""
     toks = [enc.encode_ordinary(t) for t in texts]
-    starts = []
-    for t in toks:
-        o, st_ = 0, []
-        for x in t:
-            st_.append(o)
-            o += len(enc.decode_single_token_bytes(x))
-        starts.append(st_)
-    bs = [t.encode() for t in texts]
-    spans = [(d, starts[d][s], starts[d][e] if e < len(toks[d]) else len(bs[d]), o)
-             for d, s, e, o in reference_token_repeats(toks, L, keep)]
-    return _snap(bs, spans)
+    return _token_spans_to_bytes(enc, texts, toks, reference_token_repeats(toks, L, keep))
 
 
 def test_dedup_exact_token_unit_matches_tiktoken_brute_force():
@@ -570,27 +579,8 @@ def test_dedup_exact_token_unit_property(texts, L, keep):
 
 
 def _token_reference_contamination(enc, train: List[str], ev: List[str], L: int):
-    counts: Dict[tuple, int] = defaultdict(int)
-    for t in train:
-        ids = enc.encode_ordinary(t)
-        for p in range(len(ids) - L + 1):
-            counts[tuple(ids[p : p + L])] += 1
     toks = [enc.encode_ordinary(t) for t in ev]
-    cov = [[0] * len(t) for t in toks]
-    for d, t in enumerate(toks):
-        for p in range(len(t) - L + 1):
-            c = counts.get(tuple(t[p : p + L]), 0)
-            if c:
-                for i in range(p, p + L):
-                    cov[d][i] = max(cov[d][i], c)
-    bs = [t.encode() for t in ev]
-    spans = []
-    for d, s, e, o in _runs(cov, [[False] * len(t) for t in toks]):
-        starts = [0]
-        for x in toks[d]:
-            starts.append(starts[-1] + len(enc.decode_single_token_bytes(x)))
-        spans.append((d, starts[s], starts[e], o))
-    return _snap(bs, spans)
+    return _token_spans_to_bytes(enc, ev, toks, shared_window_runs([enc.encode_ordinary(t) for t in train], toks, L))
 
 
 def test_contamination_token_unit_matches_tiktoken_brute_force():

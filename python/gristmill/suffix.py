@@ -163,13 +163,19 @@ class _nullcontext:
         return None
 
 
-def _tokenizer(tokenizer: Any) -> Any:
+def _unit(unit: str, min_length: Optional[int], tokenizer: Any) -> Tuple[int, Any]:
+    """Checked ``min_length`` (default by unit) and the Tokenizer for ``unit="tokens"`` (else None)."""
     from gristmill.tokenizer import Tokenizer
 
+    if unit not in UNIT_CHOICES:
+        raise ValueError(f"unit must be one of {UNIT_CHOICES}, got {unit!r}")
+    ml = _min_length(DEFAULT_MIN_LENGTH[unit] if min_length is None else min_length)
+    if unit == "bytes":
+        return ml, None
     if isinstance(tokenizer, Tokenizer):
-        return tokenizer
+        return ml, tokenizer
     if isinstance(tokenizer, (str, PathLike)):
-        return Tokenizer.from_tiktoken(tokenizer)
+        return ml, Tokenizer.from_tiktoken(tokenizer)
     raise TypeError(f"tokenizer must be a gristmill.Tokenizer or a tiktoken encoding name, got {type(tokenizer).__name__}")
 
 
@@ -297,16 +303,11 @@ def dedup_exact(
     >>> r.texts.to_pylist(), r.spans.to_pylist()
     (['one two three four five six', 'zero one'], [{'doc': 1, 'start': 8, 'end': 32, 'occurrences': 2}])
     """
-    if unit not in UNIT_CHOICES:
-        raise ValueError(f"unit must be one of {UNIT_CHOICES}, got {unit!r}")
-    ml = _min_length(DEFAULT_MIN_LENGTH[unit] if min_length is None else min_length)
+    ml, tok = _unit(unit, min_length, tokenizer)
     kp, th = _keep(keep), _threads(threads)
     mem = _memory_limit(memory_limit)
-    tok = None
-    if unit == "tokens":
-        if mem is not None:
-            raise ValueError("memory_limit is only supported with unit='bytes' (token ids are sorted in memory)")
-        tok = _tokenizer(tokenizer)
+    if tok is not None and mem is not None:
+        raise ValueError("memory_limit is only supported with unit='bytes' (token ids are sorted in memory)")
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         t0 = time.perf_counter()
         arr, ids = _gather(texts, "texts", tmp)
@@ -388,11 +389,8 @@ def contamination(
     ...               unit="tokens").spans.to_pylist()
     [{'eval_doc': 0, 'start': 6, 'end': 26, 'train_occurrences': 1}]
     """
-    if unit not in UNIT_CHOICES:
-        raise ValueError(f"unit must be one of {UNIT_CHOICES}, got {unit!r}")
-    ml = _min_length(DEFAULT_MIN_LENGTH[unit] if min_length is None else min_length)
+    ml, tok = _unit(unit, min_length, tokenizer)
     th = _threads(threads)
-    tok = _tokenizer(tokenizer) if unit == "tokens" else None
     t0 = time.perf_counter()
     tr, _ = _gather(train, "train")
     ev, ev_ids = _gather(eval, "eval")

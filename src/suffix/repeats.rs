@@ -398,15 +398,35 @@ fn dedup_from_sa<O: SaIndex>(
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
     let t0 = Instant::now();
-    let mut raw = Vec::new();
-    let mut spans = Vec::new();
-    for (d, w) in bounds.windows(2).enumerate() {
-        raw.clear();
-        sweep_doc(w[0], w[1], l, &later, first.as_ref(), &plcp, &mut raw);
-        spans.extend(raw.iter().map(|&(s, e, o)| Span { doc: d, start: s - w[0], end: e - w[0], occurrences: o }));
-    }
+    let spans = collect_spans(bounds, 0, l, &later, first.as_ref(), &plcp);
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
+}
+
+/// Merged spans of the documents from `first_doc` on (numbered from 0 there): positions
+/// whose window is marked in `remove` (and not in `protect`), with occurrence counts from
+/// `occ`.
+fn collect_spans<O: SaIndex>(
+    bounds: &[usize],
+    first_doc: usize,
+    l: usize,
+    remove: &Bits,
+    protect: Option<&Bits>,
+    occ: &[O],
+) -> Vec<Span> {
+    let mut raw = Vec::new();
+    let mut spans = Vec::new();
+    for (d, w) in bounds.windows(2).enumerate().skip(first_doc) {
+        raw.clear();
+        sweep_doc(w[0], w[1], l, remove, protect, occ, &mut raw);
+        spans.extend(raw.iter().map(|&(s, e, o)| Span {
+            doc: d - first_doc,
+            start: s - w[0],
+            end: e - w[0],
+            occurrences: o,
+        }));
+    }
+    spans
 }
 
 /// Cross-corpus contamination over symbols: spans of `eval` documents (doc = eval index)
@@ -504,18 +524,7 @@ fn contaminate_from_sa<O: SaIndex>(
     stats.marked_windows = marked;
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
     let t0 = Instant::now();
-    let mut raw = Vec::new();
-    let mut spans = Vec::new();
-    for (d, w) in bounds.windows(2).enumerate().skip(n_train_docs) {
-        raw.clear();
-        sweep_doc(w[0], w[1], l, &mark, None, &plcp, &mut raw);
-        spans.extend(raw.iter().map(|&(s, e, o)| Span {
-            doc: d - n_train_docs,
-            start: s - w[0],
-            end: e - w[0],
-            occurrences: o,
-        }));
-    }
+    let spans = collect_spans(bounds, n_train_docs, l, &mark, None, &plcp);
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
@@ -530,28 +539,45 @@ fn contaminate_from_sa<O: SaIndex>(
 pub fn find_repeats_tokens(ids: &[u32], bounds: &[usize], opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
     check_bounds(bounds, ids.len())?;
     check_min_length(opts.min_length, bounds, "the corpus", "tokens")?;
-    let t0 = Instant::now();
-    let (dense, k) = dense_ids(ids);
-    let t_remap = t0.elapsed().as_secs_f64();
-    let (spans, mut stats) = if k <= 1 << 16 {
-        let text: Vec<u16> = dense.iter().map(|&x| x as u16).collect();
-        drop(dense);
-        find_repeats_symbols::<u16>(&text, bounds, opts)?
-    } else {
-        if ids.len() > i32::MAX as usize || opts.width == IndexWidth::W64 {
-            return Err(Error::invalid_argument(format!(
-                "token mode with more than 65536 distinct ids supports at most {} tokens with 32-bit indices",
-                i32::MAX
-            )));
+    let (text, t_remap) = TokenText::new(ids, opts.width)?;
+    let (spans, mut stats) = match text {
+        TokenText::Small(text) => find_repeats_symbols::<u16>(&text, bounds, opts)?,
+        TokenText::Large(mut text, k) => {
+            let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
+            drop(text);
+            dedup_from_sa(sa, plcp, t, bounds, opts)?
         }
-        let mut text: Vec<i32> = dense.iter().map(|&x| x as i32).collect();
-        drop(dense);
-        let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
-        drop(text);
-        dedup_from_sa(sa, plcp, t, bounds, opts)?
     };
     stats.timings.insert(0, ("remap_ids", t_remap));
     Ok((spans, stats))
+}
+
+/// Token ids renumbered densely (repeats do not depend on the order of the alphabet), as
+/// the symbol text libsais sorts: 16-bit symbols when at most 65,536 distinct ids occur,
+/// else libsais' integer-alphabet path (32-bit indices) with alphabet size `k`.
+enum TokenText {
+    Small(Vec<u16>),
+    Large(Vec<i32>, usize),
+}
+
+impl TokenText {
+    /// The text and the seconds spent renumbering.
+    fn new(ids: &[u32], width: IndexWidth) -> Result<(TokenText, f64)> {
+        let t0 = Instant::now();
+        let (dense, k) = dense_ids(ids);
+        let text = if k <= 1 << 16 {
+            TokenText::Small(dense.iter().map(|&x| x as u16).collect())
+        } else {
+            if ids.len() > i32::MAX as usize || width == IndexWidth::W64 {
+                return Err(Error::invalid_argument(format!(
+                    "token mode with more than 65536 distinct ids supports at most {} tokens with 32-bit indices",
+                    i32::MAX
+                )));
+            }
+            TokenText::Large(dense.iter().map(|&x| x as i32).collect(), k)
+        };
+        Ok((text, t0.elapsed().as_secs_f64()))
+    }
 }
 
 /// Renumber ids to `0..k` (order-preserving); returns the new ids and `k`.
@@ -710,6 +736,19 @@ struct Encoded {
     secs: f64,
 }
 
+impl Encoded {
+    /// Token spans of these documents as byte spans shrunk to UTF-8 character boundaries;
+    /// the time is added to the last stage of `stats`.
+    fn byte_spans(&self, spans: &[Span], docs: &Docs<'_>, stats: &mut RepeatStats) -> Result<Vec<Span>> {
+        let t0 = Instant::now();
+        let spans = snap_utf8(token_spans_to_bytes(spans, &self.bounds, &self.starts, &self.doc_bytes)?, docs);
+        if let Some(t) = stats.timings.last_mut() {
+            t.1 += t0.elapsed().as_secs_f64();
+        }
+        Ok(spans)
+    }
+}
+
 fn encode_docs(docs: &Docs<'_>, tokenizer: &crate::bpe::Tokenizer, threads: usize) -> Result<Encoded> {
     let t0 = Instant::now();
     let none = crate::bpe::SpecialSet::None;
@@ -748,11 +787,7 @@ pub fn find_repeats_tokenized(
 ) -> Result<(Vec<Span>, RepeatStats)> {
     let enc = encode_docs(&docs, tokenizer, opts.threads)?;
     let (spans, mut stats) = find_repeats_tokens(&enc.ids, &enc.bounds, opts)?;
-    let t1 = Instant::now();
-    let spans = snap_utf8(token_spans_to_bytes(&spans, &enc.bounds, &enc.starts, &enc.doc_bytes)?, &docs);
-    if let Some(t) = stats.timings.last_mut() {
-        t.1 += t1.elapsed().as_secs_f64();
-    }
+    let spans = enc.byte_spans(&spans, &docs, &mut stats)?;
     stats.timings.insert(0, ("tokenize", enc.secs));
     Ok((spans, stats))
 }
@@ -771,41 +806,26 @@ pub fn contamination_tokenized(
     let ev = encode_docs(&eval, tokenizer, opts.threads)?;
     check_min_length(opts.min_length, &ev.bounds, "the evaluation corpus", "tokens")?;
     check_min_length(opts.min_length, &tr.bounds, "the training corpus", "tokens")?;
-    let t0 = Instant::now();
     let split = tr.ids.len();
     let mut all = tr.ids;
     all.extend_from_slice(&ev.ids);
     let mut bounds = tr.bounds.clone();
     bounds.extend(ev.bounds.iter().skip(1).map(|&b| b + split));
     let n_train_docs = tr.bounds.len() - 1;
-    let (dense, k) = dense_ids(&all);
+    let (text, t_remap) = TokenText::new(&all, opts.width)?;
     drop(all);
-    let t_remap = t0.elapsed().as_secs_f64();
-    let (spans, mut stats) = if k <= 1 << 16 {
-        let text: Vec<u16> = dense.iter().map(|&x| x as u16).collect();
-        drop(dense);
-        match opts.width.bytes_for(text.len())? {
+    let (spans, mut stats) = match text {
+        TokenText::Small(text) => match opts.width.bytes_for(text.len())? {
             4 => contaminate::<u16, i32>(&text, &bounds, split, n_train_docs, opts)?,
             _ => contaminate::<u16, i64>(&text, &bounds, split, n_train_docs, opts)?,
+        },
+        TokenText::Large(mut text, k) => {
+            let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
+            drop(text);
+            contaminate_from_sa(sa, plcp, t, &bounds, split, n_train_docs, opts)?
         }
-    } else {
-        if dense.len() > i32::MAX as usize || opts.width == IndexWidth::W64 {
-            return Err(Error::invalid_argument(format!(
-                "token mode with more than 65536 distinct ids supports at most {} tokens with 32-bit indices",
-                i32::MAX
-            )));
-        }
-        let mut text: Vec<i32> = dense.iter().map(|&x| x as i32).collect();
-        drop(dense);
-        let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
-        drop(text);
-        contaminate_from_sa(sa, plcp, t, &bounds, split, n_train_docs, opts)?
     };
-    let t1 = Instant::now();
-    let spans = snap_utf8(token_spans_to_bytes(&spans, &ev.bounds, &ev.starts, &ev.doc_bytes)?, &eval);
-    if let Some(t) = stats.timings.last_mut() {
-        t.1 += t1.elapsed().as_secs_f64();
-    }
+    let spans = ev.byte_spans(&spans, &eval, &mut stats)?;
     stats.timings.insert(0, ("remap_ids", t_remap));
     stats.timings.insert(0, ("tokenize", tr.secs + ev.secs));
     Ok((spans, stats))
