@@ -60,8 +60,10 @@ static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 const CACHE_MAX_PIECE: usize = 256;
 /// Tokens kept for cached pieces (the arena) before all caches of a thread are reset.
 const ARENA_MAX: usize = 1 << 23;
-/// Entries of the long-piece map before it is reset.
-const MAP_MAX_ENTRIES: usize = 1 << 17;
+/// The long-piece cache: 2^15 sets of 4 ways (3 MiB), allocated on its first use (8 sets in
+/// unit tests, so that eviction is exercised).
+const LONG_BITS: u32 = if cfg!(test) { 3 } else { 15 };
+const LONG_WAYS: usize = 4;
 
 /// Level 1 of the short-piece cache: direct-mapped, 2^13 entries of 32 bytes (256 KiB, stays
 /// in L2), so the frequent pieces cost no cache miss.
@@ -85,6 +87,17 @@ struct Entry {
     k1: u64,
     n: u32,
     t: [u32; 3],
+}
+
+/// A cached long piece: `piece_bytes[boff..boff + blen]` → `arena[toff..toff + tn]`;
+/// `blen == 0` is an empty way.
+#[derive(Clone, Copy, Default)]
+struct LongEntry {
+    hash: u64,
+    boff: u32,
+    toff: u32,
+    blen: u16,
+    tn: u16,
 }
 
 /// Key and hash of the short piece `s[a..b]`.
@@ -156,8 +169,10 @@ struct PieceCache {
     l1_misses: u32,
     l1: Vec<Entry>,
     l2: Vec<Entry>,
-    /// Pieces of 16..=CACHE_MAX_PIECE bytes: bytes -> range of `arena`.
-    map: FxHashMap<Box<[u8]>, (u32, u32)>,
+    /// Pieces of 16..=CACHE_MAX_PIECE bytes, set-associative (no allocation per piece);
+    /// their bytes are in `piece_bytes`, their tokens in `arena`.
+    long: Vec<LongEntry>,
+    piece_bytes: Vec<u8>,
     arena: Vec<u32>,
     scratch: Vec<u32>,
     pairs: PairCache,
@@ -171,7 +186,8 @@ impl PieceCache {
         // encoding a few short strings stays cheap.
         self.l2 = Vec::new();
         self.l1_misses = 0;
-        self.map.clear();
+        self.long = Vec::new();
+        self.piece_bytes.clear();
         self.arena.clear();
         self.pairs = PairCache::new();
         self.uid = uid;
@@ -377,7 +393,7 @@ impl Tokenizer {
             };
             let c = &mut caches[idx];
             c.last_used = tick;
-            if c.arena.len() > ARENA_MAX {
+            if c.arena.len() > ARENA_MAX || c.piece_bytes.len() > 4 * ARENA_MAX {
                 c.reset(self.uid);
             }
             let vocab = &self.vocab;
@@ -439,10 +455,23 @@ impl Tokenizer {
                     return;
                 }
                 let piece = &s[a..b];
-                if len <= CACHE_MAX_PIECE {
-                    if let Some(&(o, l)) = c.map.get(piece) {
-                        sink.slice(&c.arena[o as usize..(o + l) as usize]);
-                        return;
+                let cacheable = len <= CACHE_MAX_PIECE;
+                let hash = if cacheable {
+                    xxhash_rust::xxh3::xxh3_64(piece)
+                } else {
+                    0
+                };
+                let set = (hash >> (64 - LONG_BITS)) as usize * LONG_WAYS;
+                if cacheable && !c.long.is_empty() {
+                    for w in 0..LONG_WAYS {
+                        let e = c.long[set + w];
+                        if e.hash == hash
+                            && e.blen as usize == len
+                            && c.piece_bytes[e.boff as usize..e.boff as usize + len] == *piece
+                        {
+                            sink.slice(&c.arena[e.toff as usize..(e.toff + e.tn as u32) as usize]);
+                            return;
+                        }
                     }
                 }
                 c.scratch.clear();
@@ -455,13 +484,24 @@ impl Tokenizer {
                     None => vocab.encode_piece_merges(piece, &mut c.scratch, &mut c.pairs),
                 }
                 sink.slice(&c.scratch);
-                if len <= CACHE_MAX_PIECE {
-                    if c.map.len() >= MAP_MAX_ENTRIES {
-                        c.map.clear();
+                if cacheable {
+                    if c.long.is_empty() {
+                        c.long = vec![LongEntry::default(); LONG_WAYS << LONG_BITS];
                     }
-                    let o = c.arena.len() as u32;
+                    let e = LongEntry {
+                        hash,
+                        boff: c.piece_bytes.len() as u32,
+                        toff: c.arena.len() as u32,
+                        blen: len as u16,
+                        tn: c.scratch.len() as u16,
+                    };
+                    c.piece_bytes.extend_from_slice(piece);
                     c.arena.extend_from_slice(&c.scratch);
-                    c.map.insert(piece.into(), (o, c.scratch.len() as u32));
+                    // Replace an empty way, else the way picked by more hash bits.
+                    let w = (0..LONG_WAYS)
+                        .find(|&w| c.long[set + w].blen == 0)
+                        .unwrap_or((hash >> 20) as usize % LONG_WAYS);
+                    c.long[set + w] = e;
                 }
             })
         })
@@ -813,6 +853,11 @@ mod tests {
                 for j in 0..40 {
                     d.push(' ');
                     d.push_str(&word(1 + (i + j) % 14));
+                    if j % 8 == 0 {
+                        // Long pieces (16..=256 bytes) go through the set-associative cache.
+                        d.push(' ');
+                        d.push_str(&word(16 + (i * 7 + j) % 40));
+                    }
                 }
                 d.push(' ');
                 d.push_str(&word(200 + i % 100));

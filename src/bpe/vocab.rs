@@ -81,6 +81,8 @@ pub struct Vocab {
     pub(crate) whole_piece_lookup: bool,
     /// Longest token in bytes: longer spans cannot be tokens.
     pub(crate) max_token_len: usize,
+    /// One more than the largest merge priority (rank or merge index).
+    pub(crate) priority_bound: u64,
     len: usize,
 }
 
@@ -170,6 +172,7 @@ impl Vocab {
             rule,
             whole_piece_lookup,
             max_token_len,
+            priority_bound: n_ids as u64,
             len: tokens.len(),
         })
     }
@@ -223,6 +226,7 @@ impl Vocab {
             pairs.entry(pair_key(ia, ib)).or_insert((k as u32, iab));
         }
         v.rule = MergeRule::Pairs(pairs);
+        v.priority_bound = merges.len() as u64;
         Ok(v)
     }
 
