@@ -258,16 +258,14 @@ impl Vocab {
             }
             None => piece,
         };
+        // Every part is one byte: the first round of lookups is one table read each.
         for i in 0..n - 1 {
-            let (r, m) = self.pair(
-                slots,
-                piece,
-                parts[i].start,
-                parts[i].id,
-                parts[i + 1].id,
-                parts[i + 1].end,
-                limit,
-            );
+            let x = piece[parts[i].start as usize] as usize;
+            let y = piece[parts[i + 1].start as usize] as usize;
+            let (r, m) = match self.byte_pairs.get(x << 8 | y) {
+                Some(&(r, m)) if r < limit => (r, m),
+                _ => (NONE, NONE),
+            };
             keys.push(pack(r, i));
             parts[i].merged = m;
         }

@@ -83,6 +83,10 @@ pub struct Vocab {
     pub(crate) max_token_len: usize,
     /// One more than the largest merge priority (rank or merge index).
     pub(crate) priority_bound: u64,
+    /// `(priority, merged id)` of every pair of single-byte tokens, indexed by
+    /// `first byte << 8 | second byte` (`NONE` when they do not merge): a piece's first
+    /// round of pair lookups without hashing.
+    pub(crate) byte_pairs: Box<[(u32, u32)]>,
     len: usize,
 }
 
@@ -173,6 +177,7 @@ impl Vocab {
             whole_piece_lookup,
             max_token_len,
             priority_bound: n_ids as u64,
+            byte_pairs: Box::default(),
             len: tokens.len(),
         })
     }
@@ -180,7 +185,8 @@ impl Vocab {
     /// A tiktoken-style vocabulary: `(token bytes, rank)`; the rank is the token id and the
     /// merge priority. Every single byte must be a token.
     pub fn from_ranks(tokens: Vec<(Vec<u8>, u32)>) -> Result<Vocab> {
-        let v = Vocab::build(tokens, MergeRule::Ranks, true)?;
+        let mut v = Vocab::build(tokens, MergeRule::Ranks, true)?;
+        v.fill_byte_pairs();
         if let Some(b) = v.byte_ids.iter().position(|&id| id == NONE) {
             return Err(Error::invalid_data(
                 "vocabulary",
@@ -227,7 +233,26 @@ impl Vocab {
         }
         v.rule = MergeRule::Pairs(pairs);
         v.priority_bound = merges.len() as u64;
+        v.fill_byte_pairs();
         Ok(v)
+    }
+
+    fn fill_byte_pairs(&mut self) {
+        let mut t = vec![(NONE, NONE); 1 << 16];
+        for (k, slot) in t.iter_mut().enumerate() {
+            let (x, y) = (self.byte_ids[k >> 8], self.byte_ids[k & 0xff]);
+            if x == NONE || y == NONE {
+                continue;
+            }
+            *slot = match &self.rule {
+                MergeRule::Ranks => match self.token_id(&[(k >> 8) as u8, k as u8]) {
+                    Some(id) => (id, id),
+                    None => (NONE, NONE),
+                },
+                MergeRule::Pairs(m) => m.get(&pair_key(x, y)).copied().unwrap_or((NONE, NONE)),
+            };
+        }
+        self.byte_pairs = t.into_boxed_slice();
     }
 
     /// Number of tokens.
