@@ -68,11 +68,16 @@ const LONG_WAYS: usize = 4;
 /// Level 1 of the short-piece cache: direct-mapped, 2^13 entries of 32 bytes (256 KiB, stays
 /// in L2), so the frequent pieces cost no cache miss.
 const L1_BITS: u32 = 13;
-/// Level 2: 2^15 sets of 4 entries (4 MiB), holding nearly every distinct short piece of a
-/// corpus; a miss in level 1 costs one memory access instead of probing the 200k-entry
-/// vocabulary and a byte-keyed map.
-const L2_BITS: u32 = 14;
-const L2_WAYS: usize = 8;
+/// Level 2: 2^16 sets of 2 entries in one cache line (4 MiB), holding nearly every distinct
+/// short piece of a corpus; a miss in level 1 costs one memory access instead of probing the
+/// 200k-entry vocabulary and merging.
+const L2_BITS: u32 = 16;
+const L2_WAYS: usize = 2;
+
+/// One level-2 set: its ways share one 64-byte cache line, so a probe costs one miss.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct L2Set([Entry; L2_WAYS]);
 /// Pieces of at most this many bytes go through the two levels.
 const SHORT_MAX: usize = 15;
 /// `Entry::n` value meaning "tokens are `arena[t[0]..t[0] + t[1]]`".
@@ -168,7 +173,7 @@ struct PieceCache {
     /// Level-1 misses while level 2 is not allocated yet.
     l1_misses: u32,
     l1: Vec<Entry>,
-    l2: Vec<Entry>,
+    l2: Vec<L2Set>,
     /// Pieces of 16..=CACHE_MAX_PIECE bytes, set-associative (no allocation per piece);
     /// their bytes are in `piece_bytes`, their tokens in `arena`.
     long: Vec<LongEntry>,
@@ -417,15 +422,14 @@ impl Tokenizer {
                     if c.l2.is_empty() {
                         c.l1_misses += 1;
                         if c.l1_misses >= L2_AFTER_MISSES {
-                            c.l2 = vec![Entry::default(); L2_WAYS << L2_BITS];
+                            c.l2 = vec![L2Set::default(); 1 << L2_BITS];
                         }
                     }
                     let l2 = !c.l2.is_empty();
                     // The bits below level 1's (the low bits of a multiplicative hash are weak).
-                    let set =
-                        ((h >> (64 - L1_BITS - L2_BITS)) as usize & ((1 << L2_BITS) - 1)) * L2_WAYS;
+                    let set = (h >> (64 - L1_BITS - L2_BITS)) as usize & ((1 << L2_BITS) - 1);
                     for w in 0..if l2 { L2_WAYS } else { 0 } {
-                        let e = c.l2[set + w];
+                        let e = c.l2[set].0[w];
                         if e.k0 == k0 && e.k1 == k1 {
                             c.l1[i1] = e;
                             sink.entry(&e, &c.arena);
@@ -446,9 +450,9 @@ impl Tokenizer {
                     // Replace an empty way, else the way picked by more hash bits.
                     if l2 {
                         let w = (0..L2_WAYS)
-                            .find(|&w| c.l2[set + w].k1 == 0)
+                            .find(|&w| c.l2[set].0[w].k1 == 0)
                             .unwrap_or((h >> 20) as usize % L2_WAYS);
-                        c.l2[set + w] = e;
+                        c.l2[set].0[w] = e;
                     }
                     c.l1[i1] = e;
                     sink.entry(&e, &c.arena);
