@@ -422,6 +422,65 @@ def test_huggingface_nfc_normalizer_like_qwen2(tmp_path):
     assert ours.count(texts[-2]) == len(ours.encode_ordinary(texts[-2]))
 
 
+@pytest.mark.parametrize("kind", ["llama3-template", "roberta", "bert"])
+def test_huggingface_post_processor_like_tokenizers(tmp_path, kind):
+    """add_special_tokens=True gives HF's default encode() ids: BOS/EOS from the post-processor."""
+    import tokenizers
+    from tokenizers import processors
+
+    _, path = _train_hf(tmp_path, True)
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    eot, pad = hf.token_to_id("<|endoftext|>"), hf.token_to_id("<|pad|>")
+    if kind == "llama3-template":
+        hf.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single="<|endoftext|> $A <|pad|> <|pad|>", special_tokens=[("<|endoftext|>", eot), ("<|pad|>", pad)]
+            ),
+        ])
+    elif kind == "roberta":
+        hf.post_processor = processors.RobertaProcessing(("<|pad|>", pad), ("<|endoftext|>", eot))
+    else:
+        hf.post_processor = processors.BertProcessing(("<|pad|>", pad), ("<|endoftext|>", eot))
+    p = tmp_path / f"{kind}.json"
+    hf.save(str(p))
+    ours = Tokenizer.from_huggingface(p)
+    texts = _hf_eval_texts()[:40] + [""]
+    want = [e.ids for e in hf.encode_batch(texts)]
+    assert want[0][0] == eot and want[0][-1] == pad
+    for i, t in enumerate(texts):
+        assert ours.encode(t, allowed_special="all", add_special_tokens=True).tolist() == want[i], f"text {i}"
+    toks, offs = ours.encode_batch(texts, allowed_special="all", add_special_tokens=True, num_threads=2)
+    assert [toks[offs[i]:offs[i + 1]].tolist() for i in range(len(texts))] == want
+    arr = ours.encode_batch(texts, allowed_special="all", add_special_tokens=True, arrow=True)
+    assert arr.to_pylist() == want
+    # without the flag nothing is added, as with HF add_special_tokens=False
+    assert ours.encode(texts[0], allowed_special="all").tolist() == hf.encode(texts[0], add_special_tokens=False).ids
+    with pytest.raises(ValueError, match="add_special_tokens"):
+        ours.encode_with_offsets(texts[0], add_special_tokens=True)
+
+
+def test_huggingface_unsupported_post_processor_fails_only_when_used(tmp_path):
+    import json
+
+    _, path = _train_hf(tmp_path, False)
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec["post_processor"] = {"type": "SomethingNew"}
+    p = tmp_path / "pp.json"
+    p.write_text(json.dumps(spec), encoding="utf-8")
+    ours = Tokenizer.from_huggingface(p)
+    assert ours.encode("hello").tolist()
+    with pytest.raises(ValueError, match="SomethingNew"):
+        ours.encode("hello", add_special_tokens=True)
+    with pytest.raises(ValueError, match="SomethingNew"):
+        ours.encode_batch(["hello"], add_special_tokens=True)
+    spec["post_processor"] = {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}],
+                              "pair": [], "special_tokens": {}}
+    p.write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(ValueError, match="<s>"):
+        Tokenizer.from_huggingface(p).special_template
+
+
 def test_huggingface_vocab_and_merges_files(tmp_path):
     hf, _ = _train_hf(tmp_path, False)
     d = tmp_path / "model"

@@ -140,6 +140,9 @@ class Tokenizer:
         self._t = native
         self.name = name
         self._special: Dict[str, int] = dict(native.special_tokens)
+        # Hugging Face post-processor for one sequence: ids before and after the text.
+        self._template: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((), ())
+        self._template_error: Optional[str] = None
 
     def __repr__(self) -> str:
         return f"<gristmill.Tokenizer {self.name!r} n_vocab={self.n_vocab}>"
@@ -211,7 +214,9 @@ class Tokenizer:
         normalizer (Qwen2 style: ordinary text is normalized to NFC before pre-tokenization,
         so byte offsets refer to the normalized text). Other normalizers, dropout, byte
         fallback and word prefixes/suffixes are rejected with a clear error.
-        Post-processors (BOS templates) are not applied.
+        The post-processor (``TemplateProcessing`` as in Llama 3, ``RobertaProcessing``,
+        ``BertProcessing``, ``ByteLevel``, or a ``Sequence`` of them) is applied for one
+        sequence when ``encode(..., add_special_tokens=True)`` asks for it, as HF does by default.
         """
         p = Path(path)
         if p.is_dir():
@@ -245,7 +250,13 @@ class Tokenizer:
         native = _native._Tokenizer.from_byte_level(
             list(vocab.items()), merges, pattern, added, bool(model.get("ignore_merges", False)), nfc
         )
-        return cls(native, p.stem)
+        tok = cls(native, p.stem)
+        try:
+            tok._template = _hf_template(spec.get("post_processor"), str(p))
+        except ValueError as e:
+            # Loading still works; only add_special_tokens=True needs the template.
+            tok._template_error = str(e)
+        return tok
 
     @classmethod
     def _from_vocab_merges(cls, vocab_path: Path, merges_path: Path) -> "Tokenizer":
@@ -308,9 +319,15 @@ class Tokenizer:
         *,
         allowed_special: SpecialArg = frozenset(),
         disallowed_special: SpecialArg = "all",
+        add_special_tokens: bool = False,
     ) -> npt.NDArray[np.uint32]:
         """Token ids of ``text`` with tiktoken's special-token rules: text of an allowed special
         token becomes its id; text of a disallowed one raises ``ValueError`` naming it.
+
+        ``add_special_tokens=True`` wraps the ids in the Hugging Face post-processor's tokens
+        (see :attr:`special_template`; tiktoken encodings have none). HF's
+        ``tokenizer.encode(text).ids`` equals ``encode(text, allowed_special="all",
+        add_special_tokens=True)``.
 
         >>> enc = Tokenizer.from_tiktoken("cl100k_base")
         >>> enc.encode("<|endoftext|>", allowed_special="all").tolist()
@@ -321,12 +338,33 @@ class Tokenizer:
         a = _special_arg(allowed_special, "allowed_special")
         d = _special_arg(disallowed_special, "disallowed_special")
         try:
-            return self._t.encode(text, a, d)  # type: ignore[no-any-return]
+            ids = self._t.encode(text, a, d)
         except UnicodeEncodeError:
-            return self._t.encode(_fix_surrogates(text), a, d)  # type: ignore[no-any-return]
+            ids = self._t.encode(_fix_surrogates(text), a, d)
+        if add_special_tokens:
+            pre, post = self.special_template
+            if pre or post:
+                ids = np.concatenate([np.array(pre, np.uint32), ids, np.array(post, np.uint32)])
+        return ids  # type: ignore[no-any-return]
+
+    @property
+    def special_template(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        """``(ids before, ids after)`` one sequence, from a Hugging Face ``tokenizer.json``
+        post-processor (e.g. Llama 3's ``<|begin_of_text|>``); ``((), ())`` when there is none.
+        Raises ``ValueError`` if the file's post-processor is of a kind gristmill cannot apply.
+
+        >>> Tokenizer.from_tiktoken("cl100k_base").special_template
+        ((), ())
+        """
+        if self._template_error is not None:
+            raise ValueError(self._template_error)
+        return self._template
 
     def encode_with_offsets(self, text: str, **kwargs: Any) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
         """``(ids, starts)``: ``starts[i]`` is the UTF-8 byte offset where token ``i`` begins."""
+        if kwargs.get("add_special_tokens"):
+            raise ValueError("encode_with_offsets does not take add_special_tokens: offsets refer to the "
+                             "text, and template tokens are not part of it; add them after")
         ids = self.encode(text, **kwargs)
         return ids, self.token_byte_offsets(ids)
 
@@ -360,12 +398,14 @@ class Tokenizer:
         disallowed_special: SpecialArg = "all",
         ordinary: bool = False,
         arrow: bool = False,
+        add_special_tokens: bool = False,
     ) -> Union[Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]], pa.LargeListArray]:
         """Encode many documents in parallel (rayon; ``num_threads=None`` uses all cores).
 
         Returns ``(tokens, offsets)``: document ``i`` is ``tokens[offsets[i]:offsets[i+1]]``;
         with ``arrow=True``, a ``pyarrow.LargeListArray`` of ``uint32`` over the same buffers.
         ``texts`` is a pyarrow string array (read in place) or a sequence of ``str``.
+        ``add_special_tokens`` is as in :meth:`encode`, per document.
         Results never depend on ``num_threads``.
         """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
@@ -374,6 +414,8 @@ class Tokenizer:
         a = _special_arg(allowed_special, "allowed_special")
         d = _special_arg(disallowed_special, "disallowed_special")
         tokens, offsets = self._t.encode_batch(docs, a, d, ordinary, num_threads)
+        if add_special_tokens:
+            tokens, offsets = _wrap_documents(tokens, offsets, *self.special_template)
         if arrow:
             return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(tokens))
         return tokens, offsets
@@ -444,6 +486,72 @@ def _hf_merge(m: Any, i: int, src: str) -> Tuple[str, str]:
     if isinstance(m, (list, tuple)) and len(m) == 2 and all(isinstance(x, str) for x in m):
         return m[0], m[1]
     raise ValueError(f"{src}: merge {i} must be 'a b' or [a, b], got {m!r}")
+
+
+def _wrap_documents(
+    tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], pre: Sequence[int], post: Sequence[int]
+) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+    """Insert ``pre`` before and ``post`` after every document of a flat batch (vectorised)."""
+    k1, k2 = len(pre), len(post)
+    if not k1 and not k2:
+        return tokens, offsets
+    n = len(offsets) - 1
+    counts = np.diff(offsets)
+    new_offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(counts + (k1 + k2), out=new_offsets[1:])
+    out = np.empty(int(new_offsets[-1]), np.uint32)
+    doc = np.repeat(np.arange(n, dtype=np.int64), counts)
+    out[np.arange(len(tokens), dtype=np.int64) + (doc + 1) * k1 + doc * k2] = tokens
+    for i, t in enumerate(pre):
+        out[new_offsets[:-1] + i] = t
+    for i, t in enumerate(post):
+        out[new_offsets[1:] - k2 + i] = t
+    return out, new_offsets
+
+
+def _hf_template(pp: Any, where: str) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """``(ids before, ids after)`` one sequence for a tokenizer.json post-processor."""
+    if not pp:
+        return (), ()
+    kind = pp.get("type")
+    if kind == "ByteLevel":  # only adjusts offsets
+        return (), ()
+    if kind == "Sequence":
+        pre: Tuple[int, ...] = ()
+        post: Tuple[int, ...] = ()
+        for step in pp.get("processors") or []:
+            a, b = _hf_template(step, where)
+            pre, post = a + pre, post + b  # each step wraps the result of the ones before
+
+        return pre, post
+    if kind in ("RobertaProcessing", "BertProcessing"):
+        try:
+            return (int(pp["cls"][1]),), (int(pp["sep"][1]),)
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise ValueError(f"{where}: post_processor {kind} needs cls and sep as [token, id]") from None
+    if kind == "TemplateProcessing":
+        specials = pp.get("special_tokens") or {}
+        before: List[int] = []
+        after: List[int] = []
+        seen_a = False
+        for piece in pp.get("single") or []:
+            if "Sequence" in piece:
+                if piece["Sequence"].get("id") != "A" or seen_a:
+                    raise ValueError(f"{where}: post_processor template for one sequence must contain $A once")
+                seen_a = True
+            elif "SpecialToken" in piece:
+                name = piece["SpecialToken"].get("id")
+                if name not in specials:
+                    raise ValueError(f"{where}: post_processor template uses {name!r}, "
+                                     "which is not in its special_tokens")
+                (after if seen_a else before).extend(int(i) for i in specials[name]["ids"])
+            else:
+                raise ValueError(f"{where}: post_processor template item {piece!r} is not understood")
+        if not seen_a:
+            raise ValueError(f"{where}: post_processor template for one sequence has no $A")
+        return tuple(before), tuple(after)
+    raise ValueError(f"{where}: post_processor {kind!r} is not supported "
+                     "(TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, Sequence are)")
 
 
 def _hf_normalizer(spec: Any, where: str) -> bool:
