@@ -86,6 +86,31 @@ def test_bit_identical_to_datasketch_on_stdlib(scheme: str, unit: str, ngram: in
         np.testing.assert_array_equal(sig[i], ref.hashvalues, err_msg=f"document {i}, scheme {scheme}")
 
 
+@pytest.mark.parametrize("num_perm", [1, 13, 128, 200, 256, 300])
+def test_affine32_fused_path_bit_identical(num_perm: int) -> None:
+    """The affine32 text path hashes short shingles four at a time with their
+    permutations fused into the SHA-1 rounds (vectors padded to 2/4/8/16/32, plain path
+    above 256 permutations); long shingles (> 55 bytes) and a document's last 1-3
+    shingles take the plain path. Every mix of those must equal datasketch."""
+    datasketch = pytest.importorskip("datasketch")
+    texts = _stdlib_texts(6, max_bytes=8000)
+    long_words = " ".join(f"{'x' * (8 + i % 17)}{i}" for i in range(40))  # 5-grams of 45-110 bytes
+    texts += [
+        "spam eggs ham " * 300,  # three distinct 5-grams, repeated hundreds of times
+        long_words,
+        long_words + " " + texts[0][:3000],
+        "one two three four five six seven",  # 3 shingles: only the leftover path
+        "a b c d e f g h",  # 4 shingles: one full batch, permuted in finish
+        "a b c d e f g h i",  # 5
+    ]
+    mh = MinHasher(num_perm=num_perm, seed=3, ngram=5, compat="datasketch")
+    sig = mh.signatures(texts)
+    for i, t in enumerate(texts):
+        ref = datasketch.MinHash(num_perm=num_perm, seed=3)
+        ref.update_batch([s.encode("utf-8") for s in mh.shingles(t)])
+        np.testing.assert_array_equal(sig[i], ref.hashvalues, err_msg=f"document {i}, num_perm {num_perm}")
+
+
 def test_pre_made_shingles_match_datasketch_and_text_path() -> None:
     datasketch = pytest.importorskip("datasketch")
     texts = _stdlib_texts(8)

@@ -215,6 +215,7 @@ fn for_each_item<'py>(ob: &Bound<'py, PyAny>, mut f: impl FnMut(usize, &Bound<'p
 fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8]) -> u64) -> PyResult<(Vec<u64>, Vec<usize>)> {
     let mut hashes: Vec<u64> = Vec::new();
     let mut groups = vec![0usize];
+    let mut spans: Vec<(*const u8, usize)> = Vec::new();
     for_each_item(sets, |i, set| {
         if set.is_instance_of::<PyString>() || set.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(format!("shingle set {i} must be a sequence of str, not a single {}", set.get_type().name()?)));
@@ -226,7 +227,9 @@ fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8
         if let Ok(list) = set.cast::<PyList>() {
             // The hot path: borrowed items, no reference counting, no Python code runs
             // while the list is read (the GIL is held throughout).
-            for j in 0..list.len() {
+            let len = list.len();
+            hashes.reserve(len);
+            let utf8 = |j: usize| -> PyResult<&[u8]> {
                 // SAFETY: `j < len` and the list cannot change: we hold the GIL and call
                 // no Python code between the length check and the read.
                 let item = unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), j as pyo3::ffi::Py_ssize_t) };
@@ -243,10 +246,21 @@ fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8
                     let item = unsafe { Bound::from_borrowed_ptr(py, item) };
                     return Err(if item.is_instance_of::<PyString>() { err } else { not_str(j, &item) });
                 }
-                // SAFETY: CPython guarantees `n` valid bytes at `p`.
-                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) };
-                hashes.push(hash(bytes));
+                // SAFETY: CPython guarantees `n` valid bytes at `p`, alive while the list
+                // holds the str (it cannot change while we hold the GIL, see above).
+                Ok(unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) })
+            };
+            // All items are fetched first, then hashed in a tight loop: consecutive hashes
+            // are independent, so their multiply chains overlap instead of each waiting
+            // behind two CPython calls.
+            spans.clear();
+            for j in 0..len {
+                let s = utf8(j)?;
+                spans.push((s.as_ptr(), s.len()));
             }
+            // SAFETY: every span was returned by `utf8` for a str the list holds, and no
+            // Python code has run since (GIL held), so the bytes are still alive.
+            hashes.extend(spans.iter().map(|&(p, n)| hash(unsafe { std::slice::from_raw_parts(p, n) })));
             groups.push(hashes.len());
             return Ok(());
         }
