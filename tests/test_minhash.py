@@ -134,6 +134,35 @@ def test_pre_made_shingles_match_datasketch_and_text_path() -> None:
         mh.signatures_of_shingles([["a", 3]])
 
 
+def test_list_input_reads_every_kind_of_str_like_arrow() -> None:
+    """Python-list shingles are read inline when they are exact compact-ASCII strs and
+    through CPython's UTF-8 otherwise; either way the bytes (so the signatures) must equal
+    the Arrow path's, which never looks at str objects."""
+
+    class Sub(str):
+        pass
+
+    import sys
+
+    texts = _stdlib_texts(4)
+    base = [MinHasher(ngram=3).shingles(t) for t in texts]
+    sets = [
+        base[0],
+        [s.upper() + " é" for s in base[1]],  # non-ASCII (UTF-8 made on demand)
+        [Sub(s) for s in base[2]],  # str subclass: not an exact str
+        [sys.intern(s) for s in base[3]],  # interned
+        ["", "x", "ß", "東京都 ﬁle", "\U0001F600 emoji", "a" * 300, "ascii"],  # short, long, wide
+        [],
+        base[0][:5] + [Sub("mixed")] + ["ünï"] + base[1][:5],
+    ]
+    for compat in (None, "datasketch"):
+        mh = MinHasher(num_perm=64, seed=11, compat=compat)
+        from_lists = mh.signatures_of_shingles(sets)
+        from_arrow = mh.signatures_of_shingles(pa.array([[str(s) for s in sh] for sh in sets], pa.list_(pa.string())))
+        np.testing.assert_array_equal(from_lists, from_arrow)
+        np.testing.assert_array_equal(from_lists, mh.signatures_of_shingles([tuple(sh) for sh in sets]))
+
+
 def test_datasketch_default_seed_and_scheme() -> None:
     datasketch = pytest.importorskip("datasketch")
     text = _stdlib_texts(1)[0]
