@@ -558,7 +558,7 @@ fn affine_u32_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: impl Iterato
 
 const LANES: usize = 8;
 /// Perms handled per pass of the fast kernel (their partial minima live on the stack).
-const FAST_PERM_CHUNK: usize = 64;
+const FAST_PERM_CHUNK: usize = 128;
 
 /// One pass of the fast kernel: `G` vectors of `LANES` shingles against the permutations
 /// `p0..p0 + part.len()`; `part[i]` keeps per-lane partial minima of permutation `p0 + i`.
