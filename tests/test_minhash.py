@@ -142,6 +142,9 @@ def test_list_input_reads_every_kind_of_str_like_arrow() -> None:
     class Sub(str):
         pass
 
+    class SubList(list):  # type: ignore[type-arg]
+        pass
+
     import sys
 
     texts = _stdlib_texts(4)
@@ -154,6 +157,7 @@ def test_list_input_reads_every_kind_of_str_like_arrow() -> None:
         ["", "x", "ß", "東京都 ﬁle", "\U0001F600 emoji", "a" * 300, "ascii"],  # short, long, wide
         [],
         base[0][:5] + [Sub("mixed")] + ["ünï"] + base[1][:5],
+        SubList(base[2][:50]),  # list subclass: same item array
     ]
     for compat in (None, "datasketch"):
         mh = MinHasher(num_perm=64, seed=11, compat=compat)
