@@ -86,6 +86,31 @@ def test_bit_identical_to_datasketch_on_stdlib(scheme: str, unit: str, ngram: in
         np.testing.assert_array_equal(sig[i], ref.hashvalues, err_msg=f"document {i}, scheme {scheme}")
 
 
+@pytest.mark.parametrize("num_perm", [1, 13, 128, 200, 256, 300])
+def test_affine32_fused_path_bit_identical(num_perm: int) -> None:
+    """The affine32 text path hashes short shingles four at a time with their
+    permutations fused into the SHA-1 rounds (vectors padded to 2/4/8/16/32, plain path
+    above 256 permutations); long shingles (> 55 bytes) and a document's last 1-3
+    shingles take the plain path. Every mix of those must equal datasketch."""
+    datasketch = pytest.importorskip("datasketch")
+    texts = _stdlib_texts(6, max_bytes=8000)
+    long_words = " ".join(f"{'x' * (8 + i % 17)}{i}" for i in range(40))  # 5-grams of 45-110 bytes
+    texts += [
+        "spam eggs ham " * 300,  # three distinct 5-grams, repeated hundreds of times
+        long_words,
+        long_words + " " + texts[0][:3000],
+        "one two three four five six seven",  # 3 shingles: only the leftover path
+        "a b c d e f g h",  # 4 shingles: one full batch, permuted in finish
+        "a b c d e f g h i",  # 5
+    ]
+    mh = MinHasher(num_perm=num_perm, seed=3, ngram=5, compat="datasketch")
+    sig = mh.signatures(texts)
+    for i, t in enumerate(texts):
+        ref = datasketch.MinHash(num_perm=num_perm, seed=3)
+        ref.update_batch([s.encode("utf-8") for s in mh.shingles(t)])
+        np.testing.assert_array_equal(sig[i], ref.hashvalues, err_msg=f"document {i}, num_perm {num_perm}")
+
+
 def test_pre_made_shingles_match_datasketch_and_text_path() -> None:
     datasketch = pytest.importorskip("datasketch")
     texts = _stdlib_texts(8)
@@ -107,6 +132,39 @@ def test_pre_made_shingles_match_datasketch_and_text_path() -> None:
         mh.signatures_of_shingles(pa.array([1, 2]))
     with pytest.raises(TypeError, match="shingles"):
         mh.signatures_of_shingles([["a", 3]])
+
+
+def test_list_input_reads_every_kind_of_str_like_arrow() -> None:
+    """Python-list shingles are read inline when they are exact compact-ASCII strs and
+    through CPython's UTF-8 otherwise; either way the bytes (so the signatures) must equal
+    the Arrow path's, which never looks at str objects."""
+
+    class Sub(str):
+        pass
+
+    class SubList(list):  # type: ignore[type-arg]
+        pass
+
+    import sys
+
+    texts = _stdlib_texts(4)
+    base = [MinHasher(ngram=3).shingles(t) for t in texts]
+    sets = [
+        base[0],
+        [s.upper() + " é" for s in base[1]],  # non-ASCII (UTF-8 made on demand)
+        [Sub(s) for s in base[2]],  # str subclass: not an exact str
+        [sys.intern(s) for s in base[3]],  # interned
+        ["", "x", "ß", "東京都 ﬁle", "\U0001F600 emoji", "a" * 300, "ascii"],  # short, long, wide
+        [],
+        base[0][:5] + [Sub("mixed")] + ["ünï"] + base[1][:5],
+        SubList(base[2][:50]),  # list subclass: same item array
+    ]
+    for compat in (None, "datasketch"):
+        mh = MinHasher(num_perm=64, seed=11, compat=compat)
+        from_lists = mh.signatures_of_shingles(sets)
+        from_arrow = mh.signatures_of_shingles(pa.array([[str(s) for s in sh] for sh in sets], pa.list_(pa.string())))
+        np.testing.assert_array_equal(from_lists, from_arrow)
+        np.testing.assert_array_equal(from_lists, mh.signatures_of_shingles([tuple(sh) for sh in sets]))
 
 
 def test_datasketch_default_seed_and_scheme() -> None:

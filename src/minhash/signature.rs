@@ -261,6 +261,18 @@ fn prefix_of(ab: [u32; 2], k: usize) -> u64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 unsafe fn sha1_blocks<const N: usize>(blocks: &[[u8; 64]; N]) -> [[u32; 2]; N] {
+    sha1_blocks_hooked(blocks, |_| {})
+}
+
+/// [`sha1_blocks`] calling `hook(r)` after each of the 19 groups of four rounds
+/// `r = 1..=19` that follow the first: the SHA-NI round chain leaves the vector
+/// multiplier idle, so independent work placed in `hook` (the permutations of the
+/// previous shingles, [`Affine32Sha`]) runs in its shadow. `#[inline]` so the hook's
+/// code is scheduled between the rounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+#[inline]
+unsafe fn sha1_blocks_hooked<const N: usize>(blocks: &[[u8; 64]; N], mut hook: impl FnMut(usize)) -> [[u32; 2]; N] {
     use std::arch::x86_64::*;
     let mask = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
     // state [a, b, c, d] with `a` in the highest lane, `e` alone in the highest lane
@@ -295,6 +307,7 @@ unsafe fn sha1_blocks<const N: usize>(blocks: &[[u8; 64]; N]) -> [[u32; 2]; N] {
                 prev[m] = abcd[m];
                 abcd[m] = _mm_sha1rnds4_epu32::<$f>(abcd[m], e);
             }
+            hook(r);
         };
     }
     for r in 1..5 {
@@ -316,6 +329,161 @@ unsafe fn sha1_blocks<const N: usize>(blocks: &[[u8; 64]; N]) -> [[u32; 2]; N] {
     }
     out
 }
+
+/// Groups of four SHA-1 rounds in [`sha1_blocks_hooked`] that call the hook.
+#[cfg(target_arch = "x86_64")]
+const SHA_GROUPS: usize = 19;
+
+/// The datasketch `affine32` scheme for one document at a time, SHA-1 and permutations
+/// fused. Shingles shorter than 56 bytes are hashed [`SHA_WAYS`] at a time with SHA-NI
+/// ([`sha1_blocks_hooked`]); between the rounds of one batch the previous batch's hashes
+/// go through the permutations `sig[i] = min(sig[i], a[i]·fmix32(h) + b[i] mod 2^32)`,
+/// eight permutations per AVX2 vector. The SHA-1 round chain is latency-bound and leaves
+/// the vector multiplier idle, so on a Zen 1 core the permutations cost almost nothing
+/// on top of SHA-1 (separately they cost about as much as SHA-1 itself). Long shingles
+/// and the leftovers of the last batch go through [`affine32_update`] in
+/// [`Affine32Sha::finish`]; a minimum does not depend on the order, so the row equals
+/// `affine32_update` over all the shingles' hashes.
+pub struct Affine32Sha {
+    blocks: [[u8; 64]; SHA_WAYS],
+    pending: usize,
+    /// Base hashes (`sha1_hash32`) of the last full batch, not yet permuted.
+    prev: [u32; SHA_WAYS],
+    have_prev: bool,
+    /// Signature and parameters, zero-padded to 2, 4, 8, 16 or 32 vectors of [`LANES`].
+    sig: Vec<u32>,
+    a: Vec<u32>,
+    b: Vec<u32>,
+    /// Base hashes left for [`affine32_update`]: long shingles, the unfinished batch.
+    rest: Vec<u64>,
+}
+
+impl Affine32Sha {
+    /// `None` unless the CPU has SHA-NI (with SSE4.1, SSSE3) and AVX2.
+    pub fn new(a: &[u32], b: &[u32]) -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let vectors = a.len().div_ceil(LANES).next_power_of_two().max(2);
+            if has!("sha") && has!("sse4.1") && has!("ssse3") && has!("avx2") && a.len() == b.len() && vectors <= 32 {
+                let n = vectors * LANES;
+                let pad = |v: &[u32]| {
+                    let mut x = v.to_vec();
+                    x.resize(n, 0);
+                    x
+                };
+                return Some(Affine32Sha {
+                    blocks: [[0u8; 64]; SHA_WAYS],
+                    pending: 0,
+                    prev: [0; SHA_WAYS],
+                    have_prev: false,
+                    sig: vec![u32::MAX; n],
+                    a: pad(a),
+                    b: pad(b),
+                    rest: Vec::new(),
+                });
+            }
+        }
+        let _ = (a, b);
+        None
+    }
+
+    /// Begin a new document.
+    pub fn start(&mut self) {
+        self.sig.fill(u32::MAX);
+        self.pending = 0;
+        self.have_prev = false;
+        self.rest.clear();
+    }
+
+    /// Add one shingle of the current document.
+    #[inline]
+    pub fn push(&mut self, data: &[u8]) {
+        if data.len() > 55 {
+            self.rest.push(sha1_prefix(data, 4));
+            return;
+        }
+        let b = &mut self.blocks[self.pending];
+        b.fill(0);
+        b[..data.len()].copy_from_slice(data);
+        b[data.len()] = 0x80;
+        b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+        self.pending += 1;
+        if self.pending == SHA_WAYS {
+            self.pending = 0;
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `new` returns a value only when the CPU has SHA, SSE4.1, SSSE3, AVX2,
+                // with `sig`, `a`, `b` of 2, 4, 8, 16 or 32 vectors.
+                unsafe {
+                    match self.sig.len() / LANES {
+                        2 => self.batch::<2>(),
+                        4 => self.batch::<4>(),
+                        8 => self.batch::<8>(),
+                        16 => self.batch::<16>(),
+                        _ => self.batch::<32>(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hash the full batch of blocks while permuting the previous batch's hashes with the
+    /// `NV` vectors of permutations (`sig.len() == NV · LANES`). `NV` is a constant so
+    /// that, once the round groups are unrolled, each group's share of the permutations
+    /// is straight-line code the compiler interleaves with the SHA-1 rounds (with a
+    /// run-time vector count the two stay apart and the overlap is lost).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sha,sse2,ssse3,sse4.1,avx2")]
+    unsafe fn batch<const NV: usize>(&mut self) {
+        use std::arch::x86_64::*;
+        debug_assert_eq!(self.sig.len(), NV * LANES);
+        let have = self.have_prev;
+        let hv = self.prev.map(|h| _mm256_set1_epi32(fmix32(h) as i32));
+        let (sig, a, b) = (self.sig.as_mut_ptr(), self.a.as_ptr(), self.b.as_ptr());
+        let ab = sha1_blocks_hooked(&self.blocks, |r| {
+            if !have {
+                return;
+            }
+            // group r (1..=SHA_GROUPS) permutes vectors r - 1, r - 1 + SHA_GROUPS, ...
+            for k in 0..NV.div_ceil(SHA_GROUPS) {
+                let v = r - 1 + k * SHA_GROUPS;
+                if v >= NV {
+                    break;
+                }
+                // SAFETY: v < NV; `sig`, `a`, `b` hold NV · LANES values.
+                let av = _mm256_loadu_si256(a.add(v * LANES) as *const __m256i);
+                let bv = _mm256_loadu_si256(b.add(v * LANES) as *const __m256i);
+                let p = |h: __m256i| _mm256_add_epi32(_mm256_mullo_epi32(av, h), bv);
+                let m = _mm256_min_epu32(_mm256_min_epu32(p(hv[0]), p(hv[1])), _mm256_min_epu32(p(hv[2]), p(hv[3])));
+                let s = sig.add(v * LANES) as *mut __m256i;
+                _mm256_storeu_si256(s, _mm256_min_epu32(_mm256_loadu_si256(s), m));
+            }
+        });
+        self.prev = ab.map(|x| prefix_of(x, 4) as u32);
+        self.have_prev = true;
+    }
+
+    /// Finish the document: `row[i] = min(row[i], its value)`; `a`, `b` as given to `new`.
+    pub fn finish(&mut self, row: &mut [u32], a: &[u32], b: &[u32]) {
+        if self.have_prev {
+            self.rest.extend(self.prev.iter().map(|&h| u64::from(h)));
+            self.have_prev = false;
+        }
+        for blk in &self.blocks[..self.pending] {
+            let mut st = SHA1_INIT;
+            sha1::block_api::compress(&mut st, std::slice::from_ref(blk));
+            self.rest.push(prefix_of([st[0], st[1]], 4));
+        }
+        self.pending = 0;
+        for (r, &s) in row.iter_mut().zip(&self.sig) {
+            *r = (*r).min(s);
+        }
+        affine32_update(row, a, b, &self.rest);
+    }
+}
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(SHA_WAYS == 4, "Affine32Sha::batch permutes four hashes per vector pass");
 
 #[inline(always)]
 pub fn fmix32(mut h: u32) -> u32 {
@@ -390,7 +558,7 @@ fn affine_u32_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: impl Iterato
 
 const LANES: usize = 8;
 /// Perms handled per pass of the fast kernel (their partial minima live on the stack).
-const FAST_PERM_CHUNK: usize = 64;
+const FAST_PERM_CHUNK: usize = 128;
 
 /// One pass of the fast kernel: `G` vectors of `LANES` shingles against the permutations
 /// `p0..p0 + part.len()`; `part[i]` keeps per-lane partial minima of permutation `p0 + i`.
@@ -629,6 +797,8 @@ impl Signatures {
 struct Worker {
     scratch: Scratch,
     hashes: Vec<u64>,
+    /// The fused SHA-1 + permutation path of the `affine32` scheme, where the CPU has it.
+    affine32: Option<Affine32Sha>,
 }
 
 /// Update `sig` (one row, initialised by the caller) with pre-computed base hashes.
@@ -700,7 +870,14 @@ pub fn signatures_with<'a>(
     cfg.validate()?;
     scheme.validate()?;
     let p = scheme.num_perm();
-    let init = || Worker { scratch: Scratch::new(), hashes: Vec::new() };
+    let init = || Worker {
+        scratch: Scratch::new(),
+        hashes: Vec::new(),
+        affine32: match scheme {
+            Scheme::DatasketchAffine32 { a, b } => Affine32Sha::new(a, b),
+            _ => None,
+        },
+    };
     let text = |i: usize| {
         std::str::from_utf8(get(i)).map_err(|e| {
             Error::invalid_data(format!("document {i}"), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
@@ -716,6 +893,12 @@ pub fn signatures_with<'a>(
     } else {
         let mut out = vec![u32::MAX; n * p];
         out.par_chunks_mut(p).enumerate().with_min_len(8).try_for_each_init(init, |w, (i, row)| {
+            if let (Some(f), Scheme::DatasketchAffine32 { a, b }) = (w.affine32.as_mut(), scheme) {
+                f.start();
+                for_each_shingle(text(i)?, cfg, &mut w.scratch, |s| f.push(s))?;
+                f.finish(row, a, b);
+                return Ok(());
+            }
             collect_hashes(w, text(i)?, cfg, scheme)?;
             update_u32(scheme, row, &w.hashes)
         })?;
@@ -884,6 +1067,53 @@ mod tests {
             acc ^= unsafe { sha1_blocks(&blocks) }[0][0];
         }
         println!("4-way: {:.1} ns/block ({acc})", t.elapsed().as_nanos() as f64 / n as f64);
+    }
+
+    /// The fused SHA-1 + permutation path equals the definition (SHA-1 prefix, fmix32,
+    /// `a·h + b mod 2^32`, minimum) for every shingle count around the batch size, long
+    /// shingles mixed in, repeated shingles, and num_perm not a multiple of the vector.
+    #[test]
+    fn fused_affine32_matches_the_definition() {
+        let mut st = 9u64;
+        let data: Vec<u8> = (0..4000).map(|_| splitmix64(&mut st) as u8).collect();
+        for &p in &[1usize, 7, 8, 9, 63, 128, 200, 300] {
+            let a: Vec<u32> = (0..p).map(|_| splitmix64(&mut st) as u32 | 1).collect();
+            let b: Vec<u32> = (0..p).map(|_| splitmix64(&mut st) as u32).collect();
+            #[cfg(target_arch = "x86_64")]
+            let fused_cpu = std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("avx2");
+            #[cfg(not(target_arch = "x86_64"))]
+            let fused_cpu = false;
+            let Some(mut f) = Affine32Sha::new(&a, &b) else {
+                assert!(!fused_cpu || p > 256, "the fused path must be available on this CPU up to 256 permutations");
+                return; // CPU without SHA-NI/AVX2: the path is never taken
+            };
+            for &n in &[0usize, 1, 3, 4, 5, 8, 9, 13, 40, 97] {
+                // two documents through the same state: `start` must reset everything
+                for doc in 0..2 {
+                    let shingles: Vec<&[u8]> = (0..n)
+                        .map(|k| {
+                            let len = (splitmix64(&mut st) % 70) as usize; // 0..=69: some > 55
+                            let at = (splitmix64(&mut st) % 3000) as usize;
+                            if k % 5 == 4 { &data[at % 7..at % 7 + len] } else { &data[at..at + len] }
+                        })
+                        .collect();
+                    let mut want = vec![u32::MAX; p];
+                    for s in &shingles {
+                        let h = fmix32(sha1_prefix(s, 4) as u32);
+                        for i in 0..p {
+                            want[i] = want[i].min(a[i].wrapping_mul(h).wrapping_add(b[i]));
+                        }
+                    }
+                    f.start();
+                    for s in &shingles {
+                        f.push(s);
+                    }
+                    let mut got = vec![u32::MAX; p];
+                    f.finish(&mut got, &a, &b);
+                    assert_eq!(got, want, "num_perm {p}, {n} shingles, doc {doc}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -30,15 +30,34 @@ fn shingle_cfg<'a>(t: &'a ShingleTuple<'_>) -> PyResult<ShingleConfig<'a>> {
     Ok(cfg)
 }
 
-/// Run `f` in a rayon pool of `threads` threads (None/0: the global pool).
+/// Run `f` in a rayon pool of `threads` threads (None/0: the global pool). Pools are kept
+/// for reuse (a few thread counts): starting threads on every call costs a noticeable
+/// fraction of a small batch.
 fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
+    use std::sync::{Arc, Mutex};
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    const KEEP: usize = 8;
     match threads {
         None | Some(0) => Ok(f()),
         Some(k) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(k)
-                .build()
-                .map_err(|e| Error::invalid_argument(format!("cannot start {k} threads: {e}")))?;
+            let cached = POOLS.lock().ok().and_then(|p| p.iter().find(|(n, _)| *n == k).map(|(_, pool)| pool.clone()));
+            let pool = match cached {
+                Some(pool) => pool,
+                None => {
+                    let pool = Arc::new(
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(k)
+                            .build()
+                            .map_err(|e| Error::invalid_argument(format!("cannot start {k} threads: {e}")))?,
+                    );
+                    if let Ok(mut p) = POOLS.lock() {
+                        if p.len() < KEEP {
+                            p.push((k, pool.clone()));
+                        }
+                    }
+                    pool
+                }
+            };
             Ok(pool.install(f))
         }
     }
@@ -179,6 +198,157 @@ extern "C" {
     fn PyUnicode_AsUTF8AndSize(o: *mut pyo3::ffi::PyObject, size: *mut pyo3::ffi::Py_ssize_t) -> *const std::os::raw::c_char;
 }
 
+/// Where CPython keeps a compact ASCII `str`'s characters, measured at run time.
+///
+/// Under the stable ABI (abi3) the `str` object layout is not visible, and
+/// `PyUnicode_AsUTF8AndSize` (a call with its own checks per item) is the portable way
+/// to read a `str`. For the common case — an exact `str` whose characters are all ASCII,
+/// stored inline after a fixed header — every CPython 3.x (GIL build) keeps `length`
+/// at byte 16 and a `state` word at byte 32 of the object, and the UTF-8 bytes are the
+/// characters themselves at a fixed offset. [`AsciiLayout::probe`] checks all of that on
+/// probe strings through the public API (offsets and lengths returned by
+/// `PyUnicode_AsUTF8AndSize`, non-ASCII and interned probes) and refuses on any
+/// disagreement; items that are not exact `str` or whose state word differs take the
+/// public call.
+#[derive(Clone, Copy)]
+struct AsciiLayout {
+    data_offset: usize,
+    state_mask: u32,
+    state_value: u32,
+}
+
+const LENGTH_OFFSET: usize = 16;
+const STATE_OFFSET: usize = 32;
+const LIST_ITEMS_OFFSET: usize = 24;
+
+impl AsciiLayout {
+    fn get(py: Python<'_>) -> Option<AsciiLayout> {
+        static LAYOUT: std::sync::OnceLock<Option<AsciiLayout>> = std::sync::OnceLock::new();
+        *LAYOUT.get_or_init(|| Self::probe(py))
+    }
+
+    fn probe(py: Python<'_>) -> Option<AsciiLayout> {
+        if std::env::var_os("GRISTMILL_NO_ASCII_FAST_PATH").is_some() {
+            return None;
+        }
+        let is_cpython = py
+            .import("sys")
+            .and_then(|m| m.getattr("implementation"))
+            .and_then(|i| i.getattr("name"))
+            .and_then(|n| n.extract::<String>())
+            .is_ok_and(|n| n == "cpython");
+        if !is_cpython {
+            return None;
+        }
+        // (object, UTF-8 pointer, UTF-8 length, header length word, state word)
+        let facts = |s: &Bound<'_, PyString>| -> Option<(usize, usize, usize, i64, u32)> {
+            let ob = s.as_ptr();
+            let mut n: pyo3::ffi::Py_ssize_t = 0;
+            // SAFETY: `s` is a live str.
+            let p = unsafe { PyUnicode_AsUTF8AndSize(ob, &mut n) };
+            if p.is_null() {
+                let _ = PyErr::take(py);
+                return None;
+            }
+            // SAFETY: every str object is larger than 36 bytes (header of at least 40);
+            // unaligned reads of plain integers inside it.
+            let (len, state) = unsafe {
+                (
+                    std::ptr::read_unaligned((ob as *const u8).add(LENGTH_OFFSET) as *const i64),
+                    std::ptr::read_unaligned((ob as *const u8).add(STATE_OFFSET) as *const u32),
+                )
+            };
+            Some((ob as usize, p as usize, n as usize, len, state))
+        };
+        let long = "0123456789".repeat(20);
+        let ascii = [
+            ("gristmill ascii layout probe, a longer string of plain text", false),
+            ("x", false),
+            ("", false),
+            ("gristmill_ascii_probe_interned", true),
+            (long.as_str(), false),
+        ];
+        let mut offset = None;
+        let (mut all_and, mut all_or) = (u32::MAX, 0u32);
+        for (text, interned) in ascii {
+            let s = if interned { PyString::intern(py, text) } else { PyString::new(py, text) };
+            let (ob, p, n, len, state) = facts(&s)?;
+            let off = p.checked_sub(ob)?;
+            if !(24..=128).contains(&off) || *offset.get_or_insert(off) != off || len != n as i64 || n != text.len() {
+                return None;
+            }
+            all_and &= state;
+            all_or |= state;
+        }
+        // bits equal in every ASCII probe (interning may differ)
+        let state_mask = !(all_and ^ all_or);
+        let state_value = all_and & state_mask;
+        for text in ["café", "πρ", "\u{1F600}", "ascii then é"] {
+            let s = PyString::new(py, text);
+            let (_, _, _, _, state) = facts(&s)?;
+            if state & state_mask == state_value {
+                return None; // the state word does not tell ASCII from the rest
+            }
+        }
+        // A list keeps its item pointers in an array whose address is the word after
+        // the variable-size header (refcount, type, size); check it against the API.
+        let items = [PyString::new(py, "a"), PyString::new(py, "b"), PyString::new(py, "c")];
+        let list = PyList::new(py, &items).ok()?;
+        // SAFETY: a list object is larger than 32 bytes; plain word reads inside it.
+        let (size, arr) = unsafe {
+            let base = list.as_ptr() as *const u8;
+            (
+                std::ptr::read_unaligned(base.add(16) as *const isize),
+                std::ptr::read_unaligned(base.add(LIST_ITEMS_OFFSET) as *const *const *mut pyo3::ffi::PyObject),
+            )
+        };
+        if size != 3 || arr.is_null() {
+            return None;
+        }
+        for k in 0..3 {
+            // SAFETY: `k < 3`, the list's length; `arr` checked non-null above and is
+            // validated here item by item against the public call.
+            let (direct, api) = unsafe { (*arr.add(k), pyo3::ffi::PyList_GetItem(list.as_ptr(), k as isize)) };
+            if direct != api {
+                return None;
+            }
+        }
+        Some(AsciiLayout { data_offset: offset?, state_mask, state_value })
+    }
+
+    /// The item array of a list (valid until the list is changed).
+    ///
+    /// # Safety
+    /// `list` is a live list (or list subclass) and the GIL is held.
+    #[inline(always)]
+    unsafe fn list_items(list: *mut pyo3::ffi::PyObject) -> *const *mut pyo3::ffi::PyObject {
+        // SAFETY: `probe` found the item array pointer at this offset of a list.
+        unsafe { std::ptr::read_unaligned((list as *const u8).add(LIST_ITEMS_OFFSET) as *const *const *mut pyo3::ffi::PyObject) }
+    }
+
+    /// The UTF-8 bytes of `ob` if it is an exact, compact ASCII `str`.
+    ///
+    /// # Safety
+    /// `ob` is a live object and the GIL is held.
+    #[inline(always)]
+    unsafe fn bytes<'a>(&self, ob: *mut pyo3::ffi::PyObject) -> Option<&'a [u8]> {
+        // SAFETY (all reads): `ob` is a live object; the type check comes first, so the
+        // later reads only touch an exact str, whose header `probe` measured.
+        unsafe {
+            if pyo3::ffi::Py_TYPE(ob) != std::ptr::addr_of_mut!(pyo3::ffi::PyUnicode_Type) {
+                return None;
+            }
+            let base = ob as *const u8;
+            let state = std::ptr::read_unaligned(base.add(STATE_OFFSET) as *const u32);
+            if state & self.state_mask != self.state_value {
+                return None;
+            }
+            let len = std::ptr::read_unaligned(base.add(LENGTH_OFFSET) as *const i64);
+            Some(std::slice::from_raw_parts(base.add(self.data_offset), len as usize))
+        }
+    }
+}
+
 /// The UTF-8 bytes of a Python `str`, borrowed from the object (CPython caches them).
 fn str_utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
     let mut n: pyo3::ffi::Py_ssize_t = 0;
@@ -215,6 +385,7 @@ fn for_each_item<'py>(ob: &Bound<'py, PyAny>, mut f: impl FnMut(usize, &Bound<'p
 fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8]) -> u64) -> PyResult<(Vec<u64>, Vec<usize>)> {
     let mut hashes: Vec<u64> = Vec::new();
     let mut groups = vec![0usize];
+    let ascii = AsciiLayout::get(py);
     for_each_item(sets, |i, set| {
         if set.is_instance_of::<PyString>() || set.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(format!("shingle set {i} must be a sequence of str, not a single {}", set.get_type().name()?)));
@@ -226,12 +397,27 @@ fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8
         if let Ok(list) = set.cast::<PyList>() {
             // The hot path: borrowed items, no reference counting, no Python code runs
             // while the list is read (the GIL is held throughout).
-            for j in 0..list.len() {
-                // SAFETY: `j < len` and the list cannot change: we hold the GIL and call
-                // no Python code between the length check and the read.
-                let item = unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), j as pyo3::ffi::Py_ssize_t) };
+            // Exact compact-ASCII strs are read inline ([`AsciiLayout`]), others through
+            // `PyUnicode_AsUTF8AndSize` (CPython's cached UTF-8).
+            let len = list.len();
+            hashes.reserve(len);
+            // SAFETY: a live list, GIL held.
+            let direct = ascii.map(|_| unsafe { AsciiLayout::list_items(list.as_ptr()) });
+            for j in 0..len {
+                let item = match direct {
+                    // SAFETY: `j < len`, and the list cannot change (so neither can its
+                    // array): we hold the GIL and call no Python code while reading it.
+                    Some(arr) => unsafe { *arr.add(j) },
+                    // SAFETY: as above.
+                    None => unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), j as pyo3::ffi::Py_ssize_t) },
+                };
                 if item.is_null() {
                     return Err(PyErr::fetch(py));
+                }
+                // SAFETY: `item` is a live object the list holds; GIL held.
+                if let Some(bytes) = ascii.and_then(|l| unsafe { l.bytes(item) }) {
+                    hashes.push(hash(bytes));
+                    continue;
                 }
                 let mut n: pyo3::ffi::Py_ssize_t = 0;
                 // SAFETY: `item` is a live object; for a str CPython returns its cached
@@ -244,8 +430,7 @@ fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8
                     return Err(if item.is_instance_of::<PyString>() { err } else { not_str(j, &item) });
                 }
                 // SAFETY: CPython guarantees `n` valid bytes at `p`.
-                let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) };
-                hashes.push(hash(bytes));
+                hashes.push(hash(unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) }));
             }
             groups.push(hashes.len());
             return Ok(());
