@@ -3,6 +3,7 @@
 
 pub mod bpe;
 pub mod error;
+pub(crate) mod mem;
 pub mod minhash;
 pub mod suffix;
 pub mod text;

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use super::encode::PairCache;
 use super::pretok::Pretokenizer;
 use super::vocab::{key16, Vocab};
+use crate::mem::{HugeTable, Zeroable};
 use crate::text::Docs;
 use crate::{Error, Result};
 
@@ -78,6 +79,11 @@ const L2_WAYS: usize = 2;
 #[derive(Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct L2Set([Entry; L2_WAYS]);
+
+// SAFETY: plain integers; all-zero is the empty way.
+unsafe impl Zeroable for L2Set {}
+// SAFETY: plain integers; all-zero (`blen == 0`) is the empty way.
+unsafe impl Zeroable for LongEntry {}
 /// Pieces of at most this many bytes go through the two levels.
 const SHORT_MAX: usize = 15;
 /// `Entry::n` value meaning "tokens are `arena[t[0]..t[0] + t[1]]`".
@@ -173,10 +179,10 @@ struct PieceCache {
     /// Level-1 misses while level 2 is not allocated yet.
     l1_misses: u32,
     l1: Vec<Entry>,
-    l2: Vec<L2Set>,
+    l2: HugeTable<L2Set>,
     /// Pieces of 16..=CACHE_MAX_PIECE bytes, set-associative (no allocation per piece);
     /// their bytes are in `piece_bytes`, their tokens in `arena`.
-    long: Vec<LongEntry>,
+    long: HugeTable<LongEntry>,
     piece_bytes: Vec<u8>,
     arena: Vec<u32>,
     scratch: Vec<u32>,
@@ -189,9 +195,9 @@ impl PieceCache {
         self.l1.resize(1 << L1_BITS, Entry::default());
         // Level 2 (4 MiB) is allocated once level 1 has missed L2_AFTER_MISSES times, so
         // encoding a few short strings stays cheap.
-        self.l2 = Vec::new();
+        self.l2 = HugeTable::default();
         self.l1_misses = 0;
-        self.long = Vec::new();
+        self.long = HugeTable::default();
         self.piece_bytes.clear();
         self.arena.clear();
         self.pairs = PairCache::new();
@@ -422,7 +428,7 @@ impl Tokenizer {
                     if c.l2.is_empty() {
                         c.l1_misses += 1;
                         if c.l1_misses >= L2_AFTER_MISSES {
-                            c.l2 = vec![L2Set::default(); 1 << L2_BITS];
+                            c.l2 = HugeTable::zeroed(1 << L2_BITS);
                         }
                     }
                     let l2 = !c.l2.is_empty();
@@ -490,7 +496,7 @@ impl Tokenizer {
                 sink.slice(&c.scratch);
                 if cacheable {
                     if c.long.is_empty() {
-                        c.long = vec![LongEntry::default(); LONG_WAYS << LONG_BITS];
+                        c.long = HugeTable::zeroed(LONG_WAYS << LONG_BITS);
                     }
                     let e = LongEntry {
                         hash,

@@ -10,38 +10,7 @@ use libsais::{SuffixArrayConstruction, ThreadCount};
 
 use crate::{Error, Result};
 
-const HUGE_PAGE: usize = 2 << 20;
-
-/// Ask the kernel to back the 2 MiB-aligned interior of `[ptr, ptr + len)` with transparent
-/// huge pages (`advice` = `MADV_HUGEPAGE` before first touch, `MADV_COLLAPSE` for memory
-/// already in use). Best effort: a kernel without THP, or memory it cannot collapse, simply
-/// keeps 4 KiB pages. SA-IS reads the text and writes the suffix array at random positions,
-/// so with 4 KiB pages most accesses miss the TLB; huge pages cut libsais' time by ~15 %
-/// on this project's benchmark (see benches/RESULTS.md).
-#[cfg(target_os = "linux")]
-fn advise_huge(ptr: *const u8, len: usize, advice: libc::c_int) {
-    let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
-    let end = (ptr as usize + len) / HUGE_PAGE * HUGE_PAGE;
-    if end > start {
-        // SAFETY: the range lies inside one live allocation of `len` bytes; these advices
-        // never change its contents.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, advice);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge(_ptr: *const u8, _len: usize, _advice: i32) {}
-
-#[cfg(target_os = "linux")]
-const MADV_HUGEPAGE: libc::c_int = libc::MADV_HUGEPAGE;
-#[cfg(target_os = "linux")]
-const MADV_COLLAPSE: libc::c_int = 25; // Linux >= 6.1; older kernels return EINVAL (ignored)
-#[cfg(not(target_os = "linux"))]
-const MADV_HUGEPAGE: i32 = 0;
-#[cfg(not(target_os = "linux"))]
-const MADV_COLLAPSE: i32 = 0;
+use crate::mem::{advise_huge, HUGE_PAGE, MADV_COLLAPSE, MADV_HUGEPAGE};
 
 /// A zero-filled vector of `n` entries, backed by huge pages where the kernel allows.
 pub(crate) fn huge_vec<T: Copy>(n: usize, zero: T) -> Vec<T> {
