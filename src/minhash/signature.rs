@@ -199,6 +199,16 @@ pub struct Sha1Pairs {
     shani: bool,
 }
 
+/// SHA-1 padding of a message of at most 55 bytes into its single 64-byte block.
+#[inline(always)]
+fn pad_one_block(b: &mut [u8; 64], data: &[u8]) {
+    debug_assert!(data.len() <= 55);
+    b.fill(0);
+    b[..data.len()].copy_from_slice(data);
+    b[data.len()] = 0x80;
+    b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+}
+
 impl Sha1Pairs {
     pub fn new(k: usize) -> Self {
         #[cfg(target_arch = "x86_64")]
@@ -218,11 +228,7 @@ impl Sha1Pairs {
             out.push(sha1_prefix(data, self.k));
             return;
         }
-        let b = &mut self.blocks[self.pending];
-        b.fill(0);
-        b[..data.len()].copy_from_slice(data);
-        b[data.len()] = 0x80;
-        b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+        pad_one_block(&mut self.blocks[self.pending], data);
         self.pending += 1;
         if self.pending == SHA_WAYS {
             self.pending = 0;
@@ -403,11 +409,7 @@ impl Affine32Sha {
             self.rest.push(sha1_prefix(data, 4));
             return;
         }
-        let b = &mut self.blocks[self.pending];
-        b.fill(0);
-        b[..data.len()].copy_from_slice(data);
-        b[data.len()] = 0x80;
-        b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+        pad_one_block(&mut self.blocks[self.pending], data);
         self.pending += 1;
         if self.pending == SHA_WAYS {
             self.pending = 0;
