@@ -135,10 +135,11 @@ impl<T: Zeroable> Default for HugeTable<T> {
 mod tests {
     use super::*;
 
+    // SAFETY: u64 is plain data.
+    unsafe impl Zeroable for u64 {}
+
     #[test]
     fn tables_are_zeroed_aligned_and_writable() {
-        // SAFETY: u64 is plain data.
-        unsafe impl Zeroable for u64 {}
         for n in [0usize, 1, 1000, (4 << 20) / 8] {
             let mut t = HugeTable::<u64>::zeroed(n);
             assert_eq!(t.len(), n);
