@@ -199,14 +199,23 @@ pub struct Sha1Pairs {
     shani: bool,
 }
 
-/// SHA-1 padding of a message of at most 55 bytes into its single 64-byte block.
+/// Pad a message of at most 55 bytes (SHA-1 padding) into the next free one of `blocks`;
+/// true when that filled all `SHA_WAYS` of them (the count then restarts at 0).
 #[inline(always)]
-fn pad_one_block(b: &mut [u8; 64], data: &[u8]) {
+fn queue_block(blocks: &mut [[u8; 64]; SHA_WAYS], pending: &mut usize, data: &[u8]) -> bool {
     debug_assert!(data.len() <= 55);
+    let b = &mut blocks[*pending];
     b.fill(0);
     b[..data.len()].copy_from_slice(data);
     b[data.len()] = 0x80;
     b[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+    *pending += 1;
+    if *pending == SHA_WAYS {
+        *pending = 0;
+        true
+    } else {
+        false
+    }
 }
 
 impl Sha1Pairs {
@@ -228,10 +237,7 @@ impl Sha1Pairs {
             out.push(sha1_prefix(data, self.k));
             return;
         }
-        pad_one_block(&mut self.blocks[self.pending], data);
-        self.pending += 1;
-        if self.pending == SHA_WAYS {
-            self.pending = 0;
+        if queue_block(&mut self.blocks, &mut self.pending, data) {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `shani` is true only when the CPU has SHA, SSE4.1 and SSSE3.
@@ -409,10 +415,7 @@ impl Affine32Sha {
             self.rest.push(sha1_prefix(data, 4));
             return;
         }
-        pad_one_block(&mut self.blocks[self.pending], data);
-        self.pending += 1;
-        if self.pending == SHA_WAYS {
-            self.pending = 0;
+        if queue_block(&mut self.blocks, &mut self.pending, data) {
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `new` returns a value only when the CPU has SHA, SSE4.1, SSSE3, AVX2,
