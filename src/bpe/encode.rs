@@ -152,11 +152,7 @@ impl Vocab {
                         return;
                     }
                 }
-                if piece.len() <= SMALL && self.small_keys_fit() {
-                    self.merge_small(piece, out, NONE, &mut PairCache::disabled());
-                } else {
-                    self.merge_heap(piece, out, NONE, &mut PairCache::disabled());
-                }
+                self.merge(piece, out, NONE, &mut PairCache::disabled());
             }
         }
     }
@@ -164,23 +160,25 @@ impl Vocab {
     /// BPE of a piece of two or more bytes, without the whole-piece lookup.
     #[inline]
     pub(crate) fn encode_piece_merges(&self, piece: &[u8], out: &mut Vec<u32>, pc: &mut PairCache) {
-        if piece.len() <= SMALL && self.small_keys_fit() {
-            self.merge_small(piece, out, NONE, pc);
-        } else {
-            self.merge_heap(piece, out, NONE, pc);
-        }
+        self.merge(piece, out, NONE, pc);
     }
 
     /// BPE using only merges with priority below `limit` (no whole-piece shortcut).
     pub(crate) fn encode_piece_limited(&self, piece: &[u8], limit: u32) -> Vec<u32> {
         let mut out = Vec::new();
-        let pc = &mut PairCache::disabled();
-        if piece.len() <= SMALL && self.small_keys_fit() {
-            self.merge_small(piece, &mut out, limit, pc);
-        } else {
-            self.merge_heap(piece, &mut out, limit, pc);
-        }
+        self.merge(piece, &mut out, limit, &mut PairCache::disabled());
         out
+    }
+
+    /// BPE from single bytes using merges with priority below `limit`: the flat merger for
+    /// short pieces, the heap for long ones.
+    #[inline]
+    fn merge(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32, pc: &mut PairCache) {
+        if piece.len() <= SMALL && self.small_keys_fit() {
+            self.merge_small(piece, out, limit, pc);
+        } else {
+            self.merge_heap(piece, out, limit, pc);
+        }
     }
 
     /// Whether every priority fits the small merger's packed keys.
