@@ -99,6 +99,14 @@ fn minhash_fast_params<'py>(py: Python<'py>, num_perm: usize, seed: u64) -> PyRe
     }
 }
 
+/// `n` signatures of `p` values as an `n × p` numpy matrix (uint32 or uint64), no copy.
+fn sig_matrix(py: Python<'_>, sig: Signatures, n: usize, p: usize) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match sig {
+        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
+    })
+}
+
 /// minhash_signatures(docs, shingle, scheme, a, b, threads=None) -> ndarray[n, num_perm]
 #[pyfunction]
 #[pyo3(signature = (docs, shingle, scheme, a, b, threads=None))]
@@ -117,10 +125,7 @@ fn minhash_signatures<'py>(
     let p = scheme.num_perm();
     let n = view.len();
     let sig = py.detach(|| with_threads(threads, || signature::signatures(view, &cfg, &scheme)))??;
-    Ok(match sig {
-        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-    })
+    sig_matrix(py, sig, n, p)
 }
 
 /// minhash_signatures_of_strs(texts, shingle, scheme, a, b, threads=None) -> ndarray[n, num_perm]
@@ -159,10 +164,7 @@ fn minhash_signatures_of_strs<'py>(
     let slices = &slices;
     let sig = py.detach(|| with_threads(threads, || signature::signatures_with(n, |i| slices[i], &cfg, &scheme)))??;
     drop(held);
-    Ok(match sig {
-        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-    })
+    sig_matrix(py, sig, n, p)
 }
 
 /// minhash_signatures_of_sets(items, groups, scheme, a, b, threads=None) -> ndarray[n, num_perm]
@@ -186,10 +188,7 @@ fn minhash_signatures_of_sets<'py>(
     let p = scheme.num_perm();
     let n = groups.len().saturating_sub(1);
     let sig = py.detach(|| with_threads(threads, || signature::signatures_of_sets(view, groups, &scheme)))??;
-    Ok(match sig {
-        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-    })
+    sig_matrix(py, sig, n, p)
 }
 
 extern "C" {
@@ -474,10 +473,7 @@ fn minhash_signatures_of_lists<'py>(
     let p = scheme.num_perm();
     let n = groups.len() - 1;
     let sig = py.detach(|| with_threads(threads, || signature::signatures_of_hashed_sets(&hashes, &groups, &scheme)))??;
-    Ok(match sig {
-        Signatures::U32(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-        Signatures::U64(v) => PyArray1::from_vec(py, v).reshape([n, p])?.into_any(),
-    })
+    sig_matrix(py, sig, n, p)
 }
 
 /// minhash_shingles(text, shingle) -> list[str]
