@@ -62,7 +62,9 @@ unsafe impl<T: Zeroable + Sync> Sync for HugeTable<T> {}
 impl<T: Zeroable> HugeTable<T> {
     /// `len` zeroed entries.
     pub(crate) fn zeroed(len: usize) -> Self {
-        let bytes = len.checked_mul(std::mem::size_of::<T>()).unwrap_or(usize::MAX);
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .unwrap_or(usize::MAX);
         if bytes == 0 {
             return HugeTable {
                 ptr: NonNull::dangling(),
@@ -150,7 +152,10 @@ mod tests {
             for (i, x) in t.iter_mut().enumerate() {
                 *x = i as u64;
             }
-            assert_eq!(t.iter().sum::<u64>(), (n as u64) * (n as u64).saturating_sub(1) / 2);
+            assert_eq!(
+                t.iter().sum::<u64>(),
+                (n as u64) * (n as u64).saturating_sub(1) / 2
+            );
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::vocab::{pair_key, MergeRule, Vocab};
+use super::vocab::{pair_key, MergeRule, Vocab, MEMO_ID_BITS, MEMO_PRIO_BITS};
 
 const NONE: u32 = u32::MAX;
 /// Pieces longer than this use the heap.
@@ -24,12 +24,14 @@ struct Part {
     id: u32,
 }
 
-/// A small direct-mapped memo of pair lookups `(left id, right id) → (priority, merged id)`,
-/// one per thread: token pairs repeat across pieces, and a hit costs no access to the large
+/// A small direct-mapped memo of pair lookups `(left id, right id) → priority`, one per
+/// thread: token pairs repeat across pieces, and a hit costs no access to the large
 /// vocabulary tables. The answer depends on the two ids only, so it is always exact.
 pub(crate) struct PairCache {
-    /// `(pair key, priority, merged id)`; key `u64::MAX` (two `NONE` ids) is empty.
-    slots: Vec<(u64, u32, u32)>,
+    /// `left << 43 | right << 22 | priority` in one word (priority all ones: no merge);
+    /// `u64::MAX` is empty. Used only when the vocabulary's ids and priorities fit
+    /// ([`Vocab::memo_fits`]).
+    slots: Vec<u64>,
     /// Reused buffers of the small-piece merger.
     work: SmallWork,
 }
@@ -40,8 +42,6 @@ struct Link {
     start: u32,
     end: u32,
     id: u32,
-    /// Result of merging with the next part.
-    merged: u32,
     prev: u32,
     next: u32,
 }
@@ -63,13 +63,22 @@ fn pack(rank: u32, i: usize) -> u32 {
     }
 }
 
-const PAIR_CACHE_BITS: u32 = 15;
+const PAIR_CACHE_BITS: u32 = 16;
+const MEMO_PRIO_MASK: u64 = (1 << MEMO_PRIO_BITS) - 1;
+
+/// The memo key (ids in the high bits, priority bits zero) and slot of the pair `(a, b)`.
+#[inline(always)]
+fn memo_slot(a: u32, b: u32) -> (u64, usize) {
+    let ids = (a as u64) << MEMO_ID_BITS | b as u64;
+    let slot = (ids.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PAIR_CACHE_BITS)) as usize;
+    (ids << MEMO_PRIO_BITS, slot)
+}
 
 impl PairCache {
-    /// An enabled cache (2^15 slots, 512 KiB).
+    /// An enabled cache (2^16 slots, 512 KiB).
     pub(crate) fn new() -> Self {
         PairCache {
-            slots: vec![(u64::MAX, NONE, NONE); 1 << PAIR_CACHE_BITS],
+            slots: vec![u64::MAX; 1 << PAIR_CACHE_BITS],
             work: SmallWork::default(),
         }
     }
@@ -90,47 +99,49 @@ impl Default for PairCache {
 }
 
 impl Vocab {
-    /// Priority and id of the merge of `a` (bytes `piece[a_start..]`) with `b` ending at `b_end`;
-    /// `piece` may extend past the piece (padding).
+    /// Priority of the merge of `a` (bytes `piece[a_start..]`) with `b` ending at `b_end`
+    /// (`NONE` when they do not merge below `limit`); `piece` may extend past the piece
+    /// (padding). The merged token is [`Vocab::merged_id`] of the priority.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn pair(
         &self,
-        slots: &mut [(u64, u32, u32)],
+        slots: &mut [u64],
         piece: &[u8],
         a_start: u32,
         a_id: u32,
         b_id: u32,
         b_end: u32,
         limit: u32,
-    ) -> (u32, u32) {
-        let key = pair_key(a_id, b_id);
-        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PAIR_CACHE_BITS)) as usize;
-        let (r, id) = match slots.get(slot) {
-            Some(&(k, r, id)) if k == key => (r, id),
-            _ => {
-                let (r, id) = match &self.rule {
-                    MergeRule::Ranks => {
-                        match self.token_id_at(piece, a_start as usize, b_end as usize) {
-                            Some(r) => (r, r),
-                            None => (NONE, NONE),
-                        }
+    ) -> u32 {
+        let lookup = || match &self.rule {
+            MergeRule::Ranks => self
+                .token_id_at(piece, a_start as usize, b_end as usize)
+                .unwrap_or(NONE),
+            MergeRule::Pairs(m) => m.get(&pair_key(a_id, b_id)).map_or(NONE, |&(r, _)| r),
+        };
+        let r = if self.memo_fits {
+            let (key, slot) = memo_slot(a_id, b_id);
+            match slots.get(slot) {
+                Some(&v) if v & !MEMO_PRIO_MASK == key => match v & MEMO_PRIO_MASK {
+                    MEMO_PRIO_MASK => NONE,
+                    p => p as u32,
+                },
+                _ => {
+                    let r = lookup();
+                    if let Some(s) = slots.get_mut(slot) {
+                        *s = key | (r as u64 & MEMO_PRIO_MASK);
                     }
-                    MergeRule::Pairs(m) => match m.get(&key) {
-                        Some(&(r, id)) => (r, id),
-                        None => (NONE, NONE),
-                    },
-                };
-                if let Some(s) = slots.get_mut(slot) {
-                    *s = (key, r, id);
+                    r
                 }
-                (r, id)
             }
+        } else {
+            lookup()
         };
         if r < limit {
-            (r, id)
+            r
         } else {
-            (NONE, NONE)
+            NONE
         }
     }
 
@@ -236,7 +247,6 @@ impl Vocab {
                     start: i as u32,
                     end: i as u32 + 1,
                     id,
-                    merged: NONE,
                     prev: k.wrapping_sub(1),
                     next: k + 1,
                 });
@@ -260,12 +270,11 @@ impl Vocab {
         for i in 0..n - 1 {
             let x = piece[parts[i].start as usize] as usize;
             let y = piece[parts[i + 1].start as usize] as usize;
-            let (r, m) = match self.byte_pairs.get(x << 8 | y) {
-                Some(&(r, m)) if r < limit => (r, m),
-                _ => (NONE, NONE),
+            let r = match self.byte_pairs.get(x << 8 | y) {
+                Some(&r) if r < limit => r,
+                _ => NONE,
             };
             keys.push(pack(r, i));
-            parts[i].merged = m;
         }
         keys.push(NONE);
         // Merged-away parts stay in place with key NONE and are unlinked, so each step is one
@@ -280,13 +289,13 @@ impl Vocab {
             let (after, right_end) = (parts[right].next, parts[right].end);
             keys[right] = NONE;
             let p = &mut parts[at];
-            p.id = p.merged;
+            p.id = self.merged_id(best >> IDX_BITS);
             p.end = right_end;
             p.next = after;
             if after != NONE {
                 let q = after as usize;
                 parts[q].prev = at as u32;
-                let (r, m) = self.pair(
+                let r = self.pair(
                     slots,
                     piece,
                     parts[at].start,
@@ -296,14 +305,13 @@ impl Vocab {
                     limit,
                 );
                 keys[at] = pack(r, at);
-                parts[at].merged = m;
             } else {
                 keys[at] = NONE;
             }
             let before = parts[at].prev;
             if before != NONE {
                 let b = before as usize;
-                let (r, m) = self.pair(
+                let r = self.pair(
                     slots,
                     piece,
                     parts[b].start,
@@ -313,7 +321,6 @@ impl Vocab {
                     limit,
                 );
                 keys[b] = pack(r, b);
-                parts[b].merged = m;
             }
         }
         let mut i = 0u32;
@@ -347,7 +354,7 @@ impl Vocab {
         let key = |r: u32, i: usize| Reverse(((r as u64) << 32) | i as u64);
         let mut initial = Vec::with_capacity(n);
         for i in 0..n - 1 {
-            let (r, _) = self.pair(
+            let r = self.pair(
                 slots,
                 piece,
                 parts[i].start,
@@ -368,7 +375,7 @@ impl Vocab {
                 continue;
             }
             let r = next[l] as usize;
-            let (now, merged) = self.pair(
+            let now = self.pair(
                 slots,
                 piece,
                 parts[l].start,
@@ -381,7 +388,7 @@ impl Vocab {
                 continue;
             }
             alive[r] = false;
-            parts[l].id = merged;
+            parts[l].id = self.merged_id(now);
             parts[l].end = parts[r].end;
             next[l] = next[r];
             if next[r] != NONE {
@@ -389,7 +396,7 @@ impl Vocab {
             }
             if prev[l] != NONE {
                 let p = prev[l] as usize;
-                let (rk, _) = self.pair(
+                let rk = self.pair(
                     slots,
                     piece,
                     parts[p].start,
@@ -404,7 +411,7 @@ impl Vocab {
             }
             if next[l] != NONE {
                 let q = next[l] as usize;
-                let (rk, _) = self.pair(
+                let rk = self.pair(
                     slots,
                     piece,
                     parts[l].start,
@@ -497,6 +504,101 @@ mod tests {
             v.encode_piece(b, &mut enc);
             prop_assert_eq!(&enc, &r);
         }
+    }
+
+    /// A merge-list vocabulary whose priorities differ from its ids (merged ids count down).
+    fn merge_list_vocab() -> (Vocab, Vec<(Vec<u8>, Vec<u8>)>) {
+        let merges: Vec<(&str, &str)> = vec![
+            ("b", "c"),
+            ("a", "b"),
+            ("a", "a"),
+            ("c", "a"),
+            ("ab", "c"),
+            ("aa", "aa"),
+            ("a", "bc"),
+            ("b", "b"),
+            ("c", "ab"),
+            ("b", "a"),
+            ("bc", "ab"),
+            ("aa", "a"),
+        ];
+        let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        let mut next = 1000u32;
+        for (a, b) in &merges {
+            let t = format!("{a}{b}").into_bytes();
+            if !toks.iter().any(|(x, _)| *x == t) {
+                toks.push((t, next));
+                next -= 1;
+            }
+        }
+        let m = merges
+            .iter()
+            .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()));
+        let m: Vec<_> = m.collect();
+        (Vocab::from_merges(toks, &m, false).unwrap(), m)
+    }
+
+    /// Textbook merge-list BPE: the adjacent pair earliest in the list, leftmost on ties.
+    fn merge_list_reference(v: &Vocab, merges: &[(Vec<u8>, Vec<u8>)], piece: &[u8]) -> Vec<u32> {
+        let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
+        loop {
+            let mut best: Option<(usize, usize)> = None;
+            for i in 0..parts.len().saturating_sub(1) {
+                let k = merges
+                    .iter()
+                    .position(|(a, b)| *a == parts[i] && *b == parts[i + 1]);
+                if let Some(k) = k {
+                    if best.is_none_or(|(bk, _)| k < bk) {
+                        best = Some((k, i));
+                    }
+                }
+            }
+            let Some((_, i)) = best else { break };
+            let right = parts.remove(i + 1);
+            parts[i].extend_from_slice(&right);
+        }
+        parts.iter().map(|p| v.token_id(p).unwrap()).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn merge_lists_use_the_memo_exactly(s in "[abc]{1,200}") {
+            let (v, merges) = merge_list_vocab();
+            prop_assert!(v.memo_fits);
+            let b = s.as_bytes();
+            let want = merge_list_reference(&v, &merges, b);
+            // One memo across calls, as a thread's cache is used: earlier pieces fill it.
+            let mut memo = PairCache::new();
+            for _ in 0..2 {
+                let mut heap = Vec::new();
+                v.merge_heap(b, &mut heap, NONE, &mut memo);
+                prop_assert_eq!(&heap, &want);
+                if b.len() <= SMALL {
+                    let mut small = Vec::new();
+                    v.merge_small(b, &mut small, NONE, &mut memo);
+                    prop_assert_eq!(&small, &want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_too_large_for_the_memo_bypass_it() {
+        let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        toks.push((b"ab".to_vec(), 300));
+        toks.push((b"abab".to_vec(), 1 << MEMO_ID_BITS)); // one id past the packed width
+        let v = Vocab::from_ranks(toks).unwrap();
+        assert!(!v.memo_fits);
+        let mut memo = PairCache::new();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            v.merge_small(b"ababab", &mut out, NONE, &mut memo);
+            assert_eq!(out, vec![1 << MEMO_ID_BITS, 300]);
+        }
+        assert!(
+            memo.slots.iter().all(|&s| s == u64::MAX),
+            "nothing was memoised"
+        );
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub(crate) fn pair_key(a: u32, b: u32) -> u64 {
 
 const NONE: u32 = u32::MAX;
 
+/// Bits of each id and of the priority in the pair memo's 8-byte slots
+/// (`left << 43 | right << 22 | priority`).
+pub(crate) const MEMO_ID_BITS: u32 = 21;
+pub(crate) const MEMO_PRIO_BITS: u32 = 22;
+const _: () = assert!(2 * MEMO_ID_BITS + MEMO_PRIO_BITS == 64);
+
 /// The first 8 bytes of `b` (at least 8 long) as a little-endian word: one load.
 #[inline(always)]
 pub(crate) fn load8(b: &[u8]) -> u64 {
@@ -83,10 +89,14 @@ pub struct Vocab {
     pub(crate) max_token_len: usize,
     /// One more than the largest merge priority (rank or merge index).
     pub(crate) priority_bound: u64,
-    /// `(priority, merged id)` of every pair of single-byte tokens, indexed by
+    /// Merge priority of every pair of single-byte tokens, indexed by
     /// `first byte << 8 | second byte` (`NONE` when they do not merge): a piece's first
     /// round of pair lookups without hashing.
-    pub(crate) byte_pairs: Box<[(u32, u32)]>,
+    pub(crate) byte_pairs: Box<[u32]>,
+    /// The merged id of each priority of a merge list (empty for ranks: priority = id).
+    prio_ids: Box<[u32]>,
+    /// Whether ids and priorities fit the pair memo's packed 8-byte slots.
+    pub(crate) memo_fits: bool,
     len: usize,
 }
 
@@ -178,6 +188,8 @@ impl Vocab {
             max_token_len,
             priority_bound: n_ids as u64,
             byte_pairs: Box::default(),
+            prio_ids: Box::default(),
+            memo_fits: false,
             len: tokens.len(),
         })
     }
@@ -231,25 +243,39 @@ impl Vocab {
             })?;
             pairs.entry(pair_key(ia, ib)).or_insert((k as u32, iab));
         }
+        let mut prio_ids = vec![NONE; merges.len()];
+        for &(k, id) in pairs.values() {
+            prio_ids[k as usize] = id;
+        }
+        v.prio_ids = prio_ids.into_boxed_slice();
         v.rule = MergeRule::Pairs(pairs);
         v.priority_bound = merges.len() as u64;
         v.fill_byte_pairs();
         Ok(v)
     }
 
+    /// Id of the token that the merge of priority `prio` produces.
+    #[inline(always)]
+    pub(crate) fn merged_id(&self, prio: u32) -> u32 {
+        match self.prio_ids.get(prio as usize) {
+            Some(&id) => id,
+            None => prio,
+        }
+    }
+
+    /// Also sets [`Vocab::memo_fits`] (called once the rule is final).
     fn fill_byte_pairs(&mut self) {
-        let mut t = vec![(NONE, NONE); 1 << 16];
+        self.memo_fits = (self.n_ids() as u64) < (1 << MEMO_ID_BITS) - 1
+            && self.priority_bound < (1 << MEMO_PRIO_BITS) - 1;
+        let mut t = vec![NONE; 1 << 16];
         for (k, slot) in t.iter_mut().enumerate() {
             let (x, y) = (self.byte_ids[k >> 8], self.byte_ids[k & 0xff]);
             if x == NONE || y == NONE {
                 continue;
             }
             *slot = match &self.rule {
-                MergeRule::Ranks => match self.token_id(&[(k >> 8) as u8, k as u8]) {
-                    Some(id) => (id, id),
-                    None => (NONE, NONE),
-                },
-                MergeRule::Pairs(m) => m.get(&pair_key(x, y)).copied().unwrap_or((NONE, NONE)),
+                MergeRule::Ranks => self.token_id(&[(k >> 8) as u8, k as u8]).unwrap_or(NONE),
+                MergeRule::Pairs(m) => m.get(&pair_key(x, y)).map_or(NONE, |&(r, _)| r),
             };
         }
         self.byte_pairs = t.into_boxed_slice();
