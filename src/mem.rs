@@ -62,9 +62,7 @@ unsafe impl<T: Zeroable + Sync> Sync for HugeTable<T> {}
 impl<T: Zeroable> HugeTable<T> {
     /// `len` zeroed entries.
     pub(crate) fn zeroed(len: usize) -> Self {
-        let bytes = len
-            .checked_mul(std::mem::size_of::<T>())
-            .unwrap_or(usize::MAX);
+        let bytes = len.saturating_mul(std::mem::size_of::<T>());
         if bytes == 0 {
             return HugeTable {
                 ptr: NonNull::dangling(),

@@ -507,7 +507,9 @@ mod tests {
     }
 
     /// A merge-list vocabulary whose priorities differ from its ids (merged ids count down).
-    fn merge_list_vocab() -> (Vocab, Vec<(Vec<u8>, Vec<u8>)>) {
+    type Merges = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn merge_list_vocab() -> (Vocab, Merges) {
         let merges: Vec<(&str, &str)> = vec![
             ("b", "c"),
             ("a", "b"),

@@ -66,12 +66,15 @@ where
 
 impl PieceSplitter for super::Pretokenizer {
     fn split_pieces(&self, text: &str, f: &mut dyn FnMut(usize, usize)) -> Result<()> {
-        self.split(text, |s, e| f(s, e))
+        self.split(text, f)
     }
 }
 
 /// Bytes of text handed to one parallel counting task (documents are grouped up to this).
 const TASK_BYTES: usize = 1 << 20;
+
+/// One task's piece counts (pieces borrowed from the corpus) and its number of pieces.
+type PieceCounts<'a> = (FxHashMap<&'a [u8], u64>, u64);
 
 /// The word-type table: distinct piece byte strings with their counts.
 #[derive(Default, Debug, Clone)]
@@ -167,7 +170,7 @@ impl WordCounter {
             }
             Ok((local, pieces))
         };
-        let locals: Vec<Result<(FxHashMap<&[u8], u64>, u64)>> = if tasks.len() == 1 {
+        let locals: Vec<Result<PieceCounts<'_>>> = if tasks.len() == 1 {
             vec![count_task(&tasks[0])]
         } else {
             tasks.par_iter().map(count_task).collect()

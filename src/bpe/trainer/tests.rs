@@ -92,13 +92,14 @@ fn boxed(words: &[(Vec<u8>, u64)]) -> Vec<(Box<[u8]>, u64)> {
         .collect()
 }
 
+#[allow(clippy::type_complexity)] // the closure type is spelled out once, here
 fn whitespace() -> FnSplitter<impl Fn(&str, &mut dyn FnMut(usize, usize)) -> Result<()> + Sync> {
     FnSplitter(|text: &str, f: &mut dyn FnMut(usize, usize)| {
         // " word" pieces, like GPT-2: a space attaches to the following word.
         let b = text.as_bytes();
         let mut start = 0;
-        for i in 1..b.len() {
-            if b[i] == b' ' {
+        for (i, &c) in b.iter().enumerate().skip(1) {
+            if c == b' ' {
                 f(start, i);
                 start = i;
             }
