@@ -671,7 +671,12 @@ impl Tokenizer {
         let n_chunks = bounds.len() - 1;
         let run_all = |parallel: bool| -> Result<(Vec<u32>, Vec<i64>)> {
             let results: Vec<Result<(Vec<u32>, Vec<u32>)>> = if parallel {
-                (0..n_chunks).into_par_iter().map(run_chunk).collect()
+                // One task per chunk (64 KiB or more): see `crate::par` for why.
+                (0..n_chunks)
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .map(run_chunk)
+                    .collect()
             } else {
                 (0..n_chunks).map(run_chunk).collect()
             };
@@ -710,7 +715,7 @@ impl Tokenizer {
                     }
                 };
                 if parallel {
-                    jobs.into_par_iter().for_each(fill);
+                    jobs.into_par_iter().with_max_len(1).for_each(fill);
                 } else {
                     jobs.into_iter().for_each(fill);
                 }

@@ -173,7 +173,7 @@ impl WordCounter {
         let locals: Vec<Result<PieceCounts<'_>>> = if tasks.len() == 1 {
             vec![count_task(&tasks[0])]
         } else {
-            tasks.par_iter().map(count_task).collect()
+            tasks.par_iter().with_max_len(1).map(count_task).collect()
         };
         for r in locals {
             let (local, pieces) = r?;

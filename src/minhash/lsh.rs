@@ -157,6 +157,7 @@ pub fn band_keys(sig: SigView<'_>, num_perm: usize, bands: usize, rows: usize) -
     keys.par_chunks_mut(bands)
         .enumerate()
         .with_min_len(64)
+        .with_max_len(crate::par::max_task_len(n, 64))
         .for_each_init(Vec::new, |buf: &mut Vec<u8>, (i, out)| {
             for (j, k) in out.iter_mut().enumerate() {
                 buf.clear();

@@ -991,6 +991,7 @@ pub fn signatures_with<'a>(
         out.par_chunks_mut(p)
             .enumerate()
             .with_min_len(8)
+            .with_max_len(crate::par::max_task_len(n, 8))
             .try_for_each_init(init, |w, (i, row)| {
                 collect_hashes(w, text(i)?, cfg, scheme)?;
                 update_u64(scheme, row, &w.hashes)
@@ -1001,6 +1002,7 @@ pub fn signatures_with<'a>(
         out.par_chunks_mut(p)
             .enumerate()
             .with_min_len(8)
+            .with_max_len(crate::par::max_task_len(n, 8))
             .try_for_each_init(init, |w, (i, row)| {
                 if let (Some(f), Scheme::DatasketchAffine32 { a, b }) =
                     (w.affine32.as_mut(), scheme)
@@ -1058,6 +1060,7 @@ pub fn signatures_of_sets(items: Docs<'_>, groups: &[i64], scheme: &Scheme) -> R
         out.par_chunks_mut(p)
             .enumerate()
             .with_min_len(8)
+            .with_max_len(crate::par::max_task_len(n, 8))
             .try_for_each_init(Vec::new, |h, (i, row)| {
                 fill(h, i);
                 update_u64(scheme, row, h)
@@ -1068,6 +1071,7 @@ pub fn signatures_of_sets(items: Docs<'_>, groups: &[i64], scheme: &Scheme) -> R
         out.par_chunks_mut(p)
             .enumerate()
             .with_min_len(8)
+            .with_max_len(crate::par::max_task_len(n, 8))
             .try_for_each_init(Vec::new, |h, (i, row)| {
                 fill(h, i);
                 update_u32(scheme, row, h)
@@ -1100,6 +1104,7 @@ pub fn signatures_of_hashed_sets(
         out.par_chunks_mut(p)
             .enumerate()
             .with_min_len(8)
+            .with_max_len(crate::par::max_task_len(n, 8))
             .try_for_each(|(i, row)| update_u64(scheme, row, set(i)))?;
         Ok(Signatures::U64(out))
     } else {
@@ -1107,6 +1112,7 @@ pub fn signatures_of_hashed_sets(
         out.par_chunks_mut(p)
             .enumerate()
             .with_min_len(8)
+            .with_max_len(crate::par::max_task_len(n, 8))
             .try_for_each(|(i, row)| update_u32(scheme, row, set(i)))?;
         Ok(Signatures::U32(out))
     }
@@ -1120,6 +1126,7 @@ pub fn shingle_counts(docs: Docs<'_>, cfg: &ShingleConfig) -> Result<Vec<u32>> {
     out.par_iter_mut()
         .enumerate()
         .with_min_len(8)
+        .with_max_len(crate::par::max_task_len(docs.len(), 8))
         .try_for_each_init(
             || (Scratch::new(), Vec::new()),
             |(scratch, set), (i, c)| {

@@ -67,6 +67,7 @@ pub fn doc_stats(doc: &[u8]) -> Stats {
 pub fn corpus_stats(docs: Docs<'_>) -> Stats {
     (0..docs.len())
         .into_par_iter()
+        .with_max_len(crate::par::max_task_len(docs.len(), 64))
         .map(|i| doc_stats(docs.get(i)))
         .reduce(Stats::default, |a, b| a + b)
 }
