@@ -8,10 +8,10 @@ have passed: whenever /proc/stat shows the CPUs >= 90 % idle for one second, tim
 ``encode_ordinary_batch(arr, num_threads=1)`` and ``num_threads=2`` per encoding and prints one
 line with the idle fraction before and after, the load average and the ratios.
 
-Each line also measures the machine's own ceiling in the same moment: ``hashlib.sha256`` over
-4 MiB buffers (pure computation, no shared data, the GIL released) on 1 thread and split over
-2 threads. A VM whose two vCPUs give pure computation less than 2x cannot give it to the
-tokenizer either, so the tokenizer's ratio is also shown as a fraction of that ceiling.
+Each line also times a pure-computation reference at the same moment: ``hashlib.sha256`` over
+4 MiB buffers (no shared data, the GIL released) on 1 thread and split over 2 threads. It shows
+what the two vCPUs give plain arithmetic right then (on this VM often well under 2x, while the
+memory-bound tokenizer can do better), so a bad line can be told apart from a busy machine.
 """
 
 from __future__ import annotations
@@ -91,21 +91,20 @@ def main() -> None:
         res = []
         c1 = best(lambda: hash_threads(1))
         c2 = best(lambda: hash_threads(2))
-        ceiling = c1 / c2
-        res.append(f"ceiling (sha256): 1t {c1:.4f}s 2t {c2:.4f}s ratio {ceiling:.2f}")
+        res.append(f"sha256 reference: 1t {c1:.4f}s 2t {c2:.4f}s ratio {c1 / c2:.2f}")
         for n, t in toks.items():
             t1 = best(lambda: t.encode_ordinary_batch(arr, num_threads=1))
             t2 = best(lambda: t.encode_ordinary_batch(arr, num_threads=2))
             ratios.setdefault(n, []).append(t1 / t2)
-            res.append(f"{n}: 1t {t1:.4f}s 2t {t2:.4f}s ratio {t1 / t2:.2f} ({t1 / t2 / ceiling:.0%} of ceiling)")
-        ratios.setdefault("ceiling", []).append(ceiling)
+            res.append(f"{n}: 1t {t1:.4f}s 2t {t2:.4f}s ratio {t1 / t2:.2f}")
+        ratios.setdefault("sha256 reference", []).append(c1 / c2)
         after = idle(0.5)
         with open("/proc/loadavg") as f:
             la = " ".join(f.read().split()[:3])
         print(time.strftime("%H:%M:%S"), f"idle before {before:.2f} after {after:.2f} load {la} |",
               " | ".join(res), flush=True)
     if ratios:
-        print("medians over", len(ratios["ceiling"]), "lines:",
+        print("medians over", len(ratios["sha256 reference"]), "lines:",
               ", ".join(f"{k} {statistics.median(v):.2f}x" for k, v in ratios.items()))
 
 
