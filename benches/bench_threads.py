@@ -1,12 +1,15 @@
-"""2-thread vs 1-thread scaling of ``encode_ordinary_batch``, measured only while the machine is
-idle (on a shared machine, wall-clock scaling means nothing while another job holds a core).
+"""2-thread vs 1-thread scaling of the batch kernels — tokenizer ``encode_ordinary_batch`` and
+MinHash ``signatures`` — measured only while the machine is idle (on a shared machine,
+wall-clock scaling means nothing while another job holds a core).
 
-    python benches/bench_tokenizer_threads.py [--seconds 600] [--mb 16]
+    python benches/bench_threads.py [--seconds 600] [--mb 16]
 
 Loads the same corpus as bench_tokenizer.py, warms both thread counts, then until --seconds
 have passed: whenever /proc/stat shows the CPUs >= 90 % idle for one second, times best of 5
-``encode_ordinary_batch(arr, num_threads=1)`` and ``num_threads=2`` per encoding and prints one
-line with the idle fraction before and after, the load average and the ratios.
+``encode_ordinary_batch(arr, num_threads=1)`` and ``num_threads=2`` per encoding, and
+``MinHasher(...).signatures(arr, threads=1)`` and ``threads=2`` (fast and datasketch-compat
+modes), and prints one line with the idle fraction before and after, the load average and the
+ratios; at the end, the median of each ratio.
 
 Each line also times a pure-computation reference at the same moment: ``hashlib.sha256`` over
 4 MiB buffers (no shared data, the GIL released) on 1 thread and split over 2 threads. It shows
@@ -31,6 +34,7 @@ import pyarrow as pa  # noqa: E402
 
 from bench_tokenizer import load_corpus  # noqa: E402
 from gristmill import Tokenizer  # noqa: E402
+from gristmill.minhash import MinHasher  # noqa: E402
 
 
 def idle(dt: float = 1.0) -> float:
@@ -79,9 +83,13 @@ def main() -> None:
     docs = load_corpus(args.mb)
     arr = pa.array(docs, type=pa.large_string())
     toks = {n: Tokenizer.from_tiktoken(n) for n in ["cl100k_base", "o200k_base"]}
-    for t in toks.values():
-        t.encode_ordinary_batch(arr, num_threads=1)
-        t.encode_ordinary_batch(arr, num_threads=2)
+    kernels = {n: (lambda k, t=t: t.encode_ordinary_batch(arr, num_threads=k)) for n, t in toks.items()}
+    for mode, kw in (("minhash fast", {}), ("minhash compat", {"compat": "datasketch"})):
+        h = MinHasher(num_perm=128, seed=1, ngram=5, **kw)
+        kernels[mode] = lambda k, h=h: h.signatures(arr, threads=k)
+    for run in kernels.values():
+        run(1)
+        run(2)
     ratios: dict = {}
     deadline = time.time() + args.seconds
     while time.time() < deadline:
@@ -92,9 +100,9 @@ def main() -> None:
         c1 = best(lambda: hash_threads(1))
         c2 = best(lambda: hash_threads(2))
         res.append(f"sha256 reference: 1t {c1:.4f}s 2t {c2:.4f}s ratio {c1 / c2:.2f}")
-        for n, t in toks.items():
-            t1 = best(lambda: t.encode_ordinary_batch(arr, num_threads=1))
-            t2 = best(lambda: t.encode_ordinary_batch(arr, num_threads=2))
+        for n, run in kernels.items():
+            t1 = best(lambda: run(1))
+            t2 = best(lambda: run(2))
             ratios.setdefault(n, []).append(t1 / t2)
             res.append(f"{n}: 1t {t1:.4f}s 2t {t2:.4f}s ratio {t1 / t2:.2f}")
         ratios.setdefault("sha256 reference", []).append(c1 / c2)
