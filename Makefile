@@ -30,6 +30,7 @@ bench:
 	$(PYTHON) benches/bench_tokenizer.py --mb 16 --repeat 3
 	$(PYTHON) benches/bench_tokenizer_onepass.py --mb 96 --encoding o200k_base --steady
 	$(PYTHON) benches/bench_tokenizer_onepass.py --mb 96 --encoding cl100k_base --steady
+	$(PYTHON) benches/bench_tokenizer_sources.py --encoding o200k_base
 	$(PYTHON) benches/bench_threads.py --seconds 120
 	$(PYTHON) benches/bench_train.py --mb 100 --vocab-size 32768 --threads 2 --repeat 2
 	$(PYTHON) benches/bench_minhash.py --mb 32 --peer-mb 4 --dedup-mb 64
