@@ -29,16 +29,10 @@ impl Error {
         Error::InvalidArgument(msg.to_string())
     }
     pub fn invalid_data(context: impl fmt::Display, message: impl fmt::Display) -> Self {
-        Error::InvalidData {
-            context: context.to_string(),
-            message: message.to_string(),
-        }
+        Error::InvalidData { context: context.to_string(), message: message.to_string() }
     }
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.to_string(),
-            source,
-        }
+        Error::Io { path: path.to_string(), source }
     }
 }
 

@@ -150,10 +150,7 @@ mod tests {
             for (i, x) in t.iter_mut().enumerate() {
                 *x = i as u64;
             }
-            assert_eq!(
-                t.iter().sum::<u64>(),
-                (n as u64) * (n as u64).saturating_sub(1) / 2
-            );
+            assert_eq!(t.iter().sum::<u64>(), (n as u64) * (n as u64).saturating_sub(1) / 2);
         }
     }
 }

@@ -3,21 +3,14 @@
 use gristmill::minhash::lsh::{
     band_keys, candidate_groups, components, kept_per_doc, MinUnionFind, SigView, Verify,
 };
-use gristmill::minhash::shingle::{
-    jaccard_sorted, shingle_hash_set, shingles, Scratch, ShingleConfig, Unit,
-};
+use gristmill::minhash::shingle::{jaccard_sorted, shingle_hash_set, shingles, Scratch, ShingleConfig, Unit};
 use gristmill::minhash::signature::{mod_mersenne61, signatures, Scheme, Signatures};
 use gristmill::text::corpus::OwnedDocs;
 use proptest::prelude::*;
 
 fn words() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        prop::sample::select(vec![
-            "alpha", "beta", "gamma", "delta", "Eps,", "ζήτα", "ÉTÉ", "42", "x.y", " ", "\n",
-        ]),
-        0..40,
-    )
-    .prop_map(|w| w.join(" "))
+    prop::collection::vec(prop::sample::select(vec!["alpha", "beta", "gamma", "delta", "Eps,", "ζήτα", "ÉTÉ", "42", "x.y", " ", "\n"]), 0..40)
+        .prop_map(|w| w.join(" "))
 }
 
 fn u32_rows(sig: &Signatures) -> Vec<u32> {
@@ -28,13 +21,7 @@ fn u32_rows(sig: &Signatures) -> Vec<u32> {
 }
 
 /// Connected components by brute force over all pairs sharing a band.
-fn brute_components(
-    sig: &[u32],
-    p: usize,
-    bands: usize,
-    rows: usize,
-    eligible: &[bool],
-) -> Vec<u32> {
+fn brute_components(sig: &[u32], p: usize, bands: usize, rows: usize, eligible: &[bool]) -> Vec<u32> {
     let n = sig.len() / p;
     let mut uf = MinUnionFind::new(n);
     for i in 0..n {
@@ -42,10 +29,7 @@ fn brute_components(
             if !(eligible[i] && eligible[j]) {
                 continue;
             }
-            let share = (0..bands).any(|b| {
-                sig[i * p + b * rows..i * p + (b + 1) * rows]
-                    == sig[j * p + b * rows..j * p + (b + 1) * rows]
-            });
+            let share = (0..bands).any(|b| sig[i * p + b * rows..i * p + (b + 1) * rows] == sig[j * p + b * rows..j * p + (b + 1) * rows]);
             if share {
                 uf.union(i as u32, j as u32);
             }
@@ -144,32 +128,13 @@ proptest! {
 #[test]
 fn signatures_identical_at_any_thread_count() {
     let texts: Vec<String> = (0..500)
-        .map(|i| {
-            format!(
-                "document {i} shares most words with its neighbours, word {} and {}",
-                i % 7,
-                i % 13
-            )
-        })
+        .map(|i| format!("document {i} shares most words with its neighbours, word {} and {}", i % 7, i % 13))
         .collect();
     let owned: OwnedDocs = texts.iter().collect();
-    let cfg = ShingleConfig {
-        n: 3,
-        ..Default::default()
-    };
-    for scheme in [
-        Scheme::fast(64, 5).unwrap(),
-        Scheme::DatasketchLegacy {
-            a: (1..=64).collect(),
-            b: (0..64).collect(),
-        },
-    ] {
+    let cfg = ShingleConfig { n: 3, ..Default::default() };
+    for scheme in [Scheme::fast(64, 5).unwrap(), Scheme::DatasketchLegacy { a: (1..=64).collect(), b: (0..64).collect() }] {
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| signatures(owned.view(), &cfg, &scheme).unwrap())
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| signatures(owned.view(), &cfg, &scheme).unwrap())
         };
         let one = run(1);
         assert_eq!(one, run(2));

@@ -58,25 +58,17 @@ proptest! {
 fn damaged_or_foreign_files_are_rejected() {
     let dir = tmpdir("damage");
     let path = dir.join("x.idx");
-    let docs: OwnedDocs = ["alpha beta gamma", "beta gamma delta", "gamma"]
-        .into_iter()
-        .collect();
+    let docs: OwnedDocs = ["alpha beta gamma", "beta gamma delta", "gamma"].into_iter().collect();
     SuffixIndex::build(docs.view(), &path, 0, IndexWidth::Auto).unwrap();
     let good = std::fs::read(&path).unwrap();
     let idx = SuffixIndex::open(&path, true).unwrap();
     assert_eq!(idx.count(b"gamma").unwrap(), 3);
     assert_eq!(idx.count(b"a b").unwrap(), 1);
     assert_eq!(idx.count(b"a\xffb").unwrap(), 0);
-    assert_eq!(
-        idx.count(b"agamma").unwrap(),
-        0,
-        "matches must not cross documents"
-    );
+    assert_eq!(idx.count(b"agamma").unwrap(), 0, "matches must not cross documents");
     assert!(idx.count(b"").is_err());
 
-    let other: OwnedDocs = ["alpha beta gamma", "beta gamma delta", "gammA"]
-        .into_iter()
-        .collect();
+    let other: OwnedDocs = ["alpha beta gamma", "beta gamma delta", "gammA"].into_iter().collect();
     let e = idx.check_corpus(other.view()).unwrap_err();
     assert!(e.to_string().contains("does not match"), "{e}");
     drop(idx);
@@ -84,10 +76,7 @@ fn damaged_or_foreign_files_are_rejected() {
     // Truncated at every interesting length.
     for cut in [0, 10, 127, 128, good.len() / 2, good.len() - 1] {
         std::fs::write(&path, &good[..cut]).unwrap();
-        assert!(
-            SuffixIndex::open(&path, false).is_err(),
-            "cut at {cut} opened"
-        );
+        assert!(SuffixIndex::open(&path, false).is_err(), "cut at {cut} opened");
     }
     // Extra bytes.
     let mut longer = good.clone();
@@ -108,16 +97,9 @@ fn damaged_or_foreign_files_are_rejected() {
     assert!(SuffixIndex::open(&path, true).is_err());
     // Not an index at all.
     std::fs::write(&path, vec![7u8; 4096]).unwrap();
-    assert!(SuffixIndex::open(&path, false)
-        .err()
-        .unwrap()
-        .to_string()
-        .contains("not a gristmill suffix index"));
+    assert!(SuffixIndex::open(&path, false).err().unwrap().to_string().contains("not a gristmill suffix index"));
     // Missing file is an I/O error.
-    assert!(matches!(
-        SuffixIndex::open(&dir.join("missing.idx"), false),
-        Err(gristmill::Error::Io { .. })
-    ));
+    assert!(matches!(SuffixIndex::open(&dir.join("missing.idx"), false), Err(gristmill::Error::Io { .. })));
 }
 
 #[test]
@@ -131,30 +113,11 @@ fn rejects_ff_bytes_and_leaves_no_temp_file() {
     assert!(e.to_string().contains("document 1"), "{e}");
     assert!(!path.exists());
     // Writing into a directory that does not exist is an I/O error and leaves nothing behind.
-    let e = SuffixIndex::build(
-        docs.view(),
-        &dir.join("nope").join("z.idx"),
-        1,
-        IndexWidth::Auto,
-    )
-    .unwrap_err();
-    assert!(matches!(
-        e,
-        gristmill::Error::InvalidData { .. } | gristmill::Error::Io { .. }
-    ));
+    let e = SuffixIndex::build(docs.view(), &dir.join("nope").join("z.idx"), 1, IndexWidth::Auto).unwrap_err();
+    assert!(matches!(e, gristmill::Error::InvalidData { .. } | gristmill::Error::Io { .. }));
     let ok: OwnedDocs = ["a"].into_iter().collect();
-    let e = SuffixIndex::build(
-        ok.view(),
-        &dir.join("nope").join("z.idx"),
-        1,
-        IndexWidth::Auto,
-    )
-    .unwrap_err();
+    let e = SuffixIndex::build(ok.view(), &dir.join("nope").join("z.idx"), 1, IndexWidth::Auto).unwrap_err();
     assert!(matches!(e, gristmill::Error::Io { .. }));
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-        .collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
     assert!(leftovers.is_empty());
 }

@@ -2,14 +2,9 @@
 
 use std::collections::HashMap;
 
-use gristmill::suffix::repeats::{
-    contamination_symbols, find_repeats_symbols, Keep, RepeatOptions,
-};
+use gristmill::suffix::repeats::{contamination_symbols, find_repeats_symbols, Keep, RepeatOptions};
 use gristmill::suffix::sa::{suffix_array_with_plcp, IndexWidth};
-use gristmill::suffix::{
-    contamination, find_repeats, find_repeats_in_parts, find_repeats_limited, find_repeats_tokens,
-    token_spans_to_bytes, trim_docs, Span,
-};
+use gristmill::suffix::{contamination, find_repeats, find_repeats_in_parts, find_repeats_limited, find_repeats_tokens, token_spans_to_bytes, trim_docs, Span};
 use gristmill::text::corpus::OwnedDocs;
 use proptest::prelude::*;
 
@@ -53,17 +48,8 @@ fn runs(cov: &[Vec<u64>], prot: &[Vec<bool>]) -> Vec<Span> {
             if removed {
                 let o = cov[d][i];
                 cur = Some(match cur {
-                    None => Span {
-                        doc: d,
-                        start: i,
-                        end: i + 1,
-                        occurrences: o,
-                    },
-                    Some(s) => Span {
-                        end: i + 1,
-                        occurrences: s.occurrences.max(o),
-                        ..s
-                    },
+                    None => Span { doc: d, start: i, end: i + 1, occurrences: o },
+                    Some(s) => Span { end: i + 1, occurrences: s.occurrences.max(o), ..s },
                 });
             } else if let Some(s) = cur.take() {
                 out.push(s);
@@ -109,20 +95,12 @@ fn bounds(docs: &[Vec<u8>]) -> (Vec<u8>, Vec<usize>) {
 }
 
 fn opts(l: usize, keep: Keep, threads: usize, width: IndexWidth) -> RepeatOptions {
-    RepeatOptions {
-        min_length: l,
-        keep,
-        threads,
-        width,
-    }
+    RepeatOptions { min_length: l, keep, threads, width }
 }
 
 fn docs_strategy() -> impl Strategy<Value = Vec<Vec<u8>>> {
     // Tiny alphabets make long repeats likely; empty documents included.
-    prop::collection::vec(
-        prop::collection::vec(prop::sample::select(vec![b'a', b'b', b'c']), 0..40),
-        1..12,
-    )
+    prop::collection::vec(prop::collection::vec(prop::sample::select(vec![b'a', b'b', b'c']), 0..40), 1..12)
 }
 
 proptest! {
@@ -197,8 +175,7 @@ fn utf8_snapping_shrinks_inward_and_never_cuts_characters() {
     let owned: OwnedDocs = docs.iter().collect();
     for l in [3usize, 5, 7, 16, 40] {
         for keep in [Keep::None, Keep::First] {
-            let (spans, _) =
-                find_repeats(owned.view(), &opts(l, keep, 1, IndexWidth::Auto)).unwrap();
+            let (spans, _) = find_repeats(owned.view(), &opts(l, keep, 1, IndexWidth::Auto)).unwrap();
             let raw = reference(&docs, l, keep);
             let expect: Vec<Span> = raw
                 .into_iter()
@@ -212,11 +189,7 @@ fn utf8_snapping_shrinks_inward_and_never_cuts_characters() {
                     while !d.is_char_boundary(en) {
                         en -= 1;
                     }
-                    (st < en).then_some(Span {
-                        start: st,
-                        end: en,
-                        ..s
-                    })
+                    (st < en).then_some(Span { start: st, end: en, ..s })
                 })
                 .collect();
             assert_eq!(spans, expect, "l={l} keep={keep:?}");
@@ -230,8 +203,7 @@ fn utf8_snapping_shrinks_inward_and_never_cuts_characters() {
 
 #[test]
 fn keep_first_keeps_first_copy_of_long_passage_intact() {
-    let passage =
-        b"The quick brown fox jumps over the lazy dog, again and again and again.".to_vec();
+    let passage = b"The quick brown fox jumps over the lazy dog, again and again and again.".to_vec();
     let mut d0 = b"intro one:".to_vec();
     d0.extend_from_slice(&passage);
     d0.extend_from_slice(b"!outro one");
@@ -240,38 +212,18 @@ fn keep_first_keeps_first_copy_of_long_passage_intact() {
     d1.extend_from_slice(b"?tail two");
     let docs = [d0.clone(), d1.clone(), passage.clone()];
     let owned: OwnedDocs = docs.iter().collect();
-    let (spans, _) =
-        find_repeats(owned.view(), &opts(20, Keep::First, 0, IndexWidth::Auto)).unwrap();
+    let (spans, _) = find_repeats(owned.view(), &opts(20, Keep::First, 0, IndexWidth::Auto)).unwrap();
     // doc 0 untouched; doc 1 loses exactly the passage; doc 2 is entirely removed.
     assert_eq!(
         spans,
         vec![
-            Span {
-                doc: 1,
-                start: 11,
-                end: 11 + passage.len(),
-                occurrences: 3
-            },
-            Span {
-                doc: 2,
-                start: 0,
-                end: passage.len(),
-                occurrences: 3
-            },
+            Span { doc: 1, start: 11, end: 11 + passage.len(), occurrences: 3 },
+            Span { doc: 2, start: 0, end: passage.len(), occurrences: 3 },
         ]
     );
-    let (spans_none, _) =
-        find_repeats(owned.view(), &opts(20, Keep::None, 0, IndexWidth::Auto)).unwrap();
+    let (spans_none, _) = find_repeats(owned.view(), &opts(20, Keep::None, 0, IndexWidth::Auto)).unwrap();
     assert_eq!(spans_none.len(), 3);
-    assert_eq!(
-        spans_none[0],
-        Span {
-            doc: 0,
-            start: 10,
-            end: 10 + passage.len(),
-            occurrences: 3
-        }
-    );
+    assert_eq!(spans_none[0], Span { doc: 0, start: 10, end: 10 + passage.len(), occurrences: 3 });
 }
 
 #[test]
@@ -283,24 +235,9 @@ fn repeats_never_cross_document_boundaries() {
     assert_eq!(
         spans,
         vec![
-            Span {
-                doc: 0,
-                start: 0,
-                end: 3,
-                occurrences: 2
-            },
-            Span {
-                doc: 1,
-                start: 0,
-                end: 3,
-                occurrences: 2
-            },
-            Span {
-                doc: 2,
-                start: 1,
-                end: 7,
-                occurrences: 2
-            },
+            Span { doc: 0, start: 0, end: 3, occurrences: 2 },
+            Span { doc: 1, start: 0, end: 3, occurrences: 2 },
+            Span { doc: 2, start: 1, end: 7, occurrences: 2 },
         ]
     );
     let (spans, _) = find_repeats(owned.view(), &opts(4, Keep::None, 1, IndexWidth::Auto)).unwrap();
@@ -314,12 +251,7 @@ fn bad_min_length_is_a_clear_error() {
     assert!(e.to_string().contains("at least 1"), "{e}");
     let e = find_repeats(owned.view(), &opts(6, Keep::None, 1, IndexWidth::Auto)).unwrap_err();
     assert!(e.to_string().contains("larger than every document"), "{e}");
-    let e = contamination(
-        owned.view(),
-        owned.view(),
-        &opts(9, Keep::None, 1, IndexWidth::Auto),
-    )
-    .unwrap_err();
+    let e = contamination(owned.view(), owned.view(), &opts(9, Keep::None, 1, IndexWidth::Auto)).unwrap_err();
     assert!(e.to_string().contains("evaluation"), "{e}");
 }
 
@@ -327,25 +259,14 @@ fn bad_min_length_is_a_clear_error() {
 fn real_text_thread_count_and_width_determinism() {
     let src = include_str!("../src/suffix/repeats.rs").as_bytes().to_vec();
     let sa_src = include_str!("../src/suffix/sa.rs").as_bytes().to_vec();
-    let docs: Vec<Vec<u8>> = src
-        .chunks(700)
-        .chain(sa_src.chunks(500))
-        .chain(src.chunks(300))
-        .map(|c| c.to_vec())
-        .collect();
+    let docs: Vec<Vec<u8>> = src.chunks(700).chain(sa_src.chunks(500)).chain(src.chunks(300)).map(|c| c.to_vec()).collect();
     let (text, b) = bounds(&docs);
     for keep in [Keep::None, Keep::First] {
-        let (base, _) =
-            find_repeats_symbols::<u8>(&text, &b, &opts(25, keep, 1, IndexWidth::Auto)).unwrap();
+        let (base, _) = find_repeats_symbols::<u8>(&text, &b, &opts(25, keep, 1, IndexWidth::Auto)).unwrap();
         assert_eq!(base, reference(&docs, 25, keep));
         assert!(!base.is_empty());
-        for (threads, width) in [
-            (2, IndexWidth::Auto),
-            (0, IndexWidth::W64),
-            (2, IndexWidth::W64),
-        ] {
-            let (got, _) =
-                find_repeats_symbols::<u8>(&text, &b, &opts(25, keep, threads, width)).unwrap();
+        for (threads, width) in [(2, IndexWidth::Auto), (0, IndexWidth::W64), (2, IndexWidth::W64)] {
+            let (got, _) = find_repeats_symbols::<u8>(&text, &b, &opts(25, keep, threads, width)).unwrap();
             assert_eq!(got, base);
         }
     }
@@ -354,34 +275,11 @@ fn real_text_thread_count_and_width_determinism() {
 #[test]
 fn trim_rejects_bad_spans() {
     let owned: OwnedDocs = ["hello", "world"].into_iter().collect();
-    let bad = [Span {
-        doc: 0,
-        start: 2,
-        end: 9,
-        occurrences: 1,
-    }];
+    let bad = [Span { doc: 0, start: 2, end: 9, occurrences: 1 }];
     assert!(trim_docs(owned.view(), &bad).is_err());
-    let unsorted = [
-        Span {
-            doc: 1,
-            start: 0,
-            end: 1,
-            occurrences: 1,
-        },
-        Span {
-            doc: 0,
-            start: 0,
-            end: 1,
-            occurrences: 1,
-        },
-    ];
+    let unsorted = [Span { doc: 1, start: 0, end: 1, occurrences: 1 }, Span { doc: 0, start: 0, end: 1, occurrences: 1 }];
     assert!(trim_docs(owned.view(), &unsorted).is_err());
-    let ok = [Span {
-        doc: 0,
-        start: 1,
-        end: 3,
-        occurrences: 2,
-    }];
+    let ok = [Span { doc: 0, start: 1, end: 3, occurrences: 2 }];
     let (data, offs) = trim_docs(owned.view(), &ok).unwrap();
     assert_eq!(data, b"hloworld");
     assert_eq!(offs, vec![0, 3, 8]);
@@ -427,46 +325,12 @@ fn token_spans_map_to_bytes() {
     let bounds = [0usize, 3, 5];
     let starts = [0u64, 2, 3, 0, 2];
     let doc_bytes = [5u64, 3];
-    let spans = [
-        Span {
-            doc: 0,
-            start: 0,
-            end: 2,
-            occurrences: 2,
-        },
-        Span {
-            doc: 1,
-            start: 1,
-            end: 2,
-            occurrences: 2,
-        },
-    ];
+    let spans = [Span { doc: 0, start: 0, end: 2, occurrences: 2 }, Span { doc: 1, start: 1, end: 2, occurrences: 2 }];
     let got = token_spans_to_bytes(&spans, &bounds, &starts, &doc_bytes).unwrap();
-    assert_eq!(
-        got,
-        vec![
-            Span {
-                doc: 0,
-                start: 0,
-                end: 3,
-                occurrences: 2
-            },
-            Span {
-                doc: 1,
-                start: 2,
-                end: 3,
-                occurrences: 2
-            }
-        ]
-    );
+    assert_eq!(got, vec![Span { doc: 0, start: 0, end: 3, occurrences: 2 }, Span { doc: 1, start: 2, end: 3, occurrences: 2 }]);
     assert!(token_spans_to_bytes(&spans, &bounds, &starts[..4], &doc_bytes).is_err());
     let bad = [0u64, 4, 3, 0, 2];
-    let one = [Span {
-        doc: 0,
-        start: 1,
-        end: 2,
-        occurrences: 2,
-    }];
+    let one = [Span { doc: 0, start: 1, end: 2, occurrences: 2 }];
     assert!(token_spans_to_bytes(&one, &bounds, &bad, &doc_bytes).is_err());
     let too_long = [0u64, 2, 9, 0, 2];
     assert!(token_spans_to_bytes(&one, &bounds, &too_long, &doc_bytes).is_err());
@@ -493,11 +357,7 @@ proptest! {
 #[test]
 fn memory_limit_too_small_is_an_error_and_real_text_matches() {
     let src = include_str!("../src/suffix/repeats.rs").as_bytes().to_vec();
-    let docs: Vec<Vec<u8>> = src
-        .chunks(400)
-        .chain(src.chunks(250))
-        .map(|c| c.to_vec())
-        .collect();
+    let docs: Vec<Vec<u8>> = src.chunks(400).chain(src.chunks(250)).map(|c| c.to_vec()).collect();
     let owned: OwnedDocs = docs.iter().collect();
     let o = opts(30, Keep::First, 1, IndexWidth::Auto);
     let e = find_repeats_limited(owned.view(), &o, 1000).unwrap_err();
@@ -506,9 +366,6 @@ fn memory_limit_too_small_is_an_error_and_real_text_matches() {
     let (lim, _) = find_repeats_limited(owned.view(), &o, 4 << 20).unwrap();
     assert_eq!(lim, mem);
     for parts in [2, 7, 31] {
-        assert_eq!(
-            find_repeats_in_parts(owned.view(), &o, parts).unwrap().0,
-            mem
-        );
+        assert_eq!(find_repeats_in_parts(owned.view(), &o, parts).unwrap().0, mem);
     }
 }

@@ -118,12 +118,7 @@ impl WordCounter {
 
     /// Count the pieces of a batch of UTF-8 documents. Document `i` of the batch is
     /// reported as `first_doc + i` in errors.
-    pub fn add_docs<S: PieceSplitter + ?Sized>(
-        &mut self,
-        docs: &Docs<'_>,
-        splitter: &S,
-        first_doc: u64,
-    ) -> Result<()> {
+    pub fn add_docs<S: PieceSplitter + ?Sized>(&mut self, docs: &Docs<'_>, splitter: &S, first_doc: u64) -> Result<()> {
         let n = docs.len();
         if n == 0 {
             return Ok(());
@@ -148,10 +143,7 @@ impl WordCounter {
             for i in lo..hi {
                 let bytes = docs.get(i);
                 let text = std::str::from_utf8(bytes).map_err(|e| {
-                    Error::invalid_data(
-                        format!("document {}", first_doc + i as u64),
-                        format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-                    )
+                    Error::invalid_data(format!("document {}", first_doc + i as u64), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
                 })?;
                 splitter
                     .split_pieces(text, &mut |s, e| {
@@ -161,10 +153,9 @@ impl WordCounter {
                         }
                     })
                     .map_err(|e| match e {
-                        Error::InvalidData { context, message } => Error::invalid_data(
-                            format!("document {}: {context}", first_doc + i as u64),
-                            message,
-                        ),
+                        Error::InvalidData { context, message } => {
+                            Error::invalid_data(format!("document {}: {context}", first_doc + i as u64), message)
+                        }
                         other => other,
                     })?;
             }
@@ -242,33 +233,19 @@ pub struct Trained {
 impl Trained {
     /// `(token bytes, id)` for every ordinary token.
     pub fn token_ids(&self) -> Vec<(Vec<u8>, u32)> {
-        self.tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect()
+        self.tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect()
     }
 
     /// Merges as byte pairs.
     pub fn merge_bytes(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.merges
-            .iter()
-            .map(|&(a, b)| {
-                (
-                    self.tokens[a as usize].clone(),
-                    self.tokens[b as usize].clone(),
-                )
-            })
-            .collect()
+        self.merges.iter().map(|&(a, b)| (self.tokens[a as usize].clone(), self.tokens[b as usize].clone())).collect()
     }
 }
 
 /// The GPT-2 byte → character map (`bytes_to_unicode`): printable Latin-1 bytes map to
 /// themselves, the other 68 to U+0100.. in byte order.
 pub fn byte_level_char(b: u8) -> char {
-    let printable = |x: u8| {
-        (b'!'..=b'~').contains(&x) || (0xA1..=0xAC).contains(&x) || (0xAE..=0xFF).contains(&x)
-    };
+    let printable = |x: u8| (b'!'..=b'~').contains(&x) || (0xA1..=0xAC).contains(&x) || (0xAE..=0xFF).contains(&x);
     if printable(b) {
         return b as char;
     }
@@ -309,11 +286,7 @@ pub type Progress<'a> = &'a mut dyn FnMut(usize, usize) -> bool;
 const PAR_WORDS: usize = 2048;
 
 /// Train on a word table (`(word bytes, count)`, any order; duplicates are summed).
-pub fn train<W: AsRef<[u8]>>(
-    words: &[(W, u64)],
-    config: &TrainConfig,
-    progress: Option<Progress<'_>>,
-) -> Result<Trained> {
+pub fn train<W: AsRef<[u8]>>(words: &[(W, u64)], config: &TrainConfig, progress: Option<Progress<'_>>) -> Result<Trained> {
     train_with(words, config, progress, PAR_WORDS)
 }
 
@@ -332,9 +305,7 @@ fn train_with<W: AsRef<[u8]>>(
                 return Err(Error::invalid_argument("special tokens must not be empty"));
             }
             if !seen.insert(s) {
-                return Err(Error::invalid_argument(format!(
-                    "special token {s:?} is given twice"
-                )));
+                return Err(Error::invalid_argument(format!("special token {s:?} is given twice")));
             }
         }
     }
@@ -351,9 +322,7 @@ fn train_with<W: AsRef<[u8]>>(
         )));
     }
     if words.is_empty() {
-        return Err(Error::invalid_argument(
-            "the corpus is empty: no words to train on",
-        ));
+        return Err(Error::invalid_argument("the corpus is empty: no words to train on"));
     }
     let target = config.vocab_size - n_special;
     let order = byte_order();
@@ -362,11 +331,7 @@ fn train_with<W: AsRef<[u8]>>(
         byte_id[b as usize] = i as u32;
     }
     let mut tokens: Vec<Vec<u8>> = order.iter().map(|&b| vec![b]).collect();
-    let mut token_index: FxHashMap<Vec<u8>, u32> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
-        .collect();
+    let mut token_index: FxHashMap<Vec<u8>, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
 
     // Flat word storage.
     let total_syms: usize = words.iter().map(|(w, _)| w.as_ref().len()).sum();
@@ -381,9 +346,7 @@ fn train_with<W: AsRef<[u8]>>(
         }
         starts.push(syms.len());
         lens.push(w.len() as u32);
-        counts.push(
-            i64::try_from(*c).map_err(|_| Error::invalid_argument("word count overflows i64"))?,
-        );
+        counts.push(i64::try_from(*c).map_err(|_| Error::invalid_argument("word count overflows i64"))?);
         syms.extend(w.iter().map(|&b| byte_id[b as usize]));
     }
     if words.len() > u32::MAX as usize {
@@ -393,10 +356,7 @@ fn train_with<W: AsRef<[u8]>>(
     // Initial pair counts and positions (parallel over word chunks, merged in chunk order).
     let n_words = words.len();
     let chunk = (n_words / (rayon::current_num_threads() * 4)).max(4096);
-    let chunks: Vec<(usize, usize)> = (0..n_words)
-        .step_by(chunk)
-        .map(|s| (s, (s + chunk).min(n_words)))
-        .collect();
+    let chunks: Vec<(usize, usize)> = (0..n_words).step_by(chunk).map(|s| (s, (s + chunk).min(n_words))).collect();
     let partial: Vec<FxHashMap<u64, PairInfo>> = chunks
         .par_iter()
         .map(|&(lo, hi)| {
@@ -404,10 +364,7 @@ fn train_with<W: AsRef<[u8]>>(
             for w in lo..hi {
                 let s = &syms[starts[w]..starts[w] + lens[w] as usize];
                 for win in s.windows(2) {
-                    let e = m.entry(key(win[0], win[1])).or_insert_with(|| PairInfo {
-                        count: 0,
-                        words: Vec::new(),
-                    });
+                    let e = m.entry(key(win[0], win[1])).or_insert_with(|| PairInfo { count: 0, words: Vec::new() });
                     e.count += counts[w];
                     if e.words.last() != Some(&(w as u32)) {
                         e.words.push(w as u32);
@@ -435,11 +392,8 @@ fn train_with<W: AsRef<[u8]>>(
             }
         }
     }
-    let mut heap: BinaryHeap<(i64, Reverse<u64>)> = pairs
-        .iter()
-        .filter(|(_, p)| p.count > 0)
-        .map(|(&k, p)| (p.count, Reverse(k)))
-        .collect();
+    let mut heap: BinaryHeap<(i64, Reverse<u64>)> =
+        pairs.iter().filter(|(_, p)| p.count > 0).map(|(&k, p)| (p.count, Reverse(k))).collect();
 
     let min_freq = config.min_frequency.min(i64::MAX as u64) as i64;
     let mut merges: Vec<(u32, u32)> = Vec::new();
@@ -449,9 +403,7 @@ fn train_with<W: AsRef<[u8]>>(
     let mut touched: Vec<u64> = Vec::new();
 
     while tokens.len() < target {
-        let Some((c, Reverse(k))) = heap.pop() else {
-            break;
-        };
+        let Some((c, Reverse(k))) = heap.pop() else { break };
         let current = pairs.get(&k).map_or(0, |p| p.count);
         if current != c {
             if current > 0 {
@@ -476,9 +428,7 @@ fn train_with<W: AsRef<[u8]>>(
         };
         merges.push((a, b));
 
-        let Some(info) = pairs.remove(&k) else {
-            continue;
-        };
+        let Some(info) = pairs.remove(&k) else { continue };
         let mut wl = info.words;
         wl.sort_unstable();
         wl.dedup();
@@ -496,9 +446,7 @@ fn train_with<W: AsRef<[u8]>>(
                         let len = lens[w] as usize;
                         // SAFETY: word indices in `wl` are distinct (sorted + deduped) and
                         // words occupy disjoint ranges of `syms`, so the slices never alias.
-                        let s = unsafe {
-                            std::slice::from_raw_parts_mut(syms_ptr.get().add(starts[w]), len)
-                        };
+                        let s = unsafe { std::slice::from_raw_parts_mut(syms_ptr.get().add(starts[w]), len) };
                         let newlen = merge_word(s, a, b, new_id, counts[w], w as u32, &mut out);
                         // lens is updated below, sequentially.
                         out.push((u64::MAX, newlen as i64, w as u32));
@@ -530,10 +478,7 @@ fn train_with<W: AsRef<[u8]>>(
             if k2 == k {
                 continue;
             }
-            let e = pairs.entry(k2).or_insert_with(|| PairInfo {
-                count: 0,
-                words: Vec::new(),
-            });
+            let e = pairs.entry(k2).or_insert_with(|| PairInfo { count: 0, words: Vec::new() });
             e.count += d;
             if d > 0 {
                 if e.words.last() != Some(&w) {
@@ -563,25 +508,12 @@ fn train_with<W: AsRef<[u8]>>(
     for (i, &m) in merges.iter().enumerate() {
         last.insert(m, i);
     }
-    let merges: Vec<(u32, u32)> = merges
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| last[*m] == *i)
-        .map(|(_, &m)| m)
-        .collect();
+    let merges: Vec<(u32, u32)> = merges.iter().enumerate().filter(|(i, m)| last[*m] == *i).map(|(_, &m)| m).collect();
 
     let first_special = tokens.len() as u32;
-    let special_tokens = config
-        .special_tokens
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.clone(), first_special + i as u32))
-        .collect();
-    Ok(Trained {
-        tokens,
-        merges,
-        special_tokens,
-    })
+    let special_tokens =
+        config.special_tokens.iter().enumerate().map(|(i, s)| (s.clone(), first_special + i as u32)).collect();
+    Ok(Trained { tokens, merges, special_tokens })
 }
 
 #[derive(Clone, Copy)]
@@ -599,15 +531,7 @@ impl SymsPtr {
 /// place; returns the new length. Pushes the pair-count deltas (HF `Word::merge` deltas,
 /// times the word count) to `out`.
 #[inline]
-fn merge_word(
-    s: &mut [u32],
-    a: u32,
-    b: u32,
-    t: u32,
-    count: i64,
-    w: u32,
-    out: &mut Vec<(u64, i64, u32)>,
-) -> usize {
+fn merge_word(s: &mut [u32], a: u32, b: u32, t: u32, count: i64, w: u32, out: &mut Vec<(u64, i64, u32)>) -> usize {
     let n = s.len();
     let mut r = 0usize; // read index
     let mut wpos = 0usize; // write index
@@ -636,11 +560,7 @@ fn merge_word(
 }
 
 /// Count the words of `texts` and train (a convenience for tests and small inputs).
-pub fn train_texts<S: PieceSplitter + ?Sized>(
-    texts: &[&str],
-    splitter: &S,
-    config: &TrainConfig,
-) -> Result<Trained> {
+pub fn train_texts<S: PieceSplitter + ?Sized>(texts: &[&str], splitter: &S, config: &TrainConfig) -> Result<Trained> {
     let docs: OwnedDocs = texts.iter().map(|t| t.as_bytes()).collect();
     let mut wc = WordCounter::new();
     wc.add_docs(&docs.view(), splitter, 0)?;

@@ -101,9 +101,7 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 }
 
 fn read_u32(b: &[u8], at: &mut usize, ctx: &Path) -> Result<u32> {
-    let s = b
-        .get(*at..*at + 4)
-        .ok_or_else(|| Error::invalid_data(ctx.display(), "header is truncated"))?;
+    let s = b.get(*at..*at + 4).ok_or_else(|| Error::invalid_data(ctx.display(), "header is truncated"))?;
     *at += 4;
     let mut a = [0u8; 4];
     a.copy_from_slice(s);
@@ -111,9 +109,7 @@ fn read_u32(b: &[u8], at: &mut usize, ctx: &Path) -> Result<u32> {
 }
 
 fn read_u64(b: &[u8], at: &mut usize, ctx: &Path) -> Result<u64> {
-    let s = b
-        .get(*at..*at + 8)
-        .ok_or_else(|| Error::invalid_data(ctx.display(), "header is truncated"))?;
+    let s = b.get(*at..*at + 8).ok_or_else(|| Error::invalid_data(ctx.display(), "header is truncated"))?;
     *at += 8;
     let mut a = [0u8; 8];
     a.copy_from_slice(s);
@@ -122,10 +118,7 @@ fn read_u64(b: &[u8], at: &mut usize, ctx: &Path) -> Result<u64> {
 
 /// Write `data` to `path` through a temporary file and a rename.
 fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
     f.write_all(data).map_err(|e| io_err(&tmp, e))?;
@@ -145,15 +138,9 @@ impl MinHashIndex {
     pub fn open(dir: impl AsRef<Path>, params: &IndexParams) -> Result<MinHashIndex> {
         let dir = dir.as_ref().to_path_buf();
         if params.sig_bytes != 4 && params.sig_bytes != 8 {
-            return Err(Error::invalid_argument(
-                "signature width must be 4 or 8 bytes",
-            ));
+            return Err(Error::invalid_argument("signature width must be 4 or 8 bytes"));
         }
-        check_bands(
-            params.num_perm as usize,
-            params.bands as usize,
-            params.rows as usize,
-        )?;
+        check_bands(params.num_perm as usize, params.bands as usize, params.rows as usize)?;
         let header = dir.join("header.bin");
         if !header.exists() {
             fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
@@ -165,8 +152,7 @@ impl MinHashIndex {
                 runs: Vec::new(),
                 run_ids: Vec::new(),
             };
-            File::create(idx.dir.join("keys.bin"))
-                .map_err(|e| io_err(&idx.dir.join("keys.bin"), e))?;
+            File::create(idx.dir.join("keys.bin")).map_err(|e| io_err(&idx.dir.join("keys.bin"), e))?;
             idx.write_header()?;
             return Ok(idx);
         }
@@ -184,60 +170,37 @@ impl MinHashIndex {
             }
         }
         if stored.meta != params.meta {
-            diffs.push(format!(
-                "hashing parameters: index has {}, requested {}",
-                stored.meta, params.meta
-            ));
+            diffs.push(format!("hashing parameters: index has {}, requested {}", stored.meta, params.meta));
         }
         if !diffs.is_empty() {
             return Err(Error::invalid_data(
                 dir.display(),
-                format!(
-                    "index was built with other parameters ({})",
-                    diffs.join("; ")
-                ),
+                format!("index was built with other parameters ({})", diffs.join("; ")),
             ));
         }
         // keys
         let kp = dir.join("keys.bin");
         let mut raw = Vec::new();
-        File::open(&kp)
-            .and_then(|mut f| f.read_to_end(&mut raw))
-            .map_err(|e| io_err(&kp, e))?;
+        File::open(&kp).and_then(|mut f| f.read_to_end(&mut raw)).map_err(|e| io_err(&kp, e))?;
         let mut keys = Vec::with_capacity(count as usize);
         let mut at = 0usize;
         while (keys.len() as u64) < count {
             let len = read_u32(&raw, &mut at, &kp)? as usize;
-            let s = raw.get(at..at + len).ok_or_else(|| {
-                Error::invalid_data(kp.display(), format!("key {} is truncated", keys.len()))
-            })?;
-            let s = std::str::from_utf8(s).map_err(|_| {
-                Error::invalid_data(kp.display(), format!("key {} is not UTF-8", keys.len()))
-            })?;
+            let s = raw
+                .get(at..at + len)
+                .ok_or_else(|| Error::invalid_data(kp.display(), format!("key {} is truncated", keys.len())))?;
+            let s = std::str::from_utf8(s)
+                .map_err(|_| Error::invalid_data(kp.display(), format!("key {} is not UTF-8", keys.len())))?;
             keys.push(s.to_owned());
             at += len;
         }
         if at != raw.len() {
             // an insert that did not reach its commit point: drop its keys
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&kp)
-                .map_err(|e| io_err(&kp, e))?;
+            let f = OpenOptions::new().write(true).open(&kp).map_err(|e| io_err(&kp, e))?;
             f.set_len(at as u64).map_err(|e| io_err(&kp, e))?;
         }
-        let key_ids = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i as u64))
-            .collect();
-        let mut idx = MinHashIndex {
-            dir,
-            params: stored,
-            keys,
-            key_ids,
-            runs: Vec::new(),
-            run_ids: Vec::new(),
-        };
+        let key_ids = keys.iter().enumerate().map(|(i, k)| (k.clone(), i as u64)).collect();
+        let mut idx = MinHashIndex { dir, params: stored, keys, key_ids, runs: Vec::new(), run_ids: Vec::new() };
         for id in run_ids {
             let run = idx.map_run(id)?;
             idx.runs.push(run);
@@ -251,10 +214,7 @@ impl MinHashIndex {
         let f = File::open(&p).map_err(|e| io_err(&p, e))?;
         let len = f.metadata().map_err(|e| io_err(&p, e))?.len();
         if len % ENTRY as u64 != 0 {
-            return Err(Error::invalid_data(
-                p.display(),
-                format!("size {len} is not a multiple of {ENTRY}"),
-            ));
+            return Err(Error::invalid_data(p.display(), format!("size {len} is not a multiple of {ENTRY}")));
         }
         if len == 0 {
             return Ok(Run { map: None });
@@ -268,19 +228,14 @@ impl MinHashIndex {
     fn read_header(path: &Path) -> Result<(IndexParams, u64, Vec<u64>)> {
         let b = fs::read(path).map_err(|e| io_err(path, e))?;
         if b.len() < 8 || &b[..8] != MAGIC {
-            return Err(Error::invalid_data(
-                path.display(),
-                "not a gristmill MinHash index (bad magic)",
-            ));
+            return Err(Error::invalid_data(path.display(), "not a gristmill MinHash index (bad magic)"));
         }
         let mut at = 8;
         let version = read_u32(&b, &mut at, path)?;
         if version != FORMAT_VERSION {
             return Err(Error::invalid_data(
                 path.display(),
-                format!(
-                    "index format version {version}, this gristmill reads version {FORMAT_VERSION}"
-                ),
+                format!("index format version {version}, this gristmill reads version {FORMAT_VERSION}"),
             ));
         }
         let num_perm = read_u32(&b, &mut at, path)?;
@@ -297,33 +252,16 @@ impl MinHashIndex {
         let meta = b
             .get(at..at + mlen)
             .and_then(|m| std::str::from_utf8(m).ok())
-            .ok_or_else(|| {
-                Error::invalid_data(path.display(), "header metadata is truncated or not UTF-8")
-            })?
+            .ok_or_else(|| Error::invalid_data(path.display(), "header metadata is truncated or not UTF-8"))?
             .to_owned();
-        Ok((
-            IndexParams {
-                num_perm,
-                bands,
-                rows,
-                sig_bytes,
-                meta,
-            },
-            count,
-            runs,
-        ))
+        Ok((IndexParams { num_perm, bands, rows, sig_bytes, meta }, count, runs))
     }
 
     fn write_header(&self) -> Result<()> {
         let mut b = Vec::new();
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        for v in [
-            self.params.num_perm,
-            self.params.bands,
-            self.params.rows,
-            self.params.sig_bytes,
-        ] {
+        for v in [self.params.num_perm, self.params.bands, self.params.rows, self.params.sig_bytes] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         b.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
@@ -377,29 +315,19 @@ impl MinHashIndex {
     }
 
     fn keys_of(&self, sig: SigView<'_>) -> Result<Vec<u64>> {
-        band_keys(
-            sig,
-            self.params.num_perm as usize,
-            self.params.bands as usize,
-            self.params.rows as usize,
-        )
+        band_keys(sig, self.params.num_perm as usize, self.params.bands as usize, self.params.rows as usize)
     }
 
     /// Add items. Keys must be new and distinct (the error names the first repeated key).
     pub fn insert(&mut self, keys: &[String], sig: SigView<'_>) -> Result<()> {
         let n = self.check_sig(&sig)?;
         if keys.len() != n {
-            return Err(Error::invalid_argument(format!(
-                "{} keys for {n} signatures",
-                keys.len()
-            )));
+            return Err(Error::invalid_argument(format!("{} keys for {n} signatures", keys.len())));
         }
         let mut batch = HashMap::with_capacity(n);
         for (i, k) in keys.iter().enumerate() {
             if self.key_ids.contains_key(k) || batch.insert(k.as_str(), i).is_some() {
-                return Err(Error::invalid_argument(format!(
-                    "key {k:?} is already in the index"
-                )));
+                return Err(Error::invalid_argument(format!("key {k:?} is already in the index")));
             }
         }
         if n == 0 {
@@ -408,11 +336,8 @@ impl MinHashIndex {
         let bk = self.keys_of(sig)?;
         let bands = self.params.bands as usize;
         let base = self.keys.len() as u64;
-        let mut entries: Vec<(u64, u64)> = bk
-            .iter()
-            .enumerate()
-            .map(|(x, &k)| (k, base + (x / bands) as u64))
-            .collect();
+        let mut entries: Vec<(u64, u64)> =
+            bk.iter().enumerate().map(|(x, &k)| (k, base + (x / bands) as u64)).collect();
         entries.par_sort_unstable();
         let mut data = Vec::with_capacity(entries.len() * ENTRY);
         for (k, v) in &entries {
@@ -426,15 +351,11 @@ impl MinHashIndex {
         let kp = self.dir.join("keys.bin");
         let mut kb = Vec::new();
         for k in keys {
-            let len = u32::try_from(k.len())
-                .map_err(|_| Error::invalid_argument("key longer than 4 GiB"))?;
+            let len = u32::try_from(k.len()).map_err(|_| Error::invalid_argument("key longer than 4 GiB"))?;
             kb.extend_from_slice(&len.to_le_bytes());
             kb.extend_from_slice(k.as_bytes());
         }
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(&kp)
-            .map_err(|e| io_err(&kp, e))?;
+        let mut f = OpenOptions::new().append(true).open(&kp).map_err(|e| io_err(&kp, e))?;
         f.write_all(&kb).map_err(|e| io_err(&kp, e))?;
         f.sync_all().map_err(|e| io_err(&kp, e))?;
         let run = self.map_run(id)?;
@@ -462,9 +383,7 @@ impl MinHashIndex {
     pub fn query(&self, sig: SigView<'_>) -> Result<Vec<u64>> {
         let n = self.check_sig(&sig)?;
         if n != 1 {
-            return Err(Error::invalid_argument(format!(
-                "query takes one signature, got {n}"
-            )));
+            return Err(Error::invalid_argument(format!("query takes one signature, got {n}")));
         }
         let keys = self.keys_of(sig)?;
         let mut out = Vec::new();
@@ -478,14 +397,12 @@ impl MinHashIndex {
         let bands = self.params.bands as usize;
         let keys = self.keys_of(sig)?;
         let mut out = vec![-1i64; keys.len() / bands.max(1)];
-        out.par_iter_mut()
-            .enumerate()
-            .for_each_init(Vec::new, |buf, (i, o)| {
-                self.lookup_row(&keys[i * bands..(i + 1) * bands], buf);
-                if let Some(&f) = buf.first() {
-                    *o = f as i64;
-                }
-            });
+        out.par_iter_mut().enumerate().for_each_init(Vec::new, |buf, (i, o)| {
+            self.lookup_row(&keys[i * bands..(i + 1) * bands], buf);
+            if let Some(&f) = buf.first() {
+                *o = f as i64;
+            }
+        });
         Ok(out)
     }
 
@@ -523,13 +440,7 @@ mod tests {
     use super::*;
 
     fn params(meta: &str) -> IndexParams {
-        IndexParams {
-            num_perm: 4,
-            bands: 2,
-            rows: 2,
-            sig_bytes: 4,
-            meta: meta.into(),
-        }
+        IndexParams { num_perm: 4, bands: 2, rows: 2, sig_bytes: 4, meta: meta.into() }
     }
 
     #[test]
@@ -538,18 +449,12 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let mut idx = MinHashIndex::open(&dir, &params("m")).unwrap();
         let sig: Vec<u32> = vec![1, 2, 3, 4, 1, 2, 9, 9, 7, 7, 7, 7];
-        idx.insert(&["a".into(), "b".into(), "c".into()], SigView::U32(&sig))
-            .unwrap();
+        idx.insert(&["a".into(), "b".into(), "c".into()], SigView::U32(&sig)).unwrap();
         assert!(idx.insert(&["a".into()], SigView::U32(&sig[..4])).is_err());
-        idx.insert(&["d".into()], SigView::U32(&[5, 5, 3, 4]))
-            .unwrap();
+        idx.insert(&["d".into()], SigView::U32(&[5, 5, 3, 4])).unwrap();
         assert_eq!(idx.query(SigView::U32(&[1, 2, 0, 0])).unwrap(), vec![0, 1]);
         assert_eq!(idx.query(SigView::U32(&[0, 0, 3, 4])).unwrap(), vec![0, 3]);
-        assert_eq!(
-            idx.query_first(SigView::U32(&[0, 0, 0, 0, 7, 7, 0, 0]))
-                .unwrap(),
-            vec![-1, 2]
-        );
+        assert_eq!(idx.query_first(SigView::U32(&[0, 0, 0, 0, 7, 7, 0, 0])).unwrap(), vec![-1, 2]);
         drop(idx);
         let mut idx = MinHashIndex::open(&dir, &params("m")).unwrap();
         assert_eq!(idx.len(), 4);
@@ -559,21 +464,9 @@ mod tests {
         assert_eq!(idx.num_runs(), 1);
         assert_eq!(idx.query(SigView::U32(&[0, 0, 3, 4])).unwrap(), vec![0, 3]);
         drop(idx);
-        let err = MinHashIndex::open(
-            &dir,
-            &IndexParams {
-                bands: 1,
-                rows: 4,
-                ..params("x")
-            },
-        )
-        .err()
-        .unwrap();
+        let err = MinHashIndex::open(&dir, &IndexParams { bands: 1, rows: 4, ..params("x") }).err().unwrap();
         let msg = err.to_string();
-        assert!(
-            msg.contains("bands: index has 2, requested 1") && msg.contains("hashing parameters"),
-            "{msg}"
-        );
+        assert!(msg.contains("bands: index has 2, requested 1") && msg.contains("hashing parameters"), "{msg}");
         let idx = MinHashIndex::open(&dir, &params("m")).unwrap();
         assert_eq!(idx.query(SigView::U32(&[1, 2, 0, 0])).unwrap(), vec![0, 1]);
         assert!(idx.query(SigView::U64(&[1, 2, 0, 0])).is_err());

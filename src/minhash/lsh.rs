@@ -34,16 +34,8 @@ impl SigView<'_> {
     /// Fraction of equal entries between rows `i` and `j` (the MinHash Jaccard estimate).
     pub fn estimate(&self, p: usize, i: usize, j: usize) -> f64 {
         let eq = match self {
-            SigView::U32(v) => v[i * p..(i + 1) * p]
-                .iter()
-                .zip(&v[j * p..(j + 1) * p])
-                .filter(|(a, b)| a == b)
-                .count(),
-            SigView::U64(v) => v[i * p..(i + 1) * p]
-                .iter()
-                .zip(&v[j * p..(j + 1) * p])
-                .filter(|(a, b)| a == b)
-                .count(),
+            SigView::U32(v) => v[i * p..(i + 1) * p].iter().zip(&v[j * p..(j + 1) * p]).filter(|(a, b)| a == b).count(),
+            SigView::U64(v) => v[i * p..(i + 1) * p].iter().zip(&v[j * p..(j + 1) * p]).filter(|(a, b)| a == b).count(),
         };
         eq as f64 / p as f64
     }
@@ -52,9 +44,7 @@ impl SigView<'_> {
 /// Check `threshold` is strictly between 0 and 1.
 pub fn check_threshold(threshold: f64) -> Result<()> {
     if !(threshold > 0.0 && threshold < 1.0) {
-        return Err(Error::invalid_argument(format!(
-            "threshold must be strictly between 0 and 1, got {threshold}"
-        )));
+        return Err(Error::invalid_argument(format!("threshold must be strictly between 0 and 1, got {threshold}")));
     }
     Ok(())
 }
@@ -62,9 +52,7 @@ pub fn check_threshold(threshold: f64) -> Result<()> {
 /// Check a hand-set band layout against `num_perm`.
 pub fn check_bands(num_perm: usize, bands: usize, rows: usize) -> Result<()> {
     if bands == 0 || rows == 0 {
-        return Err(Error::invalid_argument(format!(
-            "bands and rows must be at least 1, got bands={bands}, rows={rows}"
-        )));
+        return Err(Error::invalid_argument(format!("bands and rows must be at least 1, got bands={bands}, rows={rows}")));
     }
     match bands.checked_mul(rows) {
         Some(br) if br <= num_perm => Ok(()),
@@ -97,32 +85,20 @@ fn simpson(f: impl Fn(f64) -> f64, lo: f64, hi: f64, intervals: usize) -> f64 {
 pub fn lsh_error(threshold: f64, bands: usize, rows: usize, fp_weight: f64, fn_weight: f64) -> f64 {
     const N: usize = 512;
     let fp = simpson(|s| collision_probability(s, bands, rows), 0.0, threshold, N);
-    let fneg = simpson(
-        |s| 1.0 - collision_probability(s, bands, rows),
-        threshold,
-        1.0,
-        N,
-    );
+    let fneg = simpson(|s| 1.0 - collision_probability(s, bands, rows), threshold, 1.0, N);
     fp * fp_weight + fneg * fn_weight
 }
 
 /// Choose `(bands, rows)` with `bands · rows ≤ num_perm` minimising the weighted
 /// false-positive and false-negative probability areas, as datasketch's `_optimal_param`
 /// does (here integrated with composite Simpson's rule, 512 intervals per side).
-pub fn optimal_params(
-    threshold: f64,
-    num_perm: usize,
-    fp_weight: f64,
-    fn_weight: f64,
-) -> Result<(usize, usize)> {
+pub fn optimal_params(threshold: f64, num_perm: usize, fp_weight: f64, fn_weight: f64) -> Result<(usize, usize)> {
     check_threshold(threshold)?;
     if num_perm == 0 {
         return Err(Error::invalid_argument("num_perm must be at least 1"));
     }
     if num_perm > 1 << 16 {
-        return Err(Error::invalid_argument(format!(
-            "num_perm {num_perm} is too large (at most 65536)"
-        )));
+        return Err(Error::invalid_argument(format!("num_perm {num_perm} is too large (at most 65536)")));
     }
     let total = fp_weight + fn_weight;
     let weights_ok = fp_weight >= 0.0 && fn_weight >= 0.0 && total > 0.0 && total.is_finite();
@@ -154,25 +130,17 @@ pub fn band_keys(sig: SigView<'_>, num_perm: usize, bands: usize, rows: usize) -
     }
     let n = sig.len_values() / num_perm;
     let mut keys = vec![0u64; n * bands];
-    keys.par_chunks_mut(bands)
-        .enumerate()
-        .with_min_len(64)
-        .with_max_len(crate::par::max_task_len(n, 64))
-        .for_each_init(Vec::new, |buf: &mut Vec<u8>, (i, out)| {
-            for (j, k) in out.iter_mut().enumerate() {
-                buf.clear();
-                let lo = i * num_perm + j * rows;
-                match sig {
-                    SigView::U32(v) => v[lo..lo + rows]
-                        .iter()
-                        .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                    SigView::U64(v) => v[lo..lo + rows]
-                        .iter()
-                        .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-                }
-                *k = xxhash_rust::xxh3::xxh3_64_with_seed(buf, j as u64);
+    keys.par_chunks_mut(bands).enumerate().with_min_len(64).with_max_len(crate::par::max_task_len(n, 64)).for_each_init(Vec::new, |buf: &mut Vec<u8>, (i, out)| {
+        for (j, k) in out.iter_mut().enumerate() {
+            buf.clear();
+            let lo = i * num_perm + j * rows;
+            match sig {
+                SigView::U32(v) => v[lo..lo + rows].iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+                SigView::U64(v) => v[lo..lo + rows].iter().for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
             }
-        });
+            *k = xxhash_rust::xxh3::xxh3_64_with_seed(buf, j as u64);
+        }
+    });
     Ok(keys)
 }
 
@@ -198,28 +166,21 @@ impl CandidateGroups {
     }
     /// Number of candidate pairs (with repeats across bands).
     pub fn pair_count(&self) -> u64 {
-        (0..self.len())
-            .map(|g| {
-                let k = self.group(g).len() as u64;
-                k * (k - 1) / 2
-            })
-            .sum()
+        (0..self.len()).map(|g| {
+            let k = self.group(g).len() as u64;
+            k * (k - 1) / 2
+        }).sum()
     }
 }
 
 /// Find the candidate groups from band keys (`[n, bands]`).
 pub fn candidate_groups(keys: &[u64], bands: usize, eligible: &[bool]) -> Result<CandidateGroups> {
     if bands == 0 || keys.len() % bands != 0 {
-        return Err(Error::invalid_argument(
-            "band key matrix does not match the number of bands",
-        ));
+        return Err(Error::invalid_argument("band key matrix does not match the number of bands"));
     }
     let n = keys.len() / bands;
     if eligible.len() != n {
-        return Err(Error::invalid_argument(format!(
-            "eligible mask has {} entries for {n} documents",
-            eligible.len()
-        )));
+        return Err(Error::invalid_argument(format!("eligible mask has {} entries for {n} documents", eligible.len())));
     }
     if n > u32::MAX as usize {
         return Err(Error::invalid_argument("more than 2^32 − 1 documents"));
@@ -227,10 +188,8 @@ pub fn candidate_groups(keys: &[u64], bands: usize, eligible: &[bool]) -> Result
     let per_band: Vec<(Vec<u32>, Vec<usize>)> = (0..bands)
         .into_par_iter()
         .map(|j| {
-            let mut pairs: Vec<(u64, u32)> = (0..n)
-                .filter(|&i| eligible[i])
-                .map(|i| (keys[i * bands + j], i as u32))
-                .collect();
+            let mut pairs: Vec<(u64, u32)> =
+                (0..n).filter(|&i| eligible[i]).map(|i| (keys[i * bands + j], i as u32)).collect();
             pairs.sort_unstable();
             let mut members = Vec::new();
             let mut lens = Vec::new();
@@ -249,10 +208,7 @@ pub fn candidate_groups(keys: &[u64], bands: usize, eligible: &[bool]) -> Result
             (members, lens)
         })
         .collect();
-    let mut out = CandidateGroups {
-        members: Vec::new(),
-        offsets: vec![0],
-    };
+    let mut out = CandidateGroups { members: Vec::new(), offsets: vec![0] };
     for (members, lens) in per_band {
         out.members.extend(members);
         for l in lens {
@@ -271,9 +227,7 @@ pub struct MinUnionFind {
 
 impl MinUnionFind {
     pub fn new(n: usize) -> Self {
-        MinUnionFind {
-            parent: (0..n as u32).collect(),
-        }
+        MinUnionFind { parent: (0..n as u32).collect() }
     }
     pub fn find(&mut self, mut x: u32) -> u32 {
         while self.parent[x as usize] != x {
@@ -295,9 +249,7 @@ impl MinUnionFind {
     }
     /// Component id (smallest member) of every element.
     pub fn roots(mut self) -> Vec<u32> {
-        (0..self.parent.len() as u32)
-            .map(|i| self.find(i))
-            .collect()
+        (0..self.parent.len() as u32).map(|i| self.find(i)).collect()
     }
 }
 
@@ -311,21 +263,15 @@ pub struct Verify<'a> {
 /// Shingle hash sets of the documents flagged in `need` (others stay empty).
 pub fn shingle_sets(docs: Docs<'_>, cfg: &ShingleConfig, need: &[bool]) -> Result<Vec<Vec<u64>>> {
     let mut sets = vec![Vec::new(); docs.len()];
-    sets.par_iter_mut()
-        .enumerate()
-        .with_min_len(4)
-        .try_for_each_init(Scratch::new, |scratch, (i, set)| {
-            if need[i] {
-                let text = std::str::from_utf8(docs.get(i)).map_err(|e| {
-                    Error::invalid_data(
-                        format!("document {i}"),
-                        format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-                    )
-                })?;
-                shingle_hash_set(text, cfg, scratch, set)?;
-            }
-            Ok::<(), Error>(())
-        })?;
+    sets.par_iter_mut().enumerate().with_min_len(4).try_for_each_init(Scratch::new, |scratch, (i, set)| {
+        if need[i] {
+            let text = std::str::from_utf8(docs.get(i)).map_err(|e| {
+                Error::invalid_data(format!("document {i}"), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+            })?;
+            shingle_hash_set(text, cfg, scratch, set)?;
+        }
+        Ok::<(), Error>(())
+    })?;
     Ok(sets)
 }
 
@@ -363,11 +309,7 @@ impl Edges {
 /// Connected components of the candidate graph. Without `verify`, every candidate pair
 /// is an edge; with it, only pairs whose exact shingle-set Jaccard is ≥ the threshold.
 /// Returns `(component id per document, shingle sets if verified, joining edges, stats)`.
-pub fn components(
-    n: usize,
-    groups: &CandidateGroups,
-    verify: Option<&Verify<'_>>,
-) -> Result<Components> {
+pub fn components(n: usize, groups: &CandidateGroups, verify: Option<&Verify<'_>>) -> Result<Components> {
     let mut uf = MinUnionFind::new(n);
     let mut edges = Edges::default();
     let mut stats = ClusterStats {
@@ -429,14 +371,9 @@ pub fn components(
 /// Returns the kept document per document (its component's survivor).
 pub fn kept_per_doc(roots: &[u32], scores: Option<&[f64]>) -> Result<Vec<u32>> {
     let n = roots.len();
-    let Some(scores) = scores else {
-        return Ok(roots.to_vec());
-    };
+    let Some(scores) = scores else { return Ok(roots.to_vec()) };
     if scores.len() != n {
-        return Err(Error::invalid_argument(format!(
-            "keep scores have {} entries for {n} documents",
-            scores.len()
-        )));
+        return Err(Error::invalid_argument(format!("keep scores have {} entries for {n} documents", scores.len())));
     }
     let mut best: Vec<u32> = roots.to_vec(); // indexed by component id (root)
     for i in 0..n {
@@ -463,26 +400,15 @@ pub struct ClusterReport {
 }
 
 /// Build the report, ordered by cluster id then document index.
-pub fn cluster_report(
-    sig: SigView<'_>,
-    num_perm: usize,
-    roots: &[u32],
-    kept: &[u32],
-    sets: Option<&[Vec<u64>]>,
-) -> ClusterReport {
+pub fn cluster_report(sig: SigView<'_>, num_perm: usize, roots: &[u32], kept: &[u32], sets: Option<&[Vec<u64>]>) -> ClusterReport {
     let n = roots.len();
     let mut size = vec![0u32; n];
     for &r in roots {
         size[r as usize] += 1;
     }
-    let mut idx: Vec<u32> = (0..n as u32)
-        .filter(|&i| size[roots[i as usize] as usize] >= 2)
-        .collect();
+    let mut idx: Vec<u32> = (0..n as u32).filter(|&i| size[roots[i as usize] as usize] >= 2).collect();
     idx.sort_unstable_by_key(|&i| (roots[i as usize], i));
-    let mut rep = ClusterReport {
-        exact_jaccard: sets.map(|_| Vec::with_capacity(idx.len())),
-        ..Default::default()
-    };
+    let mut rep = ClusterReport { exact_jaccard: sets.map(|_| Vec::with_capacity(idx.len())), ..Default::default() };
     for &i in &idx {
         let (i, k) = (i as usize, kept[i as usize] as usize);
         rep.cluster.push(roots[i]);
@@ -491,11 +417,7 @@ pub fn cluster_report(
         rep.is_kept.push(i == k);
         rep.est_jaccard.push(sig.estimate(num_perm, i, k));
         if let (Some(s), Some(ex)) = (sets, rep.exact_jaccard.as_mut()) {
-            ex.push(if i == k {
-                1.0
-            } else {
-                jaccard_sorted(&s[i], &s[k])
-            });
+            ex.push(if i == k { 1.0 } else { jaccard_sorted(&s[i], &s[k]) });
         }
     }
     rep

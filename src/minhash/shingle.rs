@@ -46,9 +46,7 @@ impl Unit {
             "word" => Ok(Unit::Word),
             "char" => Ok(Unit::Char),
             "token" => Ok(Unit::Token),
-            other => Err(Error::invalid_argument(format!(
-                "unit must be 'word', 'char' or 'token', got {other:?}"
-            ))),
+            other => Err(Error::invalid_argument(format!("unit must be 'word', 'char' or 'token', got {other:?}"))),
         }
     }
 }
@@ -100,10 +98,7 @@ impl ShingleConfig<'_> {
             return Err(Error::invalid_argument("ngram must be at least 1"));
         }
         if self.n > 1 << 20 {
-            return Err(Error::invalid_argument(format!(
-                "ngram {} is unreasonably large",
-                self.n
-            )));
+            return Err(Error::invalid_argument(format!("ngram {} is unreasonably large", self.n)));
         }
         if self.unit == Unit::Token && self.tokenizer.is_none() {
             return Err(Error::invalid_argument("token shingles need a tokenizer"));
@@ -138,8 +133,7 @@ fn ascii_table(cfg: &ShingleConfig) -> [u8; 128] {
     let mut t = [0u8; 128];
     for (b, out) in t.iter_mut().enumerate() {
         let c = b as u8;
-        let sep =
-            matches!(c, b' ' | b'\t'..=b'\r') || (cfg.strip_punct && !c.is_ascii_alphanumeric());
+        let sep = matches!(c, b' ' | b'\t'..=b'\r') || (cfg.strip_punct && !c.is_ascii_alphanumeric());
         *out = if sep {
             0
         } else if cfg.fold_digits && c.is_ascii_digit() {
@@ -194,11 +188,7 @@ struct Block {
 #[cfg(target_arch = "x86_64")]
 fn classify(block: &[u8; 64], cfg: &ShingleConfig) -> Block {
     use std::arch::x86_64::*;
-    let mut out = Block {
-        word: 0,
-        low: [0u8; 128],
-        ascii: true,
-    };
+    let mut out = Block { word: 0, low: [0u8; 128], ascii: true };
     // SAFETY: SSE2 is part of x86_64; loads/stores are unaligned and inside the arrays.
     unsafe {
         let mut nonascii = 0u32;
@@ -206,10 +196,7 @@ fn classify(block: &[u8; 64], cfg: &ShingleConfig) -> Block {
             let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
             nonascii |= _mm_movemask_epi8(v) as u32;
             let between = |lo: u8, hi: u8| {
-                _mm_and_si128(
-                    _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
-                )
+                _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)))
             };
             let upper = between(b'A', b'Z');
             let digit = between(b'0', b'9');
@@ -217,10 +204,7 @@ fn classify(block: &[u8; 64], cfg: &ShingleConfig) -> Block {
                 _mm_or_si128(_mm_or_si128(upper, digit), between(b'a', b'z'))
             } else {
                 // whitespace separates words; NUL does too (as in the scalar table)
-                let ws = _mm_or_si128(
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)),
-                    between(b'\t', b'\r'),
-                );
+                let ws = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)), between(b'\t', b'\r'));
                 let ws = _mm_or_si128(ws, _mm_cmpeq_epi8(v, _mm_setzero_si128()));
                 _mm_andnot_si128(ws, _mm_set1_epi8(-1))
             };
@@ -230,10 +214,7 @@ fn classify(block: &[u8; 64], cfg: &ShingleConfig) -> Block {
                 t = _mm_or_si128(t, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
             }
             if cfg.fold_digits {
-                t = _mm_or_si128(
-                    _mm_andnot_si128(digit, t),
-                    _mm_and_si128(digit, _mm_set1_epi8(b'0' as i8)),
-                );
+                t = _mm_or_si128(_mm_andnot_si128(digit, t), _mm_and_si128(digit, _mm_set1_epi8(b'0' as i8)));
             }
             _mm_storeu_si128(out.low.as_mut_ptr().add(16 * k) as *mut __m128i, t);
         }
@@ -250,11 +231,7 @@ fn classify(block: &[u8; 64], cfg: &ShingleConfig) -> Block {
 /// Portable [`classify`] (the reference for the SIMD version).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn classify_scalar(block: &[u8; 64], table: &[u8; 128]) -> Block {
-    let mut out = Block {
-        word: 0,
-        low: [0u8; 128],
-        ascii: block.iter().all(|&b| b < 0x80),
-    };
+    let mut out = Block { word: 0, low: [0u8; 128], ascii: block.iter().all(|&b| b < 0x80) };
     for (k, &b) in block.iter().enumerate() {
         let o = table[(b & 0x7F) as usize];
         out.word |= u64::from(o != 0) << k;
@@ -266,11 +243,7 @@ fn classify_scalar(block: &[u8; 64], table: &[u8; 128]) -> Block {
 /// Emit the words of an all-ASCII block (`valid` bytes of it, the rest is padding).
 #[inline(always)]
 fn emit_block(out: &mut Out<'_>, blk: &Block, valid: usize) {
-    let mut m = if valid >= 64 {
-        blk.word
-    } else {
-        blk.word & ((1u64 << valid) - 1)
-    };
+    let mut m = if valid >= 64 { blk.word } else { blk.word & ((1u64 << valid) - 1) };
     while m != 0 {
         let s = m.trailing_zeros() as usize;
         let run = (!(m >> s)).trailing_zeros() as usize; // ≥ 1; 64 - s when the run reaches the end
@@ -335,12 +308,7 @@ fn normalise_str(src: &str, cfg: &ShingleConfig, buf: &mut Vec<u8>, starts: &mut
     let bytes = src.as_bytes();
     buf.clear();
     buf.resize(bytes.len() + 192, 0);
-    let mut out = Out {
-        buf,
-        starts,
-        o: 0,
-        in_word: false,
-    };
+    let mut out = Out { buf, starts, o: 0, in_word: false };
     let mut i = 0;
     while i < bytes.len() {
         let mut block = [b' '; 64];
@@ -392,12 +360,7 @@ pub fn normalise_into(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch) {
 /// Call `f` with the bytes of every shingle of `text` (UTF-8 for word and character
 /// shingles, little-endian `u32` ids for token shingles), in document order (repeated
 /// shingles are reported each time). Returns the number of shingles.
-pub fn for_each_shingle(
-    text: &str,
-    cfg: &ShingleConfig,
-    scratch: &mut Scratch,
-    mut f: impl FnMut(&[u8]),
-) -> Result<usize> {
+pub fn for_each_shingle(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, mut f: impl FnMut(&[u8])) -> Result<usize> {
     normalise_into(text, cfg, scratch);
     let buf = &scratch.buf[..];
     if buf.is_empty() {
@@ -413,11 +376,7 @@ pub fn for_each_shingle(
                 return Ok(1);
             }
             for i in 0..=(words - n) {
-                let end = if i + n < words {
-                    starts[i + n] - 1
-                } else {
-                    buf.len()
-                };
+                let end = if i + n < words { starts[i + n] - 1 } else { buf.len() };
                 f(&buf[starts[i]..end]);
             }
             Ok(words - n + 1)
@@ -441,13 +400,10 @@ pub fn for_each_shingle(
             Ok(chars - n + 1)
         }
         Unit::Token => {
-            let tok = cfg
-                .tokenizer
-                .ok_or_else(|| Error::invalid_argument("token shingles need a tokenizer"))?;
+            let tok = cfg.tokenizer.ok_or_else(|| Error::invalid_argument("token shingles need a tokenizer"))?;
             // `buf` is built from whole characters of a `str`: valid UTF-8.
-            let norm = std::str::from_utf8(buf).map_err(|e| {
-                Error::invalid_data("normalised text", format!("invalid UTF-8: {e}"))
-            })?;
+            let norm = std::str::from_utf8(buf)
+                .map_err(|e| Error::invalid_data("normalised text", format!("invalid UTF-8: {e}")))?;
             scratch.ids.clear();
             tok.encode_ordinary_into(norm, &mut scratch.ids)?;
             let ids = &scratch.ids;
@@ -478,9 +434,7 @@ pub fn shingles(text: &str, cfg: &ShingleConfig) -> Result<Vec<String>> {
     let mut scratch = Scratch::new();
     let mut out = Vec::new();
     if cfg.unit == Unit::Token {
-        return Err(Error::invalid_argument(
-            "token shingles are ids, not text: use token_shingles",
-        ));
+        return Err(Error::invalid_argument("token shingles are ids, not text: use token_shingles"));
     }
     for_each_shingle(text, cfg, &mut scratch, |s| {
         // Shingles are slices of a `String` cut at char boundaries: always valid UTF-8.
@@ -498,27 +452,16 @@ pub fn token_shingles(text: &str, cfg: &ShingleConfig) -> Result<Vec<Vec<u32>>> 
     let mut scratch = Scratch::new();
     let mut out = Vec::new();
     for_each_shingle(text, cfg, &mut scratch, |s| {
-        out.push(
-            s.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        );
+        out.push(s.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
     })?;
     Ok(out)
 }
 
 /// The set of 64-bit shingle hashes (xxh3-64), sorted and deduplicated, used for exact
 /// Jaccard verification. Two different shingles collide with probability ~2^-64.
-pub fn shingle_hash_set(
-    text: &str,
-    cfg: &ShingleConfig,
-    scratch: &mut Scratch,
-    out: &mut Vec<u64>,
-) -> Result<()> {
+pub fn shingle_hash_set(text: &str, cfg: &ShingleConfig, scratch: &mut Scratch, out: &mut Vec<u64>) -> Result<()> {
     out.clear();
-    for_each_shingle(text, cfg, scratch, |s| {
-        out.push(xxhash_rust::xxh3::xxh3_64(s))
-    })?;
+    for_each_shingle(text, cfg, scratch, |s| out.push(xxhash_rust::xxh3::xxh3_64(s)))?;
     out.sort_unstable();
     out.dedup();
     Ok(())
@@ -551,11 +494,7 @@ mod tests {
     use super::*;
 
     fn cfg(unit: Unit, n: usize) -> ShingleConfig<'static> {
-        ShingleConfig {
-            unit,
-            n,
-            ..Default::default()
-        }
+        ShingleConfig { unit, n, ..Default::default() }
     }
 
     #[test]
@@ -572,56 +511,29 @@ mod tests {
 
     #[test]
     fn digits_and_nfkc() {
-        let c = ShingleConfig {
-            n: 1,
-            fold_digits: true,
-            nfkc: true,
-            ..Default::default()
-        };
-        assert_eq!(
-            shingles("ﬁle 2024 Ａ１", &c).unwrap(),
-            vec!["file", "0000", "a0"]
-        );
-        let c = ShingleConfig {
-            n: 1,
-            ..Default::default()
-        };
+        let c = ShingleConfig { n: 1, fold_digits: true, nfkc: true, ..Default::default() };
+        assert_eq!(shingles("ﬁle 2024 Ａ１", &c).unwrap(), vec!["file", "0000", "a0"]);
+        let c = ShingleConfig { n: 1, ..Default::default() };
         assert_eq!(shingles("ﬁle 2024", &c).unwrap(), vec!["ﬁle", "2024"]);
     }
 
     #[test]
     fn short_and_empty_documents() {
-        assert_eq!(
-            shingles("just three words", &cfg(Unit::Word, 5)).unwrap(),
-            vec!["just three words"]
-        );
+        assert_eq!(shingles("just three words", &cfg(Unit::Word, 5)).unwrap(), vec!["just three words"]);
         assert!(shingles("", &cfg(Unit::Word, 5)).unwrap().is_empty());
-        assert!(shingles(" \n\t ... !!", &cfg(Unit::Word, 5))
-            .unwrap()
-            .is_empty());
+        assert!(shingles(" \n\t ... !!", &cfg(Unit::Word, 5)).unwrap().is_empty());
         assert_eq!(shingles("ab", &cfg(Unit::Char, 3)).unwrap(), vec!["ab"]);
     }
 
     #[test]
     fn char_shingles() {
-        assert_eq!(
-            shingles("Ab  c", &cfg(Unit::Char, 3)).unwrap(),
-            vec!["ab ", "b c"]
-        );
-        assert_eq!(
-            shingles("héllo", &cfg(Unit::Char, 4)).unwrap(),
-            vec!["héll", "éllo"]
-        );
+        assert_eq!(shingles("Ab  c", &cfg(Unit::Char, 3)).unwrap(), vec!["ab ", "b c"]);
+        assert_eq!(shingles("héllo", &cfg(Unit::Char, 4)).unwrap(), vec!["héll", "éllo"]);
     }
 
     #[test]
     fn keeps_punct_when_asked() {
-        let c = ShingleConfig {
-            n: 2,
-            strip_punct: false,
-            lowercase: false,
-            ..Default::default()
-        };
+        let c = ShingleConfig { n: 2, strip_punct: false, lowercase: false, ..Default::default() };
         assert_eq!(shingles("A, b.", &c).unwrap(), vec!["A, b."]);
     }
 
@@ -652,18 +564,10 @@ mod tests {
     }
 
     fn check_against_reference(text: &str) {
-        for (lowercase, strip_punct, fold_digits) in [
-            (true, true, false),
-            (false, false, false),
-            (true, false, true),
-            (false, true, true),
-        ] {
-            let cfg = ShingleConfig {
-                lowercase,
-                strip_punct,
-                fold_digits,
-                ..Default::default()
-            };
+        for (lowercase, strip_punct, fold_digits) in
+            [(true, true, false), (false, false, false), (true, false, true), (false, true, true)]
+        {
+            let cfg = ShingleConfig { lowercase, strip_punct, fold_digits, ..Default::default() };
             let mut scratch = Scratch::new();
             normalise_into(text, &cfg, &mut scratch);
             let got = std::str::from_utf8(&scratch.buf).unwrap();
@@ -672,9 +576,7 @@ mod tests {
             let starts: Vec<usize> = if want.is_empty() {
                 vec![]
             } else {
-                std::iter::once(0)
-                    .chain(want.match_indices(' ').map(|(i, _)| i + 1))
-                    .collect()
+                std::iter::once(0).chain(want.match_indices(' ').map(|(i, _)| i + 1)).collect()
             };
             assert_eq!(scratch.starts, starts, "cfg {cfg:?} text {text:?}");
         }
@@ -693,17 +595,8 @@ mod tests {
         ];
         // words and non-ASCII characters straddling the 64-byte block boundary
         for pad in 55..70 {
-            cases.push(format!(
-                "{}Héllo World€ FOO_bar{}",
-                "a".repeat(pad),
-                " é".repeat(40)
-            ));
-            cases.push(format!(
-                "{} {}é{}",
-                "Q".repeat(pad),
-                "z".repeat(pad % 7),
-                "9".repeat(80)
-            ));
+            cases.push(format!("{}Héllo World€ FOO_bar{}", "a".repeat(pad), " é".repeat(40)));
+            cases.push(format!("{} {}é{}", "Q".repeat(pad), "z".repeat(pad % 7), "9".repeat(80)));
             cases.push(format!("{}.{}", "w".repeat(pad), "W".repeat(130 - pad)));
         }
         for c in &cases {
@@ -717,21 +610,11 @@ mod tests {
         for round in 0..2000 {
             let mut block = [0u8; 64];
             for b in block.iter_mut() {
-                st = st
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 *b = (st >> 57) as u8; // ASCII only
             }
-            let cfg = ShingleConfig {
-                lowercase: round % 2 == 0,
-                strip_punct: round % 3 != 0,
-                fold_digits: round % 5 == 0,
-                ..Default::default()
-            };
-            let (a, b) = (
-                classify(&block, &cfg),
-                classify_scalar(&block, &ascii_table(&cfg)),
-            );
+            let cfg = ShingleConfig { lowercase: round % 2 == 0, strip_punct: round % 3 != 0, fold_digits: round % 5 == 0, ..Default::default() };
+            let (a, b) = (classify(&block, &cfg), classify_scalar(&block, &ascii_table(&cfg)));
             assert!(a.ascii && b.ascii);
             assert_eq!(a.word, b.word, "cfg {cfg:?}");
             for k in 0..64 {
@@ -752,32 +635,17 @@ mod tests {
     fn small_tokenizer() -> Tokenizer {
         use crate::bpe::{Pretokenizer, Vocab};
         let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
-        for (i, t) in [
-            "he", "ll", "hell", "hello", " w", " wor", "or", "ld", " world",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (i, t) in ["he", "ll", "hell", "hello", " w", " wor", "or", "ld", " world"].iter().enumerate() {
             toks.push((t.as_bytes().to_vec(), 256 + i as u32));
         }
         let v = Vocab::from_ranks(toks).unwrap();
-        Tokenizer::new(
-            v,
-            Pretokenizer::new(crate::bpe::pretok::CL100K_PATTERN).unwrap(),
-            vec![],
-        )
-        .unwrap()
+        Tokenizer::new(v, Pretokenizer::new(crate::bpe::pretok::CL100K_PATTERN).unwrap(), vec![]).unwrap()
     }
 
     #[test]
     fn token_shingles_are_windows_of_the_normalised_texts_ids() {
         let tok = small_tokenizer();
-        let c = ShingleConfig {
-            unit: Unit::Token,
-            n: 2,
-            tokenizer: Some(&tok),
-            ..Default::default()
-        };
+        let c = ShingleConfig { unit: Unit::Token, n: 2, tokenizer: Some(&tok), ..Default::default() };
         let text = "Hello, World! hello   world";
         let ids = tok.encode_ordinary("hello world hello world").unwrap();
         let want: Vec<Vec<u32>> = ids.windows(2).map(|w| w.to_vec()).collect();
@@ -785,25 +653,14 @@ mod tests {
         // bytes handed to the hasher: little-endian u32 ids
         let mut scratch = Scratch::new();
         let mut seen = Vec::new();
-        assert_eq!(
-            for_each_shingle(text, &c, &mut scratch, |b| seen.push(b.to_vec())).unwrap(),
-            want.len()
-        );
-        assert_eq!(
-            seen[0],
-            [want[0][0].to_le_bytes(), want[0][1].to_le_bytes()].concat()
-        );
+        assert_eq!(for_each_shingle(text, &c, &mut scratch, |b| seen.push(b.to_vec())).unwrap(), want.len());
+        assert_eq!(seen[0], [want[0][0].to_le_bytes(), want[0][1].to_le_bytes()].concat());
         // short and empty documents
         let c5 = ShingleConfig { n: 50, ..c.clone() };
         assert_eq!(token_shingles(text, &c5).unwrap(), vec![ids.clone()]);
         assert!(token_shingles(" ... ", &c5).unwrap().is_empty());
         // a tokenizer is required; token shingles are not text
-        assert!(ShingleConfig {
-            unit: Unit::Token,
-            ..Default::default()
-        }
-        .validate()
-        .is_err());
+        assert!(ShingleConfig { unit: Unit::Token, ..Default::default() }.validate().is_err());
         assert!(shingles(text, &c).is_err());
     }
 

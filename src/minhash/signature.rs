@@ -30,7 +30,7 @@
 
 use rayon::prelude::*;
 
-use super::shingle::{for_each_shingle, Scratch, ShingleConfig};
+use super::shingle::{for_each_shingle, ShingleConfig, Scratch};
 use crate::text::Docs;
 use crate::{Error, Result};
 
@@ -64,12 +64,8 @@ impl Scheme {
         let da = (splitmix64(&mut st) >> 32) as u32 | 1;
         let b0 = (splitmix64(&mut st) >> 32) as u32;
         let db = (splitmix64(&mut st) >> 32) as u32;
-        let a = (0..num_perm as u32)
-            .map(|i| a0.wrapping_add(i.wrapping_mul(da)))
-            .collect();
-        let b = (0..num_perm as u32)
-            .map(|i| b0.wrapping_add(i.wrapping_mul(db)))
-            .collect();
+        let a = (0..num_perm as u32).map(|i| a0.wrapping_add(i.wrapping_mul(da))).collect();
+        let b = (0..num_perm as u32).map(|i| b0.wrapping_add(i.wrapping_mul(db))).collect();
         Ok(Scheme::Fast { a, b })
     }
 
@@ -83,9 +79,7 @@ impl Scheme {
     /// Validate parameter lengths (and oddness where the scheme requires it).
     pub fn validate(&self) -> Result<()> {
         let (la, lb) = match self {
-            Scheme::DatasketchAffine64 { a, b } | Scheme::DatasketchLegacy { a, b } => {
-                (a.len(), b.len())
-            }
+            Scheme::DatasketchAffine64 { a, b } | Scheme::DatasketchLegacy { a, b } => (a.len(), b.len()),
             Scheme::Fast { a, b } | Scheme::DatasketchAffine32 { a, b } => (a.len(), b.len()),
         };
         if la != lb {
@@ -98,22 +92,19 @@ impl Scheme {
             return fast_progressions(a, b).map(|_| ());
         }
         match self {
-            Scheme::DatasketchAffine32 { a, .. } if a.iter().any(|x| x & 1 == 0) => Err(
-                Error::invalid_argument("32-bit permutation parameters `a` must all be odd"),
-            ),
-            Scheme::DatasketchAffine64 { a, .. } if a.iter().any(|x| x & 1 == 0) => Err(
-                Error::invalid_argument("affine64 permutation parameters `a` must all be odd"),
-            ),
+            Scheme::DatasketchAffine32 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
+                Err(Error::invalid_argument("32-bit permutation parameters `a` must all be odd"))
+            }
+            Scheme::DatasketchAffine64 { a, .. } if a.iter().any(|x| x & 1 == 0) => {
+                Err(Error::invalid_argument("affine64 permutation parameters `a` must all be odd"))
+            }
             _ => Ok(()),
         }
     }
 
     /// True when signatures are 64-bit values.
     pub fn is_u64(&self) -> bool {
-        matches!(
-            self,
-            Scheme::DatasketchAffine64 { .. } | Scheme::DatasketchLegacy { .. }
-        )
+        matches!(self, Scheme::DatasketchAffine64 { .. } | Scheme::DatasketchLegacy { .. })
     }
 
     /// Hash one shingle with this scheme's base hash (before permutation).
@@ -121,9 +112,7 @@ impl Scheme {
     pub fn base_hash(&self, shingle: &[u8]) -> u64 {
         match self {
             Scheme::Fast { .. } => xxhash_rust::xxh3::xxh3_64(shingle),
-            Scheme::DatasketchAffine32 { .. } | Scheme::DatasketchLegacy { .. } => {
-                sha1_prefix(shingle, 4)
-            }
+            Scheme::DatasketchAffine32 { .. } | Scheme::DatasketchLegacy { .. } => sha1_prefix(shingle, 4),
             Scheme::DatasketchAffine64 { .. } => sha1_prefix(shingle, 8),
         }
     }
@@ -134,9 +123,7 @@ fn check_num_perm(num_perm: usize) -> Result<()> {
         return Err(Error::invalid_argument("num_perm must be at least 1"));
     }
     if num_perm > 1 << 16 {
-        return Err(Error::invalid_argument(format!(
-            "num_perm {num_perm} is too large (at most 65536)"
-        )));
+        return Err(Error::invalid_argument(format!("num_perm {num_perm} is too large (at most 65536)")));
     }
     Ok(())
 }
@@ -144,13 +131,7 @@ fn check_num_perm(num_perm: usize) -> Result<()> {
 /// The fast scheme's parameters as `(a_0, Δa, b_0, Δb)`; an error unless `a` and `b` are
 /// arithmetic progressions mod 2^32 with `Δa` odd (what [`Scheme::fast`] draws).
 fn fast_progressions(a: &[u32], b: &[u32]) -> Result<(u32, u32, u32, u32)> {
-    let step = |v: &[u32]| {
-        if v.len() > 1 {
-            v[1].wrapping_sub(v[0])
-        } else {
-            1
-        }
-    };
+    let step = |v: &[u32]| if v.len() > 1 { v[1].wrapping_sub(v[0]) } else { 1 };
     let (da, db) = (step(a), step(b));
     let is_ap = |v: &[u32], d: u32| v.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d);
     if a.is_empty() || b.is_empty() || !is_ap(a, da) || !is_ap(b, db) || da & 1 == 0 {
@@ -162,13 +143,7 @@ fn fast_progressions(a: &[u32], b: &[u32]) -> Result<(u32, u32, u32, u32)> {
     Ok((a[0], da, b[0], db))
 }
 
-const SHA1_INIT: [u32; 5] = [
-    0x6745_2301,
-    0xEFCD_AB89,
-    0x98BA_DCFE,
-    0x1032_5476,
-    0xC3D2_E1F0,
-];
+const SHA1_INIT: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
 
 /// The SHA-1 state after hashing `data` (padding done here, blocks compressed by the
 /// `sha1` crate's SHA-NI/soft backend; skipping the generic `Digest` buffering matters
@@ -251,12 +226,7 @@ impl Sha1Pairs {
             && std::arch::is_x86_feature_detected!("ssse3");
         #[cfg(not(target_arch = "x86_64"))]
         let shani = false;
-        Sha1Pairs {
-            blocks: [[0u8; 64]; SHA_WAYS],
-            pending: 0,
-            k,
-            shani,
-        }
+        Sha1Pairs { blocks: [[0u8; 64]; SHA_WAYS], pending: 0, k, shani }
     }
 
     /// Hash `data` (its leading `k` bytes, little-endian, pushed to `out`, possibly after
@@ -314,28 +284,17 @@ unsafe fn sha1_blocks<const N: usize>(blocks: &[[u8; 64]; N]) -> [[u32; 2]; N] {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 #[inline]
-unsafe fn sha1_blocks_hooked<const N: usize>(
-    blocks: &[[u8; 64]; N],
-    mut hook: impl FnMut(usize),
-) -> [[u32; 2]; N] {
+unsafe fn sha1_blocks_hooked<const N: usize>(blocks: &[[u8; 64]; N], mut hook: impl FnMut(usize)) -> [[u32; 2]; N] {
     use std::arch::x86_64::*;
     let mask = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
     // state [a, b, c, d] with `a` in the highest lane, `e` alone in the highest lane
-    let abcd0 = _mm_set_epi32(
-        SHA1_INIT[0] as i32,
-        SHA1_INIT[1] as i32,
-        SHA1_INIT[2] as i32,
-        SHA1_INIT[3] as i32,
-    );
+    let abcd0 = _mm_set_epi32(SHA1_INIT[0] as i32, SHA1_INIT[1] as i32, SHA1_INIT[2] as i32, SHA1_INIT[3] as i32);
     let e0 = _mm_set_epi32(SHA1_INIT[4] as i32, 0, 0, 0);
     let mut w = [[_mm_setzero_si128(); N]; 4];
     for (m, blk) in blocks.iter().enumerate() {
         for (i, wi) in w.iter_mut().enumerate() {
             // SAFETY: 16-byte unaligned load inside the 64-byte block.
-            wi[m] = _mm_shuffle_epi8(
-                _mm_loadu_si128(blk.as_ptr().add(16 * i) as *const __m128i),
-                mask,
-            );
+            wi[m] = _mm_shuffle_epi8(_mm_loadu_si128(blk.as_ptr().add(16 * i) as *const __m128i), mask);
         }
     }
     let mut abcd = [abcd0; N];
@@ -378,10 +337,7 @@ unsafe fn sha1_blocks_hooked<const N: usize>(
     let mut out = [[0u32; 2]; N];
     for (m, o) in out.iter_mut().enumerate() {
         let v = _mm_add_epi32(abcd[m], abcd0);
-        *o = [
-            _mm_extract_epi32::<3>(v) as u32,
-            _mm_extract_epi32::<2>(v) as u32,
-        ];
+        *o = [_mm_extract_epi32::<3>(v) as u32, _mm_extract_epi32::<2>(v) as u32];
     }
     out
 }
@@ -421,13 +377,7 @@ impl Affine32Sha {
         {
             use std::arch::is_x86_feature_detected as has;
             let vectors = a.len().div_ceil(LANES).next_power_of_two().max(2);
-            if has!("sha")
-                && has!("sse4.1")
-                && has!("ssse3")
-                && has!("avx2")
-                && a.len() == b.len()
-                && vectors <= 32
-            {
+            if has!("sha") && has!("sse4.1") && has!("ssse3") && has!("avx2") && a.len() == b.len() && vectors <= 32 {
                 let n = vectors * LANES;
                 let pad = |v: &[u32]| {
                     let mut x = v.to_vec();
@@ -510,10 +460,7 @@ impl Affine32Sha {
                 let av = _mm256_loadu_si256(a.add(v * LANES) as *const __m256i);
                 let bv = _mm256_loadu_si256(b.add(v * LANES) as *const __m256i);
                 let p = |h: __m256i| _mm256_add_epi32(_mm256_mullo_epi32(av, h), bv);
-                let m = _mm256_min_epu32(
-                    _mm256_min_epu32(p(hv[0]), p(hv[1])),
-                    _mm256_min_epu32(p(hv[2]), p(hv[3])),
-                );
+                let m = _mm256_min_epu32(_mm256_min_epu32(p(hv[0]), p(hv[1])), _mm256_min_epu32(p(hv[2]), p(hv[3])));
                 let s = sig.add(v * LANES) as *mut __m256i;
                 _mm256_storeu_si256(s, _mm256_min_epu32(_mm256_loadu_si256(s), m));
             }
@@ -541,10 +488,7 @@ impl Affine32Sha {
     }
 }
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(
-    SHA_WAYS == 4,
-    "Affine32Sha::batch permutes four hashes per vector pass"
-);
+const _: () = assert!(SHA_WAYS == 4, "Affine32Sha::batch permutes four hashes per vector pass");
 
 #[inline(always)]
 pub fn fmix32(mut h: u32) -> u32 {
@@ -580,12 +524,7 @@ pub fn mod_mersenne61(x: u64) -> u64 {
 /// `sig[i] = min(sig[i], a[i]·h + b[i] mod 2^32)` over 32-bit pre-mixed hashes, four
 /// hashes per pass so every signature entry is loaded and stored once per four shingles.
 #[inline(always)]
-fn affine_u32_kernel(
-    sig: &mut [u32],
-    a: &[u32],
-    b: &[u32],
-    hashes: impl Iterator<Item = u32> + Clone,
-) {
+fn affine_u32_kernel(sig: &mut [u32], a: &[u32], b: &[u32], hashes: impl Iterator<Item = u32> + Clone) {
     let n = sig.len();
     let (a, b) = (&a[..n], &b[..n]);
     let mut it = hashes;
@@ -629,12 +568,7 @@ const FAST_PERM_CHUNK: usize = 128;
 /// One pass of the fast kernel: `G` vectors of `LANES` shingles against the permutations
 /// `p0..p0 + part.len()`; `part[i]` keeps per-lane partial minima of permutation `p0 + i`.
 #[inline(always)]
-fn fast_group<const G: usize>(
-    part: &mut [[u32; LANES]],
-    p0: u32,
-    prm: (u32, u32, u32, u32),
-    hs: &[u64],
-) {
+fn fast_group<const G: usize>(part: &mut [[u32; LANES]], p0: u32, prm: (u32, u32, u32, u32), hs: &[u64]) {
     let (a0, da, b0, db) = prm;
     let a = a0.wrapping_add(p0.wrapping_mul(da));
     let b = b0.wrapping_add(p0.wrapping_mul(db));
@@ -844,20 +778,8 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(
-    affine32_update,
-    affine32_update_avx2,
-    affine32_kernel,
-    u32,
-    u32
-);
-dispatch!(
-    affine64_update,
-    affine64_update_avx2,
-    affine64_kernel,
-    u64,
-    u64
-);
+dispatch!(affine32_update, affine32_update_avx2, affine32_kernel, u32, u32);
+dispatch!(affine64_update, affine64_update_avx2, affine64_kernel, u64, u64);
 dispatch!(legacy_update, legacy_update_avx2, legacy_kernel, u64, u64);
 
 /// A row-major `[n_docs, num_perm]` signature matrix.
@@ -890,11 +812,7 @@ pub fn update_u32(scheme: &Scheme, sig: &mut [u32], hashes: &[u64]) -> Result<()
     match scheme {
         Scheme::Fast { a, b } => fast_update(sig, a, b, hashes),
         Scheme::DatasketchAffine32 { a, b } => affine32_update(sig, a, b, hashes),
-        _ => {
-            return Err(Error::invalid_argument(
-                "this scheme produces 64-bit signatures",
-            ))
-        }
+        _ => return Err(Error::invalid_argument("this scheme produces 64-bit signatures")),
     }
     Ok(())
 }
@@ -904,11 +822,7 @@ pub fn update_u64(scheme: &Scheme, sig: &mut [u64], hashes: &[u64]) -> Result<()
     match scheme {
         Scheme::DatasketchAffine64 { a, b } => affine64_update(sig, a, b, hashes),
         Scheme::DatasketchLegacy { a, b } => legacy_update(sig, a, b, hashes),
-        _ => {
-            return Err(Error::invalid_argument(
-                "this scheme produces 32-bit signatures",
-            ))
-        }
+        _ => return Err(Error::invalid_argument("this scheme produces 32-bit signatures")),
     }
     Ok(())
 }
@@ -923,10 +837,7 @@ pub fn empty_value_u64(scheme: &Scheme) -> u64 {
 
 fn doc_str<'a>(docs: &Docs<'a>, i: usize) -> Result<&'a str> {
     std::str::from_utf8(docs.get(i)).map_err(|e| {
-        Error::invalid_data(
-            format!("document {i}"),
-            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-        )
+        Error::invalid_data(format!("document {i}"), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
     })
 }
 
@@ -937,16 +848,10 @@ fn collect_hashes(w: &mut Worker, text: &str, cfg: &ShingleConfig, scheme: &Sche
     // than sorting would, and a repeat cannot change a minimum.
     match scheme {
         Scheme::Fast { .. } => {
-            for_each_shingle(text, cfg, &mut w.scratch, |s| {
-                hashes.push(xxhash_rust::xxh3::xxh3_64(s))
-            })?;
+            for_each_shingle(text, cfg, &mut w.scratch, |s| hashes.push(xxhash_rust::xxh3::xxh3_64(s)))?;
         }
         _ => {
-            let mut sha = Sha1Pairs::new(if matches!(scheme, Scheme::DatasketchAffine64 { .. }) {
-                8
-            } else {
-                4
-            });
+            let mut sha = Sha1Pairs::new(if matches!(scheme, Scheme::DatasketchAffine64 { .. }) { 8 } else { 4 });
             for_each_shingle(text, cfg, &mut w.scratch, |s| sha.push(s, hashes))?;
             sha.flush(hashes);
         }
@@ -980,41 +885,28 @@ pub fn signatures_with<'a>(
     };
     let text = |i: usize| {
         std::str::from_utf8(get(i)).map_err(|e| {
-            Error::invalid_data(
-                format!("document {i}"),
-                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            )
+            Error::invalid_data(format!("document {i}"), format!("invalid UTF-8 at byte {}", e.valid_up_to()))
         })
     };
     if scheme.is_u64() {
         let mut out = vec![empty_value_u64(scheme); n * p];
-        out.par_chunks_mut(p)
-            .enumerate()
-            .with_min_len(8)
-            .with_max_len(crate::par::max_task_len(n, 8))
-            .try_for_each_init(init, |w, (i, row)| {
-                collect_hashes(w, text(i)?, cfg, scheme)?;
-                update_u64(scheme, row, &w.hashes)
-            })?;
+        out.par_chunks_mut(p).enumerate().with_min_len(8).with_max_len(crate::par::max_task_len(n, 8)).try_for_each_init(init, |w, (i, row)| {
+            collect_hashes(w, text(i)?, cfg, scheme)?;
+            update_u64(scheme, row, &w.hashes)
+        })?;
         Ok(Signatures::U64(out))
     } else {
         let mut out = vec![u32::MAX; n * p];
-        out.par_chunks_mut(p)
-            .enumerate()
-            .with_min_len(8)
-            .with_max_len(crate::par::max_task_len(n, 8))
-            .try_for_each_init(init, |w, (i, row)| {
-                if let (Some(f), Scheme::DatasketchAffine32 { a, b }) =
-                    (w.affine32.as_mut(), scheme)
-                {
-                    f.start();
-                    for_each_shingle(text(i)?, cfg, &mut w.scratch, |s| f.push(s))?;
-                    f.finish(row, a, b);
-                    return Ok(());
-                }
-                collect_hashes(w, text(i)?, cfg, scheme)?;
-                update_u32(scheme, row, &w.hashes)
-            })?;
+        out.par_chunks_mut(p).enumerate().with_min_len(8).with_max_len(crate::par::max_task_len(n, 8)).try_for_each_init(init, |w, (i, row)| {
+            if let (Some(f), Scheme::DatasketchAffine32 { a, b }) = (w.affine32.as_mut(), scheme) {
+                f.start();
+                for_each_shingle(text(i)?, cfg, &mut w.scratch, |s| f.push(s))?;
+                f.finish(row, a, b);
+                return Ok(());
+            }
+            collect_hashes(w, text(i)?, cfg, scheme)?;
+            update_u32(scheme, row, &w.hashes)
+        })?;
         Ok(Signatures::U32(out))
     }
 }
@@ -1025,95 +917,59 @@ pub fn signatures_with<'a>(
 pub fn signatures_of_sets(items: Docs<'_>, groups: &[i64], scheme: &Scheme) -> Result<Signatures> {
     scheme.validate()?;
     if groups.is_empty() {
-        return Err(Error::invalid_argument(
-            "set offsets must have at least one entry",
-        ));
+        return Err(Error::invalid_argument("set offsets must have at least one entry"));
     }
     for (i, w) in groups.windows(2).enumerate() {
         if w[0] < 0 || w[1] < w[0] || w[1] as u64 > items.len() as u64 {
             return Err(Error::invalid_data(
                 format!("shingle set {i}"),
-                format!(
-                    "offsets {}..{} are not inside the {} shingles",
-                    w[0],
-                    w[1],
-                    items.len()
-                ),
+                format!("offsets {}..{} are not inside the {} shingles", w[0], w[1], items.len()),
             ));
         }
     }
     if groups[0] < 0 || groups[0] as u64 > items.len() as u64 {
-        return Err(Error::invalid_argument(
-            "first set offset is outside the shingles",
-        ));
+        return Err(Error::invalid_argument("first set offset is outside the shingles"));
     }
     let p = scheme.num_perm();
     let n = groups.len() - 1;
     let fill = |hashes: &mut Vec<u64>, i: usize| {
         hashes.clear();
-        hashes.extend(
-            (groups[i] as usize..groups[i + 1] as usize).map(|k| scheme.base_hash(items.get(k))),
-        );
+        hashes.extend((groups[i] as usize..groups[i + 1] as usize).map(|k| scheme.base_hash(items.get(k))));
     };
     if scheme.is_u64() {
         let mut out = vec![empty_value_u64(scheme); n * p];
-        out.par_chunks_mut(p)
-            .enumerate()
-            .with_min_len(8)
-            .with_max_len(crate::par::max_task_len(n, 8))
-            .try_for_each_init(Vec::new, |h, (i, row)| {
-                fill(h, i);
-                update_u64(scheme, row, h)
-            })?;
+        out.par_chunks_mut(p).enumerate().with_min_len(8).with_max_len(crate::par::max_task_len(n, 8)).try_for_each_init(Vec::new, |h, (i, row)| {
+            fill(h, i);
+            update_u64(scheme, row, h)
+        })?;
         Ok(Signatures::U64(out))
     } else {
         let mut out = vec![u32::MAX; n * p];
-        out.par_chunks_mut(p)
-            .enumerate()
-            .with_min_len(8)
-            .with_max_len(crate::par::max_task_len(n, 8))
-            .try_for_each_init(Vec::new, |h, (i, row)| {
-                fill(h, i);
-                update_u32(scheme, row, h)
-            })?;
+        out.par_chunks_mut(p).enumerate().with_min_len(8).with_max_len(crate::par::max_task_len(n, 8)).try_for_each_init(Vec::new, |h, (i, row)| {
+            fill(h, i);
+            update_u32(scheme, row, h)
+        })?;
         Ok(Signatures::U32(out))
     }
 }
 
 /// Signatures of sets of already-hashed shingles: set `i` is `hashes[groups[i]..groups[i + 1]]`
 /// (base hashes as [`Scheme::base_hash`] makes them). Row-major, parallel over sets.
-pub fn signatures_of_hashed_sets(
-    hashes: &[u64],
-    groups: &[usize],
-    scheme: &Scheme,
-) -> Result<Signatures> {
+pub fn signatures_of_hashed_sets(hashes: &[u64], groups: &[usize], scheme: &Scheme) -> Result<Signatures> {
     scheme.validate()?;
-    if groups.is_empty()
-        || groups.windows(2).any(|w| w[1] < w[0])
-        || groups[groups.len() - 1] > hashes.len()
-    {
-        return Err(Error::invalid_argument(
-            "set offsets must be non-decreasing and inside the hashes",
-        ));
+    if groups.is_empty() || groups.windows(2).any(|w| w[1] < w[0]) || groups[groups.len() - 1] > hashes.len() {
+        return Err(Error::invalid_argument("set offsets must be non-decreasing and inside the hashes"));
     }
     let p = scheme.num_perm();
     let n = groups.len() - 1;
     let set = |i: usize| &hashes[groups[i]..groups[i + 1]];
     if scheme.is_u64() {
         let mut out = vec![empty_value_u64(scheme); n * p];
-        out.par_chunks_mut(p)
-            .enumerate()
-            .with_min_len(8)
-            .with_max_len(crate::par::max_task_len(n, 8))
-            .try_for_each(|(i, row)| update_u64(scheme, row, set(i)))?;
+        out.par_chunks_mut(p).enumerate().with_min_len(8).with_max_len(crate::par::max_task_len(n, 8)).try_for_each(|(i, row)| update_u64(scheme, row, set(i)))?;
         Ok(Signatures::U64(out))
     } else {
         let mut out = vec![u32::MAX; n * p];
-        out.par_chunks_mut(p)
-            .enumerate()
-            .with_min_len(8)
-            .with_max_len(crate::par::max_task_len(n, 8))
-            .try_for_each(|(i, row)| update_u32(scheme, row, set(i)))?;
+        out.par_chunks_mut(p).enumerate().with_min_len(8).with_max_len(crate::par::max_task_len(n, 8)).try_for_each(|(i, row)| update_u32(scheme, row, set(i)))?;
         Ok(Signatures::U32(out))
     }
 }
@@ -1123,19 +979,15 @@ pub fn signatures_of_hashed_sets(
 pub fn shingle_counts(docs: Docs<'_>, cfg: &ShingleConfig) -> Result<Vec<u32>> {
     cfg.validate()?;
     let mut out = vec![0u32; docs.len()];
-    out.par_iter_mut()
-        .enumerate()
-        .with_min_len(8)
-        .with_max_len(crate::par::max_task_len(docs.len(), 8))
-        .try_for_each_init(
-            || (Scratch::new(), Vec::new()),
-            |(scratch, set), (i, c)| {
-                let text = doc_str(&docs, i)?;
-                super::shingle::shingle_hash_set(text, cfg, scratch, set)?;
-                *c = set.len().min(u32::MAX as usize) as u32;
-                Ok::<(), Error>(())
-            },
-        )?;
+    out.par_iter_mut().enumerate().with_min_len(8).with_max_len(crate::par::max_task_len(docs.len(), 8)).try_for_each_init(
+        || (Scratch::new(), Vec::new()),
+        |(scratch, set), (i, c)| {
+            let text = doc_str(&docs, i)?;
+            super::shingle::shingle_hash_set(text, cfg, scratch, set)?;
+            *c = set.len().min(u32::MAX as usize) as u32;
+            Ok::<(), Error>(())
+        },
+    )?;
     Ok(out)
 }
 
@@ -1146,17 +998,7 @@ mod tests {
 
     #[test]
     fn mersenne_mod_matches_division() {
-        for &x in &[
-            0u64,
-            1,
-            MERSENNE_61 - 1,
-            MERSENNE_61,
-            MERSENNE_61 + 1,
-            u64::MAX,
-            u64::MAX - 5,
-            1 << 62,
-            12345678901234567,
-        ] {
+        for &x in &[0u64, 1, MERSENNE_61 - 1, MERSENNE_61, MERSENNE_61 + 1, u64::MAX, u64::MAX - 5, 1 << 62, 12345678901234567] {
             assert_eq!(mod_mersenne61(x), x % MERSENNE_61, "x = {x}");
         }
     }
@@ -1169,15 +1011,8 @@ mod tests {
             let d = Sha1::digest(&data[..len]);
             let mut want = [0u8; 8];
             want.copy_from_slice(&d[..8]);
-            assert_eq!(
-                sha1_prefix(&data[..len], 8),
-                u64::from_le_bytes(want),
-                "len {len}"
-            );
-            assert_eq!(
-                sha1_prefix(&data[..len], 4),
-                u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]]))
-            );
+            assert_eq!(sha1_prefix(&data[..len], 8), u64::from_le_bytes(want), "len {len}");
+            assert_eq!(sha1_prefix(&data[..len], 4), u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]])));
         }
     }
 
@@ -1223,29 +1058,20 @@ mod tests {
             sha1::block_api::compress(&mut st, std::slice::from_ref(&blocks[0]));
             acc ^= st[0];
         }
-        println!(
-            "1-way crate: {:.1} ns/block",
-            t.elapsed().as_nanos() as f64 / n as f64
-        );
+        println!("1-way crate: {:.1} ns/block", t.elapsed().as_nanos() as f64 / n as f64);
         let t = std::time::Instant::now();
         for i in 0..n / 2 {
             blocks[0][0] = i as u8;
             let two: &[[u8; 64]; 2] = blocks[..2].try_into().unwrap();
             acc ^= unsafe { sha1_blocks(two) }[0][0];
         }
-        println!(
-            "2-way: {:.1} ns/block",
-            t.elapsed().as_nanos() as f64 / n as f64
-        );
+        println!("2-way: {:.1} ns/block", t.elapsed().as_nanos() as f64 / n as f64);
         let t = std::time::Instant::now();
         for i in 0..n / 4 {
             blocks[0][0] = i as u8;
             acc ^= unsafe { sha1_blocks(&blocks) }[0][0];
         }
-        println!(
-            "4-way: {:.1} ns/block ({acc})",
-            t.elapsed().as_nanos() as f64 / n as f64
-        );
+        println!("4-way: {:.1} ns/block ({acc})", t.elapsed().as_nanos() as f64 / n as f64);
     }
 
     /// The fused SHA-1 + permutation path equals the definition (SHA-1 prefix, fmix32,
@@ -1259,15 +1085,11 @@ mod tests {
             let a: Vec<u32> = (0..p).map(|_| splitmix64(&mut st) as u32 | 1).collect();
             let b: Vec<u32> = (0..p).map(|_| splitmix64(&mut st) as u32).collect();
             #[cfg(target_arch = "x86_64")]
-            let fused_cpu = std::arch::is_x86_feature_detected!("sha")
-                && std::arch::is_x86_feature_detected!("avx2");
+            let fused_cpu = std::arch::is_x86_feature_detected!("sha") && std::arch::is_x86_feature_detected!("avx2");
             #[cfg(not(target_arch = "x86_64"))]
             let fused_cpu = false;
             let Some(mut f) = Affine32Sha::new(&a, &b) else {
-                assert!(
-                    !fused_cpu || p > 256,
-                    "the fused path must be available on this CPU up to 256 permutations"
-                );
+                assert!(!fused_cpu || p > 256, "the fused path must be available on this CPU up to 256 permutations");
                 return; // CPU without SHA-NI/AVX2: the path is never taken
             };
             for &n in &[0usize, 1, 3, 4, 5, 8, 9, 13, 40, 97] {
@@ -1277,11 +1099,7 @@ mod tests {
                         .map(|k| {
                             let len = (splitmix64(&mut st) % 70) as usize; // 0..=69: some > 55
                             let at = (splitmix64(&mut st) % 3000) as usize;
-                            if k % 5 == 4 {
-                                &data[at % 7..at % 7 + len]
-                            } else {
-                                &data[at..at + len]
-                            }
+                            if k % 5 == 4 { &data[at % 7..at % 7 + len] } else { &data[at..at + len] }
                         })
                         .collect();
                     let mut want = vec![u32::MAX; p];
@@ -1312,18 +1130,12 @@ mod tests {
 
     #[test]
     fn empty_docs_get_max_values_and_identical_docs_identical_rows() {
-        let docs: OwnedDocs = [
-            "",
-            "the quick brown fox jumps over the lazy dog",
-            "The quick, brown fox jumps over the lazy dog!",
-        ]
-        .into_iter()
-        .collect();
+        let docs: OwnedDocs = ["", "the quick brown fox jumps over the lazy dog", "The quick, brown fox jumps over the lazy dog!"]
+            .into_iter()
+            .collect();
         let cfg = ShingleConfig::default();
         let s = signatures(docs.view(), &cfg, &Scheme::fast(64, 7).unwrap()).unwrap();
-        let Signatures::U32(v) = s else {
-            panic!("fast scheme gives u32")
-        };
+        let Signatures::U32(v) = s else { panic!("fast scheme gives u32") };
         assert!(v[..64].iter().all(|&x| x == u32::MAX));
         assert_eq!(v[64..128], v[128..192]);
         assert!(v[64..128].iter().any(|&x| x != u32::MAX));
@@ -1331,10 +1143,7 @@ mod tests {
 
     #[test]
     fn pre_made_sets_match_text_shingles() {
-        let cfg = ShingleConfig {
-            n: 2,
-            ..Default::default()
-        };
+        let cfg = ShingleConfig { n: 2, ..Default::default() };
         let texts = ["one two three four", "", "five six"];
         let docs: OwnedDocs = texts.into_iter().collect();
         let scheme = Scheme::fast(32, 2).unwrap();
@@ -1347,10 +1156,7 @@ mod tests {
             }
             groups.push(items.view().len() as i64);
         }
-        assert_eq!(
-            signatures_of_sets(items.view(), &groups, &scheme).unwrap(),
-            from_text
-        );
+        assert_eq!(signatures_of_sets(items.view(), &groups, &scheme).unwrap(), from_text);
         assert!(signatures_of_sets(items.view(), &[0, 99], &scheme).is_err());
         assert!(signatures_of_sets(items.view(), &[2, 1], &scheme).is_err());
     }
@@ -1359,20 +1165,10 @@ mod tests {
     fn fast_kernel_matches_its_definition() {
         let mut st = 42u64;
         for &p in &[1usize, 7, 8, 63, 64, 65, 128, 200] {
-            let Scheme::Fast { a, b } = Scheme::fast(p, p as u64).unwrap() else {
-                unreachable!()
-            };
+            let Scheme::Fast { a, b } = Scheme::fast(p, p as u64).unwrap() else { unreachable!() };
             for &n in &[0usize, 1, 5, 8, 9, 16, 17, 31, 32, 33, 100, 257] {
                 let hashes: Vec<u64> = (0..n).map(|_| splitmix64(&mut st)).collect();
-                let init: Vec<u32> = (0..p)
-                    .map(|i| {
-                        if i % 3 == 0 {
-                            u32::MAX
-                        } else {
-                            splitmix64(&mut st) as u32
-                        }
-                    })
-                    .collect();
+                let init: Vec<u32> = (0..p).map(|i| if i % 3 == 0 { u32::MAX } else { splitmix64(&mut st) as u32 }).collect();
                 let (mut got, mut want) = (init.clone(), init.clone());
                 let mut portable = init.clone();
                 fast_update(&mut got, &a, &b, &hashes);
@@ -1383,47 +1179,18 @@ mod tests {
             }
         }
         // parameters that are not progressions are refused
-        assert!(Scheme::Fast {
-            a: vec![1, 3, 7],
-            b: vec![0, 0, 0]
-        }
-        .validate()
-        .is_err());
-        assert!(Scheme::Fast {
-            a: vec![1, 3, 5],
-            b: vec![0, 1, 3]
-        }
-        .validate()
-        .is_err());
-        assert!(
-            Scheme::Fast {
-                a: vec![1, 3, 5],
-                b: vec![0, 1, 2]
-            }
-            .validate()
-            .is_err(),
-            "even step"
-        );
-        assert!(Scheme::Fast {
-            a: vec![1, 4, 7],
-            b: vec![0, 1, 2]
-        }
-        .validate()
-        .is_ok());
+        assert!(Scheme::Fast { a: vec![1, 3, 7], b: vec![0, 0, 0] }.validate().is_err());
+        assert!(Scheme::Fast { a: vec![1, 3, 5], b: vec![0, 1, 3] }.validate().is_err());
+        assert!(Scheme::Fast { a: vec![1, 3, 5], b: vec![0, 1, 2] }.validate().is_err(), "even step");
+        assert!(Scheme::Fast { a: vec![1, 4, 7], b: vec![0, 1, 2] }.validate().is_ok());
     }
 
     #[test]
     fn rejects_bad_params() {
         assert!(Scheme::fast(0, 1).is_err());
-        let s = Scheme::DatasketchAffine32 {
-            a: vec![2],
-            b: vec![1],
-        };
+        let s = Scheme::DatasketchAffine32 { a: vec![2], b: vec![1] };
         assert!(s.validate().is_err());
-        let s = Scheme::DatasketchLegacy {
-            a: vec![2, 3],
-            b: vec![1],
-        };
+        let s = Scheme::DatasketchLegacy { a: vec![2, 3], b: vec![1] };
         assert!(s.validate().is_err());
     }
 
@@ -1432,12 +1199,7 @@ mod tests {
         let mut docs = OwnedDocs::new();
         docs.push(b"fine");
         docs.push(b"bad \xff byte");
-        let err = signatures(
-            docs.view(),
-            &ShingleConfig::default(),
-            &Scheme::fast(8, 1).unwrap(),
-        )
-        .unwrap_err();
+        let err = signatures(docs.view(), &ShingleConfig::default(), &Scheme::fast(8, 1).unwrap()).unwrap_err();
         assert!(err.to_string().contains("document 1"), "{err}");
     }
 }

@@ -42,9 +42,7 @@ impl<'py> FromPyObject<'_, 'py> for DocsArg<'py> {
     fn extract(ob: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
         let (data, offsets): (Bound<'py, PyAny>, Bound<'py, PyAny>) = ob.extract()?;
         let data: PyReadonlyArray1<'py, u8> = data.extract().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err(
-                "document data must be a contiguous uint8 numpy array",
-            )
+            pyo3::exceptions::PyTypeError::new_err("document data must be a contiguous uint8 numpy array")
         })?;
         let offsets = if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i64>>() {
             OffsetsArg::I64(o)
@@ -56,9 +54,7 @@ impl<'py> FromPyObject<'_, 'py> for DocsArg<'py> {
             ));
         };
         if !data.is_contiguous() {
-            return Err(pyo3::exceptions::PyTypeError::new_err(
-                "document data must be contiguous",
-            ));
+            return Err(pyo3::exceptions::PyTypeError::new_err("document data must be contiguous"));
         }
         Ok(DocsArg { data, offsets })
     }

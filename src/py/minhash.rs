@@ -14,15 +14,7 @@ use crate::Error;
 
 /// `(unit, n, lowercase, strip_punct, fold_digits, nfkc, tokenizer)` from Python
 /// (`tokenizer`: a `_Tokenizer` for unit "token", else None).
-type ShingleTuple<'py> = (
-    String,
-    usize,
-    bool,
-    bool,
-    bool,
-    bool,
-    Option<Bound<'py, PyTokenizer>>,
-);
+type ShingleTuple<'py> = (String, usize, bool, bool, bool, bool, Option<Bound<'py, PyTokenizer>>);
 
 fn shingle_cfg<'a>(t: &'a ShingleTuple<'_>) -> PyResult<ShingleConfig<'a>> {
     let cfg = ShingleConfig {
@@ -48,11 +40,7 @@ fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -
     match threads {
         None | Some(0) => Ok(f()),
         Some(k) => {
-            let cached = POOLS.lock().ok().and_then(|p| {
-                p.iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, pool)| pool.clone())
-            });
+            let cached = POOLS.lock().ok().and_then(|p| p.iter().find(|(n, _)| *n == k).map(|(_, pool)| pool.clone()));
             let pool = match cached {
                 Some(pool) => pool,
                 None => {
@@ -60,9 +48,7 @@ fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -
                         rayon::ThreadPoolBuilder::new()
                             .num_threads(k)
                             .build()
-                            .map_err(|e| {
-                                Error::invalid_argument(format!("cannot start {k} threads: {e}"))
-                            })?,
+                            .map_err(|e| Error::invalid_argument(format!("cannot start {k} threads: {e}")))?,
                     );
                     if let Ok(mut p) = POOLS.lock() {
                         if p.len() < KEEP {
@@ -80,33 +66,14 @@ fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -
 fn build_scheme(scheme: &str, a: &[u64], b: &[u64]) -> PyResult<Scheme> {
     let to32 = |v: &[u64], what: &str| -> PyResult<Vec<u32>> {
         v.iter()
-            .map(|&x| {
-                u32::try_from(x).map_err(|_| {
-                    Error::invalid_argument(format!(
-                        "32-bit scheme parameter {what} = {x} does not fit in 32 bits"
-                    ))
-                    .into()
-                })
-            })
+            .map(|&x| u32::try_from(x).map_err(|_| Error::invalid_argument(format!("32-bit scheme parameter {what} = {x} does not fit in 32 bits")).into()))
             .collect()
     };
     let s = match scheme {
-        "fast" => Scheme::Fast {
-            a: to32(a, "a")?,
-            b: to32(b, "b")?,
-        },
-        "affine32" => Scheme::DatasketchAffine32 {
-            a: to32(a, "a")?,
-            b: to32(b, "b")?,
-        },
-        "affine64" => Scheme::DatasketchAffine64 {
-            a: a.to_vec(),
-            b: b.to_vec(),
-        },
-        "legacy" => Scheme::DatasketchLegacy {
-            a: a.to_vec(),
-            b: b.to_vec(),
-        },
+        "fast" => Scheme::Fast { a: to32(a, "a")?, b: to32(b, "b")? },
+        "affine32" => Scheme::DatasketchAffine32 { a: to32(a, "a")?, b: to32(b, "b")? },
+        "affine64" => Scheme::DatasketchAffine64 { a: a.to_vec(), b: b.to_vec() },
+        "legacy" => Scheme::DatasketchLegacy { a: a.to_vec(), b: b.to_vec() },
         other => {
             return Err(Error::invalid_argument(format!(
                 "scheme must be 'fast', 'affine32', 'affine64' or 'legacy', got {other:?}"
@@ -122,18 +89,11 @@ type ArrayPair<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>);
 
 /// minhash_fast_params(num_perm, seed) -> (a, b): parameters of the fast scheme.
 #[pyfunction]
-fn minhash_fast_params<'py>(
-    py: Python<'py>,
-    num_perm: usize,
-    seed: u64,
-) -> PyResult<ArrayPair<'py>> {
+fn minhash_fast_params<'py>(py: Python<'py>, num_perm: usize, seed: u64) -> PyResult<ArrayPair<'py>> {
     match Scheme::fast(num_perm, seed)? {
         Scheme::Fast { a, b } => {
             let widen = |v: Vec<u32>| v.into_iter().map(u64::from).collect::<Vec<u64>>();
-            Ok((
-                PyArray1::from_vec(py, widen(a)),
-                PyArray1::from_vec(py, widen(b)),
-            ))
+            Ok((PyArray1::from_vec(py, widen(a)), PyArray1::from_vec(py, widen(b))))
         }
         _ => unreachable!("Scheme::fast returns the fast scheme"),
     }
@@ -164,8 +124,7 @@ fn minhash_signatures<'py>(
     let view = docs.view()?;
     let p = scheme.num_perm();
     let n = view.len();
-    let sig =
-        py.detach(|| with_threads(threads, || signature::signatures(view, &cfg, &scheme)))??;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures(view, &cfg, &scheme)))??;
     sig_matrix(py, sig, n, p)
 }
 
@@ -190,11 +149,7 @@ fn minhash_signatures_of_strs<'py>(
     let mut held: Vec<Bound<'py, PyString>> = Vec::new();
     for_each_item(texts, |i, item| {
         let s = item.cast::<PyString>().map_err(|_| {
-            let t = item
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
+            let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
             PyTypeError::new_err(format!("texts[{i}] is {t}, expected str"))
         })?;
         held.push(s.clone());
@@ -202,18 +157,12 @@ fn minhash_signatures_of_strs<'py>(
     })?;
     let mut slices: Vec<&[u8]> = Vec::with_capacity(held.len());
     for (i, s) in held.iter().enumerate() {
-        slices.push(str_utf8(s).map_err(|e| {
-            PyValueError::new_err(format!("texts[{i}] is not valid Unicode text: {e}"))
-        })?);
+        slices.push(str_utf8(s).map_err(|e| PyValueError::new_err(format!("texts[{i}] is not valid Unicode text: {e}")))?);
     }
     let p = scheme.num_perm();
     let n = slices.len();
     let slices = &slices;
-    let sig = py.detach(|| {
-        with_threads(threads, || {
-            signature::signatures_with(n, |i| slices[i], &cfg, &scheme)
-        })
-    })??;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_with(n, |i| slices[i], &cfg, &scheme)))??;
     drop(held);
     sig_matrix(py, sig, n, p)
 }
@@ -238,21 +187,14 @@ fn minhash_signatures_of_sets<'py>(
     let groups = groups.as_slice()?;
     let p = scheme.num_perm();
     let n = groups.len().saturating_sub(1);
-    let sig = py.detach(|| {
-        with_threads(threads, || {
-            signature::signatures_of_sets(view, groups, &scheme)
-        })
-    })??;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_of_sets(view, groups, &scheme)))??;
     sig_matrix(py, sig, n, p)
 }
 
 extern "C" {
     // Part of CPython's API in every 3.x (stable ABI from 3.10); declared here because the
     // abi3-py39 bindings do not expose it. Returns the str's cached UTF-8 (no copy).
-    fn PyUnicode_AsUTF8AndSize(
-        o: *mut pyo3::ffi::PyObject,
-        size: *mut pyo3::ffi::Py_ssize_t,
-    ) -> *const std::os::raw::c_char;
+    fn PyUnicode_AsUTF8AndSize(o: *mut pyo3::ffi::PyObject, size: *mut pyo3::ffi::Py_ssize_t) -> *const std::os::raw::c_char;
 }
 
 /// Where CPython keeps a compact ASCII `str`'s characters, measured at run time.
@@ -319,10 +261,7 @@ impl AsciiLayout {
         };
         let long = "0123456789".repeat(20);
         let ascii = [
-            (
-                "gristmill ascii layout probe, a longer string of plain text",
-                false,
-            ),
+            ("gristmill ascii layout probe, a longer string of plain text", false),
             ("x", false),
             ("", false),
             ("gristmill_ascii_probe_interned", true),
@@ -331,18 +270,10 @@ impl AsciiLayout {
         let mut offset = None;
         let (mut all_and, mut all_or) = (u32::MAX, 0u32);
         for (text, interned) in ascii {
-            let s = if interned {
-                PyString::intern(py, text)
-            } else {
-                PyString::new(py, text)
-            };
+            let s = if interned { PyString::intern(py, text) } else { PyString::new(py, text) };
             let (ob, p, n, len, state) = facts(&s)?;
             let off = p.checked_sub(ob)?;
-            if !(24..=128).contains(&off)
-                || *offset.get_or_insert(off) != off
-                || len != n as i64
-                || n != text.len()
-            {
+            if !(24..=128).contains(&off) || *offset.get_or_insert(off) != off || len != n as i64 || n != text.len() {
                 return None;
             }
             all_and &= state;
@@ -360,20 +291,14 @@ impl AsciiLayout {
         }
         // A list keeps its item pointers in an array whose address is the word after
         // the variable-size header (refcount, type, size); check it against the API.
-        let items = [
-            PyString::new(py, "a"),
-            PyString::new(py, "b"),
-            PyString::new(py, "c"),
-        ];
+        let items = [PyString::new(py, "a"), PyString::new(py, "b"), PyString::new(py, "c")];
         let list = PyList::new(py, &items).ok()?;
         // SAFETY: a list object is larger than 32 bytes; plain word reads inside it.
         let (size, arr) = unsafe {
             let base = list.as_ptr() as *const u8;
             (
                 std::ptr::read_unaligned(base.add(16) as *const isize),
-                std::ptr::read_unaligned(
-                    base.add(LIST_ITEMS_OFFSET) as *const *const *mut pyo3::ffi::PyObject
-                ),
+                std::ptr::read_unaligned(base.add(LIST_ITEMS_OFFSET) as *const *const *mut pyo3::ffi::PyObject),
             )
         };
         if size != 3 || arr.is_null() {
@@ -382,21 +307,12 @@ impl AsciiLayout {
         for k in 0..3 {
             // SAFETY: `k < 3`, the list's length; `arr` checked non-null above and is
             // validated here item by item against the public call.
-            let (direct, api) = unsafe {
-                (
-                    *arr.add(k),
-                    pyo3::ffi::PyList_GetItem(list.as_ptr(), k as isize),
-                )
-            };
+            let (direct, api) = unsafe { (*arr.add(k), pyo3::ffi::PyList_GetItem(list.as_ptr(), k as isize)) };
             if direct != api {
                 return None;
             }
         }
-        Some(AsciiLayout {
-            data_offset: offset?,
-            state_mask,
-            state_value,
-        })
+        Some(AsciiLayout { data_offset: offset?, state_mask, state_value })
     }
 
     /// The item array of a list (valid until the list is changed).
@@ -406,10 +322,7 @@ impl AsciiLayout {
     #[inline(always)]
     unsafe fn list_items(list: *mut pyo3::ffi::PyObject) -> *const *mut pyo3::ffi::PyObject {
         // SAFETY: `probe` found the item array pointer at this offset of a list.
-        unsafe {
-            std::ptr::read_unaligned((list as *const u8).add(LIST_ITEMS_OFFSET)
-                as *const *const *mut pyo3::ffi::PyObject)
-        }
+        unsafe { std::ptr::read_unaligned((list as *const u8).add(LIST_ITEMS_OFFSET) as *const *const *mut pyo3::ffi::PyObject) }
     }
 
     /// The UTF-8 bytes of `ob` if it is an exact, compact ASCII `str`.
@@ -430,10 +343,7 @@ impl AsciiLayout {
                 return None;
             }
             let len = std::ptr::read_unaligned(base.add(LENGTH_OFFSET) as *const i64);
-            Some(std::slice::from_raw_parts(
-                base.add(self.data_offset),
-                len as usize,
-            ))
+            Some(std::slice::from_raw_parts(base.add(self.data_offset), len as usize))
         }
     }
 }
@@ -452,10 +362,7 @@ fn str_utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
 }
 
 /// Call `f` with every item of a list, a tuple or (slower) any iterable.
-fn for_each_item<'py>(
-    ob: &Bound<'py, PyAny>,
-    mut f: impl FnMut(usize, &Bound<'py, PyAny>) -> PyResult<()>,
-) -> PyResult<()> {
+fn for_each_item<'py>(ob: &Bound<'py, PyAny>, mut f: impl FnMut(usize, &Bound<'py, PyAny>) -> PyResult<()>) -> PyResult<()> {
     if let Ok(l) = ob.cast::<PyList>() {
         for (j, x) in l.iter().enumerate() {
             f(j, &x)?;
@@ -474,30 +381,17 @@ fn for_each_item<'py>(
 
 /// Hash every shingle of every set (sequences of `str`) with `hash`: flat hashes and
 /// `n + 1` set offsets.
-fn hash_lists<'py>(
-    py: Python<'py>,
-    sets: &Bound<'py, PyAny>,
-    hash: impl Fn(&[u8]) -> u64,
-) -> PyResult<(Vec<u64>, Vec<usize>)> {
+fn hash_lists<'py>(py: Python<'py>, sets: &Bound<'py, PyAny>, hash: impl Fn(&[u8]) -> u64) -> PyResult<(Vec<u64>, Vec<usize>)> {
     let mut hashes: Vec<u64> = Vec::new();
     let mut groups = vec![0usize];
     let ascii = AsciiLayout::get(py);
     for_each_item(sets, |i, set| {
         if set.is_instance_of::<PyString>() || set.is_instance_of::<PyBytes>() {
-            return Err(PyTypeError::new_err(format!(
-                "shingle set {i} must be a sequence of str, not a single {}",
-                set.get_type().name()?
-            )));
+            return Err(PyTypeError::new_err(format!("shingle set {i} must be a sequence of str, not a single {}", set.get_type().name()?)));
         }
         let not_str = |j: usize, item: &Bound<'py, PyAny>| {
-            let t = item
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            PyTypeError::new_err(format!(
-                "shingles: set {i} item {j} is a {t}, expected a str"
-            ))
+            let t = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            PyTypeError::new_err(format!("shingles: set {i} item {j} is a {t}, expected a str"))
         };
         if let Ok(list) = set.cast::<PyList>() {
             // The hot path: borrowed items, no reference counting, no Python code runs
@@ -514,9 +408,7 @@ fn hash_lists<'py>(
                     // array): we hold the GIL and call no Python code while reading it.
                     Some(arr) => unsafe { *arr.add(j) },
                     // SAFETY: as above.
-                    None => unsafe {
-                        pyo3::ffi::PyList_GetItem(list.as_ptr(), j as pyo3::ffi::Py_ssize_t)
-                    },
+                    None => unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), j as pyo3::ffi::Py_ssize_t) },
                 };
                 if item.is_null() {
                     return Err(PyErr::fetch(py));
@@ -534,16 +426,10 @@ fn hash_lists<'py>(
                     let err = PyErr::fetch(py);
                     // SAFETY: a non-NULL borrowed reference from a list we hold.
                     let item = unsafe { Bound::from_borrowed_ptr(py, item) };
-                    return Err(if item.is_instance_of::<PyString>() {
-                        err
-                    } else {
-                        not_str(j, &item)
-                    });
+                    return Err(if item.is_instance_of::<PyString>() { err } else { not_str(j, &item) });
                 }
                 // SAFETY: CPython guarantees `n` valid bytes at `p`.
-                hashes.push(hash(unsafe {
-                    std::slice::from_raw_parts(p as *const u8, n as usize)
-                }));
+                hashes.push(hash(unsafe { std::slice::from_raw_parts(p as *const u8, n as usize) }));
             }
             groups.push(hashes.len());
             return Ok(());
@@ -553,13 +439,7 @@ fn hash_lists<'py>(
             hashes.push(hash(str_utf8(s)?));
             Ok(())
         })
-        .map_err(|e| {
-            if e.is_instance_of::<PyTypeError>(set.py()) {
-                e
-            } else {
-                PyTypeError::new_err(format!("shingle set {i}: {e}"))
-            }
-        })?;
+        .map_err(|e| if e.is_instance_of::<PyTypeError>(set.py()) { e } else { PyTypeError::new_err(format!("shingle set {i}: {e}")) })?;
         groups.push(hashes.len());
         Ok(())
     })?;
@@ -583,9 +463,7 @@ fn minhash_signatures_of_lists<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let scheme = build_scheme(scheme, a.as_slice()?, b.as_slice()?)?;
     if sets.is_instance_of::<PyString>() || sets.is_instance_of::<PyBytes>() {
-        return Err(PyTypeError::new_err(
-            "shingle_sets must be a sequence of sequences of str",
-        ));
+        return Err(PyTypeError::new_err("shingle_sets must be a sequence of sequences of str"));
     }
     // one instantiation per base hash, so the hash inlines into the list loop
     let (hashes, groups) = match scheme {
@@ -594,11 +472,7 @@ fn minhash_signatures_of_lists<'py>(
     };
     let p = scheme.num_perm();
     let n = groups.len() - 1;
-    let sig = py.detach(|| {
-        with_threads(threads, || {
-            signature::signatures_of_hashed_sets(&hashes, &groups, &scheme)
-        })
-    })??;
+    let sig = py.detach(|| with_threads(threads, || signature::signatures_of_hashed_sets(&hashes, &groups, &scheme)))??;
     sig_matrix(py, sig, n, p)
 }
 
@@ -619,12 +493,7 @@ fn minhash_token_shingles(text: &str, shingle: ShingleTuple<'_>) -> PyResult<Vec
 /// minhash_shingle_counts(docs, shingle, threads=None) -> ndarray[uint32]: distinct shingles per doc.
 #[pyfunction]
 #[pyo3(signature = (docs, shingle, threads=None))]
-fn minhash_shingle_counts<'py>(
-    py: Python<'py>,
-    docs: DocsArg<'py>,
-    shingle: ShingleTuple<'py>,
-    threads: Option<usize>,
-) -> PyResult<Bound<'py, PyArray1<u32>>> {
+fn minhash_shingle_counts<'py>(py: Python<'py>, docs: DocsArg<'py>, shingle: ShingleTuple<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyArray1<u32>>> {
     let cfg = shingle_cfg(&shingle)?;
     let view = docs.view()?;
     let c = py.detach(|| with_threads(threads, || signature::shingle_counts(view, &cfg)))??;
@@ -633,13 +502,7 @@ fn minhash_shingle_counts<'py>(
 
 /// lsh_optimal_params(threshold, num_perm, fp_weight, fn_weight) -> (bands, rows)
 #[pyfunction]
-fn lsh_optimal_params(
-    py: Python<'_>,
-    threshold: f64,
-    num_perm: usize,
-    fp_weight: f64,
-    fn_weight: f64,
-) -> PyResult<(usize, usize)> {
+fn lsh_optimal_params(py: Python<'_>, threshold: f64, num_perm: usize, fp_weight: f64, fn_weight: f64) -> PyResult<(usize, usize)> {
     Ok(py.detach(|| lsh::optimal_params(threshold, num_perm, fp_weight, fn_weight))?)
 }
 
@@ -662,18 +525,14 @@ impl<'py> SigArg<'py> {
         } else if let Ok(a) = ob.extract::<PyReadonlyArray2<'py, u64>>() {
             SigArg::U64(a)
         } else {
-            return Err(PyTypeError::new_err(
-                "signatures must be a 2-D uint32 or uint64 numpy array",
-            ));
+            return Err(PyTypeError::new_err("signatures must be a 2-D uint32 or uint64 numpy array"));
         };
         let contiguous = match &s {
             SigArg::U32(a) => a.is_c_contiguous(),
             SigArg::U64(a) => a.is_c_contiguous(),
         };
         if !contiguous {
-            return Err(PyTypeError::new_err(
-                "signatures must be C-contiguous (use np.ascontiguousarray)",
-            ));
+            return Err(PyTypeError::new_err("signatures must be C-contiguous (use np.ascontiguousarray)"));
         }
         Ok(s)
     }
@@ -695,13 +554,7 @@ impl<'py> SigArg<'py> {
 /// lsh_band_keys(signatures, bands, rows, threads=None) -> ndarray[n, bands] uint64
 #[pyfunction]
 #[pyo3(signature = (signatures, bands, rows, threads=None))]
-fn lsh_band_keys<'py>(
-    py: Python<'py>,
-    signatures: &Bound<'py, PyAny>,
-    bands: usize,
-    rows: usize,
-    threads: Option<usize>,
-) -> PyResult<Bound<'py, PyAny>> {
+fn lsh_band_keys<'py>(py: Python<'py>, signatures: &Bound<'py, PyAny>, bands: usize, rows: usize, threads: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
     let sig = SigArg::extract(signatures)?;
     let (n, p) = sig.shape();
     let view = sig.view()?;
@@ -776,18 +629,9 @@ fn lsh_cluster<'py>(
         None => None,
     };
     let verify = match (docs_view, &cfg, threshold) {
-        (Some(docs), Some(cfg), Some(threshold)) => Some(Verify {
-            docs,
-            cfg,
-            threshold,
-        }),
+        (Some(docs), Some(cfg), Some(threshold)) => Some(Verify { docs, cfg, threshold }),
         (None, _, _) => None,
-        _ => {
-            return Err(Error::invalid_argument(
-                "verification needs verify_docs, shingle and threshold",
-            )
-            .into())
-        }
+        _ => return Err(Error::invalid_argument("verification needs verify_docs, shingle and threshold").into()),
     };
     let (roots, kept, report, edges, stats) = py.detach(|| {
         with_threads(threads, || -> crate::Result<_> {
@@ -832,33 +676,13 @@ struct PyMinHashIndex {
 #[pymethods]
 impl PyMinHashIndex {
     #[new]
-    fn new(
-        path: std::path::PathBuf,
-        num_perm: u32,
-        bands: u32,
-        rows: u32,
-        sig_bytes: u32,
-        meta: String,
-    ) -> PyResult<Self> {
-        let params = crate::minhash::index::IndexParams {
-            num_perm,
-            bands,
-            rows,
-            sig_bytes,
-            meta,
-        };
-        Ok(PyMinHashIndex {
-            inner: crate::minhash::index::MinHashIndex::open(path, &params)?,
-        })
+    fn new(path: std::path::PathBuf, num_perm: u32, bands: u32, rows: u32, sig_bytes: u32, meta: String) -> PyResult<Self> {
+        let params = crate::minhash::index::IndexParams { num_perm, bands, rows, sig_bytes, meta };
+        Ok(PyMinHashIndex { inner: crate::minhash::index::MinHashIndex::open(path, &params)? })
     }
 
     /// insert(keys, signatures): signatures is a 2-D array with one row per key.
-    fn insert(
-        &mut self,
-        py: Python<'_>,
-        keys: Vec<String>,
-        signatures: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    fn insert(&mut self, py: Python<'_>, keys: Vec<String>, signatures: &Bound<'_, PyAny>) -> PyResult<()> {
         let sig = SigArg::extract(signatures)?;
         let view = sig.view()?;
         let inner = &mut self.inner;
@@ -870,18 +694,11 @@ impl PyMinHashIndex {
         let sig = SigArg::extract(signature)?;
         let view = sig.view()?;
         let ids = py.detach(|| self.inner.query(view))?;
-        Ok(ids
-            .iter()
-            .filter_map(|&i| self.inner.key(i).map(str::to_owned))
-            .collect())
+        Ok(ids.iter().filter_map(|&i| self.inner.key(i).map(str::to_owned)).collect())
     }
 
     /// query_first(signatures) -> int64 array: smallest candidate item id per row, or -1.
-    fn query_first<'py>(
-        &self,
-        py: Python<'py>,
-        signatures: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    fn query_first<'py>(&self, py: Python<'py>, signatures: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let sig = SigArg::extract(signatures)?;
         let view = sig.view()?;
         let v = py.detach(|| self.inner.query_first(view))?;

@@ -30,18 +30,9 @@ fn width(force_64: bool) -> IndexWidth {
     }
 }
 
-fn spans_out<'py>(
-    py: Python<'py>,
-    spans: Vec<Span>,
-    stats: RepeatStats,
-) -> PyResult<SpanArrays<'py>> {
+fn spans_out<'py>(py: Python<'py>, spans: Vec<Span>, stats: RepeatStats) -> PyResult<SpanArrays<'py>> {
     let n = spans.len();
-    let (mut d, mut s, mut e, mut o) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let (mut d, mut s, mut e, mut o) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for sp in spans {
         d.push(sp.doc as i64);
         s.push(sp.start as i64);
@@ -57,13 +48,7 @@ fn spans_out<'py>(
     st.set_item("classes", stats.classes)?;
     st.set_item("marked_windows", stats.marked_windows)?;
     st.set_item("index_bytes", stats.index_bytes)?;
-    Ok((
-        d.into_pyarray(py),
-        s.into_pyarray(py),
-        e.into_pyarray(py),
-        o.into_pyarray(py),
-        st,
-    ))
+    Ok((d.into_pyarray(py), s.into_pyarray(py), e.into_pyarray(py), o.into_pyarray(py), st))
 }
 
 /// suffix_find_repeats(docs, min_length, keep, threads=0, force_64=False)
@@ -83,12 +68,7 @@ fn suffix_find_repeats<'py>(
 ) -> PyResult<SpanArrays<'py>> {
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
-    let opts = RepeatOptions {
-        min_length,
-        keep,
-        threads,
-        width: width(force_64),
-    };
+    let opts = RepeatOptions { min_length, keep, threads, width: width(force_64) };
     let (spans, stats) = py.detach(|| match memory_limit {
         None => core::find_repeats(view, &opts),
         Some(m) => core::find_repeats_limited(view, &opts, m),
@@ -119,30 +99,19 @@ fn suffix_find_repeats_tokens<'py>(
     let mut bounds = Vec::with_capacity(offs.len());
     for (i, &o) in offs.iter().enumerate() {
         if o < 0 {
-            return Err(
-                crate::Error::invalid_argument(format!("doc_offsets[{i}] is negative")).into(),
-            );
+            return Err(crate::Error::invalid_argument(format!("doc_offsets[{i}] is negative")).into());
         }
         bounds.push(o as usize);
     }
     let starts = token_starts.as_ref().map(|a| a.as_slice()).transpose()?;
     let dbytes = doc_bytes.as_ref().map(|a| a.as_slice()).transpose()?;
-    let opts = RepeatOptions {
-        min_length,
-        keep,
-        threads,
-        width: IndexWidth::Auto,
-    };
+    let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
     let (spans, stats) = py.detach(|| -> crate::Result<_> {
         let (spans, stats) = core::find_repeats_tokens(ids, &bounds, &opts)?;
         let spans = match (starts, dbytes) {
             (Some(s), Some(b)) => core::token_spans_to_bytes(&spans, &bounds, s, b)?,
             (None, None) => spans,
-            _ => {
-                return Err(crate::Error::invalid_argument(
-                    "give both token_starts and doc_bytes, or neither",
-                ))
-            }
+            _ => return Err(crate::Error::invalid_argument("give both token_starts and doc_bytes, or neither")),
         };
         Ok((spans, stats))
     })?;
@@ -163,12 +132,7 @@ fn suffix_find_repeats_tokenized<'py>(
 ) -> PyResult<SpanArrays<'py>> {
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
-    let opts = RepeatOptions {
-        min_length,
-        keep,
-        threads,
-        width: IndexWidth::Auto,
-    };
+    let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
     let tok = tokenizer.core();
     let (spans, stats) = py.detach(|| core::find_repeats_tokenized(view, tok, &opts))?;
     spans_out(py, spans, stats)
@@ -187,12 +151,7 @@ fn suffix_contamination_tokenized<'py>(
     threads: usize,
 ) -> PyResult<SpanArrays<'py>> {
     let (tv, ev) = (train.view()?, eval.view()?);
-    let opts = RepeatOptions {
-        min_length,
-        keep: Keep::None,
-        threads,
-        width: IndexWidth::Auto,
-    };
+    let opts = RepeatOptions { min_length, keep: Keep::None, threads, width: IndexWidth::Auto };
     let tok = tokenizer.core();
     let (spans, stats) = py.detach(|| core::contamination_tokenized(tv, ev, tok, &opts))?;
     spans_out(py, spans, stats)
@@ -211,12 +170,7 @@ fn suffix_contamination<'py>(
     force_64: bool,
 ) -> PyResult<SpanArrays<'py>> {
     let (t, e) = (train.view()?, eval.view()?);
-    let opts = RepeatOptions {
-        min_length,
-        keep: Keep::None,
-        threads,
-        width: width(force_64),
-    };
+    let opts = RepeatOptions { min_length, keep: Keep::None, threads, width: width(force_64) };
     let (spans, stats) = py.detach(|| core::contamination(t, e, &opts))?;
     spans_out(py, spans, stats)
 }
@@ -234,23 +188,14 @@ fn suffix_trim<'py>(
     let view = docs.view()?;
     let (d, s, e) = (doc.as_slice()?, start.as_slice()?, end.as_slice()?);
     if d.len() != s.len() || d.len() != e.len() {
-        return Err(
-            crate::Error::invalid_argument("doc, start and end must have the same length").into(),
-        );
+        return Err(crate::Error::invalid_argument("doc, start and end must have the same length").into());
     }
     let mut spans = Vec::with_capacity(d.len());
     for i in 0..d.len() {
         if d[i] < 0 || s[i] < 0 || e[i] < 0 {
-            return Err(
-                crate::Error::invalid_argument(format!("span {i} has a negative value")).into(),
-            );
+            return Err(crate::Error::invalid_argument(format!("span {i} has a negative value")).into());
         }
-        spans.push(Span {
-            doc: d[i] as usize,
-            start: s[i] as usize,
-            end: e[i] as usize,
-            occurrences: 0,
-        });
+        spans.push(Span { doc: d[i] as usize, start: s[i] as usize, end: e[i] as usize, occurrences: 0 });
     }
     let (data, offsets) = py.detach(|| core::trim_docs(view, &spans))?;
     Ok((data.into_pyarray(py), offsets.into_pyarray(py)))
@@ -259,12 +204,7 @@ fn suffix_trim<'py>(
 /// suffix_array(data: uint8[:], threads=0, force_64=False) -> int32[:] | int64[:]
 #[pyfunction]
 #[pyo3(signature = (data, threads=0, force_64=false))]
-fn suffix_array_bytes<'py>(
-    py: Python<'py>,
-    data: PyReadonlyArray1<'py, u8>,
-    threads: usize,
-    force_64: bool,
-) -> PyResult<Bound<'py, PyAny>> {
+fn suffix_array_bytes<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, threads: usize, force_64: bool) -> PyResult<Bound<'py, PyAny>> {
     let text = data.as_slice()?;
     let w = width(force_64).bytes_for(text.len())?;
     if w == 4 {
@@ -304,13 +244,7 @@ struct PySuffixIndex {
 impl PySuffixIndex {
     #[staticmethod]
     #[pyo3(signature = (docs, path, threads=0, force_64=false))]
-    fn build<'py>(
-        py: Python<'py>,
-        docs: DocsArg<'py>,
-        path: PathBuf,
-        threads: usize,
-        force_64: bool,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    fn build<'py>(py: Python<'py>, docs: DocsArg<'py>, path: PathBuf, threads: usize, force_64: bool) -> PyResult<Bound<'py, PyDict>> {
         let view = docs.view()?;
         let info = py.detach(|| core::SuffixIndex::build(view, &path, threads, width(force_64)))?;
         info_dict(py, &info)

@@ -40,16 +40,10 @@ impl PyBpeTrainer {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
                     .build()
-                    .map_err(|e| {
-                        Error::invalid_argument(format!("cannot start {n} threads: {e}"))
-                    })?,
+                    .map_err(|e| Error::invalid_argument(format!("cannot start {n} threads: {e}")))?,
             ),
         };
-        Ok(PyBpeTrainer {
-            pretok,
-            counter: WordCounter::new(),
-            pool,
-        })
+        Ok(PyBpeTrainer { pretok, counter: WordCounter::new(), pool })
     }
 
     /// Count the pieces of one batch; `first_doc` numbers its documents in errors.
@@ -94,11 +88,7 @@ impl PyBpeTrainer {
         max_word_count: Option<usize>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<PyTokenizer> {
-        let config = TrainConfig {
-            vocab_size,
-            min_frequency,
-            special_tokens,
-        };
+        let config = TrainConfig { vocab_size, min_frequency, special_tokens };
         let mut cb_err: Option<PyErr> = None;
         let result = py.detach(|| {
             self.run(|| -> Result<Tokenizer, Error> {
@@ -134,10 +124,7 @@ impl PyBpeTrainer {
 #[pyfunction]
 fn byte_level_strings(tokens: Vec<Vec<u8>>) -> Vec<String> {
     let chars = crate::bpe::vocab::byte_level_chars();
-    tokens
-        .iter()
-        .map(|t| t.iter().map(|&b| chars[b as usize]).collect())
-        .collect()
+    tokens.iter().map(|t| t.iter().map(|&b| chars[b as usize]).collect()).collect()
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

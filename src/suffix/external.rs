@@ -39,14 +39,7 @@ fn mix(h: u64) -> u64 {
 }
 
 /// Visit every in-document window `(hash, absolute position)` whose part is `part`.
-fn windows_of_part(
-    text: &[u8],
-    bounds: &[usize],
-    l: usize,
-    parts: u64,
-    part: u64,
-    mut f: impl FnMut(u64, usize),
-) {
+fn windows_of_part(text: &[u8], bounds: &[usize], l: usize, parts: u64, part: u64, mut f: impl FnMut(u64, usize)) {
     let pow = (1..l).fold(1u64, |a, _| a.wrapping_mul(BASE));
     for w in bounds.windows(2) {
         let (s, e) = (w[0], w[1]);
@@ -87,20 +80,12 @@ impl Drop for LogFile {
 }
 
 /// Sort one part and call `f(class)` with the positions of every class of >= 2 windows.
-fn classes_of_part(
-    text: &[u8],
-    l: usize,
-    entries: &mut [(u64, u64)],
-    mut f: impl FnMut(&[(u64, u64)]),
-) {
+fn classes_of_part(text: &[u8], l: usize, entries: &mut [(u64, u64)], mut f: impl FnMut(&[(u64, u64)])) {
     let win = |p: u64| &text[p as usize..p as usize + l];
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| win(a.1).cmp(win(b.1))));
     let mut s = 0;
     for i in 1..=entries.len() {
-        if i == entries.len()
-            || entries[i].0 != entries[s].0
-            || win(entries[i].1) != win(entries[s].1)
-        {
+        if i == entries.len() || entries[i].0 != entries[s].0 || win(entries[i].1) != win(entries[s].1) {
             if i - s >= 2 {
                 f(&entries[s..i]);
             }
@@ -112,11 +97,7 @@ fn classes_of_part(
 /// Bytes-mode self-dedup with bounded working memory; same result as
 /// [`super::find_repeats`] (tested). Returns an error if `memory_limit` cannot even hold the
 /// two bitmaps plus a minimal part.
-pub fn find_repeats_limited(
-    docs: Docs<'_>,
-    opts: &RepeatOptions,
-    memory_limit: usize,
-) -> Result<(Vec<Span>, RepeatStats)> {
+pub fn find_repeats_limited(docs: Docs<'_>, opts: &RepeatOptions, memory_limit: usize) -> Result<(Vec<Span>, RepeatStats)> {
     let l = opts.min_length;
     let (text, bounds) = super::repeats::text_and_bounds(&docs);
     super::repeats::check_min_length(l, &bounds, "the corpus", "bytes")?;
@@ -128,10 +109,7 @@ pub fn find_repeats_limited(
             "memory_limit of {memory_limit} bytes is too small for {n} bytes of text: at least {min_budget} bytes are needed"
         )));
     }
-    let windows: usize = bounds
-        .windows(2)
-        .map(|w| (w[1] - w[0]).saturating_sub(l - 1))
-        .sum();
+    let windows: usize = bounds.windows(2).map(|w| (w[1] - w[0]).saturating_sub(l - 1)).sum();
     let per_part = (memory_limit - bitmaps) / ENTRY;
     // 1.25x headroom: parts are hash-balanced, not exact
     let parts = ((windows as f64 * 1.25 / per_part as f64).ceil() as u64).max(1);
@@ -139,20 +117,13 @@ pub fn find_repeats_limited(
 }
 
 /// [`find_repeats_limited`] with an explicit number of hash parts (>= 1).
-pub fn find_repeats_in_parts(
-    docs: Docs<'_>,
-    opts: &RepeatOptions,
-    parts: u64,
-) -> Result<(Vec<Span>, RepeatStats)> {
+pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -> Result<(Vec<Span>, RepeatStats)> {
     let l = opts.min_length;
     let (text, bounds) = super::repeats::text_and_bounds(&docs);
     super::repeats::check_min_length(l, &bounds, "the corpus", "bytes")?;
     let n = text.len();
     let parts = parts.max(1);
-    let mut stats = RepeatStats {
-        index_bytes: 0,
-        ..Default::default()
-    };
+    let mut stats = RepeatStats { index_bytes: 0, ..Default::default() };
 
     let t0 = Instant::now();
     let mut later = Bits::new(n);
@@ -176,9 +147,7 @@ pub fn find_repeats_in_parts(
     let mut write_err: Option<std::io::Error> = None;
     for part in 0..parts {
         entries.clear();
-        windows_of_part(text, &bounds, l, parts, part, |h, p| {
-            entries.push((h, p as u64))
-        });
+        windows_of_part(text, &bounds, l, parts, part, |h, p| entries.push((h, p as u64)));
         classes_of_part(text, l, &mut entries, |class| {
             classes += 1;
             let c = class.len() as u64;
@@ -210,9 +179,7 @@ pub fn find_repeats_in_parts(
     drop(entries);
     stats.classes = classes;
     stats.marked_windows = marked;
-    stats
-        .timings
-        .push(("find_repeats", t0.elapsed().as_secs_f64()));
+    stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
     // spans from the bitmaps alone, then occurrences from the log
     let t0 = Instant::now();
@@ -245,22 +212,12 @@ pub fn find_repeats_in_parts(
             d += 1;
         }
         let doc = &text[bounds[d]..bounds[d + 1]];
-        let (st, en) = (
-            ceil_char_boundary(doc, s - bounds[d]),
-            floor_char_boundary(doc, e - bounds[d]),
-        );
+        let (st, en) = (ceil_char_boundary(doc, s - bounds[d]), floor_char_boundary(doc, e - bounds[d]));
         if st < en {
-            spans.push(Span {
-                doc: d,
-                start: st,
-                end: en,
-                occurrences: occ[k],
-            });
+            spans.push(Span { doc: d, start: st, end: en, occurrences: occ[k] });
         }
     }
-    stats
-        .timings
-        .push(("collect_spans", t0.elapsed().as_secs_f64()));
+    stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     stats.timings.insert(0, ("parts", parts as f64));
     Ok((spans, stats))
 }

@@ -80,24 +80,17 @@ impl IndexInfo {
     fn decode(h: &[u8], path: &str) -> Result<IndexInfo> {
         let bad = |m: String| Error::invalid_data(path, m);
         if h.len() < HEADER {
-            return Err(bad(format!(
-                "file of {} bytes is too short to be a gristmill suffix index",
-                h.len()
-            )));
+            return Err(bad(format!("file of {} bytes is too short to be a gristmill suffix index", h.len())));
         }
         if &h[0..8] != MAGIC {
-            return Err(bad(
-                "not a gristmill suffix index (bad magic; the file may be incomplete)".into(),
-            ));
+            return Err(bad("not a gristmill suffix index (bad magic; the file may be incomplete)".into()));
         }
         if u64_at(h, 120) != xxh3_64(&h[..120]) {
             return Err(bad("index header checksum mismatch (corrupted file)".into()));
         }
         let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
         if version != VERSION {
-            return Err(bad(format!(
-                "unsupported index version {version} (this gristmill reads version {VERSION})"
-            )));
+            return Err(bad(format!("unsupported index version {version} (this gristmill reads version {VERSION})")));
         }
         let f = |k: usize| u64_at(h, 16 + 8 * k);
         let info = IndexInfo {
@@ -131,9 +124,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// `(docs_off, sa_off, file_len)` for the given sizes, or `None` on overflow.
 fn layout(text_len: u64, num_docs: u64, width: u32) -> Option<(u64, u64, u64)> {
-    let docs_off = (HEADER as u64)
-        .checked_add(text_len)?
-        .checked_next_multiple_of(8)?;
+    let docs_off = (HEADER as u64).checked_add(text_len)?.checked_next_multiple_of(8)?;
     let sa_off = docs_off.checked_add(num_docs.checked_add(1)?.checked_mul(8)?)?;
     let end = sa_off.checked_add(text_len.checked_mul(width as u64)?)?;
     Some((docs_off, sa_off, end))
@@ -187,12 +178,7 @@ impl Drop for TempFile {
 impl SuffixIndex {
     /// Build an index of `docs` at `path` (atomically replacing any existing file) and
     /// return its header. `threads` as in suffix-array construction (0 = all cores).
-    pub fn build(
-        docs: Docs<'_>,
-        path: &Path,
-        threads: usize,
-        width: IndexWidth,
-    ) -> Result<IndexInfo> {
+    pub fn build(docs: Docs<'_>, path: &Path, threads: usize, width: IndexWidth) -> Result<IndexInfo> {
         let shown = path.display().to_string();
         let mut text = Vec::with_capacity(docs.total_bytes() + docs.len());
         let mut offsets = Vec::with_capacity(docs.len() + 1);
@@ -218,19 +204,12 @@ impl SuffixIndex {
         let (docs_off, sa_off, file_len) = layout(text.len() as u64, docs.len() as u64, w)
             .ok_or_else(|| Error::invalid_argument("corpus too large for the index format"))?;
 
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path.file_name().ok_or_else(|| {
-            Error::invalid_argument(format!("{shown}: index path must name a file"))
-        })?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::invalid_argument(format!("{shown}: index path must name a file")))?;
         let tmp = TempFile {
-            path: dir.join(format!(
-                ".{}.tmp-{}",
-                name.to_string_lossy(),
-                std::process::id()
-            )),
+            path: dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())),
             keep: false,
         };
         let io = |e: std::io::Error| Error::io(&shown, e);
@@ -256,12 +235,8 @@ impl SuffixIndex {
             chunk.clear();
             let j = (i + (1 << 17)).min(entries);
             match &sa {
-                SaBuf::W32(v) => v[i..j]
-                    .iter()
-                    .for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
-                SaBuf::W64(v) => v[i..j]
-                    .iter()
-                    .for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
+                SaBuf::W32(v) => v[i..j].iter().for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
+                SaBuf::W64(v) => v[i..j].iter().for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
             }
             put(&mut out, &chunk).map_err(io)?;
             i = j;
@@ -306,18 +281,10 @@ impl SuffixIndex {
         if map.len() as u64 != info.file_len {
             return Err(Error::invalid_data(
                 &shown,
-                format!(
-                    "index file has {} bytes but its header says {} (truncated or corrupted)",
-                    map.len(),
-                    info.file_len
-                ),
+                format!("index file has {} bytes but its header says {} (truncated or corrupted)", map.len(), info.file_len),
             ));
         }
-        let idx = SuffixIndex {
-            map,
-            info,
-            path: shown,
-        };
+        let idx = SuffixIndex { map, info, path: shown };
         if verify {
             idx.verify()?;
         }
@@ -327,10 +294,7 @@ impl SuffixIndex {
     /// Re-hash the body and check it against the header.
     pub fn verify(&self) -> Result<()> {
         if xxh3_64(&self.map[HEADER..]) != self.info.body_checksum {
-            return Err(Error::invalid_data(
-                &self.path,
-                "index body checksum mismatch (corrupted file)",
-            ));
+            return Err(Error::invalid_data(&self.path, "index body checksum mismatch (corrupted file)"));
         }
         Ok(())
     }
@@ -341,9 +305,7 @@ impl SuffixIndex {
 
     /// Error unless `docs` are exactly the documents this index was built from.
     pub fn check_corpus(&self, docs: Docs<'_>) -> Result<()> {
-        if docs.len() as u64 != self.info.num_docs
-            || corpus_checksum(docs) != self.info.corpus_checksum
-        {
+        if docs.len() as u64 != self.info.num_docs || corpus_checksum(docs) != self.info.corpus_checksum {
             return Err(Error::invalid_data(
                 &self.path,
                 format!(
@@ -385,10 +347,7 @@ impl SuffixIndex {
         let prefix = |i: usize| -> Result<&[u8]> {
             let p = self.sa(i);
             if p >= n {
-                return Err(Error::invalid_data(
-                    &self.path,
-                    "suffix array entry out of range (corrupted index)",
-                ));
+                return Err(Error::invalid_data(&self.path, "suffix array entry out of range (corrupted index)"));
             }
             Ok(&text[p..n.min(p + pattern.len())])
         };
@@ -447,12 +406,9 @@ impl SuffixIndex {
                     b = m - 1;
                 }
             }
-            let off = p.checked_sub(self.doc_offset(a)).ok_or_else(|| {
-                Error::invalid_data(
-                    &self.path,
-                    "document offsets out of order (corrupted index)",
-                )
-            })?;
+            let off = p
+                .checked_sub(self.doc_offset(a))
+                .ok_or_else(|| Error::invalid_data(&self.path, "document offsets out of order (corrupted index)"))?;
             out.push((a as u64, off));
         }
         out.sort_unstable();
@@ -462,17 +418,11 @@ impl SuffixIndex {
     /// Document `d` as stored in the index.
     pub fn document(&self, d: usize) -> Result<&[u8]> {
         if d as u64 >= self.info.num_docs {
-            return Err(Error::invalid_argument(format!(
-                "document {d} out of range ({} documents)",
-                self.info.num_docs
-            )));
+            return Err(Error::invalid_argument(format!("document {d} out of range ({} documents)", self.info.num_docs)));
         }
         let (s, e) = (self.doc_offset(d) as usize, self.doc_offset(d + 1) as usize);
         if s >= e || e > self.text().len() {
-            return Err(Error::invalid_data(
-                &self.path,
-                "document offsets out of range (corrupted index)",
-            ));
+            return Err(Error::invalid_data(&self.path, "document offsets out of range (corrupted index)"));
         }
         Ok(&self.text()[s..e - 1])
     }

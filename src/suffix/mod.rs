@@ -19,6 +19,5 @@ pub mod sa;
 pub use external::{find_repeats_in_parts, find_repeats_limited};
 pub use index::{corpus_checksum, IndexInfo, SuffixIndex};
 pub use repeats::{
-    contamination, contamination_tokenized, find_repeats, find_repeats_tokenized,
-    find_repeats_tokens, token_spans_to_bytes, trim_docs, Keep, RepeatStats, Span,
+    contamination, contamination_tokenized, find_repeats, find_repeats_tokenized, find_repeats_tokens, token_spans_to_bytes, trim_docs, Keep, RepeatStats, Span,
 };

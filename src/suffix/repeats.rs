@@ -56,9 +56,7 @@ impl std::str::FromStr for Keep {
         match s {
             "none" => Ok(Keep::None),
             "first" => Ok(Keep::First),
-            _ => Err(Error::invalid_argument(format!(
-                "keep must be 'none' or 'first', got {s:?}"
-            ))),
+            _ => Err(Error::invalid_argument(format!("keep must be 'none' or 'first', got {s:?}"))),
         }
     }
 }
@@ -87,12 +85,7 @@ pub struct RepeatOptions {
 
 impl RepeatOptions {
     pub fn new(min_length: usize) -> Self {
-        RepeatOptions {
-            min_length,
-            keep: Keep::None,
-            threads: 0,
-            width: IndexWidth::Auto,
-        }
+        RepeatOptions { min_length, keep: Keep::None, threads: 0, width: IndexWidth::Auto }
     }
 }
 
@@ -324,14 +317,7 @@ where
 
 /// Like [`sweep_doc`] without occurrence tracking: the maximal removed runs of `[ds, de)`
 /// as absolute `(start, end)`.
-pub(crate) fn sweep_doc_marks(
-    ds: usize,
-    de: usize,
-    l: usize,
-    remove: &Bits,
-    protect: Option<&Bits>,
-    out: &mut Vec<(usize, usize)>,
-) {
+pub(crate) fn sweep_doc_marks(ds: usize, de: usize, l: usize, remove: &Bits, protect: Option<&Bits>, out: &mut Vec<(usize, usize)>) {
     let mut tmp = Vec::new();
     sweep_doc_impl(ds, de, l, remove, protect, None::<&[i32]>, &mut tmp);
     out.extend(tmp.into_iter().map(|(s, e, _)| (s, e)));
@@ -339,9 +325,7 @@ pub(crate) fn sweep_doc_marks(
 
 fn check_bounds(bounds: &[usize], n: usize) -> Result<()> {
     if bounds.first().is_some_and(|&b| b != 0) || bounds.last().is_some_and(|&b| b != n) {
-        return Err(Error::invalid_argument(
-            "document bounds must start at 0 and end at the text length",
-        ));
+        return Err(Error::invalid_argument("document bounds must start at 0 and end at the text length"));
     }
     if bounds.windows(2).any(|w| w[1] < w[0]) {
         return Err(Error::invalid_argument("document bounds must not decrease"));
@@ -349,11 +333,7 @@ fn check_bounds(bounds: &[usize], n: usize) -> Result<()> {
     Ok(())
 }
 
-fn self_dedup<S: Symbol, O>(
-    text: &[S],
-    bounds: &[usize],
-    opts: &RepeatOptions,
-) -> Result<(Vec<Span>, RepeatStats)>
+fn self_dedup<S: Symbol, O>(text: &[S], bounds: &[usize], opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)>
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
@@ -371,10 +351,7 @@ fn dedup_from_sa<O: SaIndex>(
 ) -> Result<(Vec<Span>, RepeatStats)> {
     let l = opts.min_length;
     let n = sa.len();
-    let mut stats = RepeatStats {
-        index_bytes: O::BYTES * n,
-        ..Default::default()
-    };
+    let mut stats = RepeatStats { index_bytes: O::BYTES * n, ..Default::default() };
     stats.timings.push(("suffix_array", t[0]));
     stats.timings.push(("lcp", t[1]));
 
@@ -418,15 +395,11 @@ fn dedup_from_sa<O: SaIndex>(
     drop(sa);
     stats.classes = classes;
     stats.marked_windows = marked;
-    stats
-        .timings
-        .push(("find_repeats", t0.elapsed().as_secs_f64()));
+    stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
     let t0 = Instant::now();
     let spans = collect_spans(bounds, 0, l, &later, first.as_ref(), &plcp);
-    stats
-        .timings
-        .push(("collect_spans", t0.elapsed().as_secs_f64()));
+    stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
 
@@ -472,18 +445,8 @@ where
 {
     check_bounds(train_bounds, train.len())?;
     check_bounds(eval_bounds, eval.len())?;
-    check_min_length(
-        opts.min_length,
-        eval_bounds,
-        "the evaluation corpus",
-        S::UNIT,
-    )?;
-    check_min_length(
-        opts.min_length,
-        train_bounds,
-        "the training corpus",
-        S::UNIT,
-    )?;
+    check_min_length(opts.min_length, eval_bounds, "the evaluation corpus", S::UNIT)?;
+    check_min_length(opts.min_length, train_bounds, "the training corpus", S::UNIT)?;
     let mut text = Vec::with_capacity(train.len() + eval.len());
     text.extend_from_slice(train);
     text.extend_from_slice(eval);
@@ -524,10 +487,7 @@ fn contaminate_from_sa<O: SaIndex>(
 ) -> Result<(Vec<Span>, RepeatStats)> {
     let l = opts.min_length;
     let n = sa.len();
-    let mut stats = RepeatStats {
-        index_bytes: O::BYTES * n,
-        ..Default::default()
-    };
+    let mut stats = RepeatStats { index_bytes: O::BYTES * n, ..Default::default() };
     stats.timings.push(("suffix_array", t[0]));
     stats.timings.push(("lcp", t[1]));
     let t0 = Instant::now();
@@ -562,14 +522,10 @@ fn contaminate_from_sa<O: SaIndex>(
     drop(sa);
     stats.classes = classes;
     stats.marked_windows = marked;
-    stats
-        .timings
-        .push(("find_repeats", t0.elapsed().as_secs_f64()));
+    stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
     let t0 = Instant::now();
     let spans = collect_spans(bounds, n_train_docs, l, &mark, None, &plcp);
-    stats
-        .timings
-        .push(("collect_spans", t0.elapsed().as_secs_f64()));
+    stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
 
@@ -580,11 +536,7 @@ fn contaminate_from_sa<O: SaIndex>(
 /// each document (`bounds` are token offsets). Ids are first renumbered densely — repeats do
 /// not depend on the order of the alphabet — so corpora using at most 65,536 distinct ids
 /// are sorted as 16-bit symbols, larger ones through libsais' integer-alphabet path.
-pub fn find_repeats_tokens(
-    ids: &[u32],
-    bounds: &[usize],
-    opts: &RepeatOptions,
-) -> Result<(Vec<Span>, RepeatStats)> {
+pub fn find_repeats_tokens(ids: &[u32], bounds: &[usize], opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
     check_bounds(bounds, ids.len())?;
     check_min_length(opts.min_length, bounds, "the corpus", "tokens")?;
     let (text, t_remap) = TokenText::new(ids, opts.width)?;
@@ -648,10 +600,7 @@ fn dense_ids(ids: &[u32]) -> (Vec<u32>, usize) {
         let mut uniq = ids.to_vec();
         uniq.sort_unstable();
         uniq.dedup();
-        let dense = ids
-            .iter()
-            .map(|x| uniq.binary_search(x).map_or(0, |i| i as u32))
-            .collect();
+        let dense = ids.iter().map(|x| uniq.binary_search(x).map_or(0, |i| i as u32)).collect();
         (dense, uniq.len())
     }
 }
@@ -664,9 +613,7 @@ pub fn token_spans_to_bytes(
     token_starts: &[u64],
     doc_bytes: &[u64],
 ) -> Result<Vec<Span>> {
-    if token_starts.len() != bounds.last().copied().unwrap_or(0)
-        || doc_bytes.len() + 1 != bounds.len()
-    {
+    if token_starts.len() != bounds.last().copied().unwrap_or(0) || doc_bytes.len() + 1 != bounds.len() {
         return Err(Error::invalid_argument(
             "token_starts must have one entry per token and doc_bytes one entry per document",
         ));
@@ -676,13 +623,7 @@ pub fn token_spans_to_bytes(
         .map(|s| {
             let base = bounds[s.doc];
             let ntok = bounds[s.doc + 1] - base;
-            let byte = |t: usize| {
-                if t < ntok {
-                    token_starts[base + t]
-                } else {
-                    doc_bytes[s.doc]
-                }
-            };
+            let byte = |t: usize| if t < ntok { token_starts[base + t] } else { doc_bytes[s.doc] };
             let (start, end) = (byte(s.start), byte(s.end));
             if start > end || end > doc_bytes[s.doc] {
                 return Err(Error::invalid_data(
@@ -690,11 +631,7 @@ pub fn token_spans_to_bytes(
                     "token byte offsets are not increasing or exceed the document length",
                 ));
             }
-            Ok(Span {
-                start: start as usize,
-                end: end as usize,
-                ..*s
-            })
+            Ok(Span { start: start as usize, end: end as usize, ..*s })
         })
         .collect()
 }
@@ -744,11 +681,7 @@ pub fn find_repeats(docs: Docs<'_>, opts: &RepeatOptions) -> Result<(Vec<Span>, 
 }
 
 /// Contamination of `eval` by `train` in bytes mode (spans refer to eval documents).
-pub fn contamination(
-    train: Docs<'_>,
-    eval: Docs<'_>,
-    opts: &RepeatOptions,
-) -> Result<(Vec<Span>, RepeatStats)> {
+pub fn contamination(train: Docs<'_>, eval: Docs<'_>, opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
     let (tt, tb) = text_and_bounds(&train);
     let (et, eb) = text_and_bounds(&eval);
     let (spans, stats) = contamination_symbols::<u8>(tt, &tb, et, &eb, opts)?;
@@ -806,17 +739,9 @@ struct Encoded {
 impl Encoded {
     /// Token spans of these documents as byte spans shrunk to UTF-8 character boundaries;
     /// the time is added to the last stage of `stats`.
-    fn byte_spans(
-        &self,
-        spans: &[Span],
-        docs: &Docs<'_>,
-        stats: &mut RepeatStats,
-    ) -> Result<Vec<Span>> {
+    fn byte_spans(&self, spans: &[Span], docs: &Docs<'_>, stats: &mut RepeatStats) -> Result<Vec<Span>> {
         let t0 = Instant::now();
-        let spans = snap_utf8(
-            token_spans_to_bytes(spans, &self.bounds, &self.starts, &self.doc_bytes)?,
-            docs,
-        );
+        let spans = snap_utf8(token_spans_to_bytes(spans, &self.bounds, &self.starts, &self.doc_bytes)?, docs);
         if let Some(t) = stats.timings.last_mut() {
             t.1 += t0.elapsed().as_secs_f64();
         }
@@ -824,11 +749,7 @@ impl Encoded {
     }
 }
 
-fn encode_docs(
-    docs: &Docs<'_>,
-    tokenizer: &crate::bpe::Tokenizer,
-    threads: usize,
-) -> Result<Encoded> {
+fn encode_docs(docs: &Docs<'_>, tokenizer: &crate::bpe::Tokenizer, threads: usize) -> Result<Encoded> {
     let t0 = Instant::now();
     let none = crate::bpe::SpecialSet::None;
     let threads = if threads == 0 { None } else { Some(threads) };
@@ -850,13 +771,7 @@ fn encode_docs(
         }
         doc_bytes.push(o);
     }
-    Ok(Encoded {
-        ids,
-        bounds,
-        starts,
-        doc_bytes,
-        secs: t0.elapsed().as_secs_f64(),
-    })
+    Ok(Encoded { ids, bounds, starts, doc_bytes, secs: t0.elapsed().as_secs_f64() })
 }
 
 /// Self-dedup of UTF-8 documents in token mode: each document is encoded with `tokenizer`
@@ -889,12 +804,7 @@ pub fn contamination_tokenized(
 ) -> Result<(Vec<Span>, RepeatStats)> {
     let tr = encode_docs(&train, tokenizer, opts.threads)?;
     let ev = encode_docs(&eval, tokenizer, opts.threads)?;
-    check_min_length(
-        opts.min_length,
-        &ev.bounds,
-        "the evaluation corpus",
-        "tokens",
-    )?;
+    check_min_length(opts.min_length, &ev.bounds, "the evaluation corpus", "tokens")?;
     check_min_length(opts.min_length, &tr.bounds, "the training corpus", "tokens")?;
     let split = tr.ids.len();
     let mut all = tr.ids;

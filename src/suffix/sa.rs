@@ -16,11 +16,7 @@ use crate::mem::{advise_huge, HUGE_PAGE, MADV_COLLAPSE, MADV_HUGEPAGE};
 pub(crate) fn huge_vec<T: Copy>(n: usize, zero: T) -> Vec<T> {
     let mut v: Vec<T> = Vec::with_capacity(n);
     if n * std::mem::size_of::<T>() >= 2 * HUGE_PAGE {
-        advise_huge(
-            v.as_ptr() as *const u8,
-            n * std::mem::size_of::<T>(),
-            MADV_HUGEPAGE,
-        );
+        advise_huge(v.as_ptr() as *const u8, n * std::mem::size_of::<T>(), MADV_HUGEPAGE);
     }
     v.resize(n, zero);
     v
@@ -120,10 +116,7 @@ impl Symbol for u16 {
 
 /// Suffix array of `text` with entries of type `O` (`i32` or `i64`), using `threads`
 /// OpenMP threads (`0` = OpenMP default = all cores, `1` = single-threaded code path).
-pub fn suffix_array<
-    S: Symbol,
-    O: SaIndex + libsais::OutputElement + libsais::IsValidOutputFor<S>,
->(
+pub fn suffix_array<S: Symbol, O: SaIndex + libsais::OutputElement + libsais::IsValidOutputFor<S>>(
     text: &[S],
     threads: usize,
 ) -> Result<Vec<O>> {
@@ -131,9 +124,7 @@ pub fn suffix_array<
         return Ok(Vec::new());
     }
     if O::BYTES == 4 && text.len() > i32::MAX as usize {
-        return Err(Error::invalid_argument(
-            "text too long for 32-bit suffix-array indices",
-        ));
+        return Err(Error::invalid_argument("text too long for 32-bit suffix-array indices"));
     }
     collapse_huge(text);
     let mut sa = huge_vec(text.len(), O::ZERO);
@@ -141,19 +132,10 @@ pub fn suffix_array<
     let res = if threads == 1 {
         c.single_threaded().run().map(|_| ())
     } else {
-        let tc = if threads == 0 {
-            ThreadCount::openmp_default()
-        } else {
-            ThreadCount::fixed(clamp_threads(threads))
-        };
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
         c.multi_threaded(tc).run().map(|_| ())
     };
-    res.map_err(|e| {
-        Error::invalid_data(
-            "suffix array construction",
-            format!("libsais failed: {e:?}"),
-        )
-    })?;
+    res.map_err(|e| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}")))?;
     Ok(sa)
 }
 
@@ -161,10 +143,7 @@ pub fn suffix_array<
 /// prefix of the suffixes starting at `sa[i]` and `sa[i - 1]` (0 for `i == 0`). Memory: the
 /// two arrays (2 x 4 bytes per symbol with 32-bit indices), nothing else of size n.
 /// Also returns the seconds spent on each of the two constructions.
-pub fn suffix_array_with_plcp<S, O>(
-    text: &[S],
-    threads: usize,
-) -> Result<(Vec<O>, Vec<O>, [f64; 2])>
+pub fn suffix_array_with_plcp<S, O>(text: &[S], threads: usize) -> Result<(Vec<O>, Vec<O>, [f64; 2])>
 where
     S: Symbol,
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
@@ -173,16 +152,9 @@ where
         return Ok((Vec::new(), Vec::new(), [0.0; 2]));
     }
     if O::BYTES == 4 && text.len() > i32::MAX as usize {
-        return Err(Error::invalid_argument(
-            "text too long for 32-bit suffix-array indices",
-        ));
+        return Err(Error::invalid_argument("text too long for 32-bit suffix-array indices"));
     }
-    let err = |e: libsais::LibsaisError| {
-        Error::invalid_data(
-            "suffix array construction",
-            format!("libsais failed: {e:?}"),
-        )
-    };
+    let err = |e: libsais::LibsaisError| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}"));
     let t0 = std::time::Instant::now();
     release_free_heap();
     collapse_huge(text);
@@ -194,25 +166,13 @@ where
         let sa = c.single_threaded().run().map_err(err)?;
         t_sa = t0.elapsed().as_secs_f64();
         plcp = huge_vec(text.len(), O::ZERO);
-        sa.plcp_construction()
-            .in_borrowed_buffer(&mut plcp[..])
-            .single_threaded()
-            .run()
-            .map_err(err)?;
+        sa.plcp_construction().in_borrowed_buffer(&mut plcp[..]).single_threaded().run().map_err(err)?;
     } else {
-        let tc = if threads == 0 {
-            ThreadCount::openmp_default()
-        } else {
-            ThreadCount::fixed(clamp_threads(threads))
-        };
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
         let sa = c.multi_threaded(tc).run().map_err(err)?;
         t_sa = t0.elapsed().as_secs_f64();
         plcp = huge_vec(text.len(), O::ZERO);
-        sa.plcp_construction()
-            .in_borrowed_buffer(&mut plcp[..])
-            .multi_threaded(tc)
-            .run()
-            .map_err(err)?;
+        sa.plcp_construction().in_borrowed_buffer(&mut plcp[..]).multi_threaded(tc).run().map_err(err)?;
     }
     let t_all = t0.elapsed().as_secs_f64();
     Ok((sa, plcp, [t_sa, t_all - t_sa]))
@@ -224,63 +184,32 @@ fn clamp_threads(t: usize) -> u16 {
 
 /// Suffix array + PLCP of an integer text with symbols in `0..k` (libsais' large-alphabet
 /// path, 32-bit indices). libsais uses `text` as scratch space and restores it.
-pub fn suffix_array_with_plcp_int(
-    text: &mut [i32],
-    k: usize,
-    threads: usize,
-) -> Result<(Vec<i32>, Vec<i32>, [f64; 2])> {
+pub fn suffix_array_with_plcp_int(text: &mut [i32], k: usize, threads: usize) -> Result<(Vec<i32>, Vec<i32>, [f64; 2])> {
     use libsais::suffix_array::AlphabetSize;
     if text.is_empty() {
         return Ok((Vec::new(), Vec::new(), [0.0; 2]));
     }
     if k > i32::MAX as usize || text.iter().any(|&x| x < 0 || x as usize >= k) {
-        return Err(Error::invalid_argument(
-            "integer text symbols must lie in 0..k",
-        ));
+        return Err(Error::invalid_argument("integer text symbols must lie in 0..k"));
     }
-    let err = |e: libsais::LibsaisError| {
-        Error::invalid_data(
-            "suffix array construction",
-            format!("libsais failed: {e:?}"),
-        )
-    };
+    let err = |e: libsais::LibsaisError| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}"));
     let t0 = std::time::Instant::now();
     let c = SuffixArrayConstruction::for_text_mut(text).in_owned_buffer32();
     let t_sa;
     let (sa, plcp) = if threads == 1 {
         // SAFETY: every symbol was checked to lie in 0..k just above.
-        let c = unsafe {
-            c.single_threaded()
-                .with_alphabet_size(AlphabetSize::new(k as i32))
-        };
+        let c = unsafe { c.single_threaded().with_alphabet_size(AlphabetSize::new(k as i32)) };
         let sa = c.run().map_err(err)?;
         t_sa = t0.elapsed().as_secs_f64();
-        let (sa, plcp, _) = sa
-            .plcp_construction()
-            .single_threaded()
-            .run()
-            .map_err(err)?
-            .into_parts();
+        let (sa, plcp, _) = sa.plcp_construction().single_threaded().run().map_err(err)?.into_parts();
         (sa, plcp)
     } else {
-        let tc = if threads == 0 {
-            ThreadCount::openmp_default()
-        } else {
-            ThreadCount::fixed(clamp_threads(threads))
-        };
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
         // SAFETY: every symbol was checked to lie in 0..k just above.
-        let c = unsafe {
-            c.multi_threaded(tc)
-                .with_alphabet_size(AlphabetSize::new(k as i32))
-        };
+        let c = unsafe { c.multi_threaded(tc).with_alphabet_size(AlphabetSize::new(k as i32)) };
         let sa = c.run().map_err(err)?;
         t_sa = t0.elapsed().as_secs_f64();
-        let (sa, plcp, _) = sa
-            .plcp_construction()
-            .multi_threaded(tc)
-            .run()
-            .map_err(err)?
-            .into_parts();
+        let (sa, plcp, _) = sa.plcp_construction().multi_threaded(tc).run().map_err(err)?.into_parts();
         (sa, plcp)
     };
     let t_all = t0.elapsed().as_secs_f64();

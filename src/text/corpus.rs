@@ -22,19 +22,13 @@ impl<'a> Docs<'a> {
     /// and non-decreasing so later slicing cannot panic.
     pub fn from_i32(data: &'a [u8], offsets: &'a [i32]) -> Result<Self> {
         check_offsets(data.len(), offsets.iter().map(|&o| o as i64))?;
-        Ok(Docs {
-            data,
-            offsets: Offsets::I32(offsets),
-        })
+        Ok(Docs { data, offsets: Offsets::I32(offsets) })
     }
 
     /// Wrap Arrow `large_string` (i64 offsets) buffers.
     pub fn from_i64(data: &'a [u8], offsets: &'a [i64]) -> Result<Self> {
         check_offsets(data.len(), offsets.iter().copied())?;
-        Ok(Docs {
-            data,
-            offsets: Offsets::I64(offsets),
-        })
+        Ok(Docs { data, offsets: Offsets::I64(offsets) })
     }
 
     pub fn len(&self) -> usize {
@@ -111,10 +105,7 @@ pub struct OwnedDocs {
 
 impl OwnedDocs {
     pub fn new() -> Self {
-        OwnedDocs {
-            data: Vec::new(),
-            offsets: vec![0],
-        }
+        OwnedDocs { data: Vec::new(), offsets: vec![0] }
     }
 
     pub fn push(&mut self, doc: &[u8]) {
@@ -126,8 +117,7 @@ impl OwnedDocs {
     }
 
     pub fn view(&self) -> Docs<'_> {
-        Docs::from_i64(&self.data, &self.offsets)
-            .expect("OwnedDocs offsets are valid by construction")
+        Docs::from_i64(&self.data, &self.offsets).expect("OwnedDocs offsets are valid by construction")
     }
 }
 

@@ -2,21 +2,14 @@ use super::*;
 use proptest::prelude::*;
 
 /// Slow reference: recompute every pair count from scratch before each merge.
-fn naive(
-    words: &[(Vec<u8>, u64)],
-    vocab_size: usize,
-    min_frequency: u64,
-) -> (Vec<Vec<u8>>, Vec<(u32, u32)>) {
+fn naive(words: &[(Vec<u8>, u64)], vocab_size: usize, min_frequency: u64) -> (Vec<Vec<u8>>, Vec<(u32, u32)>) {
     let order = byte_order();
     let mut tokens: Vec<Vec<u8>> = order.iter().map(|&b| vec![b]).collect();
     let mut id_of = std::collections::HashMap::new();
     for (i, t) in tokens.iter().enumerate() {
         id_of.insert(t.clone(), i as u32);
     }
-    let mut ws: Vec<(Vec<u32>, u64)> = words
-        .iter()
-        .map(|(w, c)| (w.iter().map(|b| id_of[&vec![*b]]).collect(), *c))
-        .collect();
+    let mut ws: Vec<(Vec<u32>, u64)> = words.iter().map(|(w, c)| (w.iter().map(|b| id_of[&vec![*b]]).collect(), *c)).collect();
     let mut merges = Vec::new();
     while tokens.len() < vocab_size {
         let mut counts: std::collections::BTreeMap<(u32, u32), u64> = Default::default();
@@ -26,13 +19,10 @@ fn naive(
             }
         }
         // max count, then smallest pair
-        let best = counts.iter().fold(
-            None,
-            |best: Option<((u32, u32), u64)>, (&p, &c)| match best {
-                Some((_, bc)) if bc >= c => best,
-                _ => Some((p, c)),
-            },
-        );
+        let best = counts.iter().fold(None, |best: Option<((u32, u32), u64)>, (&p, &c)| match best {
+            Some((_, bc)) if bc >= c => best,
+            _ => Some((p, c)),
+        });
         let Some(((a, b), c)) = best else { break };
         if c < min_frequency.max(1) {
             break;
@@ -68,28 +58,16 @@ fn naive(
     for (i, m) in merges.iter().enumerate() {
         last.insert(*m, i);
     }
-    let merges = merges
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| last[*m] == *i)
-        .map(|(_, m)| *m)
-        .collect();
+    let merges = merges.iter().enumerate().filter(|(i, m)| last[*m] == *i).map(|(_, m)| *m).collect();
     (tokens, merges)
 }
 
 fn cfg(vocab_size: usize) -> TrainConfig {
-    TrainConfig {
-        vocab_size,
-        min_frequency: 0,
-        special_tokens: vec![],
-    }
+    TrainConfig { vocab_size, min_frequency: 0, special_tokens: vec![] }
 }
 
 fn boxed(words: &[(Vec<u8>, u64)]) -> Vec<(Box<[u8]>, u64)> {
-    words
-        .iter()
-        .map(|(w, c)| (w.clone().into_boxed_slice(), *c))
-        .collect()
+    words.iter().map(|(w, c)| (w.clone().into_boxed_slice(), *c)).collect()
 }
 
 #[allow(clippy::type_complexity)] // the closure type is spelled out once, here
@@ -130,40 +108,15 @@ fn byte_level_alphabet() {
 fn hf_documented_example() {
     // The word table of HF tokenizers' trainer unit test, min_frequency 2: merges re, are, is.
     let words: Vec<(Vec<u8>, u64)> = [
-        ("roses", 1),
-        ("are", 2),
-        ("red", 1),
-        ("voilets", 1),
-        ("blue", 1),
-        ("BERT", 1),
-        ("is", 2),
-        ("big", 1),
-        ("and", 1),
-        ("so", 1),
-        ("GPT-2", 1),
+        ("roses", 1), ("are", 2), ("red", 1), ("voilets", 1), ("blue", 1), ("BERT", 1),
+        ("is", 2), ("big", 1), ("and", 1), ("so", 1), ("GPT-2", 1),
     ]
     .iter()
     .map(|(w, c)| (w.as_bytes().to_vec(), *c))
     .collect();
-    let t = train(
-        &boxed(&words),
-        &TrainConfig {
-            vocab_size: 30000,
-            min_frequency: 2,
-            special_tokens: vec![],
-        },
-        None,
-    )
-    .unwrap();
+    let t = train(&boxed(&words), &TrainConfig { vocab_size: 30000, min_frequency: 2, special_tokens: vec![] }, None).unwrap();
     let m: Vec<(Vec<u8>, Vec<u8>)> = t.merge_bytes();
-    assert_eq!(
-        m,
-        vec![
-            (b"r".to_vec(), b"e".to_vec()),
-            (b"a".to_vec(), b"re".to_vec()),
-            (b"i".to_vec(), b"s".to_vec())
-        ]
-    );
+    assert_eq!(m, vec![(b"r".to_vec(), b"e".to_vec()), (b"a".to_vec(), b"re".to_vec()), (b"i".to_vec(), b"s".to_vec())]);
     assert_eq!(t.tokens.len(), 259);
 }
 
@@ -171,85 +124,44 @@ fn hf_documented_example() {
 fn overlapping_pairs_counted_like_windows() {
     // "aaaa" x1: (a,a) has 3 windows; after the merge the word is "aa aa".
     let t = train(&boxed(&[(b"aaaa".to_vec(), 1)]), &cfg(258), None).unwrap();
-    assert_eq!(
-        t.merge_bytes(),
-        vec![
-            (b"a".to_vec(), b"a".to_vec()),
-            (b"aa".to_vec(), b"aa".to_vec())
-        ]
-    );
+    assert_eq!(t.merge_bytes(), vec![(b"a".to_vec(), b"a".to_vec()), (b"aa".to_vec(), b"aa".to_vec())]);
 }
 
 #[test]
 fn specials_appended_and_vocab_size_respected() {
     let words = boxed(&[(b"hello".to_vec(), 5), (b" world".to_vec(), 3)]);
-    let c = TrainConfig {
-        vocab_size: 262,
-        min_frequency: 0,
-        special_tokens: vec!["<|endoftext|>".into(), "<pad>".into()],
-    };
+    let c = TrainConfig { vocab_size: 262, min_frequency: 0, special_tokens: vec!["<|endoftext|>".into(), "<pad>".into()] };
     let t = train(&words, &c, None).unwrap();
     assert_eq!(t.tokens.len(), 260);
-    assert_eq!(
-        t.special_tokens,
-        vec![
-            ("<|endoftext|>".to_string(), 260),
-            ("<pad>".to_string(), 261)
-        ]
-    );
+    assert_eq!(t.special_tokens, vec![("<|endoftext|>".to_string(), 260), ("<pad>".to_string(), 261)]);
 }
 
 #[test]
 fn bad_input() {
     let words = boxed(&[(b"ab".to_vec(), 1)]);
     let e = train(&words, &cfg(255), None).unwrap_err().to_string();
-    assert!(
-        e.contains("vocab_size 255 is too small") && e.contains("256"),
-        "{e}"
-    );
-    let c = TrainConfig {
-        vocab_size: 257,
-        min_frequency: 0,
-        special_tokens: vec!["a".into(), "b".into()],
-    };
+    assert!(e.contains("vocab_size 255 is too small") && e.contains("256"), "{e}");
+    let c = TrainConfig { vocab_size: 257, min_frequency: 0, special_tokens: vec!["a".into(), "b".into()] };
     let e = train(&words, &c, None).unwrap_err().to_string();
     assert!(e.contains("2 special tokens") && e.contains("258"), "{e}");
-    let e = train::<&[u8]>(&[], &cfg(1000), None)
-        .unwrap_err()
-        .to_string();
+    let e = train::<&[u8]>(&[], &cfg(1000), None).unwrap_err().to_string();
     assert!(e.contains("empty"), "{e}");
-    let c = TrainConfig {
-        vocab_size: 300,
-        min_frequency: 0,
-        special_tokens: vec!["x".into(), "x".into()],
-    };
+    let c = TrainConfig { vocab_size: 300, min_frequency: 0, special_tokens: vec!["x".into(), "x".into()] };
     assert!(train(&words, &c, None).is_err());
 }
 
 #[test]
 fn min_frequency_stops() {
     let words = boxed(&[(b"abab".to_vec(), 3), (b"cd".to_vec(), 2)]);
-    let c = TrainConfig {
-        vocab_size: 1000,
-        min_frequency: 3,
-        special_tokens: vec![],
-    };
+    let c = TrainConfig { vocab_size: 1000, min_frequency: 3, special_tokens: vec![] };
     let t = train(&words, &c, None).unwrap();
     // (a,b) count 6 -> ab; (ab,ab) count 3 -> abab; (c,d) count 2 < 3 stops.
-    assert_eq!(
-        t.merge_bytes(),
-        vec![
-            (b"a".to_vec(), b"b".to_vec()),
-            (b"ab".to_vec(), b"ab".to_vec())
-        ]
-    );
+    assert_eq!(t.merge_bytes(), vec![(b"a".to_vec(), b"b".to_vec()), (b"ab".to_vec(), b"ab".to_vec())]);
 }
 
 #[test]
 fn counting_is_batch_and_thread_invariant() {
-    let texts: Vec<String> = (0..3000)
-        .map(|i| format!("doc {} has words like x{} and y{} ", i, i % 17, i % 5))
-        .collect();
+    let texts: Vec<String> = (0..3000).map(|i| format!("doc {} has words like x{} and y{} ", i, i % 17, i % 5)).collect();
     let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
     let sp = whitespace();
     let mut one = WordCounter::new();
@@ -262,14 +174,8 @@ fn counting_is_batch_and_thread_invariant() {
     }
     assert_eq!(one.to_sorted(None), batched.to_sorted(None));
     assert_eq!(one.get(b" words"), Some(3000));
-    let pool1 = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let pool3 = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
+    let pool1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool3 = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
     let a = pool1.install(|| train_texts(&refs, &sp, &cfg(400)).unwrap());
     let b = pool3.install(|| train_texts(&refs, &sp, &cfg(400)).unwrap());
     assert_eq!(a, b);
@@ -291,10 +197,7 @@ fn invalid_utf8_names_document() {
     let mut d = crate::text::corpus::OwnedDocs::new();
     d.push(b"fine");
     d.push(b"bad \xff here");
-    let e = WordCounter::new()
-        .add_docs(&d.view(), &whitespace(), 10)
-        .unwrap_err()
-        .to_string();
+    let e = WordCounter::new().add_docs(&d.view(), &whitespace(), 10).unwrap_err().to_string();
     assert!(e.contains("document 11") && e.contains("byte 4"), "{e}");
 }
 
@@ -303,26 +206,12 @@ fn stdlib_texts(max_bytes: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut total = 0;
     let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("python3"))
-                })
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python3"))).collect())
         .unwrap_or_default();
     dirs.sort();
     for d in dirs {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        let mut files: Vec<_> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "py"))
-            .collect();
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let mut files: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "py")).collect();
         files.sort();
         for f in files {
             if let Ok(s) = std::fs::read_to_string(&f) {
@@ -353,14 +242,8 @@ fn real_text_matches_reference_and_threads() {
     let plain: Vec<(Vec<u8>, u64)> = words.iter().map(|(w, c)| (w.to_vec(), *c)).collect();
     let vs = 256 + 300;
     let (rt, rm) = naive(&plain, vs, 0);
-    let pool1 = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let pool2 = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let a = pool1.install(|| train(&words, &cfg(vs), None).unwrap());
     let b = pool2.install(|| train(&words, &cfg(vs), None).unwrap());
     assert_eq!(a, b);
