@@ -452,18 +452,14 @@ mod tests {
         Vocab::from_ranks(toks).unwrap()
     }
 
-    /// Textbook reference: recompute every pair each step.
-    fn reference(v: &Vocab, piece: &[u8]) -> Vec<u32> {
-        if let Some(id) = v.token_id(piece) {
-            return vec![id];
-        }
+    /// Textbook BPE: recompute every adjacent pair's priority (`prio` of its two parts'
+    /// bytes, lowest first, leftmost on ties) each step.
+    fn textbook(v: &Vocab, piece: &[u8], prio: impl Fn(&[u8], &[u8]) -> Option<usize>) -> Vec<u32> {
         let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
         loop {
-            let mut best: Option<(u32, usize)> = None;
+            let mut best: Option<(usize, usize)> = None;
             for i in 0..parts.len().saturating_sub(1) {
-                let mut cat = parts[i].clone();
-                cat.extend_from_slice(&parts[i + 1]);
-                if let Some(r) = v.token_id(&cat) {
+                if let Some(r) = prio(&parts[i], &parts[i + 1]) {
                     if best.is_none_or(|(br, _)| r < br) {
                         best = Some((r, i));
                     }
@@ -474,6 +470,16 @@ mod tests {
             parts[i].extend_from_slice(&right);
         }
         parts.iter().map(|p| v.token_id(p).unwrap()).collect()
+    }
+
+    /// Textbook tiktoken BPE (a piece that is a token is that token).
+    fn reference(v: &Vocab, piece: &[u8]) -> Vec<u32> {
+        if let Some(id) = v.token_id(piece) {
+            return vec![id];
+        }
+        textbook(v, piece, |a, b| {
+            v.token_id(&[a, b].concat()).map(|r| r as usize)
+        })
     }
 
     proptest! {
@@ -542,24 +548,9 @@ mod tests {
 
     /// Textbook merge-list BPE: the adjacent pair earliest in the list, leftmost on ties.
     fn merge_list_reference(v: &Vocab, merges: &[(Vec<u8>, Vec<u8>)], piece: &[u8]) -> Vec<u32> {
-        let mut parts: Vec<Vec<u8>> = piece.iter().map(|&b| vec![b]).collect();
-        loop {
-            let mut best: Option<(usize, usize)> = None;
-            for i in 0..parts.len().saturating_sub(1) {
-                let k = merges
-                    .iter()
-                    .position(|(a, b)| *a == parts[i] && *b == parts[i + 1]);
-                if let Some(k) = k {
-                    if best.is_none_or(|(bk, _)| k < bk) {
-                        best = Some((k, i));
-                    }
-                }
-            }
-            let Some((_, i)) = best else { break };
-            let right = parts.remove(i + 1);
-            parts[i].extend_from_slice(&right);
-        }
-        parts.iter().map(|p| v.token_id(p).unwrap()).collect()
+        textbook(v, piece, |a, b| {
+            merges.iter().position(|(x, y)| x == a && y == b)
+        })
     }
 
     proptest! {
