@@ -118,7 +118,7 @@ impl Vocab {
             MergeRule::Ranks => self
                 .token_id_at(piece, a_start as usize, b_end as usize)
                 .unwrap_or(NONE),
-            MergeRule::Pairs(m) => m.get(&pair_key(a_id, b_id)).map_or(NONE, |&(r, _)| r),
+            MergeRule::Pairs(m) => m.get(&pair_key(a_id, b_id)).copied().unwrap_or(NONE),
         };
         let r = if self.memo_fits {
             let (key, slot) = memo_slot(a_id, b_id);
@@ -198,18 +198,22 @@ impl Vocab {
         self.priority_bound < 1 << (32 - IDX_BITS)
     }
 
+    /// `(position, id)` of every byte of `piece` that is a token (others are dropped).
+    #[inline(always)]
+    fn byte_parts<'a>(&'a self, piece: &'a [u8]) -> impl Iterator<Item = (u32, u32)> + 'a {
+        piece.iter().enumerate().filter_map(|(i, &b)| {
+            let id = self.byte_ids[b as usize];
+            (id != NONE).then_some((i as u32, id))
+        })
+    }
+
     fn initial_parts(&self, piece: &[u8]) -> Vec<Part> {
         let mut parts = Vec::with_capacity(piece.len());
-        for (i, &b) in piece.iter().enumerate() {
-            let id = self.byte_ids[b as usize];
-            if id != NONE {
-                parts.push(Part {
-                    start: i as u32,
-                    end: i as u32 + 1,
-                    id,
-                });
-            }
-        }
+        parts.extend(self.byte_parts(piece).map(|(i, id)| Part {
+            start: i,
+            end: i + 1,
+            id,
+        }));
         parts
     }
 
@@ -239,18 +243,15 @@ impl Vocab {
         let SmallWork { parts, keys } = work;
         parts.clear();
         keys.clear();
-        for (i, &b) in piece.iter().enumerate() {
-            let id = self.byte_ids[b as usize];
-            if id != NONE {
-                let k = parts.len() as u32;
-                parts.push(Link {
-                    start: i as u32,
-                    end: i as u32 + 1,
-                    id,
-                    prev: k.wrapping_sub(1),
-                    next: k + 1,
-                });
-            }
+        for (i, id) in self.byte_parts(piece) {
+            let k = parts.len() as u32;
+            parts.push(Link {
+                start: i,
+                end: i + 1,
+                id,
+                prev: k.wrapping_sub(1),
+                next: k + 1,
+            });
         }
         let n = parts.len();
         if n == 0 {

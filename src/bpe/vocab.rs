@@ -11,8 +11,9 @@ pub(crate) enum MergeRule {
     /// tiktoken: a pair merges when the concatenation of its bytes is a token; its priority
     /// is that token's rank (= id). Lowest rank first, leftmost on ties.
     Ranks,
-    /// An ordered merge list (Hugging Face BPE): `(left id, right id) → (priority, merged id)`.
-    Pairs(FxHashMap<u64, (u32, u32)>),
+    /// An ordered merge list (Hugging Face BPE): `(left id, right id) → priority`; the
+    /// merged id is [`Vocab::merged_id`] of the priority.
+    Pairs(FxHashMap<u64, u32>),
 }
 
 #[inline(always)]
@@ -217,8 +218,9 @@ impl Vocab {
         ignore_merges: bool,
     ) -> Result<Vocab> {
         let mut v = Vocab::build(tokens, MergeRule::Ranks, ignore_merges)?;
-        let mut pairs: FxHashMap<u64, (u32, u32)> = FxHashMap::default();
+        let mut pairs: FxHashMap<u64, u32> = FxHashMap::default();
         pairs.reserve(merges.len());
+        let mut prio_ids = vec![NONE; merges.len()];
         for (k, (a, b)) in merges.iter().enumerate() {
             let name = |x: &[u8]| String::from_utf8_lossy(x).into_owned();
             let ia = v.token_id(a).ok_or_else(|| {
@@ -241,11 +243,11 @@ impl Vocab {
                     format!("merged token {:?} is not in the vocabulary", name(&ab)),
                 )
             })?;
-            pairs.entry(pair_key(ia, ib)).or_insert((k as u32, iab));
-        }
-        let mut prio_ids = vec![NONE; merges.len()];
-        for &(k, id) in pairs.values() {
-            prio_ids[k as usize] = id;
+            // A repeated pair keeps its first (lowest) priority.
+            if let std::collections::hash_map::Entry::Vacant(e) = pairs.entry(pair_key(ia, ib)) {
+                e.insert(k as u32);
+                prio_ids[k] = iab;
+            }
         }
         v.prio_ids = prio_ids.into_boxed_slice();
         v.rule = MergeRule::Pairs(pairs);
@@ -275,7 +277,7 @@ impl Vocab {
             }
             *slot = match &self.rule {
                 MergeRule::Ranks => self.token_id(&[(k >> 8) as u8, k as u8]).unwrap_or(NONE),
-                MergeRule::Pairs(m) => m.get(&pair_key(x, y)).map_or(NONE, |&(r, _)| r),
+                MergeRule::Pairs(m) => m.get(&pair_key(x, y)).copied().unwrap_or(NONE),
             };
         }
         self.byte_pairs = t.into_boxed_slice();
@@ -345,7 +347,7 @@ impl Vocab {
             MergeRule::Pairs(p) => {
                 let mut v: Vec<(u32, u32, u32, u32)> = p
                     .iter()
-                    .map(|(&k, &(r, m))| (r, (k >> 32) as u32, k as u32, m))
+                    .map(|(&k, &r)| (r, (k >> 32) as u32, k as u32, self.merged_id(r)))
                     .collect();
                 v.sort_unstable();
                 v.into_iter().map(|(_, a, b, m)| (a, b, m)).collect()
