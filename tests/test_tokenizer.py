@@ -122,6 +122,31 @@ def test_hypothesis_identical_to_tiktoken(text):
         assert ours.count(text) == len(ref.encode_ordinary(text))
 
 
+# Long runs of 3- and 4-byte characters: the tokenizer merges such pieces character by
+# character and checks each junction, so the runs mix frequent kana and kanji (many
+# multi-character tokens) with rare code points, emoji and a little ASCII.
+WIDE = st.lists(
+    st.one_of(
+        st.sampled_from(list("のにはをたがでてとしれさあいうかくこすせそないるよりわん日本語中文字学生時間人大年出東京一二三")),
+        st.sampled_from(list("アイウエオカキクケコサシスセソタチツテトナニヌネノ、。「」（）：・ー")),
+        st.characters(min_codepoint=0x3000, max_codepoint=0x9FFF),
+        st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),
+        st.sampled_from(["😀", "👍🏽", "𠮷", "𩸽", "a", "1", " ", "\n"]),
+    ),
+    min_size=1,
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(WIDE, min_size=1, max_size=4))
+def test_hypothesis_wide_text_identical_to_tiktoken(texts):
+    for name in ["cl100k_base", "o200k_base"]:
+        ours, ref = _tok(name), reference(name)
+        for text in texts:  # one thread's memos carry over from text to text
+            assert ours.encode_ordinary(text).tolist() == ref.encode_ordinary(text), name
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text())
 def test_decode_roundtrip(text):

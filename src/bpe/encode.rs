@@ -8,7 +8,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::vocab::{pair_key, MergeRule, Vocab, MEMO_ID_BITS, MEMO_PRIO_BITS};
+use crate::mem::prefetch;
+
+use super::vocab::{key16, pair_key, MergeRule, Vocab, KEY16_MAX, MEMO_ID_BITS, MEMO_PRIO_BITS};
 
 const NONE: u32 = u32::MAX;
 /// Pieces longer than this use the heap.
@@ -34,6 +36,8 @@ pub(crate) struct PairCache {
     slots: Vec<u64>,
     /// Reused buffers of the small-piece merger.
     work: SmallWork,
+    /// Memos and buffers of the chunked merger (allocated on its first use).
+    chunk: ChunkMemo,
 }
 
 /// A part of a piece during merging, linked to its live neighbours.
@@ -63,6 +67,92 @@ fn pack(rank: u32, i: usize) -> u32 {
     }
 }
 
+/// Memos of the chunked merger ([`Vocab::merge_chunked`]): the BPE of spans of at most
+/// 15 bytes (characters, and the short spans that incompatible junctions join), and
+/// whether two tokens are compatible.
+#[derive(Default)]
+struct ChunkMemo {
+    /// Direct-mapped; `k1 == 0` is empty (a span's [`key16`] has its length in `k1`).
+    spans: Vec<SpanEntry>,
+    /// Direct-mapped answers, [`compat_slot`] (0 is empty).
+    compat: Vec<u32>,
+    /// The characters of the piece.
+    chars: Vec<Char>,
+    /// Their BPEs, one after another.
+    char_toks: Vec<u32>,
+    /// `(first byte, first token)` of each span of the piece so far.
+    segs: Vec<(u32, u32)>,
+    /// The tokens of the spans so far.
+    toks: Vec<u32>,
+    /// The tokens of the span being added.
+    span: Vec<u32>,
+    /// Bytes and tokens of a compatibility check.
+    pair_bytes: Vec<u8>,
+    pair_toks: Vec<u32>,
+}
+
+impl ChunkMemo {
+    /// Allocate the memos (768 KiB) if not yet done.
+    fn allocate(&mut self) {
+        if self.spans.is_empty() {
+            self.spans = vec![SpanEntry::default(); 1 << SPAN_BITS];
+            self.compat = vec![0; 1 << COMPAT_BITS];
+        }
+    }
+}
+
+/// The BPE of a span of at most 15 bytes, if it has at most 3 tokens.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct SpanEntry {
+    k0: u64,
+    k1: u64,
+    n: u32,
+    t: [u32; 3],
+}
+
+/// A character of a piece in the chunked merger: its bytes `a..b`, their [`key16`] and
+/// span-memo slot, and where its BPE is in `ChunkMemo::char_toks`.
+#[derive(Clone, Copy)]
+struct Char {
+    a: u32,
+    b: u32,
+    k0: u64,
+    k1: u64,
+    slot: u32,
+    t0: u32,
+    tn: u32,
+}
+
+#[inline(always)]
+fn span_slot(k0: u64, k1: u64) -> usize {
+    ((k0 ^ k1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SPAN_BITS)) as usize
+}
+
+/// The compatibility memo's slot of `(left, right)` and the word that marks the pair there
+/// (its answer is the low bit). The 42 bits of the two ids are mixed by a bijection; the top
+/// bits pick the slot and the other 25 are kept in it, so a slot's word names exactly one
+/// pair and 4-byte words suffice.
+#[inline(always)]
+fn compat_slot(left: u32, right: u32) -> (usize, u32) {
+    const MASK: u64 = (1 << (2 * MEMO_ID_BITS)) - 1;
+    let mut x = ((left as u64) << MEMO_ID_BITS | right as u64) & MASK;
+    x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) & MASK;
+    x ^= x >> MEMO_ID_BITS;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9) & MASK;
+    let tag = (x & ((1 << (2 * MEMO_ID_BITS - COMPAT_BITS)) - 1)) as u32;
+    (
+        (x >> (2 * MEMO_ID_BITS - COMPAT_BITS)) as usize,
+        1 << 31 | tag << 1,
+    )
+}
+
+const SPAN_BITS: u32 = 13;
+const COMPAT_BITS: u32 = 17;
+/// A span that grows past this many bytes sends the piece to the plain merger (bounds the
+/// re-merging work per character; rare in real text).
+const SPAN_MAX: usize = 48;
+
 const PAIR_CACHE_BITS: u32 = 16;
 const MEMO_PRIO_MASK: u64 = (1 << MEMO_PRIO_BITS) - 1;
 
@@ -80,6 +170,7 @@ impl PairCache {
         PairCache {
             slots: vec![u64::MAX; 1 << PAIR_CACHE_BITS],
             work: SmallWork::default(),
+            chunk: ChunkMemo::default(),
         }
     }
 
@@ -88,6 +179,7 @@ impl PairCache {
         PairCache {
             slots: Vec::new(),
             work: SmallWork::default(),
+            chunk: ChunkMemo::default(),
         }
     }
 }
@@ -181,10 +273,219 @@ impl Vocab {
         out
     }
 
+    /// BPE from single bytes using merges with priority below `limit`: pieces of mostly
+    /// three- and four-byte characters (CJK) character by character, others with the flat
+    /// merger when short and the heap when long.
+    #[inline]
+    fn merge(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32, pc: &mut PairCache) {
+        if limit == NONE
+            && piece.len() > KEY16_MAX
+            && self.chunks_fit
+            && !pc.slots.is_empty()
+            && 6 * piece.iter().filter(|&&b| b >= 0xE0).count() >= piece.len()
+        {
+            self.merge_chunked(piece, out, pc);
+        } else {
+            self.merge_plain(piece, out, limit, pc);
+        }
+    }
+
+    /// BPE of `piece` assembled from the BPE of its characters.
+    ///
+    /// Call two tokens *compatible* when BPE of their bytes, one after the other, yields
+    /// exactly those two tokens. Cut a piece into spans and BPE each span alone: if the last
+    /// token of every span is compatible with the first token of the next, the spans'
+    /// tokens together are the BPE of the whole piece. (Were they not, take the first merge
+    /// of the whole run that joins bytes of two spans: until then each span's bytes merged
+    /// exactly as they do alone, so the run over just the two tokens at that junction would
+    /// make the same merge, and they would not be compatible.) This holds for any rule where
+    /// a pair's priority depends only on its two parts, with the leftmost of equal pairs
+    /// first: tiktoken ranks and merge lists alike.
+    ///
+    /// So each character's BPE is appended as a new span; while the token before it and
+    /// its first token are not compatible, the span absorbs the previous one and its bytes
+    /// are merged again. Characters and short spans repeat, so their BPEs and the
+    /// compatibility answers are memoised: most characters cost two lookups instead of
+    /// their merges, and the pair memo is left to other scripts.
+    fn merge_chunked(&self, piece: &[u8], out: &mut Vec<u32>, pc: &mut PairCache) {
+        let mut ch = std::mem::take(&mut pc.chunk);
+        ch.allocate();
+        if self.spans(piece, &mut ch, pc) {
+            out.extend_from_slice(&ch.toks);
+        } else {
+            self.merge_plain(piece, out, NONE, pc);
+        }
+        pc.chunk = ch;
+    }
+
+    /// The spans of [`Vocab::merge_chunked`] into `ch.toks`; `false` when a span outgrows
+    /// [`SPAN_MAX`].
+    ///
+    /// Three passes, so that the memo probes of different characters overlap instead of
+    /// waiting for each other: find the characters and prefetch their span slots; read the
+    /// characters' BPEs and prefetch the compatibility slot of each neighbouring pair; then
+    /// join the spans.
+    fn spans(&self, piece: &[u8], ch: &mut ChunkMemo, pc: &mut PairCache) -> bool {
+        let ChunkMemo {
+            spans,
+            compat,
+            chars,
+            char_toks,
+            segs,
+            toks,
+            span,
+            pair_bytes,
+            pair_toks,
+        } = ch;
+        chars.clear();
+        let mut a = 0;
+        while a < piece.len() {
+            // One character: a byte and the continuation bytes after it (at most 4 bytes;
+            // invalid UTF-8 just makes other spans, which is as exact).
+            let mut b = a + 1;
+            while b < piece.len() && b - a < 4 && piece[b] & 0xC0 == 0x80 {
+                b += 1;
+            }
+            let [k0, k1] = key16(piece, a, b);
+            let slot = span_slot(k0, k1);
+            if let Some(e) = spans.get(slot) {
+                prefetch(e);
+            }
+            chars.push(Char {
+                a: a as u32,
+                b: b as u32,
+                k0,
+                k1,
+                slot: slot as u32,
+                t0: 0,
+                tn: 0,
+            });
+            a = b;
+        }
+        char_toks.clear();
+        let mut prev_last = NONE;
+        for c in chars.iter_mut() {
+            let t0 = char_toks.len();
+            match spans.get(c.slot as usize) {
+                Some(e) if e.k0 == c.k0 && e.k1 == c.k1 => {
+                    char_toks.extend(e.t.iter().take(e.n as usize).copied());
+                }
+                _ => {
+                    self.span_bpe(piece, c.a as usize, c.b as usize, spans, span, pc);
+                    char_toks.extend(span.iter().copied());
+                }
+            }
+            c.t0 = t0 as u32;
+            c.tn = (char_toks.len() - t0) as u32;
+            if let (true, Some(&first)) = (prev_last != NONE, char_toks.get(t0)) {
+                if let Some(v) = compat.get(compat_slot(prev_last, first).0) {
+                    prefetch(v);
+                }
+            }
+            prev_last = char_toks.last().copied().unwrap_or(NONE);
+        }
+        segs.clear();
+        toks.clear();
+        for c in chars.iter() {
+            let b = c.b as usize;
+            let mut start = c.a as usize;
+            span.clear();
+            span.extend(
+                char_toks[c.t0 as usize..(c.t0 + c.tn) as usize]
+                    .iter()
+                    .copied(),
+            );
+            while let (Some(&(s0, t0)), Some(&left), Some(&right)) =
+                (segs.last(), toks.last(), span.first())
+            {
+                if self.compatible(left, right, compat, pair_bytes, pair_toks, pc) {
+                    break;
+                }
+                segs.pop();
+                toks.truncate(t0 as usize);
+                start = s0 as usize;
+                if b - start > SPAN_MAX {
+                    return false;
+                }
+                self.span_bpe(piece, start, b, spans, span, pc);
+            }
+            segs.push((start as u32, toks.len() as u32));
+            toks.extend(span.iter().copied());
+        }
+        true
+    }
+
+    /// The BPE of `piece[a..b]` into `out` (replacing its contents), memoised when short.
+    fn span_bpe(
+        &self,
+        piece: &[u8],
+        a: usize,
+        b: usize,
+        spans: &mut [SpanEntry],
+        out: &mut Vec<u32>,
+        pc: &mut PairCache,
+    ) {
+        out.clear();
+        if b - a > KEY16_MAX {
+            self.merge_plain(&piece[a..b], out, NONE, pc);
+            return;
+        }
+        let [k0, k1] = key16(piece, a, b);
+        let slot = span_slot(k0, k1);
+        if let Some(e) = spans.get(slot) {
+            if e.k0 == k0 && e.k1 == k1 {
+                out.extend_from_slice(&e.t[..e.n as usize]);
+                return;
+            }
+        }
+        self.merge_plain(&piece[a..b], out, NONE, pc);
+        if out.len() <= 3 {
+            if let Some(e) = spans.get_mut(slot) {
+                let mut t = [0u32; 3];
+                t[..out.len()].copy_from_slice(out);
+                *e = SpanEntry {
+                    k0,
+                    k1,
+                    n: out.len() as u32,
+                    t,
+                };
+            }
+        }
+    }
+
+    /// Whether BPE of the bytes of `left` then `right` is exactly `[left, right]`, memoised.
+    #[allow(clippy::too_many_arguments)]
+    fn compatible(
+        &self,
+        left: u32,
+        right: u32,
+        compat: &mut [u32],
+        bytes: &mut Vec<u8>,
+        toks: &mut Vec<u32>,
+        pc: &mut PairCache,
+    ) -> bool {
+        let (slot, mark) = compat_slot(left, right);
+        if let Some(&v) = compat.get(slot) {
+            if v | 1 == mark | 1 {
+                return v & 1 == 1;
+            }
+        }
+        bytes.clear();
+        bytes.extend_from_slice(self.token_bytes(left).unwrap_or_default());
+        bytes.extend_from_slice(self.token_bytes(right).unwrap_or_default());
+        toks.clear();
+        self.merge_plain(bytes, toks, NONE, pc);
+        let ok = toks[..] == [left, right];
+        if let Some(v) = compat.get_mut(slot) {
+            *v = mark | ok as u32;
+        }
+        ok
+    }
+
     /// BPE from single bytes using merges with priority below `limit`: the flat merger for
     /// short pieces, the heap for long ones.
     #[inline]
-    fn merge(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32, pc: &mut PairCache) {
+    fn merge_plain(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32, pc: &mut PairCache) {
         if piece.len() <= SMALL && self.small_keys_fit() {
             self.merge_small(piece, out, limit, pc);
         } else {
@@ -238,7 +539,7 @@ impl Vocab {
 
     #[inline(always)]
     fn merge_small_body(&self, piece: &[u8], out: &mut Vec<u32>, limit: u32, pc: &mut PairCache) {
-        let PairCache { slots, work } = pc;
+        let PairCache { slots, work, .. } = pc;
         debug_assert!(piece.len() <= SMALL && self.small_keys_fit());
         let SmallWork { parts, keys } = work;
         parts.clear();
@@ -593,6 +894,137 @@ mod tests {
             memo.slots.iter().all(|&s| s == u64::MAX),
             "nothing was memoised"
         );
+    }
+
+    /// A rank vocabulary over three 3-byte characters (あ い う share their first two bytes),
+    /// with tokens inside characters, across character boundaries and of several
+    /// characters, so that many junctions are incompatible.
+    fn wide_vocab() -> Vocab {
+        let (a, i, u) = ("あ".as_bytes(), "い".as_bytes(), "う".as_bytes());
+        let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        let extra: Vec<Vec<u8>> = vec![
+            a[..2].to_vec(),
+            vec![0x82, 0xE3],
+            a.to_vec(),
+            [a, i].concat(),
+            i.to_vec(),
+            vec![0x86, 0xE3, 0x81],
+            [i, u].concat(),
+            [a, a].concat(),
+            [u, u].concat(),
+            [a, i, u].concat(),
+            [a, a, a, a].concat(),
+            [&u[1..], a].concat(),
+        ];
+        for (k, t) in extra.into_iter().enumerate() {
+            toks.push((t, 256 + k as u32));
+        }
+        Vocab::from_ranks(toks).unwrap()
+    }
+
+    /// Textbook BPE of a rank vocabulary (no whole-piece shortcut).
+    fn textbook_ranks(v: &Vocab, piece: &[u8]) -> Vec<u32> {
+        textbook(v, piece, |a, b| {
+            v.token_id(&[a, b].concat()).map(|r| r as usize)
+        })
+    }
+
+    fn chunked(v: &Vocab, piece: &[u8], pc: &mut PairCache) -> Vec<u32> {
+        let mut out = Vec::new();
+        v.merge_chunked(piece, &mut out, pc);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn chunked_merge_is_exact_on_wide_text(s in "[あいうa]{0,60}") {
+            let v = wide_vocab();
+            let b = s.as_bytes();
+            let want = textbook_ranks(&v, b);
+            // One memo across calls: the second call answers from memoised spans and
+            // junctions.
+            let mut pc = PairCache::new();
+            for _ in 0..2 {
+                prop_assert_eq!(&chunked(&v, b, &mut pc), &want);
+            }
+            if !b.is_empty() {
+                let mut out = Vec::new();
+                v.encode_piece_merges(b, &mut out, &mut pc);
+                prop_assert_eq!(&out, &want);
+            }
+        }
+
+        #[test]
+        fn chunked_merge_is_exact_for_any_ranks_and_bytes(
+            tokens in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec![0xE3u8, 0xF0, 0x81, 0x82, 0x84, b'a']), 2..7),
+                0..40,
+            ),
+            piece in proptest::collection::vec(proptest::sample::select(vec![0xE3u8, 0xF0, 0x81, 0x82, 0x84, b'a']), 0..90),
+        ) {
+            let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+            for t in tokens {
+                if !toks.iter().any(|(x, _)| *x == t) {
+                    let r = toks.len() as u32;
+                    toks.push((t, r));
+                }
+            }
+            let v = Vocab::from_ranks(toks).unwrap();
+            let want = textbook_ranks(&v, &piece);
+            let mut pc = PairCache::new();
+            for _ in 0..2 {
+                prop_assert_eq!(&chunked(&v, &piece, &mut pc), &want);
+            }
+        }
+
+        #[test]
+        fn chunked_merge_is_exact_for_merge_lists(s in "[abc]{0,100}") {
+            let (v, merges) = merge_list_vocab();
+            let b = s.as_bytes();
+            let want = if b.is_empty() { vec![] } else { merge_list_reference(&v, &merges, b) };
+            let mut pc = PairCache::new();
+            for _ in 0..2 {
+                prop_assert_eq!(&chunked(&v, b, &mut pc), &want);
+            }
+        }
+    }
+
+    #[test]
+    fn wide_pieces_take_the_chunked_merger() {
+        let v = wide_vocab();
+        let mut pc = PairCache::new();
+        let mut out = Vec::new();
+        v.encode_piece_merges("aaaaaaaaaaaaaaaaaaaa".as_bytes(), &mut out, &mut pc);
+        assert!(pc.chunk.spans.is_empty(), "ASCII merges plainly");
+        let wide = "あいうういあああいあうう".as_bytes();
+        out.clear();
+        v.encode_piece_merges(wide, &mut out, &mut pc);
+        assert!(!pc.chunk.spans.is_empty(), "CJK merges by characters");
+        assert_eq!(out, textbook_ranks(&v, wide));
+    }
+
+    #[test]
+    fn spans_that_grow_too_long_fall_back_to_the_plain_merger() {
+        // Runs of あ merge into ever longer tokens, so every junction is incompatible and
+        // the span grows past SPAN_MAX.
+        let a = "あ".as_bytes();
+        let mut toks: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        toks.push((a[..2].to_vec(), 256));
+        toks.push((a.to_vec(), 257));
+        for (k, n) in [2usize, 4, 8, 16, 32].into_iter().enumerate() {
+            toks.push((a.repeat(n), 258 + k as u32));
+        }
+        let v = Vocab::from_ranks(toks).unwrap();
+        let piece = a.repeat(40);
+        let mut pc = PairCache::new();
+        let mut ch = ChunkMemo::default();
+        ch.allocate();
+        assert!(
+            !v.spans(&piece, &mut ch, &mut pc),
+            "the span outgrew SPAN_MAX"
+        );
+        assert_eq!(chunked(&v, &piece, &mut pc), textbook_ranks(&v, &piece));
+        assert_eq!(chunked(&v, &piece, &mut pc), vec![262, 260]); // 32 + 8
     }
 
     #[test]

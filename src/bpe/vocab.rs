@@ -98,6 +98,9 @@ pub struct Vocab {
     prio_ids: Box<[u32]>,
     /// Whether ids and priorities fit the pair memo's packed 8-byte slots.
     pub(crate) memo_fits: bool,
+    /// Whether long pieces may be merged character by character (the memos fit and every
+    /// byte is a token, so no byte drops out of a piece).
+    pub(crate) chunks_fit: bool,
     len: usize,
 }
 
@@ -191,6 +194,7 @@ impl Vocab {
             byte_pairs: Box::default(),
             prio_ids: Box::default(),
             memo_fits: false,
+            chunks_fit: false,
             len: tokens.len(),
         })
     }
@@ -269,6 +273,7 @@ impl Vocab {
     fn fill_byte_pairs(&mut self) {
         self.memo_fits = (self.n_ids() as u64) < (1 << MEMO_ID_BITS) - 1
             && self.priority_bound < (1 << MEMO_PRIO_BITS) - 1;
+        self.chunks_fit = self.memo_fits && self.byte_ids.iter().all(|&id| id != NONE);
         let mut t = vec![NONE; 1 << 16];
         for (k, slot) in t.iter_mut().enumerate() {
             let (x, y) = (self.byte_ids[k >> 8], self.byte_ids[k & 0xff]);
