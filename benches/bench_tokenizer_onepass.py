@@ -13,13 +13,19 @@ With ``--steady``, every source (English man pages, each other language, Linux) 
 first and a second half. gristmill is timed on the second halves twice: once with empty caches,
 and once after encoding the first halves (untimed) — the throughput a long job reaches on
 documents it has not seen, since its caches then hold the language's common pieces, not these
-documents' pieces. tiktoken keeps no cache; it is timed once on the same second halves.
+documents' pieces. tiktoken keeps no cache; it is timed on the same second halves.
+
+This VM's speed drifts by +-10 % from minute to minute, so every measurement is repeated
+(``--repeat``, default 3), each gristmill pass with a new tokenizer (new, empty caches; the
+steady one warmed again), and both the best and the median of the runs are reported, for
+gristmill and tiktoken alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,6 +39,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=96, help="MB per third (English man, other man, Linux)")
     ap.add_argument("--encoding", default="o200k_base")
     ap.add_argument("--steady", action="store_true", help="also time after warming on other documents")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (best and median shown)")
     args = ap.parse_args()
     import data  # benches/data.py
     from tokenizer_ref import reference  # tests/tokenizer_ref.py: tiktoken built offline
@@ -57,33 +64,45 @@ def main() -> None:
     n = sum(len(t.encode()) for t in texts)
     from gristmill import Tokenizer
 
-    enc = Tokenizer.from_tiktoken(args.encoding)
     ref = reference(args.encoding)
-    t0 = time.perf_counter()
-    ours = [enc.encode_ordinary(t) for t in texts]
-    t_ours = time.perf_counter() - t0
-    t_steady = None
-    if args.steady:
-        warmed = Tokenizer.from_tiktoken(args.encoding)  # its own, separate caches
-        for t in warm:
-            warmed.encode_ordinary(t)
+    runs: dict = {"cold": [], "steady": [], "tiktoken": []}
+    ours: list = []
+    theirs: list = []
+    for r in range(args.repeat):
+        enc = Tokenizer.from_tiktoken(args.encoding)  # new tokenizer: new, empty caches
         t0 = time.perf_counter()
-        again = [warmed.encode_ordinary(t) for t in texts]
-        t_steady = time.perf_counter() - t0
-        assert all(a.tolist() == b.tolist() for a, b in zip(again, ours))
-    t0 = time.perf_counter()
-    theirs = [ref.encode_ordinary(t) for t in texts]
-    t_ref = time.perf_counter() - t0
+        ours = [enc.encode_ordinary(t) for t in texts]
+        runs["cold"].append(time.perf_counter() - t0)
+        if args.steady:
+            warmed = Tokenizer.from_tiktoken(args.encoding)
+            for t in warm:
+                warmed.encode_ordinary(t)
+            t0 = time.perf_counter()
+            again = [warmed.encode_ordinary(t) for t in texts]
+            runs["steady"].append(time.perf_counter() - t0)
+            assert all(a.tolist() == b.tolist() for a, b in zip(again, ours))
+            del again
+        t0 = time.perf_counter()
+        theirs = [ref.encode_ordinary(t) for t in texts]
+        runs["tiktoken"].append(time.perf_counter() - t0)
+        print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in runs.items() if v), file=sys.stderr)
     bad = sum(1 for a, b in zip(ours, theirs) if a.tolist() != b)
     print(f"{len(texts):,} documents, {n / 1e6:.1f} MB, {args.encoding}, one pass each, 1 thread; mismatches: {bad}")
     if args.steady:
         nw = sum(len(t.encode()) for t in warm)
         print(f"(steady: caches first warmed on {len(warm):,} other documents, {nw / 1e6:.1f} MB, same sources)")
-    print("| library | seconds | MB/s | speed-up |\n|---|---:|---:|---:|")
-    print(f"| gristmill (cold caches) | {t_ours:.2f} | {n / 1e6 / t_ours:.1f} | {t_ref / t_ours:.1f}x |")
-    if t_steady is not None:
-        print(f"| gristmill (steady: warmed on other documents) | {t_steady:.2f} | {n / 1e6 / t_steady:.1f} | {t_ref / t_steady:.1f}x |")
-    print(f"| tiktoken | {t_ref:.2f} | {n / 1e6 / t_ref:.1f} | 1.0x |")
+    best = {k: min(v) for k, v in runs.items() if v}
+    med = {k: statistics.median(v) for k, v in runs.items() if v}
+    print(f"best and median of {args.repeat} runs each")
+    print("| library | best s | MB/s | speed-up (best) | median s | speed-up (median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    names = {"cold": "gristmill (cold caches)", "steady": "gristmill (steady: warmed on other documents)"}
+    for k in ("cold", "steady", "tiktoken"):
+        if k in best:
+            print(
+                f"| {names.get(k, k)} | {best[k]:.2f} | {n / 1e6 / best[k]:.1f} | {best['tiktoken'] / best[k]:.1f}x"
+                f" | {med[k]:.2f} | {med['tiktoken'] / med[k]:.1f}x |"
+            )
     if bad:
         sys.exit(1)
 
