@@ -45,6 +45,57 @@ enum Kind {
     Regex(Box<fancy_regex::Regex>),
 }
 
+/// The pieces of a regex pre-tokenizer, a batch at a time (with the gaps between matches
+/// when they are kept).
+struct RegexPieces<'r, 't> {
+    matches: fancy_regex::Matches<'r, 't, str>,
+    batch: Vec<(usize, usize)>,
+    next: usize,
+    /// End of the last match.
+    end: usize,
+    done: bool,
+}
+
+impl RegexPieces<'_, '_> {
+    const BATCH: usize = 1024;
+
+    /// The next piece of a text of `n` bytes.
+    fn next(&mut self, p: &Pretokenizer, n: usize) -> Result<Option<(usize, usize)>> {
+        if self.next == self.batch.len() {
+            self.batch.clear();
+            self.next = 0;
+            while self.batch.len() < Self::BATCH && !self.done {
+                match self.matches.next() {
+                    Some(m) => {
+                        let m = m.map_err(|e| {
+                            Error::invalid_data(
+                                "pre-tokenizer",
+                                format!("regex {:?} failed near byte {}: {e}", p.pattern, self.end),
+                            )
+                        })?;
+                        if p.keep_gaps && m.start() > self.end {
+                            self.batch.push((self.end, m.start()));
+                        }
+                        if m.end() > m.start() {
+                            self.batch.push((m.start(), m.end()));
+                        }
+                        self.end = m.end();
+                    }
+                    None => {
+                        if p.keep_gaps && self.end < n {
+                            self.batch.push((self.end, n));
+                        }
+                        self.done = true;
+                    }
+                }
+            }
+        }
+        let piece = self.batch.get(self.next).copied();
+        self.next += 1;
+        Ok(piece)
+    }
+}
+
 /// Splits text into pieces.
 #[derive(Clone, Debug)]
 pub struct Pretokenizer {
@@ -102,25 +153,30 @@ impl Pretokenizer {
     /// Call `f(start, end)` for each piece of `text`, in order.
     ///
     /// `f` is called from one place only, so the compiler inlines it into the loop (no
-    /// function call per piece): a regex pre-tokenizer first collects its pieces.
+    /// function call per piece): a regex pre-tokenizer hands over its pieces in batches.
     #[inline]
     pub fn split<F: FnMut(usize, usize)>(&self, text: &str, mut f: F) -> Result<()> {
         let s = text.as_bytes();
         let n = s.len();
         let t = table();
-        let regex_pieces = match &self.kind {
-            Kind::Regex(re) => self.regex_pieces(re, text)?,
-            _ => Vec::new(),
+        let mut regex = match &self.kind {
+            Kind::Regex(re) => Some(RegexPieces {
+                matches: re.find_iter(text),
+                batch: Vec::new(),
+                next: 0,
+                end: 0,
+                done: false,
+            }),
+            _ => None,
         };
-        let mut next_regex = regex_pieces.iter();
         let mut i = 0;
         loop {
-            let (a, e) = match &self.kind {
-                Kind::R50k if i < n => (i, next_r50k(t, s, i)),
-                Kind::Cl100k if i < n => (i, next_cl100k(t, s, i)),
-                Kind::O200k if i < n => (i, next_o200k(t, s, i)),
-                Kind::Regex(_) => match next_regex.next() {
-                    Some(&r) => r,
+            let (a, e) = match (&self.kind, regex.as_mut()) {
+                (Kind::R50k, _) if i < n => (i, next_r50k(t, s, i)),
+                (Kind::Cl100k, _) if i < n => (i, next_cl100k(t, s, i)),
+                (Kind::O200k, _) if i < n => (i, next_o200k(t, s, i)),
+                (Kind::Regex(_), Some(r)) => match r.next(self, n)? {
+                    Some(p) => p,
                     None => break,
                 },
                 _ => break,
@@ -129,31 +185,6 @@ impl Pretokenizer {
             i = e;
         }
         Ok(())
-    }
-
-    /// The pieces of a regex pre-tokenizer (with the gaps between matches when kept).
-    fn regex_pieces(&self, re: &fancy_regex::Regex, text: &str) -> Result<Vec<(usize, usize)>> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        for m in re.find_iter(text) {
-            let m = m.map_err(|e| {
-                Error::invalid_data(
-                    "pre-tokenizer",
-                    format!("regex {:?} failed near byte {i}: {e}", self.pattern),
-                )
-            })?;
-            if self.keep_gaps && m.start() > i {
-                out.push((i, m.start()));
-            }
-            if m.end() > m.start() {
-                out.push((m.start(), m.end()));
-            }
-            i = m.end();
-        }
-        if self.keep_gaps && i < text.len() {
-            out.push((i, text.len()));
-        }
-        Ok(out)
     }
 
     /// The pieces of `text` as byte ranges.
@@ -872,5 +903,14 @@ mod tests {
         assert_eq!(p.pieces("ab12cd3").unwrap(), vec![0..2, 2..4, 4..6, 6..7]);
         let q = Pretokenizer::new(r"\d+").unwrap();
         assert_eq!(q.pieces("ab12cd3").unwrap(), vec![2..4, 6..7]);
+        // Several batches of regex pieces, with a gap at the end.
+        let text = "ab12".repeat(1500) + "x";
+        let got = p.pieces(&text).unwrap();
+        assert_eq!(got.len(), 3001);
+        for (k, r) in got.iter().enumerate() {
+            let want = if k == 3000 { 6000..6001 } else { 2 * k..2 * k + 2 };
+            assert_eq!(*r, want, "piece {k}");
+        }
+        assert_eq!(q.pieces(&text).unwrap().len(), 1500);
     }
 }
