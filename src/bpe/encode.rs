@@ -111,22 +111,36 @@ struct SpanEntry {
     t: [u32; 3],
 }
 
-/// A character of a piece in the chunked merger: its bytes `a..b`, their [`key16`] and
-/// span-memo slot, and where its BPE is in `ChunkMemo::char_toks`.
+/// A span of at most 15 bytes: its [`key16`] and its slot in the span memo.
+#[derive(Clone, Copy)]
+struct SpanKey {
+    k0: u64,
+    k1: u64,
+    slot: usize,
+}
+
+impl SpanKey {
+    #[inline(always)]
+    fn of(piece: &[u8], a: usize, b: usize) -> SpanKey {
+        let [k0, k1] = key16(piece, a, b);
+        let h = (k0 ^ k1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        SpanKey {
+            k0,
+            k1,
+            slot: (h >> (64 - SPAN_BITS)) as usize,
+        }
+    }
+}
+
+/// A character of a piece in the chunked merger: its bytes `a..b`, their span key, and where
+/// its BPE is in `ChunkMemo::char_toks`.
 #[derive(Clone, Copy)]
 struct Char {
     a: u32,
     b: u32,
-    k0: u64,
-    k1: u64,
-    slot: u32,
+    key: SpanKey,
     t0: u32,
     tn: u32,
-}
-
-#[inline(always)]
-fn span_slot(k0: u64, k1: u64) -> usize {
-    ((k0 ^ k1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SPAN_BITS)) as usize
 }
 
 /// The compatibility memo's slot of `(left, right)` and the word that marks the pair there
@@ -346,17 +360,14 @@ impl Vocab {
             while b < piece.len() && b - a < 4 && piece[b] & 0xC0 == 0x80 {
                 b += 1;
             }
-            let [k0, k1] = key16(piece, a, b);
-            let slot = span_slot(k0, k1);
-            if let Some(e) = spans.get(slot) {
+            let key = SpanKey::of(piece, a, b);
+            if let Some(e) = spans.get(key.slot) {
                 prefetch(e);
             }
             chars.push(Char {
                 a: a as u32,
                 b: b as u32,
-                k0,
-                k1,
-                slot: slot as u32,
+                key,
                 t0: 0,
                 tn: 0,
             });
@@ -366,15 +377,8 @@ impl Vocab {
         let mut prev_last = NONE;
         for c in chars.iter_mut() {
             let t0 = char_toks.len();
-            match spans.get(c.slot as usize) {
-                Some(e) if e.k0 == c.k0 && e.k1 == c.k1 => {
-                    char_toks.extend(e.t.iter().take(e.n as usize).copied());
-                }
-                _ => {
-                    self.span_bpe(piece, c.a as usize, c.b as usize, spans, span, pc);
-                    char_toks.extend(span.iter().copied());
-                }
-            }
+            self.span_bpe_keyed(piece, c.a as usize, c.b as usize, c.key, spans, span, pc);
+            char_toks.extend(span.iter().copied());
             c.t0 = t0 as u32;
             c.tn = (char_toks.len() - t0) as u32;
             if let (true, Some(&first)) = (prev_last != NONE, char_toks.get(t0)) {
@@ -425,13 +429,28 @@ impl Vocab {
         out: &mut Vec<u32>,
         pc: &mut PairCache,
     ) {
-        out.clear();
         if b - a > KEY16_MAX {
+            out.clear();
             self.merge_plain(&piece[a..b], out, NONE, pc);
-            return;
+        } else {
+            self.span_bpe_keyed(piece, a, b, SpanKey::of(piece, a, b), spans, out, pc);
         }
-        let [k0, k1] = key16(piece, a, b);
-        let slot = span_slot(k0, k1);
+    }
+
+    /// [`Vocab::span_bpe`] of a span of at most 15 bytes whose key is known.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn span_bpe_keyed(
+        &self,
+        piece: &[u8],
+        a: usize,
+        b: usize,
+        SpanKey { k0, k1, slot }: SpanKey,
+        spans: &mut [SpanEntry],
+        out: &mut Vec<u32>,
+        pc: &mut PairCache,
+    ) {
+        out.clear();
         if let Some(e) = spans.get(slot) {
             if e.k0 == k0 && e.k1 == k1 {
                 out.extend_from_slice(&e.t[..e.n as usize]);
