@@ -5,6 +5,7 @@ pub mod bpe;
 pub mod error;
 pub(crate) mod mem;
 pub mod minhash;
+pub mod mixture;
 pub(crate) mod par;
 pub mod suffix;
 pub mod text;

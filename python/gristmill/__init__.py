@@ -18,7 +18,9 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from gristmill._native import GristmillError, __version__  # noqa: E402
 from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill import mixture
 from gristmill.minhash import MinHashDedupResult, MinHasher, MinHashIndex, dedup_minhash, jaccard_estimate, lsh_params
+from gristmill.mixture import MixtureResult, infer as infer_mixture
 from gristmill.suffix import SuffixIndex, contamination, dedup_exact, find_repeats
 from gristmill.tokenizer import Tokenizer
 from gristmill.train import TrainedTokenizer, train_bpe
@@ -35,6 +37,9 @@ __all__ = [
     "dedup_minhash",
     "jaccard_estimate",
     "lsh_params",
+    "mixture",
+    "MixtureResult",
+    "infer_mixture",
     "SuffixIndex",
     "contamination",
     "dedup_exact",

@@ -33,7 +33,7 @@ fn shingle_cfg<'a>(t: &'a ShingleTuple<'_>) -> PyResult<ShingleConfig<'a>> {
 /// Run `f` in a rayon pool of `threads` threads (None/0: the global pool). Pools are kept
 /// for reuse (a few thread counts): starting threads on every call costs a noticeable
 /// fraction of a small batch.
-fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
+pub(super) fn with_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> crate::Result<T> {
     use std::sync::{Arc, Mutex};
     static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
     const KEEP: usize = 8;

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod bpe;
 mod convert;
 mod minhash;
+mod mixture;
 mod stats;
 mod suffix;
 mod train;
@@ -18,6 +19,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GristmillError", m.py().get_type::<GristmillError>())?;
     minhash::register(m)?;
+    mixture::register(m)?;
     stats::register(m)?;
     suffix::register(m)?;
     bpe::register(m)?;

@@ -1,0 +1,229 @@
+//! Mixture inference core against slow references: the replayed pair counts equal counts
+//! recomputed from scratch at every step, and the oracle returns exactly the constraints a
+//! brute-force check over every (step, pair) finds violated.
+
+use std::collections::BTreeMap;
+
+use gristmill::mixture::{pair_key, replay, ByteIds, Oracle, PairKey, SweepLimits, Trace, SCALE};
+use proptest::prelude::*;
+
+const ALPHABET: usize = 4;
+
+fn byte_ids() -> ByteIds {
+    let mut ids = [None; 256];
+    for i in 0..ALPHABET {
+        ids[b'a' as usize + i] = Some(i as u32);
+    }
+    ids
+}
+
+/// BPE training's merge step, written plainly: left to right, non-overlapping.
+fn apply(word: &[u32], (a, b, c): (u32, u32, u32)) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < word.len() {
+        if i + 1 < word.len() && word[i] == a && word[i + 1] == b {
+            out.push(c);
+            i += 2;
+        } else {
+            out.push(word[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Pair counts of the whole table after the first `s` merges, recomputed from scratch.
+fn counts_after(words: &[(Vec<u8>, u64)], merges: &[(u32, u32, u32)], s: usize) -> BTreeMap<PairKey, u64> {
+    let ids = byte_ids();
+    let mut out = BTreeMap::new();
+    for (w, c) in words {
+        let mut sym: Vec<u32> = w.iter().map(|&b| ids[b as usize].unwrap_or(u32::MAX)).collect();
+        for &m in &merges[..s] {
+            sym = apply(&sym, m);
+        }
+        for p in sym.windows(2) {
+            if p[0] != u32::MAX && p[1] != u32::MAX {
+                *out.entry(pair_key(p[0], p[1])).or_insert(0) += c;
+            }
+        }
+    }
+    out
+}
+
+/// The trace's counts after step `s` (changes of steps `0..=s` applied).
+fn trace_counts(tr: &Trace, s: usize) -> BTreeMap<PairKey, u64> {
+    let mut cur = BTreeMap::new();
+    for step in 0..=s {
+        for (k, n) in tr.changes(step) {
+            if n == 0 {
+                cur.remove(&k);
+            } else {
+                cur.insert(k, n);
+            }
+        }
+    }
+    cur
+}
+
+fn words_strategy() -> impl Strategy<Value = Vec<(Vec<u8>, u64)>> {
+    // Mostly the 4-letter alphabet, sometimes a byte without a token ('z').
+    let byte = prop_oneof![10 => (0u8..ALPHABET as u8).prop_map(|x| b'a' + x), 1 => Just(b'z')];
+    proptest::collection::vec((proptest::collection::vec(byte, 1..12), 1u64..50), 1..12)
+}
+
+fn merges_strategy() -> impl Strategy<Value = Vec<(u32, u32, u32)>> {
+    proptest::collection::vec((any::<u32>(), any::<u32>()), 1..14).prop_map(|raw| {
+        raw.iter()
+            .enumerate()
+            .map(|(k, &(x, y))| {
+                let have = (ALPHABET + k) as u32;
+                // Prefer recent tokens so long merges appear.
+                let pick = |v: u32| if v % 3 == 0 { have - 1 - (v / 3) % have.min(3) } else { v % have };
+                (pick(x), pick(y), have)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    #[test]
+    fn replay_matches_counts_recomputed_at_every_step(words in words_strategy(), merges in merges_strategy()) {
+        let tr = replay(&words, &byte_ids(), &merges, None).unwrap();
+        prop_assert_eq!(tr.steps(), merges.len());
+        prop_assert_eq!(tr.total_pairs, counts_after(&words, &merges, 0).values().sum::<u64>());
+        for s in 0..=merges.len() {
+            let want = counts_after(&words, &merges, s);
+            prop_assert_eq!(trace_counts(&tr, s), want.clone(), "after {} merges", s);
+            if s < merges.len() {
+                let (a, b, _) = merges[s];
+                prop_assert_eq!(tr.merge_counts[s], want.get(&pair_key(a, b)).copied().unwrap_or(0));
+            }
+        }
+    }
+
+    #[test]
+    fn oracle_finds_exactly_the_violated_constraints(
+        cats in proptest::collection::vec(words_strategy(), 1..4),
+        merges in merges_strategy(),
+        seed in any::<u64>(),
+    ) {
+        let ids = byte_ids();
+        let traces: Vec<Trace> = cats.iter().map(|w| replay(w, &ids, &merges, None).unwrap()).collect();
+        let keys: Vec<PairKey> = merges.iter().map(|&(a, b, _)| pair_key(a, b)).collect();
+        let mut oracle = Oracle::new(&traces, &keys).unwrap();
+        let n = cats.len();
+        // A random point: weights on the simplex, small slacks on some steps and pairs.
+        let mut x = seed | 1;
+        let mut rnd = || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; (x >> 11) as f64 / (1u64 << 53) as f64 };
+        let mut alpha: Vec<f64> = (0..n).map(|_| rnd() + 0.01).collect();
+        let s: f64 = alpha.iter().sum();
+        alpha.iter_mut().for_each(|a| *a /= s);
+        let v_step: Vec<f64> = (0..merges.len()).map(|_| if rnd() < 0.3 { rnd() * 2e5 } else { 0.0 }).collect();
+        let v_pair: Vec<f64> = (0..oracle.n_pairs()).map(|_| if rnd() < 0.3 { rnd() * 2e5 } else { 0.0 }).collect();
+        let norm: Vec<f64> = traces.iter().map(|t| SCALE / t.total_pairs.max(1) as f64).collect();
+        let keys_by_id = oracle.pair_keys().to_vec();
+        let tol = 1e-6;
+        // Brute force: every (step, pair) with every category's recomputed counts.
+        let mut want = Vec::new();
+        for t in 0..merges.len() {
+            let per_cat: Vec<BTreeMap<PairKey, u64>> = cats.iter().map(|w| counts_after(w, &merges, t)).collect();
+            let w = |k: PairKey| -> f64 { (0..n).map(|c| alpha[c] * norm[c] * per_cat[c].get(&k).copied().unwrap_or(0) as f64).sum() };
+            let m = keys[t];
+            for (pid, &k) in keys_by_id.iter().enumerate() {
+                if k == m { continue; }
+                let short = w(k) - v_pair[pid] - (w(m) + v_step[t]);
+                if short > tol {
+                    let coef: Vec<f64> = (0..n).map(|c| {
+                        let cm = per_cat[c].get(&m).copied().unwrap_or(0) as f64;
+                        let cp = per_cat[c].get(&k).copied().unwrap_or(0) as f64;
+                        (cm - cp) * norm[c]
+                    }).collect();
+                    want.push((t as u32, pid as u32, coef));
+                }
+            }
+        }
+        let lim = SweepLimits { per_step: usize::MAX, max_rows: usize::MAX, tolerance: tol };
+        let rows = oracle.sweep(&alpha, &v_step, &v_pair, lim).unwrap();
+        let mut got: Vec<(u32, u32, Vec<f64>)> = (0..rows.steps.len())
+            .map(|r| (rows.steps[r], rows.pairs[r], rows.coefs[r * n..(r + 1) * n].to_vec()))
+            .collect();
+        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        prop_assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert_eq!((g.0, g.1), (w.0, w.1));
+            for (a, b) in g.2.iter().zip(&w.2) {
+                prop_assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0));
+            }
+        }
+        // Rows are handed out once: a second sweep at the same point finds nothing new.
+        let again = oracle.sweep(&alpha, &v_step, &v_pair, lim).unwrap();
+        prop_assert!(again.steps.is_empty());
+    }
+}
+
+#[test]
+fn a_merge_absent_from_the_sample_keeps_steps_aligned() {
+    let words = vec![(b"abab".to_vec(), 3u64), (b"cd".to_vec(), 2)];
+    // Merge 0 (d, d) never occurs; merge 1 (a, b) does.
+    let merges = vec![(3, 3, 4), (0, 1, 5), (5, 5, 6)];
+    let tr = replay(&words, &byte_ids(), &merges, None).unwrap();
+    assert_eq!(tr.merge_counts, vec![0, 6, 3]);
+    assert_eq!(tr.changes(1).count(), 0);
+    assert_eq!(trace_counts(&tr, 3), counts_after(&words, &merges, 3));
+}
+
+#[test]
+fn per_step_and_total_limits_bound_the_rows() {
+    let words: Vec<(Vec<u8>, u64)> = vec![(b"abcdabcdaabbccdd".to_vec(), 5), (b"dcbadcba".to_vec(), 7)];
+    let merges = vec![(0, 1, 4), (2, 3, 5), (4, 5, 6)];
+    let tr = replay(&words, &byte_ids(), &merges, None).unwrap();
+    let keys: Vec<PairKey> = merges.iter().map(|&(a, b, _)| pair_key(a, b)).collect();
+    let mut o = Oracle::new(&[tr], &keys).unwrap();
+    let vp = vec![0.0; o.n_pairs()];
+    let lim = SweepLimits { per_step: 1, max_rows: 2, tolerance: 1e-9 };
+    let rows = o.sweep(&[1.0], &[0.0; 3], &vp, lim).unwrap();
+    assert!(!rows.steps.is_empty() && rows.steps.len() <= 2, "{:?}", rows.steps);
+    assert!(rows.steps.windows(2).all(|w| w[0] < w[1]), "one row per step: {:?}", rows.steps);
+}
+
+/// The same tables give the same oracle and the same rows at any thread count.
+#[test]
+fn build_and_sweep_are_identical_at_any_thread_count() {
+    use gristmill::bpe::trainer::WordCounter;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let tables: Vec<WordCounter> = (0..3)
+        .map(|_| {
+            let mut t = WordCounter::new();
+            for _ in 0..400 {
+                let len = 1 + (next() % 7) as usize;
+                let w: Vec<u8> = (0..len).map(|_| b'a' + (next() % ALPHABET as u64) as u8).collect();
+                t.add_word(&w, 1 + next() % 5);
+            }
+            t
+        })
+        .collect();
+    let merges = vec![(0, 1, 4), (2, 3, 5), (4, 5, 6), (1, 0, 7), (6, 6, 8), (3, 3, 9)];
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let (mut o, summaries) = gristmill::mixture::build(&tables, &byte_ids(), &merges, &|_| true).unwrap();
+            let vp = vec![0.0; o.n_pairs()];
+            let lim = SweepLimits { per_step: 3, max_rows: 100, tolerance: 1e-9 };
+            let rows = o.sweep(&[0.2, 0.3, 0.5], &[0.0; 6], &vp, lim).unwrap();
+            (summaries, o.merge_counts(), rows.steps, rows.pairs, rows.coefs)
+        })
+    };
+    let one = run(1);
+    assert!(!one.2.is_empty());
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(4));
+}
