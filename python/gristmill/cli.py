@@ -918,6 +918,172 @@ def _add_tokenize(sub: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# mixture
+
+
+def _categories_from_args(args: argparse.Namespace, parser_error: Callable[[str], Any]) -> Dict[str, Corpus]:
+    specs: Dict[str, List[str]] = {}
+    for spec in args.category:
+        name, sep, paths = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not paths.strip():
+            parser_error(f"--category {spec!r}: expected NAME=PATH[,PATH...]")
+        if name in specs:
+            parser_error(f"--category {name!r} is given twice")
+        specs[name] = [p for p in paths.split(",") if p]
+    if len(specs) < 2:
+        parser_error("give at least two --category NAME=PATH options")
+    return {name: corpus_from_args(args, paths) for name, paths in specs.items()}
+
+
+def _check_json_output(output: Optional[str], corpora: Sequence[Corpus]) -> None:
+    if not output:
+        return
+    out = Path(output).resolve()
+    if out.is_dir():
+        raise ValueError(f"-o {output}: is a folder; give a file name such as result.json")
+    for c in corpora:
+        for s in c.sources:
+            if out in {p.resolve() for p in s.input_paths()} or (s.kind == "text" and _is_inside(out, s.path.resolve())):
+                raise ValueError(f"-o {output}: that is (or is inside) the input {s.display}; choose another output")
+
+
+def _is_inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def _run_mixture_infer(args: argparse.Namespace) -> int:
+    from gristmill.io import write_json
+    from gristmill.mixture import infer
+
+    cats = _categories_from_args(args, args.parser_error)
+    _check_json_output(args.output, list(cats.values()))
+    r = infer(args.tokenizer, cats, num_merges=args.num_merges, bytes_per_category=args.bytes_per_category,
+              seed=args.seed, bootstrap=args.bootstrap, num_threads=args.threads, text_field=args.text_field)
+    if args.output:
+        write_json(args.output, r.to_dict())
+    if args.json:
+        print(r.to_json())
+        return 0
+    d = r.diagnostics
+    print(f"training mixture of {d['tokenizer']} inferred from its first {d['num_merges']:,} merges "
+          f"({'optimal' if d['converged'] else 'NOT converged'} after {d['rounds']} LP rounds):")
+    print(textwrap.indent(str(r), "  "))
+    seen = d["num_merges"] - d["merges_unseen"]
+    print(f"  {seen:,} of {d['num_merges']:,} merges occur in the samples; shares are of the tokenizer's "
+          "training bytes, among these categories only")
+    _print_timings({k: float(v) for k, v in d["seconds"].items()})
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _run_mixture_experiment(args: argparse.Namespace) -> int:
+    from gristmill.io import write_json
+    from gristmill.mixture import experiment
+
+    cats = _categories_from_args(args, args.parser_error)
+    _check_json_output(args.output, list(cats.values()))
+
+    def on_trial(i: int, t: Dict[str, Any]) -> None:
+        _progress.info(f"trial {i + 1}/{args.trials}: log10 MSE {t['log10_mse']:.3f} ({t['seconds']:.1f} s)")
+
+    r = experiment(cats, trials=args.trials, train_bytes=args.train_bytes, infer_bytes=args.infer_bytes,
+                   vocab_size=args.vocab_size, num_merges=args.num_merges, pattern=args.pattern,
+                   trainer=args.trainer, infer_on=args.infer_on, seed=args.seed, num_threads=args.threads,
+                   text_field=args.text_field, on_trial=on_trial)
+    if args.output:
+        write_json(args.output, r.to_dict())
+    if args.json:
+        print(json.dumps(r.to_dict()))
+        return 0
+    print(r)
+    if args.output:
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _add_mixture(sub: Any) -> None:
+    p = sub.add_parser("mixture", help="infer the training-data mixture of a BPE tokenizer",
+                       description="Infer what mix of languages, code or domains a BPE tokenizer was trained on "
+                                   "(Hayase et al. 2024), from its ordered merge list and sample text per category.",
+                       formatter_class=_Formatter)
+    msub = p.add_subparsers(dest="mixture_command", metavar="ACTION", title="actions")
+    msub.required = True
+
+    def categories(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--category", action="append", required=True, metavar="NAME=PATH[,PATH...]",
+                       help="a category and its sample text: corpus files, folders or globs (repeat, at least 2)")
+        q.add_argument("--seed", type=int, default=0, help="seed of the document sampling (default: 0)")
+        q.add_argument("-o", "--output", default=None, metavar="FILE.json", help="also write the full result as JSON")
+        q.add_argument("--json", action="store_true", help="print the result as one JSON object")
+        add_input_options(q)
+
+    i = _command(
+        msub, "infer",
+        help="estimate the shares of each category in a tokenizer's training bytes",
+        description="""
+        A BPE tokenizer's t-th merge was the most frequent pair of its training data after the
+        merges before it. gristmill replays the merge list on sample text of every category
+        and solves a linear program (HiGHS) for the mixture that best explains every merge.
+        The shares printed are of the tokenizer's training *bytes*, among the categories given:
+        text of a kind no category covers is attributed to the nearest ones, so give a category
+        for everything the tokenizer may have seen. More sample text per category (and more
+        merges) gives sharper answers; --bootstrap K adds a 90% interval per category.
+
+        TOKENIZER is a bundled encoding (o200k_base, cl100k_base, p50k_base, r50k_base), a
+        tokenizer.json, a folder with vocab.json + merges.txt, or NAME.tiktoken for a known NAME.
+        """,
+        examples="""
+        gristmill mixture infer o200k_base --category en=en/ --category de=de/ --category code=src/ --glob '*.py'
+        gristmill mixture infer tokenizer.json --category en=en.jsonl --category fr=fr.jsonl \\
+            --num-merges 30000 --bytes-per-category 100000000 --bootstrap 20 -o mix.json
+        """,
+    )
+    i.add_argument("tokenizer", metavar="TOKENIZER")
+    categories(i)
+    i.add_argument("--num-merges", type=int, default=None, metavar="T",
+                   help="use the first T merges (default: all)")
+    i.add_argument("--bytes-per-category", type=int, default=None, metavar="N",
+                   help="sample at most N bytes of each category, documents in a seeded random order (default: all)")
+    i.add_argument("--bootstrap", type=int, default=0, metavar="K",
+                   help="re-run on K resamples of each category's documents for a 90%% interval (default: 0)")
+    i.set_defaults(func=_run_mixture_infer, parser_error=i.error)
+
+    e = _command(
+        msub, "experiment",
+        help="measure the inference's accuracy on local data (the paper's controlled protocol)",
+        description="""
+        For each trial: draw mixture weights uniformly on the simplex, build a training mixture
+        of --train-bytes from the categories, train a BPE tokenizer on it, infer the mixture from
+        --infer-bytes of other (held-out) text of each category, and score the byte shares by
+        log10 mean squared error. Prints mean +- std over trials next to two baselines run in
+        the same harness: a uniform guess and a token-frequency guess.
+        """,
+        examples="""
+        gristmill mixture experiment --category en=man-en.jsonl --category de=man-de.jsonl \\
+            --category fr=man-fr.jsonl --category ja=man-ja.jsonl --category ru=man-ru.jsonl --trials 10
+        gristmill mixture experiment --category c=linux/ --category py=stdlib/ --trainer hf --infer-on train
+        """,
+    )
+    categories(e)
+    e.add_argument("--trials", type=int, default=10, metavar="N", help="number of random mixtures (default: 10)")
+    e.add_argument("--train-bytes", type=int, default=4_000_000, metavar="N",
+                   help="size of each trial's tokenizer-training mixture (default: 4000000)")
+    e.add_argument("--infer-bytes", type=int, default=2_000_000, metavar="N",
+                   help="held-out bytes per category used for inference (default: 2000000)")
+    e.add_argument("--vocab-size", type=int, default=8000, metavar="N", help="trained vocabulary size (default: 8000)")
+    e.add_argument("--num-merges", type=int, default=3000, metavar="T", help="merges used for inference (default: 3000)")
+    e.add_argument("--pattern", default="o200k", metavar="NAME|REGEX",
+                   help="pre-tokenizer of the trained tokenizers (default: o200k)")
+    e.add_argument("--trainer", choices=("gristmill", "hf"), default="gristmill",
+                   help="BPE trainer: gristmill's or Hugging Face tokenizers' (default: gristmill)")
+    e.add_argument("--infer-on", choices=("heldout", "train"), default="heldout",
+                   help="infer from held-out text (default) or from the training text itself (a sanity check)")
+    e.set_defaults(func=_run_mixture_experiment, parser_error=e.error)
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 
@@ -953,6 +1119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index(sub)
     _add_train_bpe(sub)
     _add_tokenize(sub)
+    _add_mixture(sub)
     return parser
 
 

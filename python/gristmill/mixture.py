@@ -104,7 +104,12 @@ def load_tokenizer(tokenizer: TokenizerLike) -> Tokenizer:
             f"known encoding ({', '.join(ENCODINGS)}); load it with "
             "gristmill.Tokenizer.from_tiktoken(path, pat_str=...) and pass the tokenizer"
         )
-    return Tokenizer.from_huggingface(p)
+    try:
+        return Tokenizer.from_huggingface(p)
+    except _native.GristmillError as e:
+        if name in str(e):
+            raise
+        raise _native.GristmillError(f"{name}: {e}") from None
 
 
 def load_category(data: CategoryData, *, name: str = "category", text_field: str = "text") -> pa.Array:
