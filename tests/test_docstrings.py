@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["gristmill", "gristmill.io", "gristmill.tokenizer", "gristmill.train", "gristmill.minhash", "gristmill.suffix"]
+MODULES = ["gristmill", "gristmill.io", "gristmill.tokenizer", "gristmill.train", "gristmill.minhash", "gristmill.suffix", "gristmill.mixture"]
 
 
 @pytest.mark.parametrize("name", MODULES)
