@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from gristmill import _progress, __version__
-from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill.io import Corpus, CorpusError, OutputOverInputError, check_not_over_inputs, corpus_stats
 
 __all__ = ["main", "build_parser", "add_input_args", "add_input_options", "corpus_from_args"]
 
@@ -174,6 +174,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     # site-packages holds third-party code, not the standard library; a few stdlib test files
     # are deliberately not UTF-8 — they are skipped and counted.
     corpus = Corpus([src], glob=args.glob, exclude=["site-packages", "__pycache__"], on_invalid_utf8="skip")
+    check_not_over_inputs(corpus, out)
     check_output_path(corpus, out / "corpus")
     timer = _progress.Timer()
     print(f"gristmill {__version__} demo")
@@ -316,6 +317,8 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     corpus = corpus_from_args(args)
     out = Path(args.output)
     check_output_path(corpus, out)
+    if args.index:
+        check_not_over_inputs(corpus, args.index, option="--index")
     timer = _progress.Timer()
     tokenizer = None
     if args.unit == "token":
@@ -610,6 +613,8 @@ def _run_contamination(args: argparse.Namespace) -> int:
 
     train = corpus_from_args(args, args.train)
     ev = corpus_from_args(args, args.eval)
+    if args.output:
+        check_not_over_inputs([train, ev], args.output)
     _progress.info("reading both corpora and building one suffix array …")
     r = contamination(train, ev, args.min_length, unit=args.unit, tokenizer=_unit_tokenizer(args),
                       threads=_threads_arg(args))
@@ -673,6 +678,7 @@ def _run_index_build(args: argparse.Namespace) -> int:
     from gristmill.suffix import SuffixIndex
 
     corpus = corpus_from_args(args)
+    check_not_over_inputs(corpus, args.output)
     timer = _progress.Timer()
     with timer("build"):
         idx = SuffixIndex.build(corpus, args.output, threads=_threads_arg(args))
@@ -815,6 +821,7 @@ def _run_train_bpe(args: argparse.Namespace) -> int:
 
     corpus = corpus_from_args(args)
     out = Path(args.output)
+    check_not_over_inputs(corpus, out, writes=[] if out.suffix in (".json", ".tiktoken") else [out / "vocab.json", out / "merges.txt"])
     t0 = time.perf_counter()
     tok = train_bpe(corpus, args.vocab_size, pattern=args.pattern, special_tokens=args.special_token,
                     min_frequency=args.min_frequency, max_word_count=args.max_word_count)
@@ -873,11 +880,10 @@ def _load_tokenizer(name: str, pat_str: Optional[str]) -> Any:
 
 
 def _run_tokenize(args: argparse.Namespace) -> int:
-    from gristmill.io import check_output_path
     from gristmill.tokenizer import tokenize_corpus
 
     corpus = corpus_from_args(args)
-    check_output_path(corpus, args.output)
+    check_not_over_inputs(corpus, args.output)
     tok = _load_tokenizer(args.tokenizer, args.pat_str)
     with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
         m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
@@ -976,6 +982,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OutputOverInputError as e:  # a usage error: nothing was read or written
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, TypeError, KeyError) as e:
         if args.debug:
             raise

@@ -45,6 +45,8 @@ __all__ = [
     "atomic_write",
     "corpus_stats",
     "check_output_path",
+    "check_not_over_inputs",
+    "OutputOverInputError",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -57,6 +59,11 @@ _READ_CHUNK = 8 << 20
 
 class CorpusError(GristmillError):
     """A corpus file cannot be read as asked: the message names the file, line or document."""
+
+
+class OutputOverInputError(CorpusError):
+    """An output would replace an input or land inside an input folder (a usage error: the
+    command exits with 2 before reading or writing anything)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -721,26 +728,60 @@ def _is_within(child: Path, parent: Path) -> bool:
         return False
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_not_over_inputs(
+    inputs: Union["Corpus", Sequence["Corpus"]],
+    output: PathLike,
+    *,
+    writes: Iterable[PathLike] = (),
+    option: str = "-o",
+) -> None:
+    """The one check every writing command makes before it reads or writes anything.
+
+    Raises :class:`OutputOverInputError` when ``output`` (a file or folder to be written) is an
+    input file, is an input folder or lies inside one, or when any of ``writes`` (the files the
+    command will create) is an input file. Symlinks and hard links count as the same file.
+    """
+    corpora = [inputs] if isinstance(inputs, Corpus) else list(inputs)
+    out = Path(output).resolve()
+    files: List[Tuple[Path, str]] = []
+    for c in corpora:
+        for s in c.sources:
+            sp = s.path.resolve()
+            if s.kind == "text":
+                if _is_within(out, sp):
+                    where = "is the input folder" if out == sp else "is inside the input folder"
+                    raise OutputOverInputError(
+                        f"{option} {output}: {where} {s.display}; writing there would change the "
+                        "input (and a later run would read the outputs back); choose an output outside it"
+                    )
+                files.extend((p.resolve(), f"{s.display}/{p.relative_to(s.path).as_posix()}") for p in s.input_paths())
+            else:
+                files.append((sp, s.display))
+    targets = [(out, f"{option} {output}")] + [(Path(w).resolve(), str(w)) for w in writes]
+    for t, shown in targets:
+        for f, display in files:
+            if _same_file(t, f):
+                raise OutputOverInputError(
+                    f"{shown}: is the input {display}; writing there would replace it; choose another output"
+                )
+
+
 def check_output_path(corpus: Corpus, out_dir: PathLike) -> None:
     """Refuse output locations that would overwrite or be read back as input."""
     out = Path(out_dir).resolve()
+    check_not_over_inputs(corpus, out_dir, writes=corpus.output_paths(out))
     if out.exists() and not out.is_dir():
         raise CorpusError(f"{out_dir}: output must be a folder, but a file of that name exists")
-    inputs: set = set()
-    for s in corpus.sources:
-        sp = s.path.resolve()
-        if s.kind == "text" and (_is_within(out, sp)):
-            raise CorpusError(
-                f"{out_dir}: the output folder is inside the input folder {s.display}; "
-                "choose an output outside the input"
-            )
-        inputs.update(p.resolve() for p in s.input_paths())
-    dests = corpus.output_paths(out)
     seen = set()
-    for d in dests:
+    for d in corpus.output_paths(out):
         r = d.resolve()
-        if r in inputs:
-            raise CorpusError(f"{d}: writing there would overwrite an input; choose another output folder")
         if r in seen:
             raise CorpusError(
                 f"{d}: two inputs would be written to the same output file; rename one of them"

@@ -475,6 +475,10 @@ class SuffixIndex:
     @classmethod
     def build(cls, texts: Texts, path: Union[str, "PathLike[str]"], *, threads: Optional[int] = None) -> "SuffixIndex":
         """Index ``texts`` into ``path`` (replacing it atomically) and open the result."""
+        from gristmill.io import Corpus, check_not_over_inputs
+
+        if isinstance(texts, Corpus):
+            check_not_over_inputs(texts, path)
         arr, _ = _gather(texts, "texts")
         p = fspath(path)
         _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads))
