@@ -118,3 +118,121 @@ def test_python_api_refuses_too(inputs, tmp_path):
     with pytest.raises(OutputOverInputError, match="inside the input folder"):
         tokenize_corpus(Corpus([folder]), Tokenizer.from_tiktoken("cl100k_base"), folder / "tok")
     assert snapshot(corpus, folder) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. `dedup minhash --index`: the index learns a shard only after its outputs are written
+
+
+def _shards(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(400)]
+    base = [" ".join(rng.choice(words) for _ in range(60)) for _ in range(30)]
+    a = write_jsonl(tmp_path / "in" / "a.jsonl", base[:20])
+    # shard b: 10 documents also in a (with a small edit), 10 new ones, 2 copies inside b
+    b_texts = [t + " end" for t in base[:10]] + base[20:] + [base[25], base[26] + " x"]
+    b = write_jsonl(tmp_path / "in" / "b.jsonl", b_texts)
+    return a, b
+
+
+def _dedup(shard, out, index, *extra):
+    return main(["-q", "dedup", "minhash", str(shard), "-o", str(out), "--index", str(index), *extra])
+
+
+def _kept(out: Path, name: str):
+    return (out / name).read_text().splitlines()
+
+
+def test_failed_output_write_does_not_commit_the_shard(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from gristmill.io import Corpus
+
+    a, b = _shards(tmp_path)
+    idx = tmp_path / "seen.idx"
+    assert _dedup(a, tmp_path / "out-a", idx) == 0
+    clean_idx = tmp_path / "clean.idx"
+    shutil.copytree(idx, clean_idx)
+    assert _dedup(b, tmp_path / "clean-b", clean_idx) == 0
+    clean = _kept(tmp_path / "clean-b", "b.jsonl")
+    assert 0 < len(clean) < 22  # the test is meaningful: b loses documents to a and to itself
+
+    real_write = Corpus.write
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "out-b" / "b.jsonl"))
+
+    monkeypatch.setattr(Corpus, "write", disk_full)
+    assert _dedup(b, tmp_path / "out-b", idx) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    monkeypatch.setattr(Corpus, "write", real_write)
+    # the obvious retry gives exactly the clean run's output and index
+    assert _dedup(b, tmp_path / "out-b", idx) == 0
+    assert _kept(tmp_path / "out-b", "b.jsonl") == clean
+    s = json.loads((tmp_path / "out-b" / "minhash_summary.json").read_text())
+    assert s["index"]["items"] == json.loads((tmp_path / "clean-b" / "minhash_summary.json").read_text())["index"]["items"]
+
+
+def test_failure_writing_the_report_does_not_commit_either(tmp_path, monkeypatch):
+    import gristmill.io as gio
+
+    a, b = _shards(tmp_path)
+    idx = tmp_path / "seen.idx"
+    assert _dedup(a, tmp_path / "out-a", idx) == 0
+    n_before = json.loads((tmp_path / "out-a" / "minhash_summary.json").read_text())["index"]["items"]
+    real = gio.write_json
+
+    def fail(path, obj):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(gio, "write_json", fail)
+    assert _dedup(b, tmp_path / "out-b", idx) == 1
+    monkeypatch.setattr(gio, "write_json", real)
+    # reopening with the CLI's parameters: the index still holds only shard a
+    assert _dedup(a, tmp_path / "again-a", idx) == 0
+    assert json.loads((tmp_path / "again-a" / "minhash_summary.json").read_text())["index"]["items"] == n_before
+
+
+def test_rerunning_a_committed_shard_gives_the_same_output(tmp_path):
+    """A run killed right after its commit looks failed; re-running it must not empty the shard."""
+    a, b = _shards(tmp_path)
+    idx = tmp_path / "seen.idx"
+    assert _dedup(a, tmp_path / "out-a", idx) == 0
+    assert _dedup(b, tmp_path / "out-b", idx) == 0
+    first = _kept(tmp_path / "out-b", "b.jsonl")
+    items = json.loads((tmp_path / "out-b" / "minhash_summary.json").read_text())["index"]["items"]
+    assert _dedup(b, tmp_path / "out-b2", idx) == 0
+    assert _kept(tmp_path / "out-b2", "b.jsonl") == first
+    s = json.loads((tmp_path / "out-b2" / "minhash_summary.json").read_text())
+    assert s["index"]["items"] == items and s["already_in_index"] == len(first)
+    # and shard a, re-run after b was added, is not deduplicated against b
+    assert _dedup(a, tmp_path / "out-a2", idx) == 0
+    assert _kept(tmp_path / "out-a2", "a.jsonl") == _kept(tmp_path / "out-a", "a.jsonl")
+
+
+def test_a_changed_shard_is_not_silently_mixed_into_the_index(tmp_path, capsys):
+    a, b = _shards(tmp_path)
+    idx = tmp_path / "seen.idx"
+    assert _dedup(a, tmp_path / "out-a", idx) == 0
+    with open(a, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "a brand new document appended after the first run " * 3}) + "\n")
+    capsys.readouterr()
+    assert _dedup(a, tmp_path / "out-a2", idx) == 1
+    err = capsys.readouterr().err
+    assert "input changed" in err and str(idx) in err
+    assert not (tmp_path / "out-a2" / "a.jsonl").exists()
+
+
+def test_python_api_commit_after_writing(tmp_path):
+    from gristmill.minhash import DEDUP_WEIGHTS, MinHasher, MinHashIndex, dedup_minhash
+
+    texts = [f"doc {i} " + "shared words here and there " * 3 for i in range(3)] + ["something else entirely, long enough"]
+    hasher = MinHasher(num_perm=64, ngram=2)
+    index = MinHashIndex(tmp_path / "i", threshold=0.8, num_perm=64, weights=DEDUP_WEIGHTS, hasher=hasher)
+    r = dedup_minhash(texts, 0.8, index=index, commit_index=False)
+    pending = r.index_pending
+    assert len(index) == 0 and pending == int(r.keep.sum()) > 0
+    assert r.commit_index() == pending and len(index) == pending
+    assert r.commit_index() == 0 and len(index) == int(r.keep.sum())

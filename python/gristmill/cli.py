@@ -346,7 +346,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
 
         res = dedup_minhash(
             corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
-            keep=args.keep, keep_scores=scores, progress=progress, index=index,
+            keep=args.keep, keep_scores=scores, progress=progress, index=index, commit_index=False,
         )
     if scores is not None and len(scores) != res.summary["docs_in"]:
         raise CorpusError(f"read {len(scores)} values of {args.keep} for {res.summary['docs_in']} documents")
@@ -368,8 +368,11 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     if corpus.skipped:
         summary["skipped_invalid_utf8"] = len(corpus.skipped)
     if index is not None:
-        summary["index"] = {"path": str(args.index), "items": len(index)}
+        summary["index"] = {"path": str(args.index), "items": len(index) + res.index_pending}
     write_json(out / "minhash_summary.json", summary)
+    # the index learns this shard only once every output is in place: a failed or killed
+    # write leaves it as it was, and the retry gives the same output as a clean run
+    res.commit_index()
     if args.json:
         print(json.dumps(summary))
     else:
@@ -378,6 +381,9 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
               f"{', verified' if args.verify else ''})")
         if index is not None:
             print(f"{summary['removed_by_index']:,} of them matched {args.index}, which now holds {len(index):,} documents")
+            if summary["already_in_index"]:
+                print(f"{summary['already_in_index']:,} kept documents were already in the index from an earlier "
+                      "run of this input: matched against the index as it was before that run, not added again")
         print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
     return 0
 
@@ -435,7 +441,8 @@ def _add_dedup(sub: Any) -> None:
     m.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before shingling")
     m.add_argument("--index", default=None, metavar="DIR",
                    help="persistent index of earlier shards: also drop documents matching it, "
-                        "then add the kept ones (created if missing)")
+                        "then add the kept ones once every output is written (created if missing; "
+                        "re-running a shard already added gives the same output and adds nothing)")
     m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     m.set_defaults(func=_run_dedup_minhash)
 

@@ -400,6 +400,8 @@ class MinHashDedupResult:
         signatures: the signature matrix (when ``return_signatures=True``).
         index_match: with ``index``, per document the insertion position of the earliest
             indexed item it collides with (dropped), or -1.
+        index_pending: with ``index`` and ``commit_index=False``, the number of kept
+            documents :meth:`commit_index` will add to the index.
     """
 
     keep: np.ndarray
@@ -410,6 +412,23 @@ class MinHashDedupResult:
     timings: Dict[str, float] = field(default_factory=dict)
     signatures: Optional[np.ndarray] = None
     index_match: Optional[np.ndarray] = None
+    _pending: Optional[Tuple["MinHashIndex", List[str], np.ndarray]] = field(default=None, repr=False)
+
+    @property
+    def index_pending(self) -> int:
+        return 0 if self._pending is None else len(self._pending[1])
+
+    def commit_index(self) -> int:
+        """Add the kept documents to the index (after ``dedup_minhash(..., commit_index=False)``,
+        once the outputs are safely written). The insert is atomic; calling it again does
+        nothing. Returns the number of items added."""
+        if self._pending is None:
+            return 0
+        index, keys, sig = self._pending
+        if keys:
+            index.insert(keys, sig)
+        self._pending = None
+        return len(keys)
 
 
 def _batches_of(corpus_or_texts: Any, batch_size: int) -> Iterable[Tuple[Optional[pa.Array], pa.Array]]:
@@ -447,6 +466,7 @@ def dedup_minhash(
     return_signatures: bool = False,
     index: Optional["MinHashIndex"] = None,
     index_keys: Optional[Sequence[str]] = None,
+    commit_index: bool = True,
 ) -> MinHashDedupResult:
     """Find clusters of near-duplicate documents and decide which copy to keep.
 
@@ -479,6 +499,13 @@ def dedup_minhash(
             that share an LSH band with an indexed item are dropped too (``index_match``),
             and the survivors are inserted into the index (keys: ``index_keys``, else the
             corpus ids, else ``"doc<i>"``). Its hasher is used for the signatures.
+            Documents an earlier, committed run of the same corpus already added (same key,
+            same signature) are recognised: they are matched against the index as it was
+            before that run and not added again, so re-running a shard gives the same
+            result as its first run.
+        commit_index: ``False`` leaves the index untouched until
+            :meth:`MinHashDedupResult.commit_index` is called — write the outputs first,
+            then commit, so that a failed write never loses the shard.
 
     >>> texts = ["a b c d e f g h", "a b c d e f g h", "something completely different here"]
     >>> r = dedup_minhash(texts, 0.8, ngram=3)
@@ -567,24 +594,54 @@ def dedup_minhash(
     all_ids: Optional[pa.Array] = None
     if id_parts and sum(len(x) for x in id_parts) == n:
         all_ids = pa.chunked_array(id_parts).combine_chunks()
+    pending = None
+    already_indexed = 0
     if index is not None:
         t0 = time.perf_counter()
         index_match = np.full(n, -1, dtype=np.int64)
         cand = np.flatnonzero(keep_mask & eligible)
+
+        def keys_of(docs: np.ndarray) -> List[str]:
+            if index_keys is not None:
+                if len(index_keys) != n:
+                    raise ValueError(f"index_keys has {len(index_keys)} keys for {n} documents")
+                return [str(index_keys[int(i)]) for i in docs]
+            if all_ids is not None:
+                return [str(k) for k in all_ids.take(pa.array(docs, pa.int64())).to_pylist()]
+            return [f"doc{i}" for i in docs]
+
+        cand_keys = keys_of(cand)
+        same = index.find_same(cand_keys, sig[cand]) if len(cand) else np.zeros(0, np.int64)
         if len(cand):
-            index_match[cand] = index.query_batch(sig[cand])
+            match = index.query_batch(sig[cand])
+            if (same >= 0).any():
+                # an earlier run of this corpus was committed: match against the index as it
+                # was before that run (its items come first in insertion order)
+                match[match >= int(same[same >= 0].min())] = -1
+            index_match[cand] = match
         keep_mask &= index_match < 0
-        new = np.flatnonzero(keep_mask & eligible)
-        if index_keys is not None:
-            if len(index_keys) != n:
-                raise ValueError(f"index_keys has {len(index_keys)} keys for {n} documents")
-            keys = [str(index_keys[int(i)]) for i in new]
-        elif all_ids is not None:
-            keys = all_ids.take(pa.array(new, pa.int64())).to_pylist()
-        else:
-            keys = [f"doc{i}" for i in new]
-        if len(new):
-            index.insert(keys, sig[new])
+        is_new = index_match[cand] < 0
+        new_keys = [k for k, m in zip(cand_keys, is_new) if m]
+        new_same = same[is_new]
+        already_indexed = int((new_same >= 0).sum())
+        add = [k for k, d in zip(new_keys, new_same) if d < 0]
+        if already_indexed and add:
+            raise ValueError(
+                f"{index.path}: {already_indexed} kept documents are already in the index from an earlier "
+                f"run, but {len(add)} (e.g. {add[0]!r}) are not: the input changed since that run; "
+                "deduplicate the changed shard into a new index"
+            )
+        if len(set(add)) != len(add):
+            dup = next(k for i, k in enumerate(add) if k in add[:i])
+            raise ValueError(f"two kept documents have the key {dup!r}; give documents unique ids (--id-field)")
+        for k in add:
+            if k in index:
+                raise ValueError(
+                    f"{index.path}: key {k!r} is already in the index for a different document; "
+                    "give documents unique ids (--id-field) or use another index"
+                )
+        add_rows = cand[is_new][new_same < 0]
+        pending = (index, add, sig[add_rows])
         timings["index"] = time.perf_counter() - t0
     cols: Dict[str, Any] = {
         "cluster": pa.array(out["r_cluster"], pa.uint32()),
@@ -627,13 +684,20 @@ def dedup_minhash(
         "verified_pairs": int(out["verified_pairs"]),
         "rejected_pairs": int(out["rejected_pairs"]),
         "removed_by_index": int((index_match >= 0).sum()) if index_match is not None else 0,
+        "already_in_index": already_indexed,
         "minhash": hasher.describe(),
         "seconds": {k: round(v, 4) for k, v in timings.items()},
     }
-    return MinHashDedupResult(
+    result = MinHashDedupResult(
         keep=keep_mask, component=component, clusters=clusters, pairs=pairs, summary=summary, timings=timings,
-        signatures=sig if return_signatures else None, index_match=index_match,
+        signatures=sig if return_signatures else None, index_match=index_match, _pending=pending,
     )
+    if commit_index and pending is not None:
+        t0 = time.perf_counter()
+        result.commit_index()
+        timings["index"] += time.perf_counter() - t0
+        summary["seconds"]["index"] = round(timings["index"], 4)
+    return result
 
 
 def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
@@ -740,6 +804,7 @@ class MinHashIndex:
         self.threshold = threshold
         self.b, self.r = bands, rows
         meta = json.dumps(_index_meta(hasher), sort_keys=True)
+        self.path = os.fspath(path)
         self._core = _native.MinHashIndexCore(
             os.fspath(path), num_perm, bands, rows, hasher.dtype.itemsize, meta
         )
@@ -778,6 +843,11 @@ class MinHashIndex:
         """For every row, the insertion index of the earliest candidate item, or -1
         (``int64``): ``query_batch(sigs) >= 0`` marks the documents to drop as already seen."""
         return self._core.query_first(self._sig2d(signatures))
+
+    def find_same(self, keys: Sequence[str], signatures: Any) -> np.ndarray:
+        """Per row, the insertion position of the item with that key *and* that signature
+        (``int64``), or -1: which documents an earlier run already added."""
+        return self._core.find_same([str(k) for k in keys], self._sig2d(signatures))
 
     def key(self, item: int) -> str:
         """The key of the item inserted at position ``item``."""
