@@ -236,3 +236,109 @@ def test_python_api_commit_after_writing(tmp_path):
     assert len(index) == 0 and pending == int(r.keep.sum()) > 0
     assert r.commit_index() == pending and len(index) == pending
     assert r.commit_index() == 0 and len(index) == int(r.keep.sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. reusing an output folder: refused unless it is a re-run; --overwrite never deletes
+#    outputs of other inputs nor files gristmill did not write, and leaves no stale report
+
+
+def _files(root: Path):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_a_second_shard_into_the_same_folder_is_refused_and_never_deletes_the_first(tmp_path, capsys):
+    a = write_jsonl(tmp_path / "a.jsonl", TEXTS[:20])
+    b = write_jsonl(tmp_path / "b.jsonl", TEXTS[20:])
+    out = tmp_path / "O"
+    assert main(["-q", "dedup", "minhash", str(a), "-o", str(out)]) == 0
+    first = (out / "a.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(["-q", "dedup", "minhash", str(b), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--overwrite" in err and str(a.resolve()) in err and len(err.splitlines()) == 1
+    assert _files(out) == ["a.jsonl", "minhash_clusters.parquet", "minhash_summary.json"]
+    # with --overwrite the folder collects both shards; a's output is never deleted
+    assert main(["-q", "dedup", "minhash", str(b), "-o", str(out), "--overwrite"]) == 0
+    assert (out / "a.jsonl").read_bytes() == first and (out / "b.jsonl").exists()
+    assert json.loads((out / "minhash_summary.json").read_text())["inputs"] == [str(b)]
+    # re-running the first shard now is a run over other inputs' outputs: refused again
+    assert main(["-q", "dedup", "minhash", str(a), "-o", str(out)]) == 2
+
+
+def test_overwriting_with_another_command_leaves_no_stale_report(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", TEXTS)
+    out = tmp_path / "O"
+    assert main(["-q", "dedup", "minhash", str(a), "-o", str(out)]) == 0
+    assert main(["-q", "dedup", "exact", str(a), "-o", str(out), "--min-length", "20"]) == 2
+    assert (out / "minhash_summary.json").exists()
+    assert main(["-q", "dedup", "exact", str(a), "-o", str(out), "--min-length", "20", "--overwrite"]) == 0
+    assert _files(out) == ["a.jsonl", "dedup-exact.spans.parquet", "dedup-exact.summary.json"]
+
+
+def test_a_rerun_replaces_its_own_outputs_only(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, t in enumerate(TEXTS[:6]):
+        (docs / f"f{i}.txt").write_text(t)
+    out = tmp_path / "O"
+    assert main(["-q", "dedup", "minhash", str(docs), "-o", str(out)]) == 0
+    assert len(_files(out / "docs")) == 6
+    (docs / "f5.txt").write_text(TEXTS[0])  # now a duplicate of f0: dropped by the re-run
+    assert main(["-q", "dedup", "minhash", str(docs), "-o", str(out), "--threshold", "0.5"]) == 0
+    assert _files(out / "docs") == [f"f{i}.txt" for i in range(5)]
+
+
+def test_files_gristmill_did_not_write_are_refused_then_kept(tmp_path, capsys):
+    a = write_jsonl(tmp_path / "a.jsonl", TEXTS)
+    out = tmp_path / "O"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["-q", "dedup", "exact", str(a), "-o", str(out), "--min-length", "20"]) == 2
+    assert "notes.txt" in capsys.readouterr().err
+    assert main(["-q", "dedup", "exact", str(a), "-o", str(out), "--min-length", "20", "--overwrite"]) == 0
+    assert main(["-q", "dedup", "exact", str(a), "-o", str(out), "--min-length", "30", "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    # an empty folder, or one holding only hidden files, is fine
+    (tmp_path / "E" / ".cache").mkdir(parents=True)
+    assert main(["-q", "dedup", "exact", str(a), "-o", str(tmp_path / "E"), "--min-length", "20"]) == 0
+
+
+def test_tokenize_rerun_with_fewer_shards_leaves_no_stale_shard(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", TEXTS)
+    out = tmp_path / "tok"
+    assert main(["-q", "tokenize", str(a), "-o", str(out), "--tokenizer", "cl100k_base", "--shard-tokens", "100"]) == 0
+    assert len([f for f in _files(out) if f.endswith(".bin")]) > 2
+    assert main(["-q", "tokenize", str(a), "-o", str(out), "--tokenizer", "cl100k_base"]) == 0
+    assert _files(out) == ["manifest.json", "tokens-00000.bin", "tokens-00000.idx.npy"]
+
+
+def test_contamination_reports_follow_the_rule_too(tmp_path):
+    t = write_jsonl(tmp_path / "t.jsonl", TEXTS)
+    e = write_jsonl(tmp_path / "e.jsonl", TEXTS[:3])
+    e2 = write_jsonl(tmp_path / "e2.jsonl", TEXTS[3:6])
+    out = tmp_path / "C"
+    args = ["-q", "contamination", "--train", str(t), "--min-length", "20", "-o", str(out), "--eval"]
+    assert main(args + [str(e)]) == 0
+    assert main(args + [str(e)]) == 0  # same inputs: a re-run
+    assert main(args + [str(e2)]) == 2
+
+
+def test_library_write_of_another_input_keeps_the_first(tmp_path):
+    from gristmill import Corpus
+
+    a = write_jsonl(tmp_path / "a.jsonl", TEXTS[:5])
+    b = write_jsonl(tmp_path / "b.jsonl", TEXTS[5:10])
+    out = tmp_path / "O"
+    Corpus([a]).write(out)
+    Corpus([b]).write(out)
+    assert _files(out) == ["a.jsonl", "b.jsonl"]
+
+
+def test_help_of_every_folder_writing_command_explains_overwrite():
+    from gristmill.cli import build_parser
+    from test_cli import subcommands
+
+    helps = dict((n, p.format_help()) for n, p in subcommands(build_parser()))
+    for name in ("demo", "dedup minhash", "dedup exact", "contamination", "tokenize"):
+        assert "--overwrite" in helps[name] and "files of other inputs are kept" in " ".join(helps[name].split()), name

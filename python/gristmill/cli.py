@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from gristmill import _progress, __version__
-from gristmill.io import Corpus, CorpusError, OutputOverInputError, check_not_over_inputs, corpus_stats
+from gristmill.io import (Corpus, CorpusError, OutputFolder, OutputFolderInUseError, OutputOverInputError,
+                          check_not_over_inputs, corpus_stats)
 
 __all__ = ["main", "build_parser", "add_input_args", "add_input_options", "corpus_from_args"]
 
@@ -77,6 +78,18 @@ def corpus_from_args(args: argparse.Namespace, inputs: Optional[Sequence[str]] =
         glob=args.glob,
         exclude=args.exclude,
     )
+
+
+OVERWRITE_HELP = ("write into an output folder that holds other files: outputs of a run on the same inputs "
+                  "are replaced, files of other inputs are kept (default: refuse unless the folder is empty "
+                  "or holds an earlier run of the same command on the same inputs)")
+
+
+def _output_folder(args: argparse.Namespace, command: str, *corpora: Corpus) -> OutputFolder:
+    """Claim the output folder (see :class:`gristmill.io.OutputFolder`) before any work."""
+    folder = OutputFolder(args.output, command=command, inputs=list(corpora), overwrite=args.overwrite)
+    folder.claim()
+    return folder
 
 
 def _human_bytes(n: float) -> str:
@@ -176,6 +189,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     corpus = Corpus([src], glob=args.glob, exclude=["site-packages", "__pycache__"], on_invalid_utf8="skip")
     check_not_over_inputs(corpus, out)
     check_output_path(corpus, out / "corpus")
+    folder = _output_folder(args, "demo", corpus)
     timer = _progress.Timer()
     print(f"gristmill {__version__} demo")
     print(f"corpus: {src} (files matching {args.glob!r})")
@@ -235,7 +249,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     touched = np.unique(ex.spans.column("doc").to_numpy()) if ex.spans.num_rows else np.zeros(0, np.int64)
     replace = {int(kept_idx[i]): trimmed[int(i)].as_py() for i in touched}
     with timer("write"), _progress.bar("writing", unit="file") as bar:
-        files = corpus.write(out / "corpus", keep=near.keep, replace=replace)
+        files = corpus.write(out / "corpus", keep=near.keep, replace=replace, folder=folder)
         bar.update(len(files))
     with atomic_write(out / "near_duplicates.parquet", binary_path=True) as tmp:
         pq.write_table(near.clusters, str(tmp))
@@ -249,6 +263,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         "files_written": len(files), "seconds": timer.as_dict(),
     }
     write_json(out / "summary.json", summary)
+    folder.commit([*files, out / "near_duplicates.parquet", out / "repeated_spans.parquet", out / "summary.json"])
     bytes_out = stats["bytes"] - int(np.sum(pc.binary_length(texts).to_numpy(zero_copy_only=False)[~near.keep])) - e["bytes_removed"]
     print(f"\nkept {len(files):,} of {stats['docs']:,} files, {bytes_out:,} of {stats['bytes']:,} bytes "
           f"({100 * bytes_out / max(stats['bytes'], 1):.1f}%) in {sum(timer.stages.values()):.1f} s")
@@ -295,6 +310,7 @@ def _add_demo(sub: Any) -> None:
                    help="Jaccard similarity that makes two files near-duplicates (default: 0.8)")
     p.add_argument("--min-length", type=int, default=300, metavar="N",
                    help="shortest repeated passage to remove, in bytes (default: 300)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_demo)
 
 
@@ -319,6 +335,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     check_output_path(corpus, out)
     if args.index:
         check_not_over_inputs(corpus, args.index, option="--index")
+    folder = _output_folder(args, "dedup minhash", corpus)
     timer = _progress.Timer()
     tokenizer = None
     if args.unit == "token":
@@ -355,7 +372,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with timer("write"):
         with _progress.bar("writing", unit="file") as bar:
-            files = corpus.write(out, keep=res.keep)
+            files = corpus.write(out, keep=res.keep, folder=folder)
             bar.update(len(files))
         report = out / "minhash_clusters.parquet"
         with atomic_write(report, binary_path=True) as tmp:
@@ -370,6 +387,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     if index is not None:
         summary["index"] = {"path": str(args.index), "items": len(index) + res.index_pending}
     write_json(out / "minhash_summary.json", summary)
+    folder.commit([*files, report, out / "minhash_summary.json"])
     # the index learns this shard only once every output is in place: a failed or killed
     # write leaves it as it was, and the retry gives the same output as a clean run
     res.commit_index()
@@ -443,6 +461,7 @@ def _add_dedup(sub: Any) -> None:
                    help="persistent index of earlier shards: also drop documents matching it, "
                         "then add the kept ones once every output is written (created if missing; "
                         "re-running a shard already added gives the same output and adds nothing)")
+    m.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     m.set_defaults(func=_run_dedup_minhash)
 
@@ -519,6 +538,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     corpus = corpus_from_args(args)
     out = Path(args.output)
     check_output_path(corpus, out)
+    folder = _output_folder(args, "dedup exact", corpus)
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
     if args.unit == "tokens" and args.memory_limit:
         raise ValueError("--memory-limit works with --unit bytes only (token ids are sorted in memory)")
@@ -542,7 +562,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
             originally_empty[touched] = False
             keep |= originally_empty
         replace = {int(i): t for i, t in zip(touched.tolist(), new_texts)}
-        files = corpus.write(out, keep=keep, replace=replace)
+        files = corpus.write(out, keep=keep, replace=replace, folder=folder)
         ext = "parquet" if args.report_format == "parquet" else "jsonl"
         report = out / f"dedup-exact.spans.{ext}"
         _write_table(r.spans, report, args.report_format)
@@ -553,6 +573,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     summary["outputs"] = [str(f) for f in files]
     summary["spans_report"] = str(report)
     write_json(out / "dedup-exact.summary.json", summary)
+    folder.commit([*files, report, out / "dedup-exact.summary.json"])
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -610,6 +631,7 @@ def _add_dedup_exact(dsub: Any) -> None:
                    help="write documents that become empty (default: drop them)")
     e.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
                    help="format of the spans report (default: parquet)")
+    e.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     e.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     e.set_defaults(func=_run_dedup_exact)
 
@@ -622,6 +644,7 @@ def _run_contamination(args: argparse.Namespace) -> int:
     ev = corpus_from_args(args, args.eval)
     if args.output:
         check_not_over_inputs([train, ev], args.output)
+        folder = _output_folder(args, "contamination", train, ev)
     _progress.info("reading both corpora and building one suffix array …")
     r = contamination(train, ev, args.min_length, unit=args.unit, tokenizer=_unit_tokenizer(args),
                       threads=_threads_arg(args))
@@ -631,9 +654,12 @@ def _run_contamination(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         ext = "parquet" if args.report_format == "parquet" else "jsonl"
-        _write_table(r.spans, out / f"contamination.spans.{ext}", args.report_format)
-        _write_table(r.documents, out / f"contamination.documents.{ext}", args.report_format)
-        write_json(out / "contamination.summary.json", summary)
+        written = [out / f"contamination.spans.{ext}", out / f"contamination.documents.{ext}",
+                   out / "contamination.summary.json"]
+        _write_table(r.spans, written[0], args.report_format)
+        _write_table(r.documents, written[1], args.report_format)
+        write_json(written[2], summary)
+        folder.commit(written)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -676,6 +702,7 @@ def _add_contamination(sub: Any) -> None:
     p.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
                    help="format of the reports (default: parquet)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="print the K most contaminated documents")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_input_options(p)
     p.set_defaults(func=_run_contamination)
@@ -891,10 +918,13 @@ def _run_tokenize(args: argparse.Namespace) -> int:
 
     corpus = corpus_from_args(args)
     check_not_over_inputs(corpus, args.output)
+    folder = _output_folder(args, "tokenize", corpus)
     tok = _load_tokenizer(args.tokenizer, args.pat_str)
     with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
         m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
                             shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)
+    out = Path(args.output)
+    folder.commit([out / "manifest.json"] + [out / f for sh in m["shards"] for f in (sh["tokens"], sh["index"])])
     _progress.info(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
                    f"in {len(m['shards'])} shard(s) under {args.output}")
     return 0
@@ -927,6 +957,7 @@ def _add_tokenize(sub: Any) -> None:
     p.add_argument("--bos", default=None, metavar="TOKEN", help="prepend this special token (name or id) to every document")
     p.add_argument("--shard-tokens", type=int, default=1 << 28, metavar="N",
                    help="start a new shard after N tokens (default: 268435456)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_tokenize)
 
 
@@ -989,7 +1020,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except OutputOverInputError as e:  # a usage error: nothing was read or written
+    except (OutputOverInputError, OutputFolderInUseError) as e:  # usage errors: nothing was written
         if args.debug:
             raise
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -47,6 +47,8 @@ __all__ = [
     "check_output_path",
     "check_not_over_inputs",
     "OutputOverInputError",
+    "OutputFolder",
+    "OutputFolderInUseError",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -64,6 +66,11 @@ class CorpusError(GristmillError):
 class OutputOverInputError(CorpusError):
     """An output would replace an input or land inside an input folder (a usage error: the
     command exits with 2 before reading or writing anything)."""
+
+
+class OutputFolderInUseError(CorpusError):
+    """The output folder holds files of another run (a usage error, exit 2): choose an empty
+    folder or pass ``--overwrite``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -581,6 +588,8 @@ class Corpus:
         out_dir: PathLike,
         keep: Optional[np.ndarray] = None,
         replace: Optional[Dict[int, str]] = None,
+        *,
+        folder: Optional["OutputFolder"] = None,
     ) -> List[Path]:
         """Write the corpus to ``out_dir`` in each input's format.
 
@@ -594,10 +603,12 @@ class Corpus:
         when complete. Returns the output files written (one per JSONL/Parquet input, one per
         kept file of a folder).
 
-        ``out_dir/.gristmill-outputs.json`` lists the files written; when a later run writes
-        into the same folder, files that an earlier run wrote and this run did not (e.g.
-        documents dropped this time) are deleted, so the folder never mixes two runs. Files
-        gristmill did not write are never touched.
+        ``out_dir/.gristmill-outputs.json`` records, per run, its inputs and the files it
+        wrote (see :class:`OutputFolder`). Writing the same inputs again replaces the earlier
+        run: its files that this run does not write (e.g. documents dropped this time) are
+        deleted. Files of runs with other inputs, and files gristmill did not write, are never
+        deleted. With ``folder``, the caller records the run itself (``folder.commit``), e.g.
+        after writing its reports next to the corpus.
         """
         out = Path(out_dir)
         check_output_path(self, out)
@@ -625,40 +636,134 @@ class Corpus:
                 return True, replace.get(g)
 
             written_files.extend(src.write(out, self, decide))
-        inputs = {q.resolve() for src in self.sources for q in src.input_paths()}
-        _forget_stale_outputs(out, written_files, inputs)
+        if folder is None:
+            OutputFolder(out, command="Corpus.write", inputs=self, overwrite=True).commit(written_files)
         return written_files
 
 
 _OUTPUTS_MANIFEST = ".gristmill-outputs.json"
 
 
-def _forget_stale_outputs(out: Path, written: List[Path], inputs: "set[Path]") -> None:
-    """Delete files an earlier run listed in ``out``'s manifest and this run did not write;
-    then record this run's files."""
-    manifest = out / _OUTPUTS_MANIFEST
-    new = sorted({p.relative_to(out).as_posix() for p in written})
-    old: List[str] = []
-    try:
-        loaded = json.loads(manifest.read_text(encoding="utf-8"))
-        if isinstance(loaded, dict) and isinstance(loaded.get("files"), list):
-            old = [f for f in loaded["files"] if isinstance(f, str)]
-    except (OSError, ValueError):
-        pass
-    root = out.resolve()
-    for rel in set(old) - set(new):
-        p = (out / rel).resolve()
-        if not _is_within(p, root) or p == root or p in inputs or not p.is_file():
-            continue  # never follow an entry outside the output folder, never delete an input
-        p.unlink()
-        parent = p.parent
-        while parent != root and _is_within(parent, root):
-            try:
-                parent.rmdir()  # only if now empty
-            except OSError:
-                break
-            parent = parent.parent
-    write_json(manifest, {"written_by": "gristmill", "files": new})
+def _visible_files(root: Path) -> List[Path]:
+    """Files under ``root``, skipping hidden files and folders (temporary files, the manifest)."""
+    found: List[Path] = []
+    for dirpath, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(dirpath) / n for n in sorted(names) if not n.startswith("."))
+    return found
+
+
+class OutputFolder:
+    """The rule for writing into an output folder that may hold earlier results.
+
+    ``OUT/.gristmill-outputs.json`` records every run that wrote into ``OUT``: its command,
+    its inputs (resolved paths) and the files it wrote. Before a command does any work,
+    :meth:`claim` accepts the folder when it is missing or empty, or when it holds only the
+    outputs of an earlier run of the *same command on the same inputs* (a re-run). Anything
+    else — outputs of another command or of other inputs, files gristmill did not write — is
+    refused with :class:`OutputFolderInUseError` unless ``overwrite``.
+
+    When the run is complete, :meth:`commit` records it: an earlier run on the same inputs
+    (whatever its command) is replaced, so its files that this run did not write are deleted
+    — no stale report of another command, no document dropped this time. Files of runs with
+    other inputs, and files gristmill did not write, are never deleted (with ``overwrite``, a
+    file of the same name is replaced).
+    """
+
+    def __init__(self, path: PathLike, *, command: str, inputs: Union["Corpus", Sequence["Corpus"]],
+                 overwrite: bool = False):
+        self.path = Path(path)
+        self.command = command
+        corpora = [inputs] if isinstance(inputs, Corpus) else list(inputs)
+        self.inputs = sorted({str(s.path.resolve()) for c in corpora for s in c.sources})
+        self.overwrite = overwrite
+
+    def _runs(self) -> List[Dict[str, Any]]:
+        try:
+            loaded = json.loads((self.path / _OUTPUTS_MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(loaded, dict):
+            return []
+        runs = loaded.get("runs")
+        if not isinstance(runs, list):  # manifest of an earlier gristmill: inputs unknown
+            files = loaded.get("files")
+            runs = [{"command": None, "inputs": None, "files": files}] if isinstance(files, list) else []
+        out = []
+        for r in runs:
+            if isinstance(r, dict) and isinstance(r.get("files"), list):
+                files = [f for f in r["files"] if isinstance(f, str)]
+                inputs = r.get("inputs")
+                out.append({"command": r.get("command"), "inputs": inputs if isinstance(inputs, list) else None,
+                            "files": files})
+        return out
+
+    def _same_inputs(self, run: Dict[str, Any]) -> bool:
+        return run["inputs"] is not None and sorted(run["inputs"]) == self.inputs
+
+    def claim(self) -> None:
+        """Raise :class:`OutputFolderInUseError` unless this run may write into the folder."""
+        if self.overwrite or not self.path.is_dir():
+            return
+        present = _visible_files(self.path)
+        if not present:
+            return
+        runs = self._runs()
+        for r in runs:
+            if not (r["command"] == self.command and self._same_inputs(r)):
+                what = f"gristmill {r['command']}" if r["command"] and r["command"] != "Corpus.write" else "a gristmill run"
+                ins = ", ".join(r["inputs"] or []) or "unrecorded inputs"
+                raise OutputFolderInUseError(
+                    f"{self.path}: the output folder holds the outputs of {what} on {ins}; "
+                    "choose an empty folder (one per shard), or pass --overwrite to write into it "
+                    "(outputs of other inputs are kept)"
+                )
+        root = self.path.resolve()
+        listed = {(self.path / f).resolve() for r in runs for f in r["files"]}
+        foreign = [p for p in present if p.resolve() not in listed and p.resolve() != root]
+        if foreign:
+            raise OutputFolderInUseError(
+                f"{self.path}: the output folder is not empty and {foreign[0].relative_to(self.path)} "
+                f"(and {len(foreign) - 1} more file(s)) was not written by gristmill; choose an empty folder, "
+                "or pass --overwrite to write into it (files gristmill did not write are never deleted)"
+                if len(foreign) > 1 else
+                f"{self.path}: the output folder is not empty and {foreign[0].relative_to(self.path)} was not "
+                "written by gristmill; choose an empty folder, or pass --overwrite to write into it "
+                "(files gristmill did not write are never deleted)"
+            )
+
+    def commit(self, written: Iterable[PathLike]) -> None:
+        """Record this run's files; delete the files of the earlier run it replaces."""
+        out = self.path
+        root = out.resolve()
+        new = sorted({Path(p).resolve().relative_to(root).as_posix() for p in written})
+        new_set = set(new)
+        kept_runs: List[Dict[str, Any]] = []
+        stale: List[str] = []
+        for r in self._runs():
+            if self._same_inputs(r):
+                stale.extend(f for f in r["files"] if f not in new_set)
+            else:
+                files = [f for f in r["files"] if f not in new_set]
+                if files:
+                    kept_runs.append({**r, "files": files})
+        protected = {(out / f).resolve() for r in kept_runs for f in r["files"]}
+        inputs = {Path(i) for i in self.inputs}
+        for rel in sorted(set(stale)):
+            p = (out / rel).resolve()
+            if (not _is_within(p, root) or p == root or p in protected or p.name == _OUTPUTS_MANIFEST
+                    or not p.is_file() or any(_is_within(p, i) for i in inputs)):
+                continue  # never follow an entry outside the output folder, never delete an input
+            p.unlink()
+            parent = p.parent
+            while parent != root and _is_within(parent, root):
+                try:
+                    parent.rmdir()  # only if now empty
+                except OSError:
+                    break
+                parent = parent.parent
+        runs = kept_runs + [{"command": self.command, "inputs": self.inputs, "files": new}]
+        write_json(out / _OUTPUTS_MANIFEST, {"written_by": "gristmill", "version": 2, "runs": runs})
 
 
 # --------------------------------------------------------------------------------------------
