@@ -342,3 +342,72 @@ def test_help_of_every_folder_writing_command_explains_overwrite():
     helps = dict((n, p.format_help()) for n, p in subcommands(build_parser()))
     for name in ("demo", "dedup minhash", "dedup exact", "contamination", "tokenize"):
         assert "--overwrite" in helps[name] and "files of other inputs are kept" in " ".join(helps[name].split()), name
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. a corrupted suffix index is reported as corrupted, naming the file; never a wrong
+#    number it could detect, never a bare UnicodeDecodeError
+
+
+def _index(tmp_path):
+    from gristmill import SuffixIndex
+
+    texts = [f"def f{i}(x):\n    return x + {i}  # Copyright (C) someone\n" for i in range(300)]
+    src = write_jsonl(tmp_path / "code.jsonl", texts)
+    path = tmp_path / "code.gsi"
+    assert main(["-q", "index", "build", str(src), "-o", str(path)]) == 0
+    return path, texts, SuffixIndex.open(path).info
+
+
+def _corrupt_error(capsys, argv, path):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith(f"gristmill: error: {path}: corrupted suffix index"), err
+    assert "codec" not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    return err
+
+
+def test_one_edited_text_byte_is_caught_by_verify(tmp_path, capsys):
+    path, texts, info = _index(tmp_path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"Copyright", 256 + 1000)
+    data[at] = ord("c")  # one occurrence of "Copyright" less in the stored text
+    path.write_bytes(bytes(data))
+    _corrupt_error(capsys, ["index", "count", str(path), "Copyright", "--verify"], path)
+    _corrupt_error(capsys, ["index", "verify", str(path)], path)
+    # locate checks each hit it prints against the text
+    _corrupt_error(capsys, ["index", "locate", str(path), "Copyright", "--limit", "1000"], path)
+
+
+def test_flipped_bytes_never_surface_as_a_decode_error(tmp_path, capsys):
+    path, texts, info = _index(tmp_path)
+    data = bytearray(path.read_bytes())
+    # damage the text around the first hits of the pattern, not the pattern itself
+    for k in range(0, 40):
+        at = 256 + k * len(texts[0].encode()) + 3
+        data[at] = 0xC3
+    path.write_bytes(bytes(data))
+    _corrupt_error(capsys, ["index", "locate", str(path), "return x", "--limit", "5"], path)
+
+
+def test_damaged_offsets_are_caught_at_open(tmp_path, capsys):
+    path, texts, info = _index(tmp_path)
+    data = bytearray(path.read_bytes())
+    docs_off = (256 + info["text_bytes"] + 7) // 8 * 8  # the section after the text (see src/suffix/index.rs)
+    data[docs_off + 8 * 5] ^= 0x10
+    path.write_bytes(bytes(data))
+    _corrupt_error(capsys, ["index", "count", str(path), "def"], path)
+
+
+def test_index_of_a_corpus_stores_ids_and_locate_names_them(tmp_path):
+    from gristmill import SuffixIndex
+
+    path, texts, info = _index(tmp_path)
+    idx = SuffixIndex.open(path, verify=True)
+    assert info["has_ids"] and info["version"] == 2
+    hits = idx.locate("def f7(", limit=5).to_pylist()
+    assert hits == [{"doc": 7, "offset": 0, "id": f"{tmp_path / 'code.jsonl'}:8"}]
+    assert idx.doc_id(7) == f"{tmp_path / 'code.jsonl'}:8"
+    plain = SuffixIndex.build(["abc", "bcd"], tmp_path / "p.gsi")
+    assert plain.locate("bc").column_names == ["doc", "offset"] and plain.doc_id(0) is None

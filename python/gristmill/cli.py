@@ -779,10 +779,13 @@ def _add_index(sub: Any) -> None:
         isub, "build",
         help="index a corpus into one memory-mapped file",
         description="""
-        Build a suffix index of a corpus: one file with the text, document offsets and the
-        suffix array behind a checksummed header. It is written to a temporary file and
+        Build a suffix index of a corpus: one file with the text, document offsets, document
+        ids and the suffix array, each section with its own checksum (format version 2;
+        version 1 files are refused: rebuild them). It is written to a temporary file and
         renamed into place when complete, so an interrupted or failed build (e.g. disk full)
-        never leaves a file that looks valid.
+        never leaves a file that looks valid. Queries always check the header, the section
+        sizes and the document offsets (cheap); --verify re-hashes the whole file first
+        (about as long as reading it). A damaged index is reported as corrupted, by name.
         """,
         examples="""
         gristmill index build data/*.jsonl.zst -o corpus.gsi
@@ -795,7 +798,9 @@ def _add_index(sub: Any) -> None:
     b.set_defaults(func=_run_index_build)
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--verify", action="store_true", help="re-hash the whole index file first")
+        q.add_argument("--verify", action="store_true",
+                       help="re-hash the whole index file first (text and suffix array too; default: "
+                            "header, section sizes and document offsets only)")
         q.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
                        help="fail unless the index was built from exactly these inputs")
         add_input_options(q)
