@@ -411,3 +411,40 @@ def test_index_of_a_corpus_stores_ids_and_locate_names_them(tmp_path):
     assert idx.doc_id(7) == f"{tmp_path / 'code.jsonl'}:8"
     plain = SuffixIndex.build(["abc", "bcd"], tmp_path / "p.gsi")
     assert plain.locate("bc").column_names == ["doc", "offset"] and plain.doc_id(0) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. dedup minhash verifies by default; meaningless LSH layouts are warned about
+
+
+def _pair_at_jaccard(tmp_path):
+    """Two documents whose word-5-gram sets have Jaccard 36 / 80 = 0.45 (well below 0.8)."""
+    shared = [f"s{i}" for i in range(40)]
+    a = " ".join(shared + [f"a{i}" for i in range(22)])
+    b = " ".join(shared + [f"b{i}" for i in range(22)])
+    return write_jsonl(tmp_path / "pair.jsonl", [a, b])
+
+
+def test_dedup_minhash_verifies_by_default(tmp_path, capsys):
+    src = _pair_at_jaccard(tmp_path)
+    # 16 bands of 1 row: almost any two documents sharing words become candidates
+    layout = ["--num-perm", "16", "--bands", "16", "--rows", "1", "--json"]
+    assert main(["-q", "dedup", "minhash", str(src), "-o", str(tmp_path / "d"), *layout]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["verify"] is True and s["removed"] == 0 and s["rejected_pairs"] >= 1
+    assert len(_kept(tmp_path / "d", "pair.jsonl")) == 2
+    assert main(["-q", "dedup", "minhash", str(src), "-o", str(tmp_path / "n"), "--no-verify", *layout]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["verify"] is False and s["removed"] == 1
+
+
+def test_meaningless_lsh_layouts_are_warned_about(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "a.jsonl", TEXTS)
+    assert main(["dedup", "minhash", str(src), "-o", str(tmp_path / "one"), "--num-perm", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "gristmill: warning: num_perm=1 is too few" in err and "probability" in err
+    assert main(["dedup", "minhash", str(src), "-o", str(tmp_path / "unused"), "--bands", "4", "--rows", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "uses 16 of the 128 permutations" in err
+    assert main(["dedup", "minhash", str(src), "-o", str(tmp_path / "fine")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -424,14 +424,21 @@ def _add_dedup(sub: Any) -> None:
         --threshold — with MinHash signatures and locality-sensitive hashing, keep one
         document per cluster and write the rest of the corpus to OUT in the input's format.
         Also writes OUT/minhash_clusters.parquet (cluster, doc, id, kept document, estimated
-        and, with --verify, exact Jaccard) and OUT/minhash_summary.json (counts, parameters,
+        and exact Jaccard) and OUT/minhash_summary.json (counts, parameters,
         seconds per stage). Shingles: lower-cased words with punctuation as separators,
         --ngram words each; or characters (--shingle char), or token ids of the same
         normalised text (--shingle token --tokenizer NAME|PATH).
+
+        Every candidate pair from LSH is confirmed by its exact Jaccard (--no-verify skips
+        this: faster, but MinHash estimates then remove documents below the threshold).
+        Documents join a cluster through chains of confirmed pairs, so a removed document can
+        be less similar to the kept one than --threshold. Too few permutations (--num-perm
+        below 16) or --bands x --rows leaving permutations unused are warned about.
         """,
         examples="""
         gristmill dedup minhash data/*.jsonl.zst -o deduped/
-        gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --verify --keep longest
+        gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --keep longest
+        gristmill dedup minhash big/*.jsonl.zst -o out/ --no-verify
         gristmill dedup minhash shard.jsonl -o out/ --keep column:quality --num-perm 256
         gristmill dedup minhash shard-002.jsonl -o out-002/ --index seen.idx/
         gristmill dedup minhash code.jsonl -o out/ --shingle token --tokenizer o200k_base --ngram 8
@@ -451,8 +458,10 @@ def _add_dedup(sub: Any) -> None:
     m.add_argument("--seed", type=int, default=1, help="permutation seed (default: 1)")
     m.add_argument("--bands", type=int, default=None, help="LSH bands (default: chosen from the threshold)")
     m.add_argument("--rows", type=int, default=None, help="LSH rows per band (default: chosen from the threshold)")
-    m.add_argument("--verify", action="store_true",
-                   help="join candidates only if their exact shingle Jaccard is >= threshold")
+    m.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="join candidate pairs only if their exact shingle Jaccard is >= threshold "
+                        "(default: on; --no-verify trusts the MinHash estimate, faster but it also "
+                        "removes documents well below the threshold)")
     m.add_argument("--keep", type=_keep_arg, default="first", metavar="first|longest|column:NAME",
                    help="which document of a cluster to keep (default: first)")
     m.add_argument("--fold-digits", action="store_true", help="treat all digits as 0 when shingling")

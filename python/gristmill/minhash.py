@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -381,6 +382,38 @@ def _resolve_bands(threshold: float, num_perm: int, bands: Optional[int], rows: 
     return bands, rows
 
 
+#: Fewer permutations than this give an S-curve too shallow to act as a threshold.
+MIN_USEFUL_PERM = 16
+
+
+def candidate_probability(j: float, bands: int, rows: int) -> float:
+    """Probability that two documents with Jaccard ``j`` share at least one LSH band."""
+    return 1.0 - (1.0 - j ** rows) ** bands
+
+
+def _warn_meaningless_layout(threshold: float, num_perm: int, bands: int, rows: int, explicit: bool,
+                             verify: bool) -> None:
+    """Warn when the LSH layout cannot separate pairs above the threshold from pairs below it."""
+    lo = max(threshold - 0.3, 0.0)
+    p_hi, p_lo = candidate_probability(threshold, bands, rows), candidate_probability(lo, bands, rows)
+    if num_perm < MIN_USEFUL_PERM:
+        what = ("pairs far below the threshold become candidates too; verification rejects them"
+                if verify else "pairs far below the threshold are removed too (verification is off)")
+        warnings.warn(
+            f"num_perm={num_perm} is too few for a similarity threshold: with {bands} band(s) of {rows} row(s) "
+            f"a pair with Jaccard {threshold:g} is a candidate with probability {p_hi:.2f} and one with "
+            f"Jaccard {lo:g} with probability {p_lo:.2f}; {what}. Use {MIN_USEFUL_PERM * 4} or more permutations",
+            stacklevel=3,
+        )
+    if explicit and bands * rows < num_perm:
+        warnings.warn(
+            f"bands x rows = {bands} x {rows} uses {bands * rows} of the {num_perm} permutations: the other "
+            f"{num_perm - bands * rows} cost time and change nothing but the estimated Jaccard "
+            "(omit --bands/--rows to let gristmill choose, or lower --num-perm)",
+            stacklevel=3,
+        )
+
+
 @dataclass
 class MinHashDedupResult:
     """What :func:`dedup_minhash` found.
@@ -520,7 +553,9 @@ def dedup_minhash(
         hasher = index.hasher
     if hasher is None:
         hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, tokenizer=tokenizer, threads=threads)
+    explicit = bands is not None or rows is not None
     bands, rows = _resolve_bands(threshold, hasher.num_perm, bands, rows, weights)
+    _warn_meaningless_layout(threshold, hasher.num_perm, bands, rows, explicit, verify)
     batch_size = _check_int("batch_size", batch_size, 1, 1 << 40)
     if keep not in ("first", "longest") and not keep.startswith("column:"):
         raise ValueError(f"keep must be 'first', 'longest' or 'column:NAME', got {keep!r}")
