@@ -448,3 +448,15 @@ def test_meaningless_lsh_layouts_are_warned_about(tmp_path, capsys):
     assert "uses 16 of the 128 permutations" in err
     assert main(["dedup", "minhash", str(src), "-o", str(tmp_path / "fine")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# the smaller ones
+
+
+def test_unterminated_string_message_reads_well(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"text": "no end\n')
+    assert main(["stats", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"gristmill: error: {bad}:2: invalid JSON: Unterminated string starting at column 10"

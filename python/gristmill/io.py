@@ -252,7 +252,8 @@ class JsonlSource(Source):
         try:
             obj = json.loads(line_text)
         except json.JSONDecodeError as e:
-            raise CorpusError(f"{where}: invalid JSON: {e.msg} at column {e.colno}") from None
+            # json's messages may end in "at" ("Unterminated string starting at")
+            raise CorpusError(f"{where}: invalid JSON: {e.msg.removesuffix(' at')} at column {e.colno}") from None
         if not isinstance(obj, dict):
             raise CorpusError(f"{where}: expected a JSON object per line, got {_json_type(obj)}")
         return obj
