@@ -460,3 +460,12 @@ def test_unterminated_string_message_reads_well(tmp_path, capsys):
     assert main(["stats", str(bad)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"gristmill: error: {bad}:2: invalid JSON: Unterminated string starting at column 10"
+
+
+def test_index_locate_prints_document_ids(tmp_path, capsys):
+    path, texts, info = _index(tmp_path)
+    capsys.readouterr()
+    assert main(["index", "locate", str(path), "def f7(", "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("1 occurrence")
+    assert lines[1].startswith(f"{tmp_path / 'code.jsonl'}:8\toffset 0\t")

@@ -767,7 +767,8 @@ def _run_index_locate(args: argparse.Namespace) -> int:
         a = max(0, row["offset"] - 30)
         b = row["offset"] + len(args.pattern.encode("utf-8")) + 30
         snippet = text[a:b].decode("utf-8", "replace").replace("\n", "\\n")
-        print(f"doc {row['doc']}\toffset {row['offset']}\t…{snippet}…")
+        where = row["id"] if row.get("id") is not None else f"doc {row['doc']}"
+        print(f"{where}\toffset {row['offset']}\t…{snippet}…")
     return 0
 
 
@@ -831,7 +832,8 @@ def _add_index(sub: Any) -> None:
     loc = _command(
         isub, "locate",
         help="show where a string occurs",
-        description="Print document number, byte offset and context of occurrences of a string.",
+        description="Print the document id (its number for an index built without ids), byte offset and "
+                    "context of occurrences of a string.",
         examples="""
         gristmill index locate corpus.gsi "SPDX-License-Identifier" --limit 5
         """,
