@@ -469,3 +469,27 @@ def test_index_locate_prints_document_ids(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("1 occurrence")
     assert lines[1].startswith(f"{tmp_path / 'code.jsonl'}:8\toffset 0\t")
+
+
+def test_global_options_are_accepted_after_the_command(tmp_path, capsys, monkeypatch):
+    from gristmill.cli import build_parser
+
+    src = write_jsonl(tmp_path / "a.jsonl", ["a b"])
+    parser = build_parser()
+    for argv in (["-q", "--debug", "--threads", "3", "stats", str(src)],
+                 ["stats", str(src), "-q", "--debug", "--threads", "3"],
+                 ["-q", "stats", str(src), "--debug", "--threads", "3"]):
+        a = parser.parse_args(argv)
+        assert (a.quiet, a.debug, a.threads) == (True, True, 3), argv
+    a = parser.parse_args(["stats", str(src)])
+    assert (a.quiet, a.debug, a.threads) == (False, False, None)
+    a = parser.parse_args(["dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--quiet"])
+    assert a.quiet
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    assert main(["stats", str(src), "--json", "--threads", "1"]) == 0
+    import os
+
+    assert os.environ["RAYON_NUM_THREADS"] == "1"
+    bad = write_jsonl(tmp_path / "b.jsonl", [1])
+    with pytest.raises(Exception):
+        main(["stats", str(bad), "--debug"])  # --debug after the command: the traceback is raised

@@ -1000,10 +1000,7 @@ def build_parser() -> argparse.ArgumentParser:
         """).strip(),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="worker threads for the Rust core (default: all cores)")
+    _add_global_options(parser, parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     _add_demo(sub)
@@ -1013,7 +1010,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index(sub)
     _add_train_bpe(sub)
     _add_tokenize(sub)
+    # the global options are accepted after the command too (`gristmill stats x -q`)
+    stack = [parser]
+    while stack:
+        for action in stack.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for p in action.choices.values():
+                    _add_global_options(p, None)
+                    stack.append(p)
     return parser
+
+
+def _add_global_options(p: argparse.ArgumentParser, top: Optional[argparse.ArgumentParser]) -> None:
+    """-q/--debug/--threads: on the top parser with their defaults; on every subcommand
+    without defaults (argparse.SUPPRESS), so a value given before the command is kept."""
+    g = p.add_argument_group("global options") if top is None else p
+    d: Dict[str, Any] = {} if top is not None else {"default": argparse.SUPPRESS}
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines", **d)
+    g.add_argument("--debug", action="store_true", help="show the full traceback on errors", **d)
+    g.add_argument("--threads", type=int, metavar="N", help="worker threads for the Rust core (default: all cores)",
+                   **({"default": None} if top is not None else d))
 
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
