@@ -493,3 +493,13 @@ def test_global_options_are_accepted_after_the_command(tmp_path, capsys, monkeyp
     bad = write_jsonl(tmp_path / "b.jsonl", [1])
     with pytest.raises(Exception):
         main(["stats", str(bad), "--debug"])  # --debug after the command: the traceback is raised
+
+
+def test_quiet_keeps_the_result_line_on_stdout(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "a.jsonl", TEXTS)
+    assert main(["-q", "tokenize", str(src), "-o", str(tmp_path / "t"), "--tokenizer", "cl100k_base"]) == 0
+    cap = capsys.readouterr()
+    assert "40 documents ->" in cap.out and cap.err == ""
+    assert main(["-q", "train-bpe", str(src), "--vocab-size", "300", "-o", str(tmp_path / "b.json")]) == 0
+    cap = capsys.readouterr()
+    assert "trained 44 merges" in cap.out and cap.err == ""

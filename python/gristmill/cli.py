@@ -877,7 +877,7 @@ def _run_train_bpe(args: argparse.Namespace) -> int:
                     min_frequency=args.min_frequency, max_word_count=args.max_word_count)
     secs = time.perf_counter() - t0
     tok.save(out)
-    _progress.info(f"trained {len(tok.merges()):,} merges, vocabulary {tok.n_vocab:,} in {secs:.1f} s; wrote {out}")
+    print(f"trained {len(tok.merges()):,} merges, vocabulary {tok.n_vocab:,} in {secs:.1f} s; wrote {out}")
     return 0
 
 
@@ -941,8 +941,8 @@ def _run_tokenize(args: argparse.Namespace) -> int:
                             shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)
     out = Path(args.output)
     folder.commit([out / "manifest.json"] + [out / f for sh in m["shards"] for f in (sh["tokens"], sh["index"])])
-    _progress.info(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
-                   f"in {len(m['shards'])} shard(s) under {args.output}")
+    print(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
+          f"in {len(m['shards'])} shard(s) under {args.output}")
     return 0
 
 
