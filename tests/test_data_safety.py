@@ -503,3 +503,19 @@ def test_quiet_keeps_the_result_line_on_stdout(tmp_path, capsys):
     assert main(["-q", "train-bpe", str(src), "--vocab-size", "300", "-o", str(tmp_path / "b.json")]) == 0
     cap = capsys.readouterr()
     assert "trained 44 merges" in cap.out and cap.err == ""
+
+
+def test_a_glob_matching_nothing_or_an_empty_input_warns(tmp_path, capsys):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "a.txt").write_text("text")
+    assert main(["stats", str(folder), "--glob", "*.py"]) == 0
+    err = capsys.readouterr().err
+    assert err.strip() == f"gristmill: warning: {folder}: no files match '*.py'; the corpus is empty"
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("\n")
+    assert main(["dedup", "minhash", str(empty), "-o", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: no documents in") == 1, err
+    assert main(["stats", str(folder)]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -511,6 +511,7 @@ class Corpus:
         #: documents skipped because of invalid UTF-8 in the last full pass (policy "skip")
         self.skipped: List[str] = []
         self._counts: Optional[List[Tuple[int, List[int]]]] = None
+        self._warned_empty = False
 
     def __repr__(self) -> str:
         return f"Corpus({[s.display for s in self.sources]!r}, text_field={self.text_field!r})"
@@ -551,6 +552,15 @@ class Corpus:
             counts.append((n, skipped_local))
         self.skipped = skipped
         self._counts = counts
+        if start == 0 and not skipped and not self._warned_empty:
+            self._warned_empty = True  # once per corpus, however often it is read
+            unmatched = [s for s in self.sources if isinstance(s, TextFolderSource) and s.pattern and not s.files()]
+            if unmatched:
+                s0 = unmatched[0]
+                msg = f"{s0.display}: no files match {s0.pattern!r}; the corpus is empty"
+            else:
+                msg = f"no documents in {', '.join(s.display for s in self.sources)}; the corpus is empty"
+            warnings.warn(msg, stacklevel=2)
         if skipped:
             warnings.warn(
                 f"skipped {len(skipped)} document(s) with invalid UTF-8, first: {skipped[0]}",
