@@ -519,3 +519,24 @@ def test_a_glob_matching_nothing_or_an_empty_input_warns(tmp_path, capsys):
     assert err.count("warning: no documents in") == 1, err
     assert main(["stats", str(folder)]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_keep_column_that_no_document_has_is_an_error(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "q.jsonl"
+    src.write_text("".join(json.dumps({"text": t, "quality": i}) + "\n" for i, t in enumerate(TEXTS[:5])))
+    assert main(["-q", "dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--keep", "column:qualty"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"gristmill: error: {src}: no document has the field 'qualty' (fields: text, quality); "
+                   "check --keep column:qualty")
+    assert not (tmp_path / "o").exists()
+    pq.write_table(pa.table({"text": TEXTS[:3], "quality": [1, 2, 3]}), tmp_path / "q.parquet")
+    assert main(["-q", "dedup", "minhash", str(tmp_path / "q.parquet"), "-o", str(tmp_path / "p"),
+                 "--keep", "column:qualty"]) == 1
+    assert "no column 'qualty'" in capsys.readouterr().err
+    # a field present in some documents only is fine (missing values are never preferred)
+    with open(src, "a") as f:
+        f.write(json.dumps({"text": "one without the field"}) + "\n")
+    assert main(["-q", "dedup", "minhash", str(src), "-o", str(tmp_path / "o2"), "--keep", "column:quality"]) == 0

@@ -740,7 +740,8 @@ def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
     :class:`gristmill.Corpus`, in corpus order (for ``keep="column:NAME"``).
 
     JSONL and Parquet inputs only. Missing or null values become NaN (never preferred);
-    booleans count as 0/1; any other non-number is an error naming the document.
+    booleans count as 0/1; any other non-number is an error naming the document. An input
+    in which no document has the field (a misspelt name) is an error naming the fields there.
     """
     from gristmill.io import CorpusError, JsonlSource, ParquetSource, _iter_lines
 
@@ -755,14 +756,27 @@ def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
 
     for src in corpus.sources:
         if isinstance(src, JsonlSource):
+            seen = False
+            first: Optional[List[str]] = None
             for lineno, line in _iter_lines(src.path, src.compression, src.display):
                 rec = src._parse(lineno, line, corpus)
                 if rec is None or rec[1] is None:  # blank line / skipped invalid UTF-8
                     continue
+                seen = seen or name in rec[2]
+                first = first if first is not None else list(rec[2])
                 out.append(conv(rec[2].get(name), f"{src.display}:{lineno}"))
+            if first is not None and not seen:
+                raise CorpusError(
+                    f"{src.display}: no document has the field {name!r} (fields: {', '.join(first[:10])}); "
+                    f"check --keep column:{name}"
+                )
         elif isinstance(src, ParquetSource):
             pf = src._open()
-            src._column(pf, name, "keep")
+            names = pf.schema_arrow.names
+            if name not in names:
+                raise CorpusError(
+                    f"{src.display}: no column {name!r} (columns: {', '.join(names[:10])}); check --keep column:{name}"
+                )
             values = (v for rb in pf.iter_batches(batch_size=8192, columns=[name]) for v in rb.column(0).to_pylist())
             for row, ((doc_id, text), v) in enumerate(zip(src.records(corpus), values)):
                 if text is not None:
