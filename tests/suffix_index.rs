@@ -89,9 +89,9 @@ fn damaged_or_foreign_files_are_rejected() {
     std::fs::write(&path, &bad).unwrap();
     let e = SuffixIndex::open(&path, false).err().unwrap();
     assert!(e.to_string().contains("checksum"), "{e}");
-    // A flipped body byte: only detected by verify.
+    // A flipped text byte: only detected by verify.
     let mut bad = good.clone();
-    bad[130] ^= 1;
+    bad[260] ^= 1;
     std::fs::write(&path, &bad).unwrap();
     assert!(SuffixIndex::open(&path, false).is_ok());
     assert!(SuffixIndex::open(&path, true).is_err());
@@ -120,4 +120,81 @@ fn rejects_ff_bytes_and_leaves_no_temp_file() {
     assert!(matches!(e, gristmill::Error::Io { .. }));
     let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
     assert!(leftovers.is_empty());
+}
+
+/// Flip one byte at `at` of a fresh copy of `good` and open it.
+fn open_flipped(path: &std::path::Path, good: &[u8], at: usize, verify: bool) -> gristmill::Result<SuffixIndex> {
+    let mut bad = good.to_vec();
+    bad[at] ^= 0x5A;
+    std::fs::write(path, &bad).unwrap();
+    SuffixIndex::open(path, verify)
+}
+
+#[test]
+fn every_section_is_checked_and_errors_say_corrupted() {
+    let dir = tmpdir("sections");
+    let path = dir.join("s.idx");
+    let texts: Vec<String> = (0..50).map(|i| format!("document {i} with shared words and more shared words")).collect();
+    let docs: OwnedDocs = texts.iter().collect();
+    let ids: OwnedDocs = (0..50).map(|i| format!("file-{i}.txt")).collect();
+    let info = SuffixIndex::build_with_ids(docs.view(), Some(ids.view()), &path, 1, IndexWidth::Auto).unwrap();
+    assert!(info.has_ids && info.version == 2);
+    let good = std::fs::read(&path).unwrap();
+    let idx = SuffixIndex::open(&path, true).unwrap();
+    assert_eq!(idx.doc_id(7).unwrap(), Some("file-7.txt"));
+    assert_eq!(idx.count(b"shared words").unwrap(), 100);
+    drop(idx);
+    let name = path.display().to_string();
+    let is_corrupt = |e: gristmill::Error| {
+        let m = e.to_string();
+        assert!(m.starts_with(&name) && m.contains("corrupted suffix index"), "{m}");
+    };
+    // the document offsets are checked at open, without --verify
+    is_corrupt(open_flipped(&path, &good, info.docs_off as usize + 8 * 10 + 1, false).err().unwrap());
+    // the ids when first read
+    let idx = open_flipped(&path, &good, info.ids_off as usize + 8 * 51 + 3, false).unwrap();
+    is_corrupt(idx.doc_id(0).unwrap_err());
+    drop(idx);
+    // the text and the suffix array with verify
+    is_corrupt(open_flipped(&path, &good, 256 + 5, true).err().unwrap());
+    is_corrupt(open_flipped(&path, &good, info.sa_off as usize + 9, true).err().unwrap());
+    // without verify, a damaged text never yields a non-UTF-8 document
+    let mut bad = good.clone();
+    bad[256 + 3] = 0xC3; // a lone lead byte inside document 0
+    std::fs::write(&path, &bad).unwrap();
+    let idx = SuffixIndex::open(&path, false).unwrap();
+    is_corrupt(idx.document_str(0).unwrap_err());
+    // locate checks every hit it returns against the text
+    let mut bad = good.clone();
+    bad[256 + texts[0].len() - 4] ^= 0x20; // "words" -> "worDs" in the first document
+    std::fs::write(&path, &bad).unwrap();
+    let idx = SuffixIndex::open(&path, false).unwrap();
+    is_corrupt(idx.locate(b"shared words", usize::MAX).unwrap_err());
+    drop(idx);
+    // a header field edited together with the header checksum: the sizes no longer add up
+    let mut bad = good.clone();
+    bad[24] ^= 8; // text length
+    let c = xxhash_rust::xxh3::xxh3_64(&bad[..248]);
+    bad[248..256].copy_from_slice(&c.to_le_bytes());
+    std::fs::write(&path, &bad).unwrap();
+    is_corrupt(SuffixIndex::open(&path, false).err().unwrap());
+    std::fs::write(&path, &good).unwrap();
+    SuffixIndex::open(&path, true).unwrap();
+}
+
+#[test]
+fn version_1_files_are_refused_with_a_rebuild_hint() {
+    let dir = tmpdir("v1");
+    let path = dir.join("old.idx");
+    // a version-1 header: magic, version 1, then fields; its checksum over the first 120 bytes
+    let mut h = vec![0u8; 128];
+    h[..8].copy_from_slice(b"GMSUFIDX");
+    h[8..12].copy_from_slice(&1u32.to_le_bytes());
+    h[12..16].copy_from_slice(&4u32.to_le_bytes());
+    let c = xxhash_rust::xxh3::xxh3_64(&h[..120]);
+    h[120..].copy_from_slice(&c.to_le_bytes());
+    h.extend_from_slice(&[0u8; 64]);
+    std::fs::write(&path, &h).unwrap();
+    let m = SuffixIndex::open(&path, false).err().unwrap().to_string();
+    assert!(m.contains("version 1") && m.contains("rebuild"), "{m}");
 }

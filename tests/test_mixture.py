@@ -277,7 +277,7 @@ def test_cli_infer_writes_json_and_prints_a_table(small_tok, tmp_path, capsys):
     # The output may not be an input.
     rc = main(["-q", "mixture", "infer", str(tmp_path / "tok.json"), "--category", f"a={tmp_path / 'a.jsonl'}",
                "--category", f"b={tmp_path / 'b.jsonl'}", "-o", str(tmp_path / "a.jsonl")])
-    assert rc == 1 and "choose another output" in capsys.readouterr().err
+    assert rc == 2 and "writing there would replace it" in capsys.readouterr().err
     assert (tmp_path / "a.jsonl").read_text().startswith('{"text"')
 
 

@@ -410,7 +410,8 @@ def test_cli_contamination_and_index(tmp_path):
     r = _cli("index", "count", str(idx), "fox", "zebra", "--json")
     assert json.loads(r.stdout) == {"fox": 1, "zebra": 0}
     r = _cli("index", "locate", str(idx), "the", "--json")
-    assert json.loads(r.stdout)["hits"] == [{"doc": 0, "offset": 37}, {"doc": 0, "offset": 55}]
+    assert json.loads(r.stdout)["hits"] == [{"doc": 0, "offset": 37, "id": f"{train}:1"},
+                                            {"doc": 0, "offset": 55, "id": f"{train}:1"}]
     assert _cli("index", "verify", str(idx), "--corpus", str(train)).returncode == 0
     r = _cli("index", "count", str(idx), "fox", "--corpus", str(ev))
     assert r.returncode == 1 and "does not match the corpus" in r.stderr

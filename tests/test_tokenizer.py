@@ -581,7 +581,7 @@ def test_cli_tokenize_writes_shards(tmp_path, name, dtype):
     for i, t in enumerate(texts):
         assert docs[i] == [eot] + ref.encode_ordinary(t) + [eot], f"document {i}"
     assert sum(s["n_tokens"] for s in m["shards"]) == m["total_tokens"]
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]  # no temporary files left
     # without eos/bos, from a folder of text files
     folder = tmp_path / "txt"
     folder.mkdir()

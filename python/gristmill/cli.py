@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from gristmill import _progress, __version__
-from gristmill.io import Corpus, CorpusError, corpus_stats
+from gristmill.io import (Corpus, CorpusError, OutputFolder, OutputFolderInUseError, OutputOverInputError,
+                          check_not_over_inputs, corpus_stats)
 
 __all__ = ["main", "build_parser", "add_input_args", "add_input_options", "corpus_from_args"]
 
@@ -77,6 +78,18 @@ def corpus_from_args(args: argparse.Namespace, inputs: Optional[Sequence[str]] =
         glob=args.glob,
         exclude=args.exclude,
     )
+
+
+OVERWRITE_HELP = ("write into an output folder that holds other files: outputs of a run on the same inputs "
+                  "are replaced, files of other inputs are kept (default: refuse unless the folder is empty "
+                  "or holds an earlier run of the same command on the same inputs)")
+
+
+def _output_folder(args: argparse.Namespace, command: str, *corpora: Corpus) -> OutputFolder:
+    """Claim the output folder (see :class:`gristmill.io.OutputFolder`) before any work."""
+    folder = OutputFolder(args.output, command=command, inputs=list(corpora), overwrite=args.overwrite)
+    folder.claim()
+    return folder
 
 
 def _human_bytes(n: float) -> str:
@@ -174,7 +187,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     # site-packages holds third-party code, not the standard library; a few stdlib test files
     # are deliberately not UTF-8 — they are skipped and counted.
     corpus = Corpus([src], glob=args.glob, exclude=["site-packages", "__pycache__"], on_invalid_utf8="skip")
+    check_not_over_inputs(corpus, out)
     check_output_path(corpus, out / "corpus")
+    folder = _output_folder(args, "demo", corpus)
     timer = _progress.Timer()
     print(f"gristmill {__version__} demo")
     print(f"corpus: {src} (files matching {args.glob!r})")
@@ -234,7 +249,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     touched = np.unique(ex.spans.column("doc").to_numpy()) if ex.spans.num_rows else np.zeros(0, np.int64)
     replace = {int(kept_idx[i]): trimmed[int(i)].as_py() for i in touched}
     with timer("write"), _progress.bar("writing", unit="file") as bar:
-        files = corpus.write(out / "corpus", keep=near.keep, replace=replace)
+        files = corpus.write(out / "corpus", keep=near.keep, replace=replace, folder=folder)
         bar.update(len(files))
     with atomic_write(out / "near_duplicates.parquet", binary_path=True) as tmp:
         pq.write_table(near.clusters, str(tmp))
@@ -248,6 +263,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         "files_written": len(files), "seconds": timer.as_dict(),
     }
     write_json(out / "summary.json", summary)
+    folder.commit([*files, out / "near_duplicates.parquet", out / "repeated_spans.parquet", out / "summary.json"])
     bytes_out = stats["bytes"] - int(np.sum(pc.binary_length(texts).to_numpy(zero_copy_only=False)[~near.keep])) - e["bytes_removed"]
     print(f"\nkept {len(files):,} of {stats['docs']:,} files, {bytes_out:,} of {stats['bytes']:,} bytes "
           f"({100 * bytes_out / max(stats['bytes'], 1):.1f}%) in {sum(timer.stages.values()):.1f} s")
@@ -294,6 +310,7 @@ def _add_demo(sub: Any) -> None:
                    help="Jaccard similarity that makes two files near-duplicates (default: 0.8)")
     p.add_argument("--min-length", type=int, default=300, metavar="N",
                    help="shortest repeated passage to remove, in bytes (default: 300)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_demo)
 
 
@@ -316,6 +333,9 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     corpus = corpus_from_args(args)
     out = Path(args.output)
     check_output_path(corpus, out)
+    if args.index:
+        check_not_over_inputs(corpus, args.index, option="--index")
+    folder = _output_folder(args, "dedup minhash", corpus)
     timer = _progress.Timer()
     tokenizer = None
     if args.unit == "token":
@@ -343,7 +363,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
 
         res = dedup_minhash(
             corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
-            keep=args.keep, keep_scores=scores, progress=progress, index=index,
+            keep=args.keep, keep_scores=scores, progress=progress, index=index, commit_index=False,
         )
     if scores is not None and len(scores) != res.summary["docs_in"]:
         raise CorpusError(f"read {len(scores)} values of {args.keep} for {res.summary['docs_in']} documents")
@@ -352,7 +372,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with timer("write"):
         with _progress.bar("writing", unit="file") as bar:
-            files = corpus.write(out, keep=res.keep)
+            files = corpus.write(out, keep=res.keep, folder=folder)
             bar.update(len(files))
         report = out / "minhash_clusters.parquet"
         with atomic_write(report, binary_path=True) as tmp:
@@ -365,8 +385,12 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     if corpus.skipped:
         summary["skipped_invalid_utf8"] = len(corpus.skipped)
     if index is not None:
-        summary["index"] = {"path": str(args.index), "items": len(index)}
+        summary["index"] = {"path": str(args.index), "items": len(index) + res.index_pending}
     write_json(out / "minhash_summary.json", summary)
+    folder.commit([*files, report, out / "minhash_summary.json"])
+    # the index learns this shard only once every output is in place: a failed or killed
+    # write leaves it as it was, and the retry gives the same output as a clean run
+    res.commit_index()
     if args.json:
         print(json.dumps(summary))
     else:
@@ -375,6 +399,9 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
               f"{', verified' if args.verify else ''})")
         if index is not None:
             print(f"{summary['removed_by_index']:,} of them matched {args.index}, which now holds {len(index):,} documents")
+            if summary["already_in_index"]:
+                print(f"{summary['already_in_index']:,} kept documents were already in the index from an earlier "
+                      "run of this input: matched against the index as it was before that run, not added again")
         print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
     return 0
 
@@ -397,14 +424,21 @@ def _add_dedup(sub: Any) -> None:
         --threshold — with MinHash signatures and locality-sensitive hashing, keep one
         document per cluster and write the rest of the corpus to OUT in the input's format.
         Also writes OUT/minhash_clusters.parquet (cluster, doc, id, kept document, estimated
-        and, with --verify, exact Jaccard) and OUT/minhash_summary.json (counts, parameters,
+        and exact Jaccard) and OUT/minhash_summary.json (counts, parameters,
         seconds per stage). Shingles: lower-cased words with punctuation as separators,
         --ngram words each; or characters (--shingle char), or token ids of the same
         normalised text (--shingle token --tokenizer NAME|PATH).
+
+        Every candidate pair from LSH is confirmed by its exact Jaccard (--no-verify skips
+        this: faster, but MinHash estimates then remove documents below the threshold).
+        Documents join a cluster through chains of confirmed pairs, so a removed document can
+        be less similar to the kept one than --threshold. Too few permutations (--num-perm
+        below 16) or --bands x --rows leaving permutations unused are warned about.
         """,
         examples="""
         gristmill dedup minhash data/*.jsonl.zst -o deduped/
-        gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --verify --keep longest
+        gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --keep longest
+        gristmill dedup minhash big/*.jsonl.zst -o out/ --no-verify
         gristmill dedup minhash shard.jsonl -o out/ --keep column:quality --num-perm 256
         gristmill dedup minhash shard-002.jsonl -o out-002/ --index seen.idx/
         gristmill dedup minhash code.jsonl -o out/ --shingle token --tokenizer o200k_base --ngram 8
@@ -424,15 +458,19 @@ def _add_dedup(sub: Any) -> None:
     m.add_argument("--seed", type=int, default=1, help="permutation seed (default: 1)")
     m.add_argument("--bands", type=int, default=None, help="LSH bands (default: chosen from the threshold)")
     m.add_argument("--rows", type=int, default=None, help="LSH rows per band (default: chosen from the threshold)")
-    m.add_argument("--verify", action="store_true",
-                   help="join candidates only if their exact shingle Jaccard is >= threshold")
+    m.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="join candidate pairs only if their exact shingle Jaccard is >= threshold "
+                        "(default: on; --no-verify trusts the MinHash estimate, faster but it also "
+                        "removes documents well below the threshold)")
     m.add_argument("--keep", type=_keep_arg, default="first", metavar="first|longest|column:NAME",
                    help="which document of a cluster to keep (default: first)")
     m.add_argument("--fold-digits", action="store_true", help="treat all digits as 0 when shingling")
     m.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before shingling")
     m.add_argument("--index", default=None, metavar="DIR",
                    help="persistent index of earlier shards: also drop documents matching it, "
-                        "then add the kept ones (created if missing)")
+                        "then add the kept ones once every output is written (created if missing; "
+                        "re-running a shard already added gives the same output and adds nothing)")
+    m.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     m.set_defaults(func=_run_dedup_minhash)
 
@@ -509,6 +547,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     corpus = corpus_from_args(args)
     out = Path(args.output)
     check_output_path(corpus, out)
+    folder = _output_folder(args, "dedup exact", corpus)
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
     if args.unit == "tokens" and args.memory_limit:
         raise ValueError("--memory-limit works with --unit bytes only (token ids are sorted in memory)")
@@ -532,7 +571,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
             originally_empty[touched] = False
             keep |= originally_empty
         replace = {int(i): t for i, t in zip(touched.tolist(), new_texts)}
-        files = corpus.write(out, keep=keep, replace=replace)
+        files = corpus.write(out, keep=keep, replace=replace, folder=folder)
         ext = "parquet" if args.report_format == "parquet" else "jsonl"
         report = out / f"dedup-exact.spans.{ext}"
         _write_table(r.spans, report, args.report_format)
@@ -543,6 +582,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     summary["outputs"] = [str(f) for f in files]
     summary["spans_report"] = str(report)
     write_json(out / "dedup-exact.summary.json", summary)
+    folder.commit([*files, report, out / "dedup-exact.summary.json"])
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -600,6 +640,7 @@ def _add_dedup_exact(dsub: Any) -> None:
                    help="write documents that become empty (default: drop them)")
     e.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
                    help="format of the spans report (default: parquet)")
+    e.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     e.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     e.set_defaults(func=_run_dedup_exact)
 
@@ -610,6 +651,9 @@ def _run_contamination(args: argparse.Namespace) -> int:
 
     train = corpus_from_args(args, args.train)
     ev = corpus_from_args(args, args.eval)
+    if args.output:
+        check_not_over_inputs([train, ev], args.output)
+        folder = _output_folder(args, "contamination", train, ev)
     _progress.info("reading both corpora and building one suffix array …")
     r = contamination(train, ev, args.min_length, unit=args.unit, tokenizer=_unit_tokenizer(args),
                       threads=_threads_arg(args))
@@ -619,9 +663,12 @@ def _run_contamination(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         ext = "parquet" if args.report_format == "parquet" else "jsonl"
-        _write_table(r.spans, out / f"contamination.spans.{ext}", args.report_format)
-        _write_table(r.documents, out / f"contamination.documents.{ext}", args.report_format)
-        write_json(out / "contamination.summary.json", summary)
+        written = [out / f"contamination.spans.{ext}", out / f"contamination.documents.{ext}",
+                   out / "contamination.summary.json"]
+        _write_table(r.spans, written[0], args.report_format)
+        _write_table(r.documents, written[1], args.report_format)
+        write_json(written[2], summary)
+        folder.commit(written)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -664,6 +711,7 @@ def _add_contamination(sub: Any) -> None:
     p.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
                    help="format of the reports (default: parquet)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="print the K most contaminated documents")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_input_options(p)
     p.set_defaults(func=_run_contamination)
@@ -673,6 +721,7 @@ def _run_index_build(args: argparse.Namespace) -> int:
     from gristmill.suffix import SuffixIndex
 
     corpus = corpus_from_args(args)
+    check_not_over_inputs(corpus, args.output)
     timer = _progress.Timer()
     with timer("build"):
         idx = SuffixIndex.build(corpus, args.output, threads=_threads_arg(args))
@@ -718,7 +767,8 @@ def _run_index_locate(args: argparse.Namespace) -> int:
         a = max(0, row["offset"] - 30)
         b = row["offset"] + len(args.pattern.encode("utf-8")) + 30
         snippet = text[a:b].decode("utf-8", "replace").replace("\n", "\\n")
-        print(f"doc {row['doc']}\toffset {row['offset']}\t…{snippet}…")
+        where = row["id"] if row.get("id") is not None else f"doc {row['doc']}"
+        print(f"{where}\toffset {row['offset']}\t…{snippet}…")
     return 0
 
 
@@ -739,10 +789,13 @@ def _add_index(sub: Any) -> None:
         isub, "build",
         help="index a corpus into one memory-mapped file",
         description="""
-        Build a suffix index of a corpus: one file with the text, document offsets and the
-        suffix array behind a checksummed header. It is written to a temporary file and
+        Build a suffix index of a corpus: one file with the text, document offsets, document
+        ids and the suffix array, each section with its own checksum (format version 2;
+        version 1 files are refused: rebuild them). It is written to a temporary file and
         renamed into place when complete, so an interrupted or failed build (e.g. disk full)
-        never leaves a file that looks valid.
+        never leaves a file that looks valid. Queries always check the header, the section
+        sizes and the document offsets (cheap); --verify re-hashes the whole file first
+        (about as long as reading it). A damaged index is reported as corrupted, by name.
         """,
         examples="""
         gristmill index build data/*.jsonl.zst -o corpus.gsi
@@ -755,7 +808,9 @@ def _add_index(sub: Any) -> None:
     b.set_defaults(func=_run_index_build)
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--verify", action="store_true", help="re-hash the whole index file first")
+        q.add_argument("--verify", action="store_true",
+                       help="re-hash the whole index file first (text and suffix array too; default: "
+                            "header, section sizes and document offsets only)")
         q.add_argument("--corpus", nargs="+", default=None, metavar="INPUT",
                        help="fail unless the index was built from exactly these inputs")
         add_input_options(q)
@@ -777,7 +832,8 @@ def _add_index(sub: Any) -> None:
     loc = _command(
         isub, "locate",
         help="show where a string occurs",
-        description="Print document number, byte offset and context of occurrences of a string.",
+        description="Print the document id (its number for an index built without ids), byte offset and "
+                    "context of occurrences of a string.",
         examples="""
         gristmill index locate corpus.gsi "SPDX-License-Identifier" --limit 5
         """,
@@ -815,12 +871,13 @@ def _run_train_bpe(args: argparse.Namespace) -> int:
 
     corpus = corpus_from_args(args)
     out = Path(args.output)
+    check_not_over_inputs(corpus, out, writes=[] if out.suffix in (".json", ".tiktoken") else [out / "vocab.json", out / "merges.txt"])
     t0 = time.perf_counter()
     tok = train_bpe(corpus, args.vocab_size, pattern=args.pattern, special_tokens=args.special_token,
                     min_frequency=args.min_frequency, max_word_count=args.max_word_count)
     secs = time.perf_counter() - t0
     tok.save(out)
-    _progress.info(f"trained {len(tok.merges()):,} merges, vocabulary {tok.n_vocab:,} in {secs:.1f} s; wrote {out}")
+    print(f"trained {len(tok.merges()):,} merges, vocabulary {tok.n_vocab:,} in {secs:.1f} s; wrote {out}")
     return 0
 
 
@@ -873,17 +930,19 @@ def _load_tokenizer(name: str, pat_str: Optional[str]) -> Any:
 
 
 def _run_tokenize(args: argparse.Namespace) -> int:
-    from gristmill.io import check_output_path
     from gristmill.tokenizer import tokenize_corpus
 
     corpus = corpus_from_args(args)
-    check_output_path(corpus, args.output)
+    check_not_over_inputs(corpus, args.output)
+    folder = _output_folder(args, "tokenize", corpus)
     tok = _load_tokenizer(args.tokenizer, args.pat_str)
     with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
         m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
                             shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)
-    _progress.info(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
-                   f"in {len(m['shards'])} shard(s) under {args.output}")
+    out = Path(args.output)
+    folder.commit([out / "manifest.json"] + [out / f for sh in m["shards"] for f in (sh["tokens"], sh["index"])])
+    print(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
+          f"in {len(m['shards'])} shard(s) under {args.output}")
     return 0
 
 
@@ -914,6 +973,7 @@ def _add_tokenize(sub: Any) -> None:
     p.add_argument("--bos", default=None, metavar="TOKEN", help="prepend this special token (name or id) to every document")
     p.add_argument("--shard-tokens", type=int, default=1 << 28, metavar="N",
                    help="start a new shard after N tokens (default: 268435456)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_tokenize)
 
 
@@ -937,19 +997,13 @@ def _categories_from_args(args: argparse.Namespace, parser_error: Callable[[str]
 
 
 def _check_json_output(output: Optional[str], corpora: Sequence[Corpus]) -> None:
+    from gristmill.io import check_not_over_inputs
+
     if not output:
         return
-    out = Path(output).resolve()
-    if out.is_dir():
+    if Path(output).is_dir():
         raise ValueError(f"-o {output}: is a folder; give a file name such as result.json")
-    for c in corpora:
-        for s in c.sources:
-            if out in {p.resolve() for p in s.input_paths()} or (s.kind == "text" and _is_inside(out, s.path.resolve())):
-                raise ValueError(f"-o {output}: that is (or is inside) the input {s.display}; choose another output")
-
-
-def _is_inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
+    check_not_over_inputs(list(corpora), output)
 
 
 def _run_mixture_infer(args: argparse.Namespace) -> int:
@@ -1106,10 +1160,7 @@ def build_parser() -> argparse.ArgumentParser:
         """).strip(),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
-    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="worker threads for the Rust core (default: all cores)")
+    _add_global_options(parser, parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     _add_demo(sub)
@@ -1120,7 +1171,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_bpe(sub)
     _add_tokenize(sub)
     _add_mixture(sub)
+    # the global options are accepted after the command too (`gristmill stats x -q`)
+    stack = [parser]
+    while stack:
+        for action in stack.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for p in action.choices.values():
+                    _add_global_options(p, None)
+                    stack.append(p)
     return parser
+
+
+def _add_global_options(p: argparse.ArgumentParser, top: Optional[argparse.ArgumentParser]) -> None:
+    """-q/--debug/--threads: on the top parser with their defaults; on every subcommand
+    without defaults (argparse.SUPPRESS), so a value given before the command is kept."""
+    g = p.add_argument_group("global options") if top is None else p
+    d: Dict[str, Any] = {} if top is not None else {"default": argparse.SUPPRESS}
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines", **d)
+    g.add_argument("--debug", action="store_true", help="show the full traceback on errors", **d)
+    g.add_argument("--threads", type=int, metavar="N", help="worker threads for the Rust core (default: all cores)",
+                   **({"default": None} if top is not None else d))
 
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
@@ -1143,6 +1213,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except (OutputOverInputError, OutputFolderInUseError) as e:  # usage errors: nothing was written
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, TypeError, KeyError) as e:
         if args.debug:
             raise

@@ -45,6 +45,10 @@ __all__ = [
     "atomic_write",
     "corpus_stats",
     "check_output_path",
+    "check_not_over_inputs",
+    "OutputOverInputError",
+    "OutputFolder",
+    "OutputFolderInUseError",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -57,6 +61,16 @@ _READ_CHUNK = 8 << 20
 
 class CorpusError(GristmillError):
     """A corpus file cannot be read as asked: the message names the file, line or document."""
+
+
+class OutputOverInputError(CorpusError):
+    """An output would replace an input or land inside an input folder (a usage error: the
+    command exits with 2 before reading or writing anything)."""
+
+
+class OutputFolderInUseError(CorpusError):
+    """The output folder holds files of another run (a usage error, exit 2): choose an empty
+    folder or pass ``--overwrite``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +252,8 @@ class JsonlSource(Source):
         try:
             obj = json.loads(line_text)
         except json.JSONDecodeError as e:
-            raise CorpusError(f"{where}: invalid JSON: {e.msg} at column {e.colno}") from None
+            # json's messages may end in "at" ("Unterminated string starting at")
+            raise CorpusError(f"{where}: invalid JSON: {e.msg.removesuffix(' at')} at column {e.colno}") from None
         if not isinstance(obj, dict):
             raise CorpusError(f"{where}: expected a JSON object per line, got {_json_type(obj)}")
         return obj
@@ -496,6 +511,7 @@ class Corpus:
         #: documents skipped because of invalid UTF-8 in the last full pass (policy "skip")
         self.skipped: List[str] = []
         self._counts: Optional[List[Tuple[int, List[int]]]] = None
+        self._warned_empty = False
 
     def __repr__(self) -> str:
         return f"Corpus({[s.display for s in self.sources]!r}, text_field={self.text_field!r})"
@@ -536,6 +552,15 @@ class Corpus:
             counts.append((n, skipped_local))
         self.skipped = skipped
         self._counts = counts
+        if start == 0 and not skipped and not self._warned_empty:
+            self._warned_empty = True  # once per corpus, however often it is read
+            unmatched = [s for s in self.sources if isinstance(s, TextFolderSource) and s.pattern and not s.files()]
+            if unmatched:
+                s0 = unmatched[0]
+                msg = f"{s0.display}: no files match {s0.pattern!r}; the corpus is empty"
+            else:
+                msg = f"no documents in {', '.join(s.display for s in self.sources)}; the corpus is empty"
+            warnings.warn(msg, stacklevel=2)
         if skipped:
             warnings.warn(
                 f"skipped {len(skipped)} document(s) with invalid UTF-8, first: {skipped[0]}",
@@ -574,6 +599,8 @@ class Corpus:
         out_dir: PathLike,
         keep: Optional[np.ndarray] = None,
         replace: Optional[Dict[int, str]] = None,
+        *,
+        folder: Optional["OutputFolder"] = None,
     ) -> List[Path]:
         """Write the corpus to ``out_dir`` in each input's format.
 
@@ -587,10 +614,12 @@ class Corpus:
         when complete. Returns the output files written (one per JSONL/Parquet input, one per
         kept file of a folder).
 
-        ``out_dir/.gristmill-outputs.json`` lists the files written; when a later run writes
-        into the same folder, files that an earlier run wrote and this run did not (e.g.
-        documents dropped this time) are deleted, so the folder never mixes two runs. Files
-        gristmill did not write are never touched.
+        ``out_dir/.gristmill-outputs.json`` records, per run, its inputs and the files it
+        wrote (see :class:`OutputFolder`). Writing the same inputs again replaces the earlier
+        run: its files that this run does not write (e.g. documents dropped this time) are
+        deleted. Files of runs with other inputs, and files gristmill did not write, are never
+        deleted. With ``folder``, the caller records the run itself (``folder.commit``), e.g.
+        after writing its reports next to the corpus.
         """
         out = Path(out_dir)
         check_output_path(self, out)
@@ -618,40 +647,134 @@ class Corpus:
                 return True, replace.get(g)
 
             written_files.extend(src.write(out, self, decide))
-        inputs = {q.resolve() for src in self.sources for q in src.input_paths()}
-        _forget_stale_outputs(out, written_files, inputs)
+        if folder is None:
+            OutputFolder(out, command="Corpus.write", inputs=self, overwrite=True).commit(written_files)
         return written_files
 
 
 _OUTPUTS_MANIFEST = ".gristmill-outputs.json"
 
 
-def _forget_stale_outputs(out: Path, written: List[Path], inputs: "set[Path]") -> None:
-    """Delete files an earlier run listed in ``out``'s manifest and this run did not write;
-    then record this run's files."""
-    manifest = out / _OUTPUTS_MANIFEST
-    new = sorted({p.relative_to(out).as_posix() for p in written})
-    old: List[str] = []
-    try:
-        loaded = json.loads(manifest.read_text(encoding="utf-8"))
-        if isinstance(loaded, dict) and isinstance(loaded.get("files"), list):
-            old = [f for f in loaded["files"] if isinstance(f, str)]
-    except (OSError, ValueError):
-        pass
-    root = out.resolve()
-    for rel in set(old) - set(new):
-        p = (out / rel).resolve()
-        if not _is_within(p, root) or p == root or p in inputs or not p.is_file():
-            continue  # never follow an entry outside the output folder, never delete an input
-        p.unlink()
-        parent = p.parent
-        while parent != root and _is_within(parent, root):
-            try:
-                parent.rmdir()  # only if now empty
-            except OSError:
-                break
-            parent = parent.parent
-    write_json(manifest, {"written_by": "gristmill", "files": new})
+def _visible_files(root: Path) -> List[Path]:
+    """Files under ``root``, skipping hidden files and folders (temporary files, the manifest)."""
+    found: List[Path] = []
+    for dirpath, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(dirpath) / n for n in sorted(names) if not n.startswith("."))
+    return found
+
+
+class OutputFolder:
+    """The rule for writing into an output folder that may hold earlier results.
+
+    ``OUT/.gristmill-outputs.json`` records every run that wrote into ``OUT``: its command,
+    its inputs (resolved paths) and the files it wrote. Before a command does any work,
+    :meth:`claim` accepts the folder when it is missing or empty, or when it holds only the
+    outputs of an earlier run of the *same command on the same inputs* (a re-run). Anything
+    else — outputs of another command or of other inputs, files gristmill did not write — is
+    refused with :class:`OutputFolderInUseError` unless ``overwrite``.
+
+    When the run is complete, :meth:`commit` records it: an earlier run on the same inputs
+    (whatever its command) is replaced, so its files that this run did not write are deleted
+    — no stale report of another command, no document dropped this time. Files of runs with
+    other inputs, and files gristmill did not write, are never deleted (with ``overwrite``, a
+    file of the same name is replaced).
+    """
+
+    def __init__(self, path: PathLike, *, command: str, inputs: Union["Corpus", Sequence["Corpus"]],
+                 overwrite: bool = False):
+        self.path = Path(path)
+        self.command = command
+        corpora = [inputs] if isinstance(inputs, Corpus) else list(inputs)
+        self.inputs = sorted({str(s.path.resolve()) for c in corpora for s in c.sources})
+        self.overwrite = overwrite
+
+    def _runs(self) -> List[Dict[str, Any]]:
+        try:
+            loaded = json.loads((self.path / _OUTPUTS_MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(loaded, dict):
+            return []
+        runs = loaded.get("runs")
+        if not isinstance(runs, list):  # manifest of an earlier gristmill: inputs unknown
+            files = loaded.get("files")
+            runs = [{"command": None, "inputs": None, "files": files}] if isinstance(files, list) else []
+        out = []
+        for r in runs:
+            if isinstance(r, dict) and isinstance(r.get("files"), list):
+                files = [f for f in r["files"] if isinstance(f, str)]
+                inputs = r.get("inputs")
+                out.append({"command": r.get("command"), "inputs": inputs if isinstance(inputs, list) else None,
+                            "files": files})
+        return out
+
+    def _same_inputs(self, run: Dict[str, Any]) -> bool:
+        return run["inputs"] is not None and sorted(run["inputs"]) == self.inputs
+
+    def claim(self) -> None:
+        """Raise :class:`OutputFolderInUseError` unless this run may write into the folder."""
+        if self.overwrite or not self.path.is_dir():
+            return
+        present = _visible_files(self.path)
+        if not present:
+            return
+        runs = self._runs()
+        for r in runs:
+            if not (r["command"] == self.command and self._same_inputs(r)):
+                what = f"gristmill {r['command']}" if r["command"] and r["command"] != "Corpus.write" else "a gristmill run"
+                ins = ", ".join(r["inputs"] or []) or "unrecorded inputs"
+                raise OutputFolderInUseError(
+                    f"{self.path}: the output folder holds the outputs of {what} on {ins}; "
+                    "choose an empty folder (one per shard), or pass --overwrite to write into it "
+                    "(outputs of other inputs are kept)"
+                )
+        root = self.path.resolve()
+        listed = {(self.path / f).resolve() for r in runs for f in r["files"]}
+        foreign = [p for p in present if p.resolve() not in listed and p.resolve() != root]
+        if foreign:
+            raise OutputFolderInUseError(
+                f"{self.path}: the output folder is not empty and {foreign[0].relative_to(self.path)} "
+                f"(and {len(foreign) - 1} more file(s)) was not written by gristmill; choose an empty folder, "
+                "or pass --overwrite to write into it (files gristmill did not write are never deleted)"
+                if len(foreign) > 1 else
+                f"{self.path}: the output folder is not empty and {foreign[0].relative_to(self.path)} was not "
+                "written by gristmill; choose an empty folder, or pass --overwrite to write into it "
+                "(files gristmill did not write are never deleted)"
+            )
+
+    def commit(self, written: Iterable[PathLike]) -> None:
+        """Record this run's files; delete the files of the earlier run it replaces."""
+        out = self.path
+        root = out.resolve()
+        new = sorted({Path(p).resolve().relative_to(root).as_posix() for p in written})
+        new_set = set(new)
+        kept_runs: List[Dict[str, Any]] = []
+        stale: List[str] = []
+        for r in self._runs():
+            if self._same_inputs(r):
+                stale.extend(f for f in r["files"] if f not in new_set)
+            else:
+                files = [f for f in r["files"] if f not in new_set]
+                if files:
+                    kept_runs.append({**r, "files": files})
+        protected = {(out / f).resolve() for r in kept_runs for f in r["files"]}
+        inputs = {Path(i) for i in self.inputs}
+        for rel in sorted(set(stale)):
+            p = (out / rel).resolve()
+            if (not _is_within(p, root) or p == root or p in protected or p.name == _OUTPUTS_MANIFEST
+                    or not p.is_file() or any(_is_within(p, i) for i in inputs)):
+                continue  # never follow an entry outside the output folder, never delete an input
+            p.unlink()
+            parent = p.parent
+            while parent != root and _is_within(parent, root):
+                try:
+                    parent.rmdir()  # only if now empty
+                except OSError:
+                    break
+                parent = parent.parent
+        runs = kept_runs + [{"command": self.command, "inputs": self.inputs, "files": new}]
+        write_json(out / _OUTPUTS_MANIFEST, {"written_by": "gristmill", "version": 2, "runs": runs})
 
 
 # --------------------------------------------------------------------------------------------
@@ -721,26 +844,60 @@ def _is_within(child: Path, parent: Path) -> bool:
         return False
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_not_over_inputs(
+    inputs: Union["Corpus", Sequence["Corpus"]],
+    output: PathLike,
+    *,
+    writes: Iterable[PathLike] = (),
+    option: str = "-o",
+) -> None:
+    """The one check every writing command makes before it reads or writes anything.
+
+    Raises :class:`OutputOverInputError` when ``output`` (a file or folder to be written) is an
+    input file, is an input folder or lies inside one, or when any of ``writes`` (the files the
+    command will create) is an input file. Symlinks and hard links count as the same file.
+    """
+    corpora = [inputs] if isinstance(inputs, Corpus) else list(inputs)
+    out = Path(output).resolve()
+    files: List[Tuple[Path, str]] = []
+    for c in corpora:
+        for s in c.sources:
+            sp = s.path.resolve()
+            if s.kind == "text":
+                if _is_within(out, sp):
+                    where = "is the input folder" if out == sp else "is inside the input folder"
+                    raise OutputOverInputError(
+                        f"{option} {output}: {where} {s.display}; writing there would change the "
+                        "input (and a later run would read the outputs back); choose an output outside it"
+                    )
+                files.extend((p.resolve(), f"{s.display}/{p.relative_to(s.path).as_posix()}") for p in s.input_paths())
+            else:
+                files.append((sp, s.display))
+    targets = [(out, f"{option} {output}")] + [(Path(w).resolve(), str(w)) for w in writes]
+    for t, shown in targets:
+        for f, display in files:
+            if _same_file(t, f):
+                raise OutputOverInputError(
+                    f"{shown}: is the input {display}; writing there would replace it; choose another output"
+                )
+
+
 def check_output_path(corpus: Corpus, out_dir: PathLike) -> None:
     """Refuse output locations that would overwrite or be read back as input."""
     out = Path(out_dir).resolve()
+    check_not_over_inputs(corpus, out_dir, writes=corpus.output_paths(out))
     if out.exists() and not out.is_dir():
         raise CorpusError(f"{out_dir}: output must be a folder, but a file of that name exists")
-    inputs: set = set()
-    for s in corpus.sources:
-        sp = s.path.resolve()
-        if s.kind == "text" and (_is_within(out, sp)):
-            raise CorpusError(
-                f"{out_dir}: the output folder is inside the input folder {s.display}; "
-                "choose an output outside the input"
-            )
-        inputs.update(p.resolve() for p in s.input_paths())
-    dests = corpus.output_paths(out)
     seen = set()
-    for d in dests:
+    for d in corpus.output_paths(out):
         r = d.resolve()
-        if r in inputs:
-            raise CorpusError(f"{d}: writing there would overwrite an input; choose another output folder")
         if r in seen:
             raise CorpusError(
                 f"{d}: two inputs would be written to the same output file; rename one of them"

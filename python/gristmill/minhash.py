@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -381,6 +382,38 @@ def _resolve_bands(threshold: float, num_perm: int, bands: Optional[int], rows: 
     return bands, rows
 
 
+#: Fewer permutations than this give an S-curve too shallow to act as a threshold.
+MIN_USEFUL_PERM = 16
+
+
+def candidate_probability(j: float, bands: int, rows: int) -> float:
+    """Probability that two documents with Jaccard ``j`` share at least one LSH band."""
+    return 1.0 - (1.0 - j ** rows) ** bands
+
+
+def _warn_meaningless_layout(threshold: float, num_perm: int, bands: int, rows: int, explicit: bool,
+                             verify: bool) -> None:
+    """Warn when the LSH layout cannot separate pairs above the threshold from pairs below it."""
+    lo = max(threshold - 0.3, 0.0)
+    p_hi, p_lo = candidate_probability(threshold, bands, rows), candidate_probability(lo, bands, rows)
+    if num_perm < MIN_USEFUL_PERM:
+        what = ("pairs far below the threshold become candidates too; verification rejects them"
+                if verify else "pairs far below the threshold are removed too (verification is off)")
+        warnings.warn(
+            f"num_perm={num_perm} is too few for a similarity threshold: with {bands} band(s) of {rows} row(s) "
+            f"a pair with Jaccard {threshold:g} is a candidate with probability {p_hi:.2f} and one with "
+            f"Jaccard {lo:g} with probability {p_lo:.2f}; {what}. Use {MIN_USEFUL_PERM * 4} or more permutations",
+            stacklevel=3,
+        )
+    if explicit and bands * rows < num_perm:
+        warnings.warn(
+            f"bands x rows = {bands} x {rows} uses {bands * rows} of the {num_perm} permutations: the other "
+            f"{num_perm - bands * rows} cost time and change nothing but the estimated Jaccard "
+            "(omit --bands/--rows to let gristmill choose, or lower --num-perm)",
+            stacklevel=3,
+        )
+
+
 @dataclass
 class MinHashDedupResult:
     """What :func:`dedup_minhash` found.
@@ -400,6 +433,8 @@ class MinHashDedupResult:
         signatures: the signature matrix (when ``return_signatures=True``).
         index_match: with ``index``, per document the insertion position of the earliest
             indexed item it collides with (dropped), or -1.
+        index_pending: with ``index`` and ``commit_index=False``, the number of kept
+            documents :meth:`commit_index` will add to the index.
     """
 
     keep: np.ndarray
@@ -410,6 +445,23 @@ class MinHashDedupResult:
     timings: Dict[str, float] = field(default_factory=dict)
     signatures: Optional[np.ndarray] = None
     index_match: Optional[np.ndarray] = None
+    _pending: Optional[Tuple["MinHashIndex", List[str], np.ndarray]] = field(default=None, repr=False)
+
+    @property
+    def index_pending(self) -> int:
+        return 0 if self._pending is None else len(self._pending[1])
+
+    def commit_index(self) -> int:
+        """Add the kept documents to the index (after ``dedup_minhash(..., commit_index=False)``,
+        once the outputs are safely written). The insert is atomic; calling it again does
+        nothing. Returns the number of items added."""
+        if self._pending is None:
+            return 0
+        index, keys, sig = self._pending
+        if keys:
+            index.insert(keys, sig)
+        self._pending = None
+        return len(keys)
 
 
 def _batches_of(corpus_or_texts: Any, batch_size: int) -> Iterable[Tuple[Optional[pa.Array], pa.Array]]:
@@ -447,6 +499,7 @@ def dedup_minhash(
     return_signatures: bool = False,
     index: Optional["MinHashIndex"] = None,
     index_keys: Optional[Sequence[str]] = None,
+    commit_index: bool = True,
 ) -> MinHashDedupResult:
     """Find clusters of near-duplicate documents and decide which copy to keep.
 
@@ -479,6 +532,13 @@ def dedup_minhash(
             that share an LSH band with an indexed item are dropped too (``index_match``),
             and the survivors are inserted into the index (keys: ``index_keys``, else the
             corpus ids, else ``"doc<i>"``). Its hasher is used for the signatures.
+            Documents an earlier, committed run of the same corpus already added (same key,
+            same signature) are recognised: they are matched against the index as it was
+            before that run and not added again, so re-running a shard gives the same
+            result as its first run.
+        commit_index: ``False`` leaves the index untouched until
+            :meth:`MinHashDedupResult.commit_index` is called — write the outputs first,
+            then commit, so that a failed write never loses the shard.
 
     >>> texts = ["a b c d e f g h", "a b c d e f g h", "something completely different here"]
     >>> r = dedup_minhash(texts, 0.8, ngram=3)
@@ -493,7 +553,9 @@ def dedup_minhash(
         hasher = index.hasher
     if hasher is None:
         hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, tokenizer=tokenizer, threads=threads)
+    explicit = bands is not None or rows is not None
     bands, rows = _resolve_bands(threshold, hasher.num_perm, bands, rows, weights)
+    _warn_meaningless_layout(threshold, hasher.num_perm, bands, rows, explicit, verify)
     batch_size = _check_int("batch_size", batch_size, 1, 1 << 40)
     if keep not in ("first", "longest") and not keep.startswith("column:"):
         raise ValueError(f"keep must be 'first', 'longest' or 'column:NAME', got {keep!r}")
@@ -567,24 +629,54 @@ def dedup_minhash(
     all_ids: Optional[pa.Array] = None
     if id_parts and sum(len(x) for x in id_parts) == n:
         all_ids = pa.chunked_array(id_parts).combine_chunks()
+    pending = None
+    already_indexed = 0
     if index is not None:
         t0 = time.perf_counter()
         index_match = np.full(n, -1, dtype=np.int64)
         cand = np.flatnonzero(keep_mask & eligible)
+
+        def keys_of(docs: np.ndarray) -> List[str]:
+            if index_keys is not None:
+                if len(index_keys) != n:
+                    raise ValueError(f"index_keys has {len(index_keys)} keys for {n} documents")
+                return [str(index_keys[int(i)]) for i in docs]
+            if all_ids is not None:
+                return [str(k) for k in all_ids.take(pa.array(docs, pa.int64())).to_pylist()]
+            return [f"doc{i}" for i in docs]
+
+        cand_keys = keys_of(cand)
+        same = index.find_same(cand_keys, sig[cand]) if len(cand) else np.zeros(0, np.int64)
         if len(cand):
-            index_match[cand] = index.query_batch(sig[cand])
+            match = index.query_batch(sig[cand])
+            if (same >= 0).any():
+                # an earlier run of this corpus was committed: match against the index as it
+                # was before that run (its items come first in insertion order)
+                match[match >= int(same[same >= 0].min())] = -1
+            index_match[cand] = match
         keep_mask &= index_match < 0
-        new = np.flatnonzero(keep_mask & eligible)
-        if index_keys is not None:
-            if len(index_keys) != n:
-                raise ValueError(f"index_keys has {len(index_keys)} keys for {n} documents")
-            keys = [str(index_keys[int(i)]) for i in new]
-        elif all_ids is not None:
-            keys = all_ids.take(pa.array(new, pa.int64())).to_pylist()
-        else:
-            keys = [f"doc{i}" for i in new]
-        if len(new):
-            index.insert(keys, sig[new])
+        is_new = index_match[cand] < 0
+        new_keys = [k for k, m in zip(cand_keys, is_new) if m]
+        new_same = same[is_new]
+        already_indexed = int((new_same >= 0).sum())
+        add = [k for k, d in zip(new_keys, new_same) if d < 0]
+        if already_indexed and add:
+            raise ValueError(
+                f"{index.path}: {already_indexed} kept documents are already in the index from an earlier "
+                f"run, but {len(add)} (e.g. {add[0]!r}) are not: the input changed since that run; "
+                "deduplicate the changed shard into a new index"
+            )
+        if len(set(add)) != len(add):
+            dup = next(k for i, k in enumerate(add) if k in add[:i])
+            raise ValueError(f"two kept documents have the key {dup!r}; give documents unique ids (--id-field)")
+        for k in add:
+            if k in index:
+                raise ValueError(
+                    f"{index.path}: key {k!r} is already in the index for a different document; "
+                    "give documents unique ids (--id-field) or use another index"
+                )
+        add_rows = cand[is_new][new_same < 0]
+        pending = (index, add, sig[add_rows])
         timings["index"] = time.perf_counter() - t0
     cols: Dict[str, Any] = {
         "cluster": pa.array(out["r_cluster"], pa.uint32()),
@@ -627,13 +719,20 @@ def dedup_minhash(
         "verified_pairs": int(out["verified_pairs"]),
         "rejected_pairs": int(out["rejected_pairs"]),
         "removed_by_index": int((index_match >= 0).sum()) if index_match is not None else 0,
+        "already_in_index": already_indexed,
         "minhash": hasher.describe(),
         "seconds": {k: round(v, 4) for k, v in timings.items()},
     }
-    return MinHashDedupResult(
+    result = MinHashDedupResult(
         keep=keep_mask, component=component, clusters=clusters, pairs=pairs, summary=summary, timings=timings,
-        signatures=sig if return_signatures else None, index_match=index_match,
+        signatures=sig if return_signatures else None, index_match=index_match, _pending=pending,
     )
+    if commit_index and pending is not None:
+        t0 = time.perf_counter()
+        result.commit_index()
+        timings["index"] += time.perf_counter() - t0
+        summary["seconds"]["index"] = round(timings["index"], 4)
+    return result
 
 
 def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
@@ -641,7 +740,8 @@ def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
     :class:`gristmill.Corpus`, in corpus order (for ``keep="column:NAME"``).
 
     JSONL and Parquet inputs only. Missing or null values become NaN (never preferred);
-    booleans count as 0/1; any other non-number is an error naming the document.
+    booleans count as 0/1; any other non-number is an error naming the document. An input
+    in which no document has the field (a misspelt name) is an error naming the fields there.
     """
     from gristmill.io import CorpusError, JsonlSource, ParquetSource, _iter_lines
 
@@ -656,14 +756,27 @@ def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
 
     for src in corpus.sources:
         if isinstance(src, JsonlSource):
+            seen = False
+            first: Optional[List[str]] = None
             for lineno, line in _iter_lines(src.path, src.compression, src.display):
                 rec = src._parse(lineno, line, corpus)
                 if rec is None or rec[1] is None:  # blank line / skipped invalid UTF-8
                     continue
+                seen = seen or name in rec[2]
+                first = first if first is not None else list(rec[2])
                 out.append(conv(rec[2].get(name), f"{src.display}:{lineno}"))
+            if first is not None and not seen:
+                raise CorpusError(
+                    f"{src.display}: no document has the field {name!r} (fields: {', '.join(first[:10])}); "
+                    f"check --keep column:{name}"
+                )
         elif isinstance(src, ParquetSource):
             pf = src._open()
-            src._column(pf, name, "keep")
+            names = pf.schema_arrow.names
+            if name not in names:
+                raise CorpusError(
+                    f"{src.display}: no column {name!r} (columns: {', '.join(names[:10])}); check --keep column:{name}"
+                )
             values = (v for rb in pf.iter_batches(batch_size=8192, columns=[name]) for v in rb.column(0).to_pylist())
             for row, ((doc_id, text), v) in enumerate(zip(src.records(corpus), values)):
                 if text is not None:
@@ -740,6 +853,7 @@ class MinHashIndex:
         self.threshold = threshold
         self.b, self.r = bands, rows
         meta = json.dumps(_index_meta(hasher), sort_keys=True)
+        self.path = os.fspath(path)
         self._core = _native.MinHashIndexCore(
             os.fspath(path), num_perm, bands, rows, hasher.dtype.itemsize, meta
         )
@@ -778,6 +892,11 @@ class MinHashIndex:
         """For every row, the insertion index of the earliest candidate item, or -1
         (``int64``): ``query_batch(sigs) >= 0`` marks the documents to drop as already seen."""
         return self._core.query_first(self._sig2d(signatures))
+
+    def find_same(self, keys: Sequence[str], signatures: Any) -> np.ndarray:
+        """Per row, the insertion position of the item with that key *and* that signature
+        (``int64``), or -1: which documents an earlier run already added."""
+        return self._core.find_same([str(k) for k in keys], self._sig2d(signatures))
 
     def key(self, item: int) -> str:
         """The key of the item inserted at position ``item``."""

@@ -457,9 +457,12 @@ class SuffixIndex:
     """A memory-mapped suffix index on disk: exact counts and locations of any string.
 
     One file holds the text (documents separated by ``0xFF``, a byte that never occurs in
-    UTF-8, so matches never cross documents), the document offsets and the suffix array,
-    behind a checksummed header. It is written to a temporary file and renamed into place
-    only when complete; a truncated or foreign file raises on :meth:`open`.
+    UTF-8, so matches never cross documents), the document offsets, the document ids (when
+    built from a :class:`gristmill.Corpus` or with ``ids``) and the suffix array, each section
+    with its own checksum. It is written to a temporary file and renamed into place only
+    when complete. :meth:`open` checks the header, the section sizes and the document offsets;
+    ``verify=True`` re-hashes everything. A damaged file raises
+    :class:`gristmill.GristmillError` naming the file and saying it is corrupted.
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "corpus.gsi")
@@ -473,23 +476,32 @@ class SuffixIndex:
         self.path = path
 
     @classmethod
-    def build(cls, texts: Texts, path: Union[str, "PathLike[str]"], *, threads: Optional[int] = None) -> "SuffixIndex":
-        """Index ``texts`` into ``path`` (replacing it atomically) and open the result."""
-        arr, _ = _gather(texts, "texts")
+    def build(cls, texts: Texts, path: Union[str, "PathLike[str]"], *, threads: Optional[int] = None,
+              ids: Optional[Sequence[str]] = None) -> "SuffixIndex":
+        """Index ``texts`` into ``path`` (replacing it atomically) and open the result. The
+        document ids of a :class:`gristmill.Corpus` (or ``ids``) are stored too."""
+        from gristmill.io import Corpus, check_not_over_inputs
+
+        if isinstance(texts, Corpus):
+            check_not_over_inputs(texts, path)
+        arr, corpus_ids = _gather(texts, "texts")
+        id_arr = as_string_array(list(ids), what="ids") if ids is not None else corpus_ids
         p = fspath(path)
-        _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads))
+        _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads), False,
+                                        string_buffers(id_arr) if id_arr is not None else None)
         return cls.open(p)
 
     @classmethod
     def open(cls, path: Union[str, "PathLike[str]"], *, verify: bool = False) -> "SuffixIndex":
-        """Open an index. The header, its checksum and the file size are always checked;
-        ``verify=True`` also re-hashes the whole file (detects any corruption)."""
+        """Open an index. The header (its checksum, the section sizes against the file size)
+        and the document offsets are always checked; ``verify=True`` also re-hashes the text,
+        the ids and the suffix array (detects any corruption)."""
         p = fspath(path)
         return cls(_native.NativeSuffixIndex.open(p, verify), p)
 
     @property
     def info(self) -> Dict[str, int]:
-        """Header fields: version, sa_width, num_docs, text_bytes, file_bytes, corpus_checksum."""
+        """Header fields: version, sa_width, num_docs, text_bytes, file_bytes, corpus_checksum, has_ids."""
         return dict(self._native.info())
 
     @property
@@ -508,15 +520,23 @@ class SuffixIndex:
         return int(self._native.count(_pattern(pattern)))
 
     def locate(self, pattern: Union[str, bytes], limit: int = 100) -> pa.Table:
-        """Up to ``limit`` occurrences as a table (``doc``, ``offset`` in bytes), sorted."""
+        """Up to ``limit`` occurrences as a table (``doc``, ``offset`` in bytes, and ``id``
+        when the index stores ids), sorted."""
         if limit < 0:
             raise ValueError("limit must be non-negative")
         d, o = self._native.locate(_pattern(pattern), int(limit))
-        return pa.table({"doc": d, "offset": o})
+        cols: Dict[str, Any] = {"doc": d, "offset": o}
+        if self.info["has_ids"]:
+            cols["id"] = pa.array([self._native.doc_id(int(i)) for i in d], pa.string())
+        return pa.table(cols)
 
     def document(self, i: int) -> str:
         """Document ``i`` as stored in the index."""
-        return bytes(self._native.document(i)).decode("utf-8")
+        return self._native.document(int(i))  # a corrupted-index error if no longer UTF-8
+
+    def doc_id(self, i: int) -> Optional[str]:
+        """The id of document ``i`` (``None`` when the index was built without ids)."""
+        return self._native.doc_id(int(i))
 
     def verify(self) -> None:
         """Re-hash the whole file against the header checksum."""

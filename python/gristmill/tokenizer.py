@@ -641,9 +641,11 @@ def tokenize_corpus(
 
     Read back with ``np.memmap(out / shard["tokens"], dtype=manifest["dtype"], mode="r")``.
     """
-    from gristmill.io import atomic_write, write_json
+    from gristmill.io import Corpus, atomic_write, check_not_over_inputs, write_json
 
     out = Path(out_dir)
+    if isinstance(corpus, Corpus):
+        check_not_over_inputs(corpus, out, writes=[out / "manifest.json"])
     out.mkdir(parents=True, exist_ok=True)
     if shard_tokens < 1:
         raise ValueError("shard_tokens must be positive")

@@ -406,6 +406,33 @@ impl MinHashIndex {
         Ok(out)
     }
 
+    /// For each row `i`, the id of the indexed item with key `keys[i]` if that item holds
+    /// the same signature (every band of row `i` is stored under that id), else -1. This
+    /// recognises documents an earlier, committed run already added (parallel).
+    pub fn find_same(&self, keys: &[String], sig: SigView<'_>) -> Result<Vec<i64>> {
+        let n = self.check_sig(&sig)?;
+        if keys.len() != n {
+            return Err(Error::invalid_argument(format!("{} keys for {n} signatures", keys.len())));
+        }
+        let bands = self.params.bands as usize;
+        let bk = self.keys_of(sig)?;
+        let mut out = vec![-1i64; n];
+        out.par_iter_mut().enumerate().for_each_init(Vec::new, |buf: &mut Vec<u64>, (i, o)| {
+            let Some(&id) = self.key_ids.get(&keys[i]) else { return };
+            let same = bk[i * bands..(i + 1) * bands].iter().all(|&k| {
+                buf.clear();
+                for r in &self.runs {
+                    r.lookup(k, buf);
+                }
+                buf.contains(&id)
+            });
+            if same {
+                *o = id as i64;
+            }
+        });
+        Ok(out)
+    }
+
     /// Merge every run into one (queries then need `bands` searches instead of
     /// `bands × runs`).
     pub fn compact(&mut self) -> Result<()> {
@@ -455,6 +482,8 @@ mod tests {
         assert_eq!(idx.query(SigView::U32(&[1, 2, 0, 0])).unwrap(), vec![0, 1]);
         assert_eq!(idx.query(SigView::U32(&[0, 0, 3, 4])).unwrap(), vec![0, 3]);
         assert_eq!(idx.query_first(SigView::U32(&[0, 0, 0, 0, 7, 7, 0, 0])).unwrap(), vec![-1, 2]);
+        let same = idx.find_same(&["a".into(), "b".into(), "z".into(), "d".into()], SigView::U32(&[1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 5, 5, 3, 4]));
+        assert_eq!(same.unwrap(), vec![0, -1, -1, 3]); // b's second band differs; z is not indexed
         drop(idx);
         let mut idx = MinHashIndex::open(&dir, &params("m")).unwrap();
         assert_eq!(idx.len(), 4);

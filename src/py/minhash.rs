@@ -705,6 +705,15 @@ impl PyMinHashIndex {
         Ok(PyArray1::from_vec(py, v))
     }
 
+    /// find_same(keys, signatures) -> int64 array: id of the item with that key and the same
+    /// signature per row, or -1.
+    fn find_same<'py>(&self, py: Python<'py>, keys: Vec<String>, signatures: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let sig = SigArg::extract(signatures)?;
+        let view = sig.view()?;
+        let v = py.detach(|| self.inner.find_same(&keys, view))?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+
     /// key(id) -> str
     fn key(&self, id: u64) -> PyResult<String> {
         self.inner

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyDict, PyList};
 
 use super::DocsArg;
 use crate::suffix::repeats::{Keep, RepeatOptions, RepeatStats, Span};
@@ -231,6 +231,7 @@ fn info_dict<'py>(py: Python<'py>, i: &IndexInfo) -> PyResult<Bound<'py, PyDict>
     d.set_item("text_bytes", i.text_len)?;
     d.set_item("file_bytes", i.file_len)?;
     d.set_item("corpus_checksum", i.corpus_checksum)?;
+    d.set_item("has_ids", i.has_ids)?;
     Ok(d)
 }
 
@@ -243,10 +244,18 @@ struct PySuffixIndex {
 #[pymethods]
 impl PySuffixIndex {
     #[staticmethod]
-    #[pyo3(signature = (docs, path, threads=0, force_64=false))]
-    fn build<'py>(py: Python<'py>, docs: DocsArg<'py>, path: PathBuf, threads: usize, force_64: bool) -> PyResult<Bound<'py, PyDict>> {
+    #[pyo3(signature = (docs, path, threads=0, force_64=false, ids=None))]
+    fn build<'py>(
+        py: Python<'py>,
+        docs: DocsArg<'py>,
+        path: PathBuf,
+        threads: usize,
+        force_64: bool,
+        ids: Option<DocsArg<'py>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let view = docs.view()?;
-        let info = py.detach(|| core::SuffixIndex::build(view, &path, threads, width(force_64)))?;
+        let ids_view = ids.as_ref().map(|d| d.view()).transpose()?;
+        let info = py.detach(|| core::SuffixIndex::build_with_ids(view, ids_view, &path, threads, width(force_64)))?;
         info_dict(py, &info)
     }
 
@@ -283,8 +292,14 @@ impl PySuffixIndex {
         Ok((docs.into_pyarray(py), offs.into_pyarray(py)))
     }
 
-    fn document<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, self.inner.document(i)?))
+    /// document(i) -> str (a corrupted-index error when it is not UTF-8 any more)
+    fn document(&self, i: usize) -> PyResult<String> {
+        Ok(self.inner.document_str(i)?.to_owned())
+    }
+
+    /// doc_id(i) -> str | None: the stored id of document i (None without ids).
+    fn doc_id(&self, i: usize) -> PyResult<Option<String>> {
+        Ok(self.inner.doc_id(i)?.map(str::to_owned))
     }
 }
 

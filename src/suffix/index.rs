@@ -1,13 +1,15 @@
 //! The on-disk suffix index: one memory-mapped file holding the corpus text, the document
-//! offsets and the suffix array, answering `count` / `locate` by binary search.
+//! offsets, optional document ids and the suffix array, answering `count` / `locate` by
+//! binary search.
 //!
-//! # File format (version 1, little-endian)
+//! # File format (version 2, little-endian)
 //!
 //! | bytes | content |
 //! |---|---|
-//! | 0..128 | header: magic `GMSUFIDX`, version, SA width, #docs, text length, section offsets, file length, body checksum, corpus checksum, header checksum |
-//! | 128.. | text: every document followed by one `0xFF` byte |
+//! | 0..256 | header: magic `GMSUFIDX`, version, SA width, #docs, section offsets and sizes, file length, one xxh3-64 checksum per section, header checksum |
+//! | 256.. | text: every document followed by one `0xFF` byte |
 //! | 8-aligned | `num_docs + 1` u64 offsets of the documents inside the text |
+//! | next | ids (optional): `num_docs + 1` u64 offsets into the id bytes, then the id bytes (UTF-8) |
 //! | 8-aligned | suffix array, `text_len` entries of 4 or 8 bytes |
 //!
 //! `0xFF` never occurs in UTF-8, so it separates documents without any possible
@@ -15,14 +17,22 @@
 //! exactly the width of the suffix-array interval (no per-occurrence filtering). Documents
 //! containing `0xFF` (not valid UTF-8) are rejected at build time.
 //!
-//! The file is written to a temporary name in the target directory, the header (with its
-//! own checksum and the expected file length) is written last, the file is fsynced and only
-//! then renamed into place. A truncated, partially written or foreign file fails
-//! [`SuffixIndex::open`]; `verify` additionally re-hashes the whole body.
+//! Every section has its own checksum. [`SuffixIndex::open`] checks what is cheap: the
+//! header (magic, version, its checksum, section sizes against the file length) and the
+//! small document-offset section (checksum, order); the id section is checked the first time
+//! an id is read. `verify` re-hashes the text and the suffix array too. Queries check what
+//! they touch (suffix-array entries in range, matches really there, documents valid UTF-8)
+//! and report a corrupted index, never a wrong answer they can detect. Version 1 files
+//! (one body checksum) are refused with a message to rebuild them.
+//!
+//! The file is written to a temporary name in the target directory, the header is written
+//! last, the file is fsynced and only then renamed into place. A truncated, partially
+//! written or foreign file fails [`SuffixIndex::open`].
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
@@ -32,9 +42,11 @@ use crate::text::Docs;
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"GMSUFIDX";
-const VERSION: u32 = 1;
-const HEADER: usize = 128;
+const VERSION: u32 = 2;
+const HEADER: usize = 256;
+const V1_HEADER: usize = 128;
 const SEP: u8 = 0xFF;
+const FIELDS: usize = 14;
 
 /// Header fields of an index file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,11 +58,38 @@ pub struct IndexInfo {
     pub text_len: u64,
     pub text_off: u64,
     pub docs_off: u64,
+    /// Start of the id offsets (equal to `sa_off` rounded down when there are no ids).
+    pub ids_off: u64,
+    /// Bytes of id text (0 without ids).
+    pub ids_len: u64,
+    pub has_ids: bool,
     pub sa_off: u64,
     pub file_len: u64,
-    pub body_checksum: u64,
-    /// xxh3-64 of the documents each followed by `0xFF` (see [`corpus_checksum`]).
+    /// xxh3-64 of the documents each followed by `0xFF` (the text section; see [`corpus_checksum`]).
     pub corpus_checksum: u64,
+    pub docs_checksum: u64,
+    pub ids_checksum: u64,
+    pub sa_checksum: u64,
+}
+
+/// Byte offsets of the sections for the given sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    docs_off: u64,
+    ids_off: u64,
+    sa_off: u64,
+    file_len: u64,
+}
+
+/// The layout for the given sizes, or `None` on overflow.
+fn layout(text_len: u64, num_docs: u64, has_ids: bool, ids_len: u64, width: u32) -> Option<Layout> {
+    let docs_off = (HEADER as u64).checked_add(text_len)?.checked_next_multiple_of(8)?;
+    let offsets = num_docs.checked_add(1)?.checked_mul(8)?;
+    let ids_off = docs_off.checked_add(offsets)?;
+    let ids_end = if has_ids { ids_off.checked_add(offsets)?.checked_add(ids_len)? } else { ids_off };
+    let sa_off = ids_end.checked_next_multiple_of(8)?;
+    let file_len = sa_off.checked_add(text_len.checked_mul(width as u64)?)?;
+    Some(Layout { docs_off, ids_off, sa_off, file_len })
 }
 
 impl IndexInfo {
@@ -59,38 +98,57 @@ impl IndexInfo {
         h[0..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&self.version.to_le_bytes());
         h[12..16].copy_from_slice(&self.sa_width.to_le_bytes());
-        let fields = [
+        let fields: [u64; FIELDS] = [
             self.num_docs,
             self.text_len,
             self.text_off,
             self.docs_off,
+            self.ids_off,
+            self.ids_len,
+            self.has_ids as u64,
             self.sa_off,
             self.file_len,
-            self.body_checksum,
             self.corpus_checksum,
+            self.docs_checksum,
+            self.ids_checksum,
+            self.sa_checksum,
+            0, // reserved
         ];
         for (k, v) in fields.iter().enumerate() {
             h[16 + 8 * k..24 + 8 * k].copy_from_slice(&v.to_le_bytes());
         }
-        let c = xxh3_64(&h[..120]);
-        h[120..128].copy_from_slice(&c.to_le_bytes());
+        let c = xxh3_64(&h[..HEADER - 8]);
+        h[HEADER - 8..].copy_from_slice(&c.to_le_bytes());
         h
     }
 
     fn decode(h: &[u8], path: &str) -> Result<IndexInfo> {
         let bad = |m: String| Error::invalid_data(path, m);
-        if h.len() < HEADER {
-            return Err(bad(format!("file of {} bytes is too short to be a gristmill suffix index", h.len())));
-        }
-        if &h[0..8] != MAGIC {
+        if h.len() < 16 || &h[0..8] != MAGIC {
+            if h.len() < 16 {
+                return Err(bad(format!("file of {} bytes is too short to be a gristmill suffix index", h.len())));
+            }
             return Err(bad("not a gristmill suffix index (bad magic; the file may be incomplete)".into()));
-        }
-        if u64_at(h, 120) != xxh3_64(&h[..120]) {
-            return Err(bad("index header checksum mismatch (corrupted file)".into()));
         }
         let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
         if version != VERSION {
-            return Err(bad(format!("unsupported index version {version} (this gristmill reads version {VERSION})")));
+            // a genuine older file has a valid header of its own version
+            if version == 1 && h.len() >= V1_HEADER && u64_at(h, V1_HEADER - 8) == xxh3_64(&h[..V1_HEADER - 8]) {
+                return Err(bad(format!(
+                    "suffix index format version 1, written by an older gristmill; this gristmill reads \
+                     version {VERSION} (with per-section checksums): rebuild it with `gristmill index build`"
+                )));
+            }
+            if h.len() >= HEADER && u64_at(h, HEADER - 8) != xxh3_64(&h[..HEADER - 8]) {
+                return Err(bad("corrupted suffix index: header checksum mismatch".into()));
+            }
+            return Err(bad(format!("unsupported suffix index version {version} (this gristmill reads version {VERSION})")));
+        }
+        if h.len() < HEADER {
+            return Err(bad(format!("file of {} bytes is too short to be a gristmill suffix index (truncated)", h.len())));
+        }
+        if u64_at(h, HEADER - 8) != xxh3_64(&h[..HEADER - 8]) {
+            return Err(bad("corrupted suffix index: header checksum mismatch".into()));
         }
         let f = |k: usize| u64_at(h, 16 + 8 * k);
         let info = IndexInfo {
@@ -100,17 +158,25 @@ impl IndexInfo {
             text_len: f(1),
             text_off: f(2),
             docs_off: f(3),
-            sa_off: f(4),
-            file_len: f(5),
-            body_checksum: f(6),
-            corpus_checksum: f(7),
+            ids_off: f(4),
+            ids_len: f(5),
+            has_ids: f(6) == 1,
+            sa_off: f(7),
+            file_len: f(8),
+            corpus_checksum: f(9),
+            docs_checksum: f(10),
+            ids_checksum: f(11),
+            sa_checksum: f(12),
         };
-        let expect = layout(info.text_len, info.num_docs, info.sa_width);
+        let expect = layout(info.text_len, info.num_docs, info.has_ids, info.ids_len, info.sa_width);
+        let got = Layout { docs_off: info.docs_off, ids_off: info.ids_off, sa_off: info.sa_off, file_len: info.file_len };
         if !(info.sa_width == 4 || info.sa_width == 8)
-            || expect != Some((info.docs_off, info.sa_off, info.file_len))
+            || f(6) > 1
+            || (!info.has_ids && info.ids_len != 0)
+            || expect != Some(got)
             || info.text_off != HEADER as u64
         {
-            return Err(bad("inconsistent index header (corrupted file)".into()));
+            return Err(bad("corrupted suffix index: inconsistent section sizes in the header".into()));
         }
         Ok(info)
     }
@@ -122,14 +188,6 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-/// `(docs_off, sa_off, file_len)` for the given sizes, or `None` on overflow.
-fn layout(text_len: u64, num_docs: u64, width: u32) -> Option<(u64, u64, u64)> {
-    let docs_off = (HEADER as u64).checked_add(text_len)?.checked_next_multiple_of(8)?;
-    let sa_off = docs_off.checked_add(num_docs.checked_add(1)?.checked_mul(8)?)?;
-    let end = sa_off.checked_add(text_len.checked_mul(width as u64)?)?;
-    Some((docs_off, sa_off, end))
-}
-
 /// xxh3-64 of the documents, each followed by `0xFF`: equal to an index's
 /// `corpus_checksum` iff the index was built from exactly these documents.
 pub fn corpus_checksum(docs: Docs<'_>) -> u64 {
@@ -139,6 +197,10 @@ pub fn corpus_checksum(docs: Docs<'_>) -> u64 {
         h.update(&[SEP]);
     }
     h.digest()
+}
+
+fn offsets_bytes(offsets: &[u64]) -> Vec<u8> {
+    offsets.iter().flat_map(|o| o.to_le_bytes()).collect()
 }
 
 enum SaBuf {
@@ -160,6 +222,8 @@ pub struct SuffixIndex {
     map: Mmap,
     info: IndexInfo,
     path: String,
+    /// Whether the id section matched its checksum (checked on first use).
+    ids_ok: OnceLock<bool>,
 }
 
 struct TempFile {
@@ -179,7 +243,28 @@ impl SuffixIndex {
     /// Build an index of `docs` at `path` (atomically replacing any existing file) and
     /// return its header. `threads` as in suffix-array construction (0 = all cores).
     pub fn build(docs: Docs<'_>, path: &Path, threads: usize, width: IndexWidth) -> Result<IndexInfo> {
+        Self::build_with_ids(docs, None, path, threads, width)
+    }
+
+    /// [`SuffixIndex::build`], also storing one id (UTF-8) per document.
+    pub fn build_with_ids(
+        docs: Docs<'_>,
+        ids: Option<Docs<'_>>,
+        path: &Path,
+        threads: usize,
+        width: IndexWidth,
+    ) -> Result<IndexInfo> {
         let shown = path.display().to_string();
+        if let Some(ids) = &ids {
+            if ids.len() != docs.len() {
+                return Err(Error::invalid_argument(format!("{} ids for {} documents", ids.len(), docs.len())));
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if std::str::from_utf8(id).is_err() {
+                    return Err(Error::invalid_data(format!("id of document {i}"), "not valid UTF-8"));
+                }
+            }
+        }
         let mut text = Vec::with_capacity(docs.total_bytes() + docs.len());
         let mut offsets = Vec::with_capacity(docs.len() + 1);
         for (i, d) in docs.iter().enumerate() {
@@ -201,7 +286,8 @@ impl SuffixIndex {
         } else {
             SaBuf::W64(suffix_array::<u8, i64>(&text, threads)?)
         };
-        let (docs_off, sa_off, file_len) = layout(text.len() as u64, docs.len() as u64, w)
+        let ids_len = ids.as_ref().map_or(0, |d| d.total_bytes() as u64);
+        let lay = layout(text.len() as u64, docs.len() as u64, ids.is_some(), ids_len, w)
             .ok_or_else(|| Error::invalid_argument("corpus too large for the index format"))?;
 
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -215,19 +301,38 @@ impl SuffixIndex {
         let io = |e: std::io::Error| Error::io(&shown, e);
         let file = File::create(&tmp.path).map_err(io)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        let mut hasher = Xxh3::new();
-        let mut put = |out: &mut BufWriter<File>, b: &[u8]| -> std::io::Result<()> {
-            hasher.update(b);
-            out.write_all(b)
-        };
         out.write_all(&[0u8; HEADER]).map_err(io)?; // placeholder: no magic until the end
-        put(&mut out, &text).map_err(io)?;
-        let pad = (docs_off - (HEADER + text.len()) as u64) as usize;
-        put(&mut out, &[0u8; 8][..pad]).map_err(io)?;
-        let off_bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
-        put(&mut out, &off_bytes).map_err(io)?;
-        debug_assert_eq!(sa_off, docs_off + off_bytes.len() as u64);
+        out.write_all(&text).map_err(io)?;
+        let pad = (lay.docs_off - (HEADER + text.len()) as u64) as usize;
+        out.write_all(&[0u8; 8][..pad]).map_err(io)?;
+        let off_bytes = offsets_bytes(&offsets);
+        let docs_checksum = xxh3_64(&off_bytes);
+        out.write_all(&off_bytes).map_err(io)?;
+        drop(off_bytes);
+        let mut ids_hash = Xxh3::new();
+        let mut at = lay.ids_off;
+        if let Some(ids) = &ids {
+            let mut id_offsets = Vec::with_capacity(ids.len() + 1);
+            let mut o = 0u64;
+            for id in ids.iter() {
+                id_offsets.push(o);
+                o += id.len() as u64;
+            }
+            id_offsets.push(o);
+            let b = offsets_bytes(&id_offsets);
+            ids_hash.update(&b);
+            out.write_all(&b).map_err(io)?;
+            at += b.len() as u64;
+            for id in ids.iter() {
+                ids_hash.update(id);
+                out.write_all(id).map_err(io)?;
+            }
+            at += o;
+        }
+        let ids_checksum = ids_hash.digest();
+        out.write_all(&[0u8; 8][..(lay.sa_off - at) as usize]).map_err(io)?;
         // stream the suffix array out in little-endian chunks (no second n-sized buffer)
+        let mut sa_hash = Xxh3::new();
         let mut chunk = Vec::with_capacity(1 << 20);
         let entries = sa.len();
         let mut i = 0;
@@ -238,7 +343,8 @@ impl SuffixIndex {
                 SaBuf::W32(v) => v[i..j].iter().for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
                 SaBuf::W64(v) => v[i..j].iter().for_each(|x| chunk.extend_from_slice(&x.to_le_bytes())),
             }
-            put(&mut out, &chunk).map_err(io)?;
+            sa_hash.update(&chunk);
+            out.write_all(&chunk).map_err(io)?;
             i = j;
         }
         drop(sa);
@@ -248,11 +354,16 @@ impl SuffixIndex {
             num_docs: docs.len() as u64,
             text_len: text.len() as u64,
             text_off: HEADER as u64,
-            docs_off,
-            sa_off,
-            file_len,
-            body_checksum: hasher.digest(),
+            docs_off: lay.docs_off,
+            ids_off: lay.ids_off,
+            ids_len,
+            has_ids: ids.is_some(),
+            sa_off: lay.sa_off,
+            file_len: lay.file_len,
             corpus_checksum,
+            docs_checksum,
+            ids_checksum,
+            sa_checksum: sa_hash.digest(),
         };
         let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_all().map_err(io)?;
@@ -269,8 +380,13 @@ impl SuffixIndex {
         Ok(info)
     }
 
-    /// Open and validate an index (header, checksum of the header, exact file length).
-    /// With `verify`, also re-hash the whole body (detects any corruption).
+    fn corrupt(&self, what: impl std::fmt::Display) -> Error {
+        corrupt(&self.path, what)
+    }
+
+    /// Open and validate an index: header (magic, version, checksum), section sizes against
+    /// the file length, and the document offsets (checksum and order). With `verify`, also
+    /// re-hash the text, the ids and the suffix array (detects any corruption).
     pub fn open(path: &Path, verify: bool) -> Result<SuffixIndex> {
         let shown = path.display().to_string();
         let file = File::open(path).map_err(|e| Error::io(&shown, e))?;
@@ -279,24 +395,61 @@ impl SuffixIndex {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&shown, e))?;
         let info = IndexInfo::decode(&map[..map.len().min(HEADER)], &shown)?;
         if map.len() as u64 != info.file_len {
-            return Err(Error::invalid_data(
+            return Err(corrupt(
                 &shown,
-                format!("index file has {} bytes but its header says {} (truncated or corrupted)", map.len(), info.file_len),
+                format!("the file has {} bytes but its header says {} (truncated or extended)", map.len(), info.file_len),
             ));
         }
-        let idx = SuffixIndex { map, info, path: shown };
+        let idx = SuffixIndex { map, info, path: shown, ids_ok: OnceLock::new() };
+        let offs = &idx.map[info.docs_off as usize..info.ids_off as usize];
+        if xxh3_64(offs) != info.docs_checksum {
+            return Err(idx.corrupt("document offsets checksum mismatch"));
+        }
+        let mut prev = 0u64;
+        for d in 0..=info.num_docs as usize {
+            let o = idx.doc_offset(d);
+            if (d == 0 && o != 0) || o < prev || (d > 0 && o == prev) {
+                return Err(idx.corrupt("document offsets out of order"));
+            }
+            prev = o;
+        }
+        if prev != info.text_len {
+            return Err(idx.corrupt("document offsets do not end at the end of the text"));
+        }
         if verify {
             idx.verify()?;
         }
         Ok(idx)
     }
 
-    /// Re-hash the body and check it against the header.
+    /// Re-hash every section and check it against the header.
     pub fn verify(&self) -> Result<()> {
-        if xxh3_64(&self.map[HEADER..]) != self.info.body_checksum {
-            return Err(Error::invalid_data(&self.path, "index body checksum mismatch (corrupted file)"));
+        if xxh3_64(self.text()) != self.info.corpus_checksum {
+            return Err(self.corrupt("text checksum mismatch"));
+        }
+        self.check_ids()?;
+        let sa = &self.map[self.info.sa_off as usize..];
+        if xxh3_64(sa) != self.info.sa_checksum {
+            return Err(self.corrupt("suffix array checksum mismatch"));
         }
         Ok(())
+    }
+
+    fn check_ids(&self) -> Result<()> {
+        let ok = *self.ids_ok.get_or_init(|| {
+            let i = &self.info;
+            !i.has_ids || xxh3_64(&self.map[i.ids_off as usize..(i.sa_off as usize).min(self.ids_end())]) == i.ids_checksum
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(self.corrupt("document ids checksum mismatch"))
+        }
+    }
+
+    fn ids_end(&self) -> usize {
+        let i = &self.info;
+        (i.ids_off + 8 * (i.num_docs + 1) + i.ids_len) as usize
     }
 
     pub fn info(&self) -> IndexInfo {
@@ -347,7 +500,7 @@ impl SuffixIndex {
         let prefix = |i: usize| -> Result<&[u8]> {
             let p = self.sa(i);
             if p >= n {
-                return Err(Error::invalid_data(&self.path, "suffix array entry out of range (corrupted index)"));
+                return Err(self.corrupt("suffix array entry out of range"));
             }
             Ok(&text[p..n.min(p + pattern.len())])
         };
@@ -371,6 +524,14 @@ impl SuffixIndex {
                 hi = mid;
             }
         }
+        // cheap consistency: the ends of a sorted interval hold the pattern, their outer
+        // neighbours do not
+        if start < lo && (prefix(start)? != pattern || prefix(lo - 1)? != pattern) {
+            return Err(self.corrupt("suffix array out of order"));
+        }
+        if (start > 0 && prefix(start - 1)? >= pattern) || (lo < n && prefix(lo)? <= pattern) {
+            return Err(self.corrupt("suffix array out of order"));
+        }
         Ok((start, lo))
     }
 
@@ -386,16 +547,20 @@ impl SuffixIndex {
 
     /// Up to `limit` occurrences as `(document, byte offset in document)`, sorted. Which
     /// occurrences are returned when there are more than `limit` is deterministic (the first
-    /// ones in suffix order).
+    /// ones in suffix order). Each returned occurrence is checked against the text.
     pub fn locate(&self, pattern: &[u8], limit: usize) -> Result<Vec<(u64, u64)>> {
         if pattern.contains(&SEP) {
             return Ok(Vec::new());
         }
         let (lo, hi) = self.interval(pattern)?;
         let nd = self.info.num_docs as usize;
+        let text = self.text();
         let mut out = Vec::with_capacity((hi - lo).min(limit));
         for i in lo..hi.min(lo.saturating_add(limit)) {
             let p = self.sa(i) as u64;
+            if text.get(p as usize..p as usize + pattern.len()) != Some(pattern) {
+                return Err(self.corrupt("suffix array entry does not match the text"));
+            }
             // last document whose start is <= p
             let (mut a, mut b) = (0usize, nd);
             while a < b {
@@ -406,9 +571,7 @@ impl SuffixIndex {
                     b = m - 1;
                 }
             }
-            let off = p
-                .checked_sub(self.doc_offset(a))
-                .ok_or_else(|| Error::invalid_data(&self.path, "document offsets out of order (corrupted index)"))?;
+            let off = p.checked_sub(self.doc_offset(a)).ok_or_else(|| self.corrupt("document offsets out of order"))?;
             out.push((a as u64, off));
         }
         out.sort_unstable();
@@ -421,9 +584,42 @@ impl SuffixIndex {
             return Err(Error::invalid_argument(format!("document {d} out of range ({} documents)", self.info.num_docs)));
         }
         let (s, e) = (self.doc_offset(d) as usize, self.doc_offset(d + 1) as usize);
-        if s >= e || e > self.text().len() {
-            return Err(Error::invalid_data(&self.path, "document offsets out of range (corrupted index)"));
+        if s >= e || e > self.text().len() || self.text()[e - 1] != SEP {
+            return Err(self.corrupt(format!("document {d} is not where the offsets say")));
         }
         Ok(&self.text()[s..e - 1])
     }
+
+    /// Document `d` as text: an index built from text (all gristmill corpora are UTF-8)
+    /// whose document is not UTF-8 any more is corrupted.
+    pub fn document_str(&self, d: usize) -> Result<&str> {
+        std::str::from_utf8(self.document(d)?).map_err(|_| self.corrupt(format!("document {d} is not valid UTF-8")))
+    }
+
+    /// The id stored for document `d`, or `None` when the index was built without ids.
+    pub fn doc_id(&self, d: usize) -> Result<Option<&str>> {
+        if d as u64 >= self.info.num_docs {
+            return Err(Error::invalid_argument(format!("document {d} out of range ({} documents)", self.info.num_docs)));
+        }
+        if !self.info.has_ids {
+            return Ok(None);
+        }
+        self.check_ids()?;
+        let base = self.info.ids_off as usize;
+        let bytes = base + 8 * (self.info.num_docs as usize + 1);
+        let (s, e) = (u64_at(&self.map, base + 8 * d) as usize, u64_at(&self.map, base + 8 * d + 8) as usize);
+        let id = self
+            .map
+            .get(bytes + s..bytes + e)
+            .filter(|_| s <= e && bytes + e <= self.ids_end())
+            .ok_or_else(|| self.corrupt("document id offsets out of range"))?;
+        std::str::from_utf8(id).map(Some).map_err(|_| self.corrupt(format!("id of document {d} is not UTF-8")))
+    }
+}
+
+fn corrupt(path: &str, what: impl std::fmt::Display) -> Error {
+    Error::invalid_data(
+        path,
+        format!("corrupted suffix index ({what}); rebuild it with `gristmill index build`"),
+    )
 }
