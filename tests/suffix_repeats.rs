@@ -8,8 +8,11 @@ use gristmill::suffix::{contamination, find_repeats, find_repeats_in_parts, find
 use gristmill::text::corpus::OwnedDocs;
 use proptest::prelude::*;
 
-/// Brute force: per-position removal flags and occurrence counts, then maximal runs.
+/// Brute force: per-position removal flags and occurrence counts, then maximal runs. A
+/// window occurrence is a removal window when its content occurs at least twice (keep none)
+/// or when the same content occurs at an earlier corpus position (keep first).
 fn reference<T: std::hash::Hash + Eq>(docs: &[Vec<T>], l: usize, keep: Keep) -> Vec<Span> {
+    // occurrences of each content, pushed in corpus order
     let mut classes: HashMap<&[T], Vec<(usize, usize)>> = HashMap::new();
     for (d, doc) in docs.iter().enumerate() {
         if doc.len() >= l {
@@ -18,33 +21,27 @@ fn reference<T: std::hash::Hash + Eq>(docs: &[Vec<T>], l: usize, keep: Keep) -> 
             }
         }
     }
-    let mut later: Vec<Vec<u64>> = docs.iter().map(|d| vec![0; d.len()]).collect(); // max occ, 0 = none
-    let mut prot: Vec<Vec<bool>> = docs.iter().map(|d| vec![false; d.len()]).collect();
+    let mut cov: Vec<Vec<u64>> = docs.iter().map(|d| vec![0; d.len()]).collect(); // max occ, 0 = kept
     for occs in classes.values() {
         if occs.len() < 2 {
             continue;
         }
-        let first = *occs.iter().min().unwrap();
-        for &(d, p) in occs {
-            let is_first = keep == Keep::First && (d, p) == first;
-            for i in p..p + l {
-                if is_first {
-                    prot[d][i] = true;
-                } else {
-                    later[d][i] = later[d][i].max(occs.len() as u64);
-                }
+        let skip = usize::from(keep == Keep::First);
+        for &(d, p) in &occs[skip..] {
+            for x in &mut cov[d][p..p + l] {
+                *x = (*x).max(occs.len() as u64);
             }
         }
     }
-    runs(&later, &prot)
+    runs(&cov)
 }
 
-fn runs(cov: &[Vec<u64>], prot: &[Vec<bool>]) -> Vec<Span> {
+fn runs(cov: &[Vec<u64>]) -> Vec<Span> {
     let mut out = Vec::new();
     for d in 0..cov.len() {
         let mut cur: Option<Span> = None;
         for i in 0..=cov[d].len() {
-            let removed = i < cov[d].len() && cov[d][i] > 0 && !prot[d][i];
+            let removed = i < cov[d].len() && cov[d][i] > 0;
             if removed {
                 let o = cov[d][i];
                 cur = Some(match cur {
@@ -80,8 +77,7 @@ fn reference_contamination(train: &[Vec<u8>], eval: &[Vec<u8>], l: usize) -> Vec
             }
         }
     }
-    let prot: Vec<Vec<bool>> = eval.iter().map(|d| vec![false; d.len()]).collect();
-    runs(&cov, &prot)
+    runs(&cov)
 }
 
 fn bounds(docs: &[Vec<u8>]) -> (Vec<u8>, Vec<usize>) {

@@ -141,7 +141,7 @@ def find_repeats(
     the result is identical for any value.
 
     ``memory_limit`` (bytes) switches to the external path: windows are hash-partitioned and
-    each part is sorted separately, so the working memory stays under the limit (2 bits per
+    each part is sorted separately, so the working memory stays under the limit (1 bit per
     input byte for the marks must fit); the spans are identical to the in-memory path.
 
     Raises :class:`gristmill.GristmillError` (a ``ValueError``) if ``min_length < 1`` or if

@@ -10,30 +10,46 @@
 //!   **duplicate class**; its size is its number of occurrences.
 //! * `Keep::None` (Lee et al.): every byte covered by any occurrence of a duplicate class is
 //!   removed.
-//! * `Keep::First`: in each duplicate class the occurrence with the smallest corpus position
-//!   (document order, then offset) is the *first copy*, all others are *later copies*. A
-//!   byte is removed iff it is covered by a later copy **and not covered by any first copy**.
-//!   Hence the first copy of every repeated window survives intact (so the first copy of a
-//!   long repeated passage is kept whole), while a later copy of a passage is removed
-//!   entirely unless part of it is itself the first copy of some other repeated window
-//!   (e.g. a periodic run `aaaa…` keeps its first `L` bytes).
+//! * `Keep::First`: an occurrence is a **later copy** when an occurrence of the same window
+//!   content starts earlier in corpus order (document order, then offset); the earliest
+//!   occurrence of a class is its *first copy*. A symbol is removed iff it is covered by a
+//!   later copy. This is the promise it buys, checked directly by the tests:
+//!   - **no duplicate survives**: every `L`-window lying wholly inside kept text (a
+//!     contiguous kept stretch of one document) is the first copy of its content, so no
+//!     window of the kept text occurs twice in it;
+//!   - **no over-removal**: every removed symbol lies inside a later copy of a window that
+//!     occurs earlier;
+//!   - nothing is removed that `Keep::None` keeps; of two identical documents the later one
+//!     is removed whole and the earlier keeps at least its first symbol unless an earlier
+//!     document contains its first window, so the two never both vanish.
+//!
+//!   The cost, on self-overlapping text: a first copy is not always kept whole. A window of
+//!   a first copy that repeats text seen earlier (an earlier document, or earlier in the same
+//!   passage) is cut. A periodic run of period `q < L` (`abcabcabc…`, a register table whose
+//!   rows repeat with a changing field shorter than `L - q`…) keeps only its first `q`
+//!   symbols, because the window at offset `q` equals the one at offset 0; those `q` symbols
+//!   are shorter than `L`, so no kept window remains to be a duplicate. Windows that the
+//!   removal *creates* by joining the text before and after a removed span are not windows of
+//!   the input and are not considered (as in Lee et al.).
 //! * **Spans** are maximal runs of removed positions within a document, `[start, end)`
 //!   relative to the document. `occurrences` of a span is the largest class size among the
 //!   removal windows covering any of its positions.
 //! * In bytes mode spans are then **shrunk inward** to UTF-8 character boundaries
 //!   (`start` rounded up, `end` rounded down; empty spans dropped), so removal never cuts a
-//!   character: a partially covered multi-byte character is kept.
+//!   character: a partially covered multi-byte character is kept. A kept later copy can
+//!   then only be a window lying inside a single multi-byte character (so `L <= 3`): for
+//!   `L >= 4` the no-duplicate promise holds byte for byte after snapping.
 //!
 //! # Algorithm
 //! Build SA + PLCP of the concatenated documents (no separators). Within a maximal run of
 //! adjacent SA entries whose LCP is `>= L` all suffixes share their first `L` symbols, so a
 //! run is a class once suffixes whose window leaves their document are skipped (skipping
 //! never splits the run because the LCP is computed on the raw concatenation). Marks go
-//! to bitmaps (1 bit per symbol); class sizes are written into the PLCP buffer in place of
-//! PLCP values that the scan has already consumed, so the whole pipeline needs the text,
-//! SA and PLCP (9 bytes per input byte with 32-bit indices) plus three bitmaps.
+//! to a bitmap (1 bit per symbol, the start of every removal window); class sizes are
+//! written into the PLCP buffer in place of PLCP values that the scan has already consumed,
+//! so the whole pipeline needs the text, SA and PLCP (9 bytes per input byte with 32-bit
+//! indices) plus two bitmaps (in-document window starts, removal windows).
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::sa::{suffix_array_with_plcp, IndexWidth, SaIndex, Symbol};
@@ -46,7 +62,8 @@ use crate::{Error, Result};
 pub enum Keep {
     /// Remove every copy (the behaviour of Lee et al. 2021).
     None,
-    /// Keep the first copy in corpus order, remove the later ones.
+    /// Remove every symbol covered by a later copy of a window (one with an earlier
+    /// occurrence in corpus order): the output contains no window twice.
     First,
 }
 
@@ -153,24 +170,6 @@ impl Bits {
             word = self.0[w];
         }
     }
-    /// Largest set index in `[lo, hi)`.
-    fn prev_set(&self, lo: usize, hi: usize) -> Option<usize> {
-        let mut i = hi;
-        while i > lo {
-            i -= 1;
-            if i & 63 == 63 && self.0[i >> 6] == 0 {
-                if i < 64 {
-                    return None;
-                }
-                i -= 63;
-                continue;
-            }
-            if self.get(i) {
-                return Some(i);
-            }
-        }
-        None
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -204,17 +203,11 @@ fn scan_classes<O: SaIndex>(sa: &[O], plcp: &mut [O], l: usize, mut f: impl FnMu
     }
 }
 
-/// Append the maximal removed runs of `[ds, de)` as `(start, end, occurrences)` (absolute).
-fn sweep_doc<O: SaIndex>(
-    ds: usize,
-    de: usize,
-    l: usize,
-    remove: &Bits,
-    protect: Option<&Bits>,
-    occ: &[O],
-    out: &mut Vec<(usize, usize, u64)>,
-) {
-    sweep_doc_impl(ds, de, l, remove, protect, Some(occ), out)
+/// Append the maximal removed runs of `[ds, de)` as `(start, end, occurrences)` (absolute):
+/// the union of the windows `[p, p + l)` for every `p` set in `remove` (all of which lie
+/// inside the document), with the largest `occ[p]` of the windows in each run.
+fn sweep_doc<O: SaIndex>(ds: usize, de: usize, l: usize, remove: &Bits, occ: &[O], out: &mut Vec<(usize, usize, u64)>) {
+    sweep_doc_impl(ds, de, l, remove, Some(occ), out)
 }
 
 fn sweep_doc_impl<O: SaIndex>(
@@ -222,63 +215,24 @@ fn sweep_doc_impl<O: SaIndex>(
     de: usize,
     l: usize,
     remove: &Bits,
-    protect: Option<&Bits>,
     occ: Option<&[O]>,
     out: &mut Vec<(usize, usize, u64)>,
 ) {
-    let mut i = ds;
-    let mut rem_end = ds;
-    let mut prot_end = ds;
-    let mut dq: VecDeque<(usize, u64)> = VecDeque::new();
-    let mut cur: Option<(usize, u64)> = None;
-    while i < de {
-        if i >= rem_end {
-            let next = remove.next_set(i, de);
-            if next != Some(i) {
-                if let Some((st, oc)) = cur.take() {
-                    out.push((st, i, oc));
-                }
-            }
-            dq.clear();
-            match next {
-                None => return,
-                Some(p) => i = p,
-            }
-            if let Some(pr) = protect {
-                if let Some(q) = pr.prev_set(ds.max((i + 1).saturating_sub(l)), i) {
-                    prot_end = prot_end.max(q + l);
-                }
-            }
+    let occ_at = |p: usize| occ.map_or(0, |occ| occ[p].get() as u64);
+    let mut from = ds;
+    while let Some(start) = remove.next_set(from, de) {
+        let mut end = start + l;
+        let mut o = occ_at(start);
+        let mut q = start + 1;
+        // a window starting at or before `end` overlaps or touches the run: extend it
+        while let Some(p) = remove.next_set(q, (end + 1).min(de)) {
+            end = end.max(p + l);
+            o = o.max(occ_at(p));
+            q = p + 1;
         }
-        if remove.get(i) {
-            rem_end = rem_end.max(i + l);
-            let o = occ.map_or(0, |occ| occ[i].get() as u64);
-            while dq.back().is_some_and(|b| b.1 <= o) {
-                dq.pop_back();
-            }
-            dq.push_back((i, o));
-        }
-        if let Some(pr) = protect {
-            if pr.get(i) {
-                prot_end = prot_end.max(i + l);
-            }
-        }
-        while dq.front().is_some_and(|f| f.0 + l <= i) {
-            dq.pop_front();
-        }
-        if i >= prot_end {
-            let o = dq.front().map_or(0, |f| f.1);
-            cur = Some(match cur {
-                None => (i, o),
-                Some((st, m)) => (st, m.max(o)),
-            });
-        } else if let Some((st, oc)) = cur.take() {
-            out.push((st, i, oc));
-        }
-        i += 1;
-    }
-    if let Some((st, oc)) = cur.take() {
-        out.push((st, de, oc));
+        let end = end.min(de);
+        out.push((start, end, o));
+        from = end;
     }
 }
 
@@ -317,9 +271,9 @@ where
 
 /// Like [`sweep_doc`] without occurrence tracking: the maximal removed runs of `[ds, de)`
 /// as absolute `(start, end)`.
-pub(crate) fn sweep_doc_marks(ds: usize, de: usize, l: usize, remove: &Bits, protect: Option<&Bits>, out: &mut Vec<(usize, usize)>) {
+pub(crate) fn sweep_doc_marks(ds: usize, de: usize, l: usize, remove: &Bits, out: &mut Vec<(usize, usize)>) {
     let mut tmp = Vec::new();
-    sweep_doc_impl(ds, de, l, remove, protect, None::<&[i32]>, &mut tmp);
+    sweep_doc_impl(ds, de, l, remove, None::<&[i32]>, &mut tmp);
     out.extend(tmp.into_iter().map(|(s, e, _)| (s, e)));
 }
 
@@ -357,11 +311,11 @@ fn dedup_from_sa<O: SaIndex>(
 
     let t0 = Instant::now();
     let real = real_positions(bounds, n, l);
+    // `later`: the removal windows — every occurrence of a duplicate class (keep none), or
+    // every occurrence but the earliest (keep first). A symbol is removed iff a removal
+    // window covers it.
     let mut later = Bits::new(n);
-    let mut first = match opts.keep {
-        Keep::First => Some(Bits::new(n)),
-        Keep::None => None,
-    };
+    let keep_first = opts.keep == Keep::First;
     let (mut classes, mut marked) = (0u64, 0u64);
     scan_classes(&sa, &mut plcp, l, |members, occ| {
         let mut count = 0usize;
@@ -379,17 +333,12 @@ fn dedup_from_sa<O: SaIndex>(
         classes += 1;
         for &m in members {
             let p = m.get();
-            if !real.get(p) {
+            if !real.get(p) || (keep_first && p == min_p) {
                 continue;
             }
             occ[p] = O::from_usize(count);
-            match first.as_mut() {
-                Some(f) if p == min_p => f.set(p),
-                _ => {
-                    later.set(p);
-                    marked += 1;
-                }
-            }
+            later.set(p);
+            marked += 1;
         }
     });
     drop(sa);
@@ -398,27 +347,25 @@ fn dedup_from_sa<O: SaIndex>(
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
     let t0 = Instant::now();
-    let spans = collect_spans(bounds, 0, l, &later, first.as_ref(), &plcp);
+    let spans = collect_spans(bounds, 0, l, &later, &plcp);
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
 
 /// Merged spans of the documents from `first_doc` on (numbered from 0 there): positions
-/// whose window is marked in `remove` (and not in `protect`), with occurrence counts from
-/// `occ`.
+/// covered by a window marked in `remove`, with occurrence counts from `occ`.
 fn collect_spans<O: SaIndex>(
     bounds: &[usize],
     first_doc: usize,
     l: usize,
     remove: &Bits,
-    protect: Option<&Bits>,
     occ: &[O],
 ) -> Vec<Span> {
     let mut raw = Vec::new();
     let mut spans = Vec::new();
     for (d, w) in bounds.windows(2).enumerate().skip(first_doc) {
         raw.clear();
-        sweep_doc(w[0], w[1], l, remove, protect, occ, &mut raw);
+        sweep_doc(w[0], w[1], l, remove, occ, &mut raw);
         spans.extend(raw.iter().map(|&(s, e, o)| Span {
             doc: d - first_doc,
             start: s - w[0],
@@ -524,7 +471,7 @@ fn contaminate_from_sa<O: SaIndex>(
     stats.marked_windows = marked;
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
     let t0 = Instant::now();
-    let spans = collect_spans(bounds, n_train_docs, l, &mark, None, &plcp);
+    let spans = collect_spans(bounds, n_train_docs, l, &mark, &plcp);
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
