@@ -79,8 +79,8 @@ fn check_keep_first<T: Hash + Eq + Debug>(docs: &[Vec<T>], l: usize, spans: &[Sp
     let mut kept: HashMap<&[T], (usize, usize)> = HashMap::new();
     for (d, doc) in docs.iter().enumerate() {
         let mut run = 0; // kept symbols ending at i
-        for i in 0..doc.len() {
-            run = if removed[d][i] { 0 } else { run + 1 };
+        for (i, &gone) in removed[d].iter().enumerate() {
+            run = if gone { 0 } else { run + 1 };
             if run >= l {
                 let p = i + 1 - l;
                 if let Some(&(d0, p0)) = kept.get(&doc[p..p + l]) {

@@ -38,12 +38,12 @@ fn reference<T: std::hash::Hash + Eq>(docs: &[Vec<T>], l: usize, keep: Keep) -> 
 
 fn runs(cov: &[Vec<u64>]) -> Vec<Span> {
     let mut out = Vec::new();
-    for d in 0..cov.len() {
+    for (d, c) in cov.iter().enumerate() {
         let mut cur: Option<Span> = None;
-        for i in 0..=cov[d].len() {
-            let removed = i < cov[d].len() && cov[d][i] > 0;
+        for i in 0..=c.len() {
+            let removed = i < c.len() && c[i] > 0;
             if removed {
-                let o = cov[d][i];
+                let o = c[i];
                 cur = Some(match cur {
                     None => Span { doc: d, start: i, end: i + 1, occurrences: o },
                     Some(s) => Span { end: i + 1, occurrences: s.occurrences.max(o), ..s },
