@@ -365,3 +365,30 @@ fn memory_limit_too_small_is_an_error_and_real_text_matches() {
         assert_eq!(find_repeats_in_parts(owned.view(), &o, parts).unwrap().0, mem);
     }
 }
+
+/// Long windows: run boundaries come from libsais' PLCP above 512 symbols and from direct
+/// window comparisons up to it; both agree with the brute force.
+#[test]
+fn long_min_length_on_both_sides_of_the_direct_limit() {
+    let src = include_str!("../src/suffix/repeats.rs").as_bytes();
+    let mut docs: Vec<Vec<u8>> = src.chunks(2500).map(|c| c.to_vec()).collect();
+    let copies: Vec<Vec<u8>> = docs.iter().step_by(3).map(|d| [b"copy:".as_slice(), d, d].concat()).collect();
+    docs.extend(copies);
+    let (text, b) = bounds(&docs);
+    for l in [300usize, 512, 513, 800] {
+        for keep in [Keep::None, Keep::First] {
+            let want = reference(&docs, l, keep);
+            assert!(!want.is_empty());
+            for width in [IndexWidth::Auto, IndexWidth::W64] {
+                let (got, _) = find_repeats_symbols::<u8>(&text, &b, &opts(l, keep, 2, width)).unwrap();
+                assert_eq!(got, want, "l={l} keep={keep:?}");
+            }
+            // token ids, with more than 65,536 distinct ones (libsais' integer-alphabet path)
+            let mut ids: Vec<u32> = text.iter().map(|&x| x as u32 * 1000).collect();
+            ids.extend(1_000_000..1_070_000u32);
+            let mut tb = b.clone();
+            tb.push(ids.len());
+            assert_eq!(find_repeats_tokens(&ids, &tb, &opts(l, keep, 1, IndexWidth::Auto)).unwrap().0, want);
+        }
+    }
+}

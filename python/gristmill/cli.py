@@ -580,7 +580,7 @@ def _add_dedup_exact(dsub: Any) -> None:
         Writes the corpus with the spans removed in the input's format (documents left empty
         are dropped unless --keep-empty), dedup-exact.spans.parquet (doc, id, start, end,
         occurrences) and dedup-exact.summary.json (bytes removed, documents touched, time per
-        stage). The whole corpus is sorted in memory (about 10 bytes of RAM per input byte)
+        stage). The whole corpus is sorted in memory (about 6.5 bytes of RAM per input byte)
         unless --memory-limit is given.
         """,
         examples="""

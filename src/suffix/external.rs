@@ -182,7 +182,7 @@ pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -
     let t0 = Instant::now();
     let mut raw = Vec::new();
     for w in bounds.windows(2) {
-        super::repeats::sweep_doc_marks(w[0], w[1], l, &later, &mut raw);
+        super::repeats::sweep_doc(w[0], w[1], l, &later, &mut raw);
     }
     drop(later);
     let mut occ = vec![0u64; raw.len()];
