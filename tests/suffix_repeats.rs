@@ -8,8 +8,11 @@ use gristmill::suffix::{contamination, find_repeats, find_repeats_in_parts, find
 use gristmill::text::corpus::OwnedDocs;
 use proptest::prelude::*;
 
-/// Brute force: per-position removal flags and occurrence counts, then maximal runs.
+/// Brute force: per-position removal flags and occurrence counts, then maximal runs. A
+/// window occurrence is a removal window when its content occurs at least twice (keep none)
+/// or when the same content occurs at an earlier corpus position (keep first).
 fn reference<T: std::hash::Hash + Eq>(docs: &[Vec<T>], l: usize, keep: Keep) -> Vec<Span> {
+    // occurrences of each content, pushed in corpus order
     let mut classes: HashMap<&[T], Vec<(usize, usize)>> = HashMap::new();
     for (d, doc) in docs.iter().enumerate() {
         if doc.len() >= l {
@@ -18,35 +21,29 @@ fn reference<T: std::hash::Hash + Eq>(docs: &[Vec<T>], l: usize, keep: Keep) -> 
             }
         }
     }
-    let mut later: Vec<Vec<u64>> = docs.iter().map(|d| vec![0; d.len()]).collect(); // max occ, 0 = none
-    let mut prot: Vec<Vec<bool>> = docs.iter().map(|d| vec![false; d.len()]).collect();
+    let mut cov: Vec<Vec<u64>> = docs.iter().map(|d| vec![0; d.len()]).collect(); // max occ, 0 = kept
     for occs in classes.values() {
         if occs.len() < 2 {
             continue;
         }
-        let first = *occs.iter().min().unwrap();
-        for &(d, p) in occs {
-            let is_first = keep == Keep::First && (d, p) == first;
-            for i in p..p + l {
-                if is_first {
-                    prot[d][i] = true;
-                } else {
-                    later[d][i] = later[d][i].max(occs.len() as u64);
-                }
+        let skip = usize::from(keep == Keep::First);
+        for &(d, p) in &occs[skip..] {
+            for x in &mut cov[d][p..p + l] {
+                *x = (*x).max(occs.len() as u64);
             }
         }
     }
-    runs(&later, &prot)
+    runs(&cov)
 }
 
-fn runs(cov: &[Vec<u64>], prot: &[Vec<bool>]) -> Vec<Span> {
+fn runs(cov: &[Vec<u64>]) -> Vec<Span> {
     let mut out = Vec::new();
-    for d in 0..cov.len() {
+    for (d, c) in cov.iter().enumerate() {
         let mut cur: Option<Span> = None;
-        for i in 0..=cov[d].len() {
-            let removed = i < cov[d].len() && cov[d][i] > 0 && !prot[d][i];
+        for i in 0..=c.len() {
+            let removed = i < c.len() && c[i] > 0;
             if removed {
-                let o = cov[d][i];
+                let o = c[i];
                 cur = Some(match cur {
                     None => Span { doc: d, start: i, end: i + 1, occurrences: o },
                     Some(s) => Span { end: i + 1, occurrences: s.occurrences.max(o), ..s },
@@ -80,8 +77,7 @@ fn reference_contamination(train: &[Vec<u8>], eval: &[Vec<u8>], l: usize) -> Vec
             }
         }
     }
-    let prot: Vec<Vec<bool>> = eval.iter().map(|d| vec![false; d.len()]).collect();
-    runs(&cov, &prot)
+    runs(&cov)
 }
 
 fn bounds(docs: &[Vec<u8>]) -> (Vec<u8>, Vec<usize>) {
@@ -367,5 +363,32 @@ fn memory_limit_too_small_is_an_error_and_real_text_matches() {
     assert_eq!(lim, mem);
     for parts in [2, 7, 31] {
         assert_eq!(find_repeats_in_parts(owned.view(), &o, parts).unwrap().0, mem);
+    }
+}
+
+/// Long windows: run boundaries come from libsais' PLCP above 512 symbols and from direct
+/// window comparisons up to it; both agree with the brute force.
+#[test]
+fn long_min_length_on_both_sides_of_the_direct_limit() {
+    let src = include_str!("../src/suffix/repeats.rs").as_bytes();
+    let mut docs: Vec<Vec<u8>> = src.chunks(2500).map(|c| c.to_vec()).collect();
+    let copies: Vec<Vec<u8>> = docs.iter().step_by(3).map(|d| [b"copy:".as_slice(), d, d].concat()).collect();
+    docs.extend(copies);
+    let (text, b) = bounds(&docs);
+    for l in [300usize, 512, 513, 800] {
+        for keep in [Keep::None, Keep::First] {
+            let want = reference(&docs, l, keep);
+            assert!(!want.is_empty());
+            for width in [IndexWidth::Auto, IndexWidth::W64] {
+                let (got, _) = find_repeats_symbols::<u8>(&text, &b, &opts(l, keep, 2, width)).unwrap();
+                assert_eq!(got, want, "l={l} keep={keep:?}");
+            }
+            // token ids, with more than 65,536 distinct ones (libsais' integer-alphabet path)
+            let mut ids: Vec<u32> = text.iter().map(|&x| x as u32 * 1000).collect();
+            ids.extend(1_000_000..1_070_000u32);
+            let mut tb = b.clone();
+            tb.push(ids.len());
+            assert_eq!(find_repeats_tokens(&ids, &tb, &opts(l, keep, 1, IndexWidth::Auto)).unwrap().0, want);
+        }
     }
 }

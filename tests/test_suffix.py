@@ -29,12 +29,12 @@ from gristmill.suffix import suffix_array
 # brute-force reference (bytes), straight from the documented definitions
 
 
-def _runs(cov: List[List[int]], prot: List[List[bool]]) -> List[Tuple[int, int, int, int]]:
+def _runs(cov: List[List[int]]) -> List[Tuple[int, int, int, int]]:
     out = []
     for d, c in enumerate(cov):
         cur = None
         for i in range(len(c) + 1):
-            removed = i < len(c) and c[i] > 0 and not prot[d][i]
+            removed = i < len(c) and c[i] > 0
             if removed:
                 cur = [i, i + 1, c[i]] if cur is None else [cur[0], i + 1, max(cur[2], c[i])]
             elif cur is not None:
@@ -62,19 +62,23 @@ def reference_repeats(texts: List[str], L: int, keep: str):
     for d, b in enumerate(bs):
         for p in range(len(b) - L + 1):
             classes[b[p : p + L]].append((d, p))
-    cov = [[0] * len(b) for b in bs]
-    prot = [[False] * len(b) for b in bs]
+    return _snap(bs, _removal_runs(classes, [len(b) for b in bs], L, keep))
+
+
+def _removal_runs(classes: Dict, lens: List[int], L: int, keep: str):
+    """Runs of symbols covered by a removal window: any occurrence of a repeated window
+    (keep none), or an occurrence whose content also occurs earlier (keep first)."""
+    cov = [[0] * n for n in lens]
     for occ in classes.values():
         if len(occ) < 2:
             continue
         first = min(occ)
         for d, p in occ:
+            if keep == "first" and (d, p) == first:
+                continue
             for i in range(p, p + L):
-                if keep == "first" and (d, p) == first:
-                    prot[d][i] = True
-                else:
-                    cov[d][i] = max(cov[d][i], len(occ))
-    return _snap(bs, _runs(cov, prot))
+                cov[d][i] = max(cov[d][i], len(occ))
+    return _runs(cov)
 
 
 def shared_window_runs(train: list, ev: list, L: int):
@@ -94,7 +98,7 @@ def shared_window_runs(train: list, ev: list, L: int):
             if c:
                 for i in range(p, p + L):
                     cov[d][i] = max(cov[d][i], c)
-    return _runs(cov, [[False] * len(b) for b in ev])
+    return _runs(cov)
 
 
 def reference_contamination(train: List[str], ev: List[str], L: int):
@@ -465,19 +469,7 @@ def reference_token_repeats(docs: List[List[int]], L: int, keep: str):
     for d, t in enumerate(docs):
         for p in range(len(t) - L + 1):
             classes[tuple(t[p : p + L])].append((d, p))
-    cov = [[0] * len(t) for t in docs]
-    prot = [[False] * len(t) for t in docs]
-    for occ in classes.values():
-        if len(occ) < 2:
-            continue
-        first = min(occ)
-        for d, p in occ:
-            for i in range(p, p + L):
-                if keep == "first" and (d, p) == first:
-                    prot[d][i] = True
-                else:
-                    cov[d][i] = max(cov[d][i], len(occ))
-    return _runs(cov, prot)
+    return _removal_runs(classes, [len(t) for t in docs], L, keep)
 
 
 def _cl100k():

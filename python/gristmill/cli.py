@@ -611,18 +611,21 @@ def _add_dedup_exact(dsub: Any) -> None:
         encoded, the suffix array is built over the token ids, and every repeated run of
         tokens is removed as the exact bytes of those tokens.
 
-        --keep none removes every copy (the paper's behaviour); --keep first keeps the first
-        copy in corpus order of every repeated window and removes the later ones.
+        --keep first (the default) removes every byte inside a later copy of a window (one
+        whose text occurs earlier in corpus order), so the output contains no window of
+        --min-length bytes twice and the first of two identical documents stays; a periodic
+        run keeps only its first period. --keep none removes every copy (the paper's
+        behaviour).
 
         Writes the corpus with the spans removed in the input's format (documents left empty
         are dropped unless --keep-empty), dedup-exact.spans.parquet (doc, id, start, end,
         occurrences) and dedup-exact.summary.json (bytes removed, documents touched, time per
-        stage). The whole corpus is sorted in memory (about 10 bytes of RAM per input byte)
+        stage). The whole corpus is sorted in memory (about 6.5 bytes of RAM per input byte)
         unless --memory-limit is given.
         """,
         examples="""
         gristmill dedup exact data/*.jsonl.zst -o dedup/ --min-length 100
-        gristmill dedup exact corpus.parquet -o out/ --keep first --report-format jsonl
+        gristmill dedup exact corpus.parquet -o out/ --keep none --report-format jsonl
         gristmill dedup exact src/ --glob '*.py' -o out/ --min-length 200 --json
         gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G
         gristmill dedup exact data.jsonl -o out/ --unit tokens --min-length 50 --tokenizer cl100k_base
@@ -631,8 +634,8 @@ def _add_dedup_exact(dsub: Any) -> None:
     add_input_args(e)
     e.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     _add_unit_args(e, "shortest repeat to remove")
-    e.add_argument("--keep", choices=("none", "first"), default="none",
-                   help="which copy of a repeat to keep (default: none)")
+    e.add_argument("--keep", choices=("none", "first"), default="first",
+                   help="first: remove later copies, no window is left twice (default); none: remove every copy")
     e.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="bound the repeat finder's working memory, e.g. 2G: the corpus is spilled to a "
                         "temporary file and windows are processed in hash parts (same result)")

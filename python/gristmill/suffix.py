@@ -2,8 +2,9 @@
 
 Every function takes a batch of documents (a pyarrow string array, a sequence of ``str``, or a
 :class:`gristmill.io.Corpus`) and finds the windows of ``min_length`` bytes that occur more
-than once. The whole batch is sorted in memory by libsais (about 9 bytes of RAM per input
-byte with 32-bit indices, measured 10 with the output; 64-bit indices beyond 2 GiB of text).
+than once. The whole batch is sorted in memory by libsais (about 5.5 bytes of RAM per input
+byte with 32-bit indices and ``min_length >= 64``, measured 6.5 with the interpreter; 64-bit
+indices beyond 2 GiB of text).
 
 Semantics (tested against a brute-force reference):
 
@@ -11,11 +12,20 @@ Semantics (tested against a brute-force reference):
   inside one document — repeats never cross document boundaries.
 * ``keep="none"`` removes every byte covered by any copy of a window that occurs twice or
   more (the paper's behaviour).
-* ``keep="first"`` keeps, for every repeated window, its first copy in corpus order: a byte is
-  removed iff it is covered by a later copy and by no first copy. The first copy of a long
-  repeated passage therefore survives whole, later copies disappear entirely (unless part of
-  them is itself the first copy of another repeated window, e.g. a periodic run keeps its
-  first ``min_length`` bytes).
+* ``keep="first"`` removes every byte covered by a *later copy* of a window — an occurrence
+  whose content also occurs at an earlier position in corpus order (document order, then
+  offset). The result contains no window twice: every ``min_length``-window lying wholly in
+  kept text is the first copy of its content (for ``min_length >= 4``; a shorter window can
+  survive inside a multi-byte character that a span is shrunk around), and every removed byte
+  lies inside a later copy (nothing more is removed). Of two identical documents the second
+  disappears and the first is cut only where it repeats earlier text, so they never both
+  vanish. The cost is on self-overlapping text: a first copy is cut where it repeats itself —
+  a periodic run of period ``q`` (``abcabc…``, identical table rows) at least
+  ``q + min_length`` long keeps only its first ``q`` bytes. Windows formed by joining the text
+  on both sides of a removed span are new text and are not considered.
+* :func:`dedup_exact` (and ``gristmill dedup exact``) default to ``keep="first"``;
+  :func:`find_repeats` and :func:`find_token_repeats` report every copy (``keep="none"``)
+  unless told otherwise.
 * Spans are merged byte ranges ``[start, end)`` relative to each document, **shrunk inward to
   UTF-8 character boundaries** so removal never cuts a character. ``occurrences`` is the
   largest number of copies of any removed window covering the span.
@@ -137,11 +147,13 @@ def find_repeats(
 
     Returns a pyarrow table with int64 columns ``doc`` (index into ``texts``), ``start``,
     ``end`` (byte offsets in the document's UTF-8 encoding) and ``occurrences``, sorted by
-    document and start. ``threads``: suffix-array construction threads (default: all cores);
+    document and start. ``keep`` defaults to ``"none"`` here (every copy is reported, as in
+    Lee et al.); ``"first"`` reports only the later copies (see the module docs) and is the
+    default of :func:`dedup_exact`. ``threads``: suffix-array construction threads (default: all cores);
     the result is identical for any value.
 
     ``memory_limit`` (bytes) switches to the external path: windows are hash-partitioned and
-    each part is sorted separately, so the working memory stays under the limit (2 bits per
+    each part is sorted separately, so the working memory stays under the limit (1 bit per
     input byte for the marks must fit); the spans are identical to the in-memory path.
 
     Raises :class:`gristmill.GristmillError` (a ``ValueError``) if ``min_length < 1`` or if
@@ -199,7 +211,8 @@ def find_token_repeats(
 
     ``tokens`` is either one sequence of token ids per document, or ``(ids, doc_offsets)``:
     a flat ``uint32`` array of all ids and ``n + 1`` token offsets. Same semantics as
-    :func:`find_repeats` (windows never cross documents; ``keep`` none/first). Any vocabulary
+    :func:`find_repeats` (windows never cross documents; ``keep`` none, the default, or
+    first). Any vocabulary
     size works (more than 65,536 distinct ids goes through libsais' integer alphabet).
 
     Spans are in tokens, unless ``token_lengths`` (the byte length of every token, same
@@ -277,15 +290,17 @@ def _trim(arr: pa.Array, spans: pa.Table) -> pa.Array:
 def dedup_exact(
     texts: Texts,
     min_length: Optional[int] = None,
-    keep: str = "none",
+    keep: str = "first",
     *,
     unit: str = "bytes",
     tokenizer: Any = "o200k_base",
     threads: Optional[int] = None,
     memory_limit: Optional[int] = None,
 ) -> DedupResult:
-    """Remove every repeated span of at least ``min_length`` bytes (see the module docs for
-    ``keep``) and return the trimmed texts, the spans report, a summary and stage timings.
+    """Remove repeated spans of at least ``min_length`` bytes and return the trimmed texts, the
+    spans report, a summary and stage timings. ``keep="first"`` (the default) removes the
+    later copies so that no window of ``min_length`` bytes is left twice; ``keep="none"``
+    removes every copy (Lee et al.); see the module docs.
     ``memory_limit``: see :func:`find_repeats` (a Corpus is then spilled to a temporary file
     and memory-mapped; the returned texts are built in memory).
 
@@ -296,9 +311,11 @@ def dedup_exact(
     reported and removed as the exact byte range of its tokens, shrunk inward to UTF-8
     character boundaries. The default ``min_length`` is 100 bytes or 50 tokens.
 
-    >>> r = dedup_exact(["a shared sentence of some length.", "x a shared sentence of some length."], 10, keep="first")
+    >>> r = dedup_exact(["a shared sentence of some length.", "x a shared sentence of some length."], 10)
     >>> r.texts.to_pylist(), r.summary["bytes_removed"]
     (['a shared sentence of some length.', 'x '], 33)
+    >>> dedup_exact(["a shared sentence of some length.", "x a shared sentence of some length."], 10, "none").texts.to_pylist()
+    ['', 'x ']
     >>> r = dedup_exact(["one two three four five six", "zero one two three four five six"], 5, "first", unit="tokens")
     >>> r.texts.to_pylist(), r.spans.to_pylist()
     (['one two three four five six', 'zero one'], [{'doc': 1, 'start': 8, 'end': 32, 'occurrences': 2}])

@@ -7,14 +7,14 @@
 //! rolling hash; pass `k` of `P` collects the windows whose hash falls in part `k`, sorts
 //! them by (hash, window bytes) — so equal windows are adjacent and hash collisions are
 //! split by comparing bytes — and marks the classes exactly as the in-memory path does.
-//! `P` is chosen so that one part's entries (16 bytes each) plus the two marking bitmaps
-//! (2 bits per byte) fit in `memory_limit`. Removal windows and their class sizes are
+//! `P` is chosen so that one part's entries (16 bytes each) plus the marking bitmap
+//! (1 bit per byte) fit in `memory_limit`. Removal windows and their class sizes are
 //! appended to a sequential log in the temporary directory (16 bytes each), read back once
 //! to compute the `occurrences` of each span. The text itself is only read (it may be
 //! memory-mapped).
 //!
 //! Cost: every pass re-hashes the whole text (about 1 ns per byte), so time grows with the
-//! number of parts, `P ~ 1.25 * 16 * windows / (memory_limit - n / 4)`. A limit of a third
+//! number of parts, `P ~ 1.25 * 16 * windows / (memory_limit - n / 8)`. A limit of a third
 //! of the corpus means about 240 hashing passes; a limit of half the corpus about 80.
 //! Spilling the part entries to bucket files in one pass would remove that factor; it is
 //! not done yet.
@@ -96,13 +96,13 @@ fn classes_of_part(text: &[u8], l: usize, entries: &mut [(u64, u64)], mut f: imp
 
 /// Bytes-mode self-dedup with bounded working memory; same result as
 /// [`super::find_repeats`] (tested). Returns an error if `memory_limit` cannot even hold the
-/// two bitmaps plus a minimal part.
+/// bitmap plus a minimal part.
 pub fn find_repeats_limited(docs: Docs<'_>, opts: &RepeatOptions, memory_limit: usize) -> Result<(Vec<Span>, RepeatStats)> {
     let l = opts.min_length;
     let (text, bounds) = super::repeats::text_and_bounds(&docs);
     super::repeats::check_min_length(l, &bounds, "the corpus", "bytes")?;
     let n = text.len();
-    let bitmaps = 2 * n.div_ceil(64) * 8;
+    let bitmaps = n.div_ceil(64) * 8;
     let min_budget = bitmaps + 1024 * ENTRY;
     if memory_limit < min_budget {
         return Err(Error::invalid_argument(format!(
@@ -126,11 +126,10 @@ pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -
     let mut stats = RepeatStats { index_bytes: 0, ..Default::default() };
 
     let t0 = Instant::now();
+    // the removal windows, as in the in-memory path: every occurrence of a duplicate class,
+    // or every occurrence but the earliest one for keep first
     let mut later = Bits::new(n);
-    let mut first = match opts.keep {
-        Keep::First => Some(Bits::new(n)),
-        Keep::None => None,
-    };
+    let keep_first = opts.keep == Keep::First;
     let mut entries: Vec<(u64, u64)> = Vec::new();
     let (mut classes, mut marked) = (0u64, 0u64);
     // Removal windows and their class sizes go to a sequential log on disk, so the span
@@ -153,19 +152,17 @@ pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -
             let c = class.len() as u64;
             let min_p = class.iter().map(|e| e.1).min().unwrap_or(0);
             for &(_, p) in class {
-                match first.as_mut() {
-                    Some(f) if p == min_p => f.set(p as usize),
-                    _ => {
-                        later.set(p as usize);
-                        marked += 1;
-                        let mut rec = [0u8; 16];
-                        rec[..8].copy_from_slice(&p.to_le_bytes());
-                        rec[8..].copy_from_slice(&c.to_le_bytes());
-                        if write_err.is_none() {
-                            if let Err(e) = writer.write_all(&rec) {
-                                write_err = Some(e);
-                            }
-                        }
+                if keep_first && p == min_p {
+                    continue;
+                }
+                later.set(p as usize);
+                marked += 1;
+                let mut rec = [0u8; 16];
+                rec[..8].copy_from_slice(&p.to_le_bytes());
+                rec[8..].copy_from_slice(&c.to_le_bytes());
+                if write_err.is_none() {
+                    if let Err(e) = writer.write_all(&rec) {
+                        write_err = Some(e);
                     }
                 }
             }
@@ -181,14 +178,13 @@ pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -
     stats.marked_windows = marked;
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
-    // spans from the bitmaps alone, then occurrences from the log
+    // spans from the bitmap alone, then occurrences from the log
     let t0 = Instant::now();
     let mut raw = Vec::new();
     for w in bounds.windows(2) {
-        super::repeats::sweep_doc_marks(w[0], w[1], l, &later, first.as_ref(), &mut raw);
+        super::repeats::sweep_doc(w[0], w[1], l, &later, &mut raw);
     }
     drop(later);
-    drop(first);
     let mut occ = vec![0u64; raw.len()];
     let mut reader = BufReader::with_capacity(1 << 20, File::open(&log.path).map_err(io)?);
     let mut rec = [0u8; 16];

@@ -10,33 +10,55 @@
 //!   **duplicate class**; its size is its number of occurrences.
 //! * `Keep::None` (Lee et al.): every byte covered by any occurrence of a duplicate class is
 //!   removed.
-//! * `Keep::First`: in each duplicate class the occurrence with the smallest corpus position
-//!   (document order, then offset) is the *first copy*, all others are *later copies*. A
-//!   byte is removed iff it is covered by a later copy **and not covered by any first copy**.
-//!   Hence the first copy of every repeated window survives intact (so the first copy of a
-//!   long repeated passage is kept whole), while a later copy of a passage is removed
-//!   entirely unless part of it is itself the first copy of some other repeated window
-//!   (e.g. a periodic run `aaaa…` keeps its first `L` bytes).
+//! * `Keep::First`: an occurrence is a **later copy** when an occurrence of the same window
+//!   content starts earlier in corpus order (document order, then offset); the earliest
+//!   occurrence of a class is its *first copy*. A symbol is removed iff it is covered by a
+//!   later copy. This is the promise it buys, checked directly by the tests:
+//!   - **no duplicate survives**: every `L`-window lying wholly inside kept text (a
+//!     contiguous kept stretch of one document) is the first copy of its content, so no
+//!     window of the kept text occurs twice in it;
+//!   - **no over-removal**: every removed symbol lies inside a later copy of a window that
+//!     occurs earlier;
+//!   - nothing is removed that `Keep::None` keeps; of two identical documents the later one
+//!     is removed whole and the earlier keeps at least its first symbol unless an earlier
+//!     document contains its first window, so the two never both vanish.
+//!
+//!   The cost, on self-overlapping text: a first copy is not always kept whole. A window of
+//!   a first copy that repeats text seen earlier (an earlier document, or earlier in the same
+//!   passage) is cut. A periodic run of period `q < L` (`abcabcabc…`, a register table whose
+//!   rows repeat with a changing field shorter than `L - q`…) keeps only its first `q`
+//!   symbols, because the window at offset `q` equals the one at offset 0; those `q` symbols
+//!   are shorter than `L`, so no kept window remains to be a duplicate. Windows that the
+//!   removal *creates* by joining the text before and after a removed span are not windows of
+//!   the input and are not considered (as in Lee et al.).
 //! * **Spans** are maximal runs of removed positions within a document, `[start, end)`
 //!   relative to the document. `occurrences` of a span is the largest class size among the
 //!   removal windows covering any of its positions.
 //! * In bytes mode spans are then **shrunk inward** to UTF-8 character boundaries
 //!   (`start` rounded up, `end` rounded down; empty spans dropped), so removal never cuts a
-//!   character: a partially covered multi-byte character is kept.
+//!   character: a partially covered multi-byte character is kept. A kept later copy can
+//!   then only be a window lying inside a single multi-byte character (so `L <= 3`): for
+//!   `L >= 4` the no-duplicate promise holds byte for byte after snapping.
 //!
 //! # Algorithm
-//! Build SA + PLCP of the concatenated documents (no separators). Within a maximal run of
-//! adjacent SA entries whose LCP is `>= L` all suffixes share their first `L` symbols, so a
-//! run is a class once suffixes whose window leaves their document are skipped (skipping
-//! never splits the run because the LCP is computed on the raw concatenation). Marks go
-//! to bitmaps (1 bit per symbol); class sizes are written into the PLCP buffer in place of
-//! PLCP values that the scan has already consumed, so the whole pipeline needs the text,
-//! SA and PLCP (9 bytes per input byte with 32-bit indices) plus three bitmaps.
+//! Build the suffix array of the concatenated documents (no separators). A maximal run of
+//! adjacent SA entries whose suffixes share their first `L` symbols is a class once the
+//! suffixes whose window leaves their document are skipped (skipping never splits the run,
+//! because the comparison is on the raw concatenation). The run starts go to a
+//! bitmap over ranks, found by comparing the `L`-windows of adjacent suffixes directly (the
+//! previous window is still in cache, later ones are prefetched; rayon over rank chunks), so
+//! no PLCP array is built for `L <= 512` (beyond, libsais' PLCP gives the same bitmap and is
+//! then freed). One scan over the runs marks the removal windows in a bitmap (1 bit per
+//! symbol) and notes each class size in the block of its window start ([`BlockMax`], one
+//! index per `min(64, 2^floor(log2 L))` symbols); spans are the maximal unions of marked
+//! windows, their `occurrences` the largest block value under their window starts. Peak
+//! memory with 32-bit indices and `L >= 64`: text 1 + SA 4 + three bitmaps 3/8 + block
+//! maxima 1/16 bytes per input byte (5.44; 9 more bytes per symbol for tiny `L`, 64-bit
+//! indices beyond 2^31 symbols).
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::sa::{suffix_array_with_plcp, IndexWidth, SaIndex, Symbol};
+use super::sa::{suffix_array, suffix_array_with_plcp, IndexWidth, SaIndex, Symbol};
 use crate::text::utf8::{ceil_char_boundary, floor_char_boundary};
 use crate::text::Docs;
 use crate::{Error, Result};
@@ -46,7 +68,8 @@ use crate::{Error, Result};
 pub enum Keep {
     /// Remove every copy (the behaviour of Lee et al. 2021).
     None,
-    /// Keep the first copy in corpus order, remove the later ones.
+    /// Remove every symbol covered by a later copy of a window (one with an earlier
+    /// occurrence in corpus order): the output contains no window twice.
     First,
 }
 
@@ -153,23 +176,24 @@ impl Bits {
             word = self.0[w];
         }
     }
-    /// Largest set index in `[lo, hi)`.
-    fn prev_set(&self, lo: usize, hi: usize) -> Option<usize> {
-        let mut i = hi;
-        while i > lo {
-            i -= 1;
-            if i & 63 == 63 && self.0[i >> 6] == 0 {
-                if i < 64 {
-                    return None;
-                }
-                i -= 63;
-                continue;
-            }
-            if self.get(i) {
-                return Some(i);
-            }
+    /// Smallest clear index in `[from, to)`.
+    fn next_zero(&self, from: usize, to: usize) -> Option<usize> {
+        if from >= to {
+            return None;
         }
-        None
+        let mut w = from >> 6;
+        let mut word = !self.0[w] & (u64::MAX << (from & 63));
+        loop {
+            if word != 0 {
+                let i = (w << 6) + word.trailing_zeros() as usize;
+                return (i < to).then_some(i);
+            }
+            w += 1;
+            if w << 6 >= to {
+                return None;
+            }
+            word = !self.0[w];
+        }
     }
 }
 
@@ -187,98 +211,174 @@ fn real_positions(bounds: &[usize], n: usize, l: usize) -> Bits {
     real
 }
 
-/// Call `f(members, plcp)` for every maximal SA run whose adjacent LCPs are all `>= l`
-/// and that has at least two entries. `f` may overwrite `plcp[p]` for `p` in `members`:
-/// those values have already been consumed.
-fn scan_classes<O: SaIndex>(sa: &[O], plcp: &mut [O], l: usize, mut f: impl FnMut(&[O], &mut [O])) {
+/// Call `f(members)` for every maximal run of at least two suffix-array entries whose
+/// suffixes share their first `l` symbols, given the run starts of [`run_starts_direct`].
+fn scan_runs<O: SaIndex>(sa: &[O], starts: &Bits, mut f: impl FnMut(&[O])) {
     let n = sa.len();
-    let mut s = 0;
-    for i in 1..=n {
-        let lcp = if i < n { plcp[sa[i].get()].get() } else { 0 };
-        if lcp < l {
-            if i - s >= 2 {
-                f(&sa[s..i], plcp);
-            }
-            s = i;
-        }
+    let mut i = 1;
+    // a clear bit at `z` continues the run that the set bit at `z - 1` (the first clear bit
+    // after a run end is always preceded by a run start) opened
+    while let Some(z) = starts.next_zero(i, n) {
+        let e = starts.next_set(z + 1, n).unwrap_or(n);
+        f(&sa[z - 1..e]);
+        i = e + 1;
     }
 }
 
-/// Append the maximal removed runs of `[ds, de)` as `(start, end, occurrences)` (absolute).
-fn sweep_doc<O: SaIndex>(
-    ds: usize,
-    de: usize,
-    l: usize,
-    remove: &Bits,
-    protect: Option<&Bits>,
-    occ: &[O],
-    out: &mut Vec<(usize, usize, u64)>,
-) {
-    sweep_doc_impl(ds, de, l, remove, protect, Some(occ), out)
+/// Whether the `l` symbols at `a` and at `b` exist and are equal.
+#[inline]
+fn same_window<S: Eq>(text: &[S], a: usize, b: usize, l: usize) -> bool {
+    let n = text.len();
+    a + l <= n && b + l <= n && text[a..a + l] == text[b..b + l]
 }
 
-fn sweep_doc_impl<O: SaIndex>(
-    ds: usize,
-    de: usize,
-    l: usize,
-    remove: &Bits,
-    protect: Option<&Bits>,
-    occ: Option<&[O]>,
-    out: &mut Vec<(usize, usize, u64)>,
-) {
-    let mut i = ds;
-    let mut rem_end = ds;
-    let mut prot_end = ds;
-    let mut dq: VecDeque<(usize, u64)> = VecDeque::new();
-    let mut cur: Option<(usize, u64)> = None;
-    while i < de {
-        if i >= rem_end {
-            let next = remove.next_set(i, de);
-            if next != Some(i) {
-                if let Some((st, oc)) = cur.take() {
-                    out.push((st, i, oc));
+/// Longest `min_length` for which run starts are found by comparing the windows of adjacent
+/// suffixes (at most `l` symbols per pair) instead of from a PLCP array (4 bytes per symbol).
+pub(crate) const DIRECT_RUNS_MAX: usize = 512;
+
+/// Run starts over suffix-array ranks: bit `i` is set iff `i == 0` or the suffixes of ranks
+/// `i - 1` and `i` share fewer than `l` symbols. Found by comparing the two windows directly:
+/// the previous suffix's window is still in cache, so each rank costs one random access
+/// into the text, as a PLCP lookup would, without the PLCP array. Ranks are split into
+/// chunks for rayon when `threads != 1` (the result does not depend on it).
+fn run_starts_direct<S: Eq + Sync, O: SaIndex>(text: &[S], sa: &[O], l: usize, threads: usize) -> Bits {
+    let n = sa.len();
+    let mut bits = Bits::new(n);
+    let fill = |w0: usize, words: &mut [u64]| {
+        for (k, word) in words.iter_mut().enumerate() {
+            let base = (w0 + k) << 6;
+            let end = (base + 64).min(n);
+            let mut prev = if base == 0 { usize::MAX } else { sa[base - 1].get() };
+            let mut x = 0u64;
+            for (i, q) in sa[base..end].iter().enumerate() {
+                // the loads are independent across ranks: start the text access of a later
+                // rank now, so that many cache misses are in flight at once
+                if let Some(ahead) = sa.get(base + i + PREFETCH) {
+                    let a = ahead.get();
+                    if let Some(w) = text.get(a..a + l) {
+                        // first and last cache line of the window (l symbols may span several)
+                        crate::mem::prefetch(&w[0]);
+                        crate::mem::prefetch(&w[l - 1]);
+                    }
                 }
-            }
-            dq.clear();
-            match next {
-                None => return,
-                Some(p) => i = p,
-            }
-            if let Some(pr) = protect {
-                if let Some(q) = pr.prev_set(ds.max((i + 1).saturating_sub(l)), i) {
-                    prot_end = prot_end.max(q + l);
+                let p = q.get();
+                if prev == usize::MAX || !same_window(text, prev, p, l) {
+                    x |= 1u64 << i;
                 }
+                prev = p;
             }
+            *word = x;
         }
-        if remove.get(i) {
-            rem_end = rem_end.max(i + l);
-            let o = occ.map_or(0, |occ| occ[i].get() as u64);
-            while dq.back().is_some_and(|b| b.1 <= o) {
-                dq.pop_back();
-            }
-            dq.push_back((i, o));
-        }
-        if let Some(pr) = protect {
-            if pr.get(i) {
-                prot_end = prot_end.max(i + l);
-            }
-        }
-        while dq.front().is_some_and(|f| f.0 + l <= i) {
-            dq.pop_front();
-        }
-        if i >= prot_end {
-            let o = dq.front().map_or(0, |f| f.1);
-            cur = Some(match cur {
-                None => (i, o),
-                Some((st, m)) => (st, m.max(o)),
-            });
-        } else if let Some((st, oc)) = cur.take() {
-            out.push((st, i, oc));
-        }
-        i += 1;
+    };
+    const CHUNK: usize = 1 << 12; // words (262,144 ranks) per task
+    const PREFETCH: usize = 24; // ranks ahead
+    if threads == 1 || n < CHUNK << 6 {
+        fill(0, &mut bits.0);
+    } else {
+        use rayon::prelude::*;
+        bits.0.par_chunks_mut(CHUNK).enumerate().for_each(|(c, ch)| fill(c * CHUNK, ch));
     }
-    if let Some((st, oc)) = cur.take() {
-        out.push((st, de, oc));
+    bits
+}
+
+/// [`run_starts_direct`] from a PLCP array (for long `min_length`).
+fn run_starts_from_plcp<O: SaIndex>(sa: &[O], plcp: &[O], l: usize) -> Bits {
+    let mut bits = Bits::new(sa.len());
+    for (i, q) in sa.iter().enumerate() {
+        if i == 0 || plcp[q.get()].get() < l {
+            bits.set(i);
+        }
+    }
+    bits
+}
+
+/// The suffix array of `text` and its run starts for windows of `l` symbols, with the
+/// seconds of both stages (`suffix_array`, `lcp`). Below [`DIRECT_RUNS_MAX`] no PLCP array
+/// is built, so the peak is the text, the suffix array and one bitmap.
+fn sorted_runs<S: Symbol, O>(text: &[S], l: usize, threads: usize) -> Result<(Vec<O>, Bits, [f64; 2])>
+where
+    O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
+{
+    if l <= DIRECT_RUNS_MAX {
+        let t0 = Instant::now();
+        let sa = suffix_array::<S, O>(text, threads)?;
+        let t_sa = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let runs = run_starts_direct(text, &sa, l, threads);
+        Ok((sa, runs, [t_sa, t0.elapsed().as_secs_f64()]))
+    } else {
+        let (sa, plcp, t) = suffix_array_with_plcp::<S, O>(text, threads)?;
+        let t0 = Instant::now();
+        let runs = run_starts_from_plcp(&sa, &plcp, l);
+        Ok((sa, runs, [t[0], t[1] + t0.elapsed().as_secs_f64()]))
+    }
+}
+
+/// [`sorted_runs`] for an integer text with symbols in `0..k` (libsais' large-alphabet
+/// path, which uses `text` as scratch space and restores it).
+fn sorted_runs_int(text: &mut [i32], k: usize, l: usize, threads: usize) -> Result<(Vec<i32>, Bits, [f64; 2])> {
+    if l <= DIRECT_RUNS_MAX {
+        let t0 = Instant::now();
+        let sa = super::sa::suffix_array_int(text, k, threads)?;
+        let t_sa = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let runs = run_starts_direct(&*text, &sa, l, threads);
+        Ok((sa, runs, [t_sa, t0.elapsed().as_secs_f64()]))
+    } else {
+        let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(text, k, threads)?;
+        let t0 = Instant::now();
+        let runs = run_starts_from_plcp(&sa, &plcp, l);
+        Ok((sa, runs, [t[0], t[1] + t0.elapsed().as_secs_f64()]))
+    }
+}
+
+/// Append the maximal removed runs of `[ds, de)` as absolute `(start, end)`: the union of
+/// the windows `[p, p + l)` for every `p` set in `remove` (all of which lie inside the
+/// document).
+pub(crate) fn sweep_doc(ds: usize, de: usize, l: usize, remove: &Bits, out: &mut Vec<(usize, usize)>) {
+    let mut from = ds;
+    while let Some(start) = remove.next_set(from, de) {
+        let mut end = start + l;
+        let mut q = start + 1;
+        // a window starting at or before `end` overlaps or touches the run: extend it
+        while let Some(p) = remove.next_set(q, (end + 1).min(de)) {
+            end = end.max(p + l);
+            q = p + 1;
+        }
+        let end = end.min(de);
+        out.push((start, end));
+        from = end;
+    }
+}
+
+/// Largest class size per block of `2^shift` positions, `shift = min(6, floor(log2 l))`:
+/// a block is at most `l` positions wide, while window starts of two different spans are at
+/// least `l + 1` apart (the first span ends before the second starts), so every block holds
+/// the marked window starts of at most one span and a span's `occurrences` is the maximum
+/// over the blocks of its window starts. Costs `O::BYTES / 2^shift` bytes per symbol
+/// (1/16 with 32-bit indices for `l >= 64`).
+struct BlockMax<O: SaIndex> {
+    shift: u32,
+    max: Vec<O>,
+}
+
+impl<O: SaIndex> BlockMax<O> {
+    fn new(n: usize, l: usize) -> Self {
+        let shift = l.ilog2().min(6);
+        BlockMax { shift, max: super::sa::huge_vec((n >> shift) + 1, O::ZERO) }
+    }
+    /// A window starting at `p` belongs to a class of `count` occurrences.
+    #[inline]
+    fn note(&mut self, p: usize, count: usize) {
+        let b = &mut self.max[p >> self.shift];
+        if b.get() < count {
+            *b = O::from_usize(count);
+        }
+    }
+    /// `occurrences` of the span `[s, e)` made of windows of `l` symbols starting in
+    /// `[s, e - l]`.
+    fn span(&self, s: usize, e: usize, l: usize) -> u64 {
+        self.max[s >> self.shift..=(e - l) >> self.shift].iter().map(|x| x.get() as u64).max().unwrap_or(0)
     }
 }
 
@@ -315,14 +415,6 @@ where
     }
 }
 
-/// Like [`sweep_doc`] without occurrence tracking: the maximal removed runs of `[ds, de)`
-/// as absolute `(start, end)`.
-pub(crate) fn sweep_doc_marks(ds: usize, de: usize, l: usize, remove: &Bits, protect: Option<&Bits>, out: &mut Vec<(usize, usize)>) {
-    let mut tmp = Vec::new();
-    sweep_doc_impl(ds, de, l, remove, protect, None::<&[i32]>, &mut tmp);
-    out.extend(tmp.into_iter().map(|(s, e, _)| (s, e)));
-}
-
 fn check_bounds(bounds: &[usize], n: usize) -> Result<()> {
     if bounds.first().is_some_and(|&b| b != 0) || bounds.last().is_some_and(|&b| b != n) {
         return Err(Error::invalid_argument("document bounds must start at 0 and end at the text length"));
@@ -337,14 +429,14 @@ fn self_dedup<S: Symbol, O>(text: &[S], bounds: &[usize], opts: &RepeatOptions) 
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
-    let (sa, plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
-    dedup_from_sa(sa, plcp, t, bounds, opts)
+    let (sa, runs, t) = sorted_runs::<S, O>(text, opts.min_length, opts.threads)?;
+    dedup_from_sa(sa, runs, t, bounds, opts)
 }
 
-/// The marking and span collection of [`self_dedup`], given a suffix array and PLCP array.
+/// The marking and span collection of [`self_dedup`], given a suffix array and its runs.
 fn dedup_from_sa<O: SaIndex>(
     sa: Vec<O>,
-    mut plcp: Vec<O>,
+    runs: Bits,
     t: [f64; 2],
     bounds: &[usize],
     opts: &RepeatOptions,
@@ -357,13 +449,14 @@ fn dedup_from_sa<O: SaIndex>(
 
     let t0 = Instant::now();
     let real = real_positions(bounds, n, l);
+    // `later`: the removal windows — every occurrence of a duplicate class (keep none), or
+    // every occurrence but the earliest (keep first). A symbol is removed iff a removal
+    // window covers it.
     let mut later = Bits::new(n);
-    let mut first = match opts.keep {
-        Keep::First => Some(Bits::new(n)),
-        Keep::None => None,
-    };
+    let mut occ = BlockMax::<O>::new(n, l);
+    let keep_first = opts.keep == Keep::First;
     let (mut classes, mut marked) = (0u64, 0u64);
-    scan_classes(&sa, &mut plcp, l, |members, occ| {
+    scan_runs(&sa, &runs, |members| {
         let mut count = 0usize;
         let mut min_p = usize::MAX;
         for &m in members {
@@ -379,51 +472,39 @@ fn dedup_from_sa<O: SaIndex>(
         classes += 1;
         for &m in members {
             let p = m.get();
-            if !real.get(p) {
-                continue;
-            }
-            occ[p] = O::from_usize(count);
-            match first.as_mut() {
-                Some(f) if p == min_p => f.set(p),
-                _ => {
-                    later.set(p);
-                    marked += 1;
-                }
+            if real.get(p) && !(keep_first && p == min_p) {
+                later.set(p);
+                occ.note(p, count);
+                marked += 1;
             }
         }
     });
     drop(sa);
+    drop(runs);
+    drop(real);
     stats.classes = classes;
     stats.marked_windows = marked;
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
     let t0 = Instant::now();
-    let spans = collect_spans(bounds, 0, l, &later, first.as_ref(), &plcp);
+    let spans = collect_spans(bounds, 0, l, &later, &occ);
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
 
 /// Merged spans of the documents from `first_doc` on (numbered from 0 there): positions
-/// whose window is marked in `remove` (and not in `protect`), with occurrence counts from
-/// `occ`.
-fn collect_spans<O: SaIndex>(
-    bounds: &[usize],
-    first_doc: usize,
-    l: usize,
-    remove: &Bits,
-    protect: Option<&Bits>,
-    occ: &[O],
-) -> Vec<Span> {
+/// covered by a window marked in `remove`, with occurrence counts from `occ`.
+fn collect_spans<O: SaIndex>(bounds: &[usize], first_doc: usize, l: usize, remove: &Bits, occ: &BlockMax<O>) -> Vec<Span> {
     let mut raw = Vec::new();
     let mut spans = Vec::new();
     for (d, w) in bounds.windows(2).enumerate().skip(first_doc) {
         raw.clear();
-        sweep_doc(w[0], w[1], l, remove, protect, occ, &mut raw);
-        spans.extend(raw.iter().map(|&(s, e, o)| Span {
+        sweep_doc(w[0], w[1], l, remove, &mut raw);
+        spans.extend(raw.iter().map(|&(s, e)| Span {
             doc: d - first_doc,
             start: s - w[0],
             end: e - w[0],
-            occurrences: o,
+            occurrences: occ.span(s, e, l),
         }));
     }
     spans
@@ -471,14 +552,14 @@ fn contaminate<S: Symbol, O>(
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
-    let (sa, plcp, t) = suffix_array_with_plcp::<S, O>(text, opts.threads)?;
-    contaminate_from_sa(sa, plcp, t, bounds, split, n_train_docs, opts)
+    let (sa, runs, t) = sorted_runs::<S, O>(text, opts.min_length, opts.threads)?;
+    contaminate_from_sa(sa, runs, t, bounds, split, n_train_docs, opts)
 }
 
-/// The marking and span collection of [`contaminate`], given a suffix array and PLCP array.
+/// The marking and span collection of [`contaminate`], given a suffix array and its runs.
 fn contaminate_from_sa<O: SaIndex>(
     sa: Vec<O>,
-    mut plcp: Vec<O>,
+    runs: Bits,
     t: [f64; 2],
     bounds: &[usize],
     split: usize,
@@ -493,8 +574,9 @@ fn contaminate_from_sa<O: SaIndex>(
     let t0 = Instant::now();
     let real = real_positions(bounds, n, l);
     let mut mark = Bits::new(n);
+    let mut occ = BlockMax::<O>::new(n, l);
     let (mut classes, mut marked) = (0u64, 0u64);
-    scan_classes(&sa, &mut plcp, l, |members, occ| {
+    scan_runs(&sa, &runs, |members| {
         let (mut tr, mut ev) = (0usize, 0usize);
         for &m in members {
             let p = m.get();
@@ -513,18 +595,20 @@ fn contaminate_from_sa<O: SaIndex>(
         for &m in members {
             let p = m.get();
             if p >= split && real.get(p) {
-                occ[p] = O::from_usize(tr);
                 mark.set(p);
+                occ.note(p, tr);
                 marked += 1;
             }
         }
     });
     drop(sa);
+    drop(runs);
+    drop(real);
     stats.classes = classes;
     stats.marked_windows = marked;
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
     let t0 = Instant::now();
-    let spans = collect_spans(bounds, n_train_docs, l, &mark, None, &plcp);
+    let spans = collect_spans(bounds, n_train_docs, l, &mark, &occ);
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
@@ -543,9 +627,9 @@ pub fn find_repeats_tokens(ids: &[u32], bounds: &[usize], opts: &RepeatOptions) 
     let (spans, mut stats) = match text {
         TokenText::Small(text) => find_repeats_symbols::<u16>(&text, bounds, opts)?,
         TokenText::Large(mut text, k) => {
-            let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
+            let (sa, runs, t) = sorted_runs_int(&mut text, k, opts.min_length, opts.threads)?;
             drop(text);
-            dedup_from_sa(sa, plcp, t, bounds, opts)?
+            dedup_from_sa(sa, runs, t, bounds, opts)?
         }
     };
     stats.timings.insert(0, ("remap_ids", t_remap));
@@ -820,13 +904,81 @@ pub fn contamination_tokenized(
             _ => contaminate::<u16, i64>(&text, &bounds, split, n_train_docs, opts)?,
         },
         TokenText::Large(mut text, k) => {
-            let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(&mut text, k, opts.threads)?;
+            let (sa, runs, t) = sorted_runs_int(&mut text, k, opts.min_length, opts.threads)?;
             drop(text);
-            contaminate_from_sa(sa, plcp, t, &bounds, split, n_train_docs, opts)?
+            contaminate_from_sa(sa, runs, t, &bounds, split, n_train_docs, opts)?
         }
     };
     let spans = ev.byte_spans(&spans, &eval, &mut stats)?;
     stats.timings.insert(0, ("remap_ids", t_remap));
     stats.timings.insert(0, ("tokenize", tr.secs + ev.secs));
     Ok((spans, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suffix::sa::suffix_array_with_plcp;
+
+    /// A small deterministic generator.
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    /// Periodic and random stretches over a tiny alphabet: long equal windows everywhere.
+    fn text(n: usize, seed: &mut u64) -> Vec<u8> {
+        let mut t = Vec::with_capacity(n);
+        while t.len() < n {
+            let period = 1 + lcg(seed) as usize % 7;
+            let unit: Vec<u8> = (0..period).map(|_| b'a' + (lcg(seed) % 3) as u8).collect();
+            let reps = lcg(seed) as usize % 40;
+            for _ in 0..reps {
+                t.extend_from_slice(&unit);
+            }
+            t.push(b'a' + (lcg(seed) % 3) as u8);
+        }
+        t.truncate(n);
+        t
+    }
+
+    #[test]
+    fn direct_run_starts_equal_the_plcp_ones() {
+        let mut seed = 7;
+        for n in [1usize, 2, 63, 64, 65, 1000, 300_000] {
+            let t = text(n, &mut seed);
+            let (sa, plcp, _) = suffix_array_with_plcp::<u8, i32>(&t, 1).unwrap();
+            for l in [1usize, 2, 5, 17, 64, 200] {
+                let want = run_starts_from_plcp(&sa, &plcp, l);
+                for threads in [1, 2] {
+                    let got = run_starts_direct(&t, &sa, l, threads);
+                    assert!(got.0 == want.0, "n={n} l={l} threads={threads}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn runs_visit_every_nontrivial_run_once() {
+        let mut seed = 11;
+        let t = text(5000, &mut seed);
+        let (sa, plcp, _) = suffix_array_with_plcp::<u8, i32>(&t, 1).unwrap();
+        for l in [1usize, 3, 30] {
+            let runs = run_starts_direct(&t, &sa, l, 1);
+            let mut seen = Vec::new();
+            scan_runs(&sa, &runs, |m| seen.push((m.as_ptr() as usize - sa.as_ptr() as usize) / 4..(m.as_ptr() as usize - sa.as_ptr() as usize) / 4 + m.len()));
+            // the brute-force runs: maximal rank ranges of length >= 2 with adjacent LCP >= l
+            let mut want = Vec::new();
+            let mut s = 0;
+            for i in 1..=sa.len() {
+                if i == sa.len() || (plcp[sa[i] as usize] as usize) < l {
+                    if i - s >= 2 {
+                        want.push(s..i);
+                    }
+                    s = i;
+                }
+            }
+            assert_eq!(seen, want, "l={l}");
+        }
+    }
 }

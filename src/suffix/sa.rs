@@ -126,6 +126,7 @@ pub fn suffix_array<S: Symbol, O: SaIndex + libsais::OutputElement + libsais::Is
     if O::BYTES == 4 && text.len() > i32::MAX as usize {
         return Err(Error::invalid_argument("text too long for 32-bit suffix-array indices"));
     }
+    release_free_heap();
     collapse_huge(text);
     let mut sa = huge_vec(text.len(), O::ZERO);
     let c = SuffixArrayConstruction::for_text(text).in_borrowed_buffer(&mut sa[..]);
@@ -180,6 +181,31 @@ where
 
 fn clamp_threads(t: usize) -> u16 {
     t.min(u16::MAX as usize) as u16
+}
+
+/// Suffix array of an integer text with symbols in `0..k` (libsais' large-alphabet path,
+/// 32-bit indices). libsais uses `text` as scratch space and restores it.
+pub fn suffix_array_int(text: &mut [i32], k: usize, threads: usize) -> Result<Vec<i32>> {
+    use libsais::suffix_array::AlphabetSize;
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    if k > i32::MAX as usize || text.iter().any(|&x| x < 0 || x as usize >= k) {
+        return Err(Error::invalid_argument("integer text symbols must lie in 0..k"));
+    }
+    let err = |e: libsais::LibsaisError| Error::invalid_data("suffix array construction", format!("libsais failed: {e:?}"));
+    let c = SuffixArrayConstruction::for_text_mut(text).in_owned_buffer32();
+    let sa = if threads == 1 {
+        // SAFETY: every symbol was checked to lie in 0..k just above.
+        let c = unsafe { c.single_threaded().with_alphabet_size(AlphabetSize::new(k as i32)) };
+        c.run().map_err(err)?.into_vec()
+    } else {
+        let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
+        // SAFETY: every symbol was checked to lie in 0..k just above.
+        let c = unsafe { c.multi_threaded(tc).with_alphabet_size(AlphabetSize::new(k as i32)) };
+        c.run().map_err(err)?.into_vec()
+    };
+    Ok(sa)
 }
 
 /// Suffix array + PLCP of an integer text with symbols in `0..k` (libsais' large-alphabet
