@@ -145,6 +145,36 @@ proptest! {
                 }
             }
         }
+        // The pair sweep: one row per violated pair, at a step where it is violated most.
+        let mut fresh = Oracle::new(&traces, &keys).unwrap();
+        let pr = fresh.pair_sweep(&alpha, &v_step, &v_pair, tol).unwrap();
+        let short = |t: u32, p: u32, coef: &[f64]| -> f64 {
+            -(coef.iter().zip(&alpha).map(|(c, a)| c * a).sum::<f64>() + v_step[t as usize] + v_pair[p as usize])
+        };
+        let mut worst: BTreeMap<u32, f64> = BTreeMap::new();
+        for (t, p, coef) in &want {
+            let v = short(*t, *p, coef);
+            let e = worst.entry(*p).or_insert(f64::NEG_INFINITY);
+            *e = e.max(v);
+        }
+        prop_assert_eq!(pr.pairs.clone(), worst.keys().copied().collect::<Vec<u32>>());
+        for r in 0..pr.pairs.len() {
+            let (t, p) = (pr.steps[r], pr.pairs[r]);
+            let coef = &pr.coefs[r * n..(r + 1) * n];
+            let w = want.iter().find(|x| x.0 == t && x.1 == p);
+            prop_assert!(w.is_some(), "pair sweep row ({}, {}) is not violated", t, p);
+            for (a, b) in coef.iter().zip(&w.unwrap().2) {
+                prop_assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0));
+            }
+            let (v, best) = (short(t, p, coef), worst[&p]);
+            prop_assert!((v - best).abs() <= 1e-9 * best.abs().max(1.0), "pair {}: {} < {}", p, v, best);
+        }
+        // A second sweep hands out no row twice.
+        let again = fresh.pair_sweep(&alpha, &v_step, &v_pair, tol).unwrap();
+        for r in 0..again.pairs.len() {
+            prop_assert!(!(0..pr.pairs.len()).any(|q| (pr.steps[q], pr.pairs[q]) == (again.steps[r], again.pairs[r])));
+            prop_assert!(want.iter().any(|x| (x.0, x.1) == (again.steps[r], again.pairs[r])));
+        }
         let lim = SweepLimits { per_step: usize::MAX, max_rows: usize::MAX, tolerance: tol };
         let rows = oracle.sweep(&alpha, &v_step, &v_pair, lim).unwrap();
         let mut got: Vec<(u32, u32, Vec<f64>)> = (0..rows.steps.len())

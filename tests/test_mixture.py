@@ -178,6 +178,22 @@ def test_result_api_and_thread_count_determinism(man5):
     assert "en" in str(one)
 
 
+def test_stopped_early_the_gap_brackets_the_optimum(man5, monkeypatch):
+    """Rounds cut short: the reported lower and upper bounds bracket the full LP's optimum."""
+    import gristmill.mixture as mx
+
+    tok = gristmill.train_bpe(man5["en"][:200] + man5["ru"][:100], vocab_size=1200, pattern="o200k")
+    cats = {"en": man5["en"][200:500], "ru": man5["ru"][100:], "fr": man5["fr"]}
+    full = infer(tok, cats, bytes_per_category=300_000).diagnostics
+    assert full["converged"] and full["optimality_gap"] == 0.0
+    monkeypatch.setattr(mx, "_MAX_ROUNDS", 2)
+    cut = infer(tok, cats, bytes_per_category=300_000).diagnostics
+    assert not cut["converged"] and cut["rounds"] == 2
+    lo, hi, best = cut["objective"], cut["objective_upper_bound"], full["objective"]
+    assert lo <= best * (1 + 1e-6) and best <= hi * (1 + 1e-6), (lo, best, hi)
+    assert 0 < cut["optimality_gap"] <= 1
+
+
 def test_bootstrap_interval_contains_the_estimate(man5):
     tok = gristmill.train_bpe(man5["en"][:150] + man5["ja"][:150], vocab_size=1000, pattern="o200k")
     r = infer(tok, {"en": man5["en"][150:300], "ja": man5["ja"][150:300]}, bytes_per_category=300_000, bootstrap=5)

@@ -238,6 +238,13 @@ class _MixtureOracle:
         max_rows: int,
         tolerance: float,
     ) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64], float, int]: ...
+    def pair_sweep(
+        self,
+        alpha: npt.NDArray[np.float64],
+        v_step: npt.NDArray[np.float64],
+        v_pair: npt.NDArray[np.float64],
+        tolerance: float,
+    ) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float64], float, int]: ...
 
 @final
 class _MixtureCounter:

@@ -1024,7 +1024,9 @@ def _run_mixture_infer(args: argparse.Namespace) -> int:
         return 0
     d = r.diagnostics
     print(f"training mixture of {d['tokenizer']} inferred from its first {d['num_merges']:,} merges "
-          f"({'optimal' if d['converged'] else 'NOT converged'} after {d['rounds']} LP rounds):")
+          + (f"(optimal after {d['rounds']} LP rounds):" if d["converged"] else
+             f"(NOT converged after {d['rounds']} LP rounds; the LP objective is within "
+             f"{100 * d['optimality_gap']:.2g} % of its optimum):"))
     print(textwrap.indent(str(r), "  "))
     seen = d["num_merges"] - d["merges_unseen"]
     print(f"  {seen:,} of {d['num_merges']:,} merges occur in the samples; shares are of the tokenizer's "

@@ -232,6 +232,147 @@ impl Oracle {
         Ok(rows)
     }
 
+    /// For every pair, its most violated constraint over all steps at `(alpha, v_step,
+    /// v_pair)`: one row per violated pair (skipping rows already handed out), in pair order.
+    ///
+    /// A pair's weighted count is constant between the steps where one of its counts changes,
+    /// so its worst step on such a stretch is the one with the smallest threshold
+    /// `W(m(t)) + v_t` there: a range-minimum query. The sweep is exact: it returns no row
+    /// exactly when no constraint is violated by more than `tolerance`.
+    pub fn pair_sweep(&mut self, alpha: &[f64], v_step: &[f64], v_pair: &[f64], tolerance: f64) -> Result<Rows> {
+        let (n, np, steps) = (self.n_cats, self.n_pairs(), self.steps());
+        if alpha.len() != n || v_step.len() != steps || v_pair.len() != np {
+            return Err(Error::invalid_argument(format!(
+                "sweep needs {n} weights, {steps} step slacks and {np} pair slacks (got {}, {}, {})",
+                alpha.len(),
+                v_step.len(),
+                v_pair.len()
+            )));
+        }
+        let mut rows = Rows::default();
+        if steps == 0 {
+            return Ok(rows);
+        }
+        let w_of: Vec<f64> = alpha.iter().zip(&self.norm).map(|(a, z)| a * z).collect();
+        // Pass 1: the threshold of every step.
+        let mut weight = vec![0f64; np];
+        let mut cnt = vec![0u64; np * n];
+        let mut thr = Vec::with_capacity(steps);
+        for t in 0..steps {
+            self.apply(t, &w_of, &mut cnt, &mut weight);
+            thr.push(weight[self.merge_pairs[t] as usize] + v_step[t]);
+        }
+        let rmq = RangeMin::new(&thr);
+        let mut merge_step = vec![u32::MAX; np];
+        for (t, &m) in self.merge_pairs.iter().enumerate() {
+            if merge_step[m as usize] == u32::MAX {
+                merge_step[m as usize] = t as u32;
+            }
+        }
+        // The worst step of pair `p` on steps `a..=b`, and by how much it is violated there.
+        let worst_on = |p: usize, w: f64, a: usize, b: usize| -> Option<(f64, usize)> {
+            let ms = merge_step[p] as usize;
+            let mut best: Option<(f64, usize)> = None;
+            let mut take = |lo: usize, hi: usize| {
+                if lo <= hi {
+                    let t = rmq.argmin(lo, hi);
+                    let v = w - v_pair[p] - thr[t];
+                    if best.is_none_or(|(bv, _)| v > bv) {
+                        best = Some((v, t));
+                    }
+                }
+            };
+            if ms >= a && ms <= b {
+                if ms > a {
+                    take(a, ms - 1);
+                }
+                take(ms + 1, b);
+            } else {
+                take(a, b);
+            }
+            best
+        };
+        // Pass 2: each pair's stretches of constant weight.
+        weight.iter_mut().for_each(|w| *w = 0.0);
+        cnt.iter_mut().for_each(|c| *c = 0);
+        let mut since = vec![u32::MAX; np];
+        let mut best_v = vec![tolerance; np];
+        let mut best_t = vec![u32::MAX; np];
+        let close = |p: usize, w: f64, a: usize, b: usize, best_v: &mut [f64], best_t: &mut [u32]| {
+            if w > tolerance {
+                if let Some((v, t)) = worst_on(p, w, a, b) {
+                    if v > best_v[p] && !self.added.contains(&(t as u32, p as u32)) {
+                        best_v[p] = v;
+                        best_t[p] = t as u32;
+                    }
+                }
+            }
+        };
+        for t in 0..steps {
+            for e in self.ev_starts[t]..self.ev_starts[t + 1] {
+                let (p, c) = (self.ev_pair[e] as usize, self.ev_cat[e] as usize);
+                if since[p] != t as u32 {
+                    if since[p] != u32::MAX {
+                        close(p, weight[p], since[p] as usize, t - 1, &mut best_v, &mut best_t);
+                    }
+                    since[p] = t as u32;
+                }
+                let slot = &mut cnt[p * n + c];
+                weight[p] += w_of[c] * (self.ev_count[e] as f64 - *slot as f64);
+                *slot = self.ev_count[e];
+            }
+        }
+        for p in 0..np {
+            if since[p] != u32::MAX {
+                close(p, weight[p], since[p] as usize, steps - 1, &mut best_v, &mut best_t);
+            }
+        }
+        // Pass 3: the coefficients of the chosen rows, read at their steps.
+        let mut at_step: Vec<Vec<u32>> = vec![Vec::new(); steps];
+        for p in 0..np {
+            if best_t[p] != u32::MAX {
+                at_step[best_t[p] as usize].push(p as u32);
+            }
+        }
+        cnt.iter_mut().for_each(|c| *c = 0);
+        weight.iter_mut().for_each(|w| *w = 0.0);
+        let mut out: Vec<(u32, u32, Vec<f64>, f64)> = Vec::new();
+        for t in 0..steps {
+            self.apply(t, &w_of, &mut cnt, &mut weight);
+            if at_step[t].is_empty() {
+                continue;
+            }
+            rows.violated_steps += 1;
+            let m = self.merge_pairs[t] as usize;
+            for &p in &at_step[t] {
+                let (pm, pp) = (m * n, p as usize * n);
+                let coef = (0..n).map(|c| (cnt[pm + c] as f64 - cnt[pp + c] as f64) * self.norm[c]).collect();
+                out.push((t as u32, p, coef, best_v[p as usize]));
+            }
+        }
+        out.sort_unstable_by_key(|r| r.1);
+        for (t, p, coef, v) in out {
+            self.added.insert((t, p));
+            rows.steps.push(t);
+            rows.pairs.push(p);
+            rows.coefs.extend(coef);
+            rows.max_violation = rows.max_violation.max(v);
+        }
+        Ok(rows)
+    }
+
+    /// Apply step `t`'s count changes to `cnt` and the weighted counts `weight`.
+    #[inline]
+    fn apply(&self, t: usize, w_of: &[f64], cnt: &mut [u64], weight: &mut [f64]) {
+        let n = self.n_cats;
+        for e in self.ev_starts[t]..self.ev_starts[t + 1] {
+            let (p, c) = (self.ev_pair[e] as usize, self.ev_cat[e] as usize);
+            let slot = &mut cnt[p * n + c];
+            weight[p] += w_of[c] * (self.ev_count[e] as f64 - *slot as f64);
+            *slot = self.ev_count[e];
+        }
+    }
+
     /// Normalised count of merge `t`'s pair in each category just before merge `t`
     /// (`steps × n_cats`, row-major), as the LP sees it.
     pub fn merge_counts(&self) -> Vec<f64> {
@@ -248,6 +389,39 @@ impl Oracle {
             }
         }
         out
+    }
+}
+
+/// Range-minimum queries over a fixed array (sparse table of positions; ties: the first).
+struct RangeMin<'a> {
+    v: &'a [f64],
+    levels: Vec<Vec<u32>>,
+}
+
+impl<'a> RangeMin<'a> {
+    fn new(v: &'a [f64]) -> Self {
+        let mut levels: Vec<Vec<u32>> = vec![(0..v.len() as u32).collect()];
+        let mut span = 1;
+        while 2 * span <= v.len() {
+            let prev = levels.last().unwrap();
+            let next = (0..=v.len() - 2 * span).map(|i| Self::pick(v, prev[i], prev[i + span])).collect();
+            levels.push(next);
+            span *= 2;
+        }
+        RangeMin { v, levels }
+    }
+
+    #[inline]
+    fn pick(v: &[f64], a: u32, b: u32) -> u32 {
+        if v[b as usize] < v[a as usize] { b } else { a }
+    }
+
+    /// Position of the minimum of `v[lo..=hi]`.
+    #[inline]
+    fn argmin(&self, lo: usize, hi: usize) -> usize {
+        let k = (usize::BITS - 1 - (hi - lo + 1).leading_zeros()) as usize;
+        let lvl = &self.levels[k];
+        Self::pick(self.v, lvl[lo], lvl[hi + 1 - (1 << k)]) as usize
     }
 }
 

@@ -178,6 +178,30 @@ impl PyMixtureOracle {
         Ok(())
     }
 
+    /// Every pair's most violated constraint at `(alpha, v_step, v_pair)`, one row per pair,
+    /// as `(steps, pairs, coefficients, max violation, steps with a row)`. Exact: no row means
+    /// no constraint is violated by more than `tolerance`.
+    fn pair_sweep<'py>(
+        &mut self,
+        py: Python<'py>,
+        alpha: PyReadonlyArray1<'py, f64>,
+        v_step: PyReadonlyArray1<'py, f64>,
+        v_pair: PyReadonlyArray1<'py, f64>,
+        tolerance: f64,
+    ) -> PyResult<SweepOut<'py>> {
+        let (a, vs, vp) = (alpha.as_slice()?, v_step.as_slice()?, v_pair.as_slice()?);
+        let oracle = &mut self.oracle;
+        let rows = py.detach(|| oracle.pair_sweep(a, vs, vp, tolerance))?;
+        let (r, n) = (rows.steps.len(), oracle.n_cats());
+        Ok((
+            rows.steps.into_pyarray(py),
+            rows.pairs.into_pyarray(py),
+            rows.coefs.into_pyarray(py).reshape([r, n])?,
+            rows.max_violation,
+            rows.violated_steps,
+        ))
+    }
+
     /// Constraints violated at `(alpha, v_step, v_pair)`: `(steps, pairs, coefficients
     /// (rows × categories), max violation, steps with a violation)`. Rows are never returned
     /// twice.
