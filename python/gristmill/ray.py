@@ -39,7 +39,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +55,7 @@ from gristmill.minhash import (
     _warn_meaningless_layout,
 )
 
-__all__ = ["RayDedupResult", "dedup_minhash", "tokenize", "corpus_dataset"]
+__all__ = ["RayDedupResult", "dedup_minhash", "connected_components", "corpus_dataset"]
 
 DOC = "__gm_doc"  # read-order index column added internally
 _U64_MAX = np.iinfo(np.uint64).max
@@ -233,8 +233,10 @@ def _sig_matrix(col: Any, num_perm: int, dtype: np.dtype) -> np.ndarray:
     n = len(arr)
     if n == 0:
         return np.zeros((0, num_perm), dtype)
-    buf = arr.buffers()[1]
     width = num_perm * dtype.itemsize
+    if not pa.types.is_fixed_size_binary(arr.type):  # a join may hand it back as binary
+        arr = arr.cast(pa.binary(width))
+    buf = arr.buffers()[1]
     raw = np.frombuffer(buf, dtype=np.uint8)[arr.offset * width:(arr.offset + n) * width]
     return np.ascontiguousarray(raw.view(dtype).reshape(n, num_perm))
 
@@ -367,13 +369,13 @@ def connected_components(edges: Any, *, parts: int, fault: Any = None, max_round
         if rounds > max_rounds:  # pragma: no cover - O(log n) rounds in theory and practice
             raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
         half = e.map_batches(_half_edges, batch_format="pyarrow", fn_kwargs={"parts": parts})
-        large = half.groupby("part").map_groups(_large_star_shard, batch_format="pyarrow",
+        large = half.groupby("part", num_partitions=parts).map_groups(_large_star_shard, batch_format="pyarrow",
                                                 fn_kwargs={"fault": fault}).materialize()
         bad = large.sum("not_star") or 0
         if bad == 0:
             break
         small_in = large.map_batches(_small_star_rows, batch_format="pyarrow", fn_kwargs={"parts": parts})
-        e = small_in.groupby("part").map_groups(_small_star_shard, batch_format="pyarrow").materialize()
+        e = small_in.groupby("part", num_partitions=parts).map_groups(_small_star_shard, batch_format="pyarrow").materialize()
     star = e.map_batches(_oriented, batch_format="pyarrow")
     return star, rounds
 
@@ -554,7 +556,7 @@ def dedup_minhash(
     t0 = time.perf_counter()
     band_rows = info.map_batches(_band_rows, batch_format="pyarrow", fn_kwargs={
         "num_perm": hasher.num_perm, "dtype": hasher.dtype.name, "bands": bands, "rows": rows, "parts": P})
-    grouped = band_rows.groupby("part").map_groups(_groups_shard, batch_format="pyarrow",
+    grouped = band_rows.groupby("part", num_partitions=P).map_groups(_groups_shard, batch_format="pyarrow",
                                                    fn_kwargs={"verify": verify, "fault": _fault})
     grouped = _run(grouped.materialize)
     timings["candidate_groups"] = time.perf_counter() - t0
@@ -566,7 +568,7 @@ def dedup_minhash(
         if n_members:
             joined = members.join(info.select_columns([DOC, "text"]), "inner", num_partitions=P, on=(DOC,))
             joined = joined.map_batches(_add_part, batch_format="pyarrow", fn_kwargs={"column": "gid", "parts": P})
-            edges = joined.groupby("vpart").map_groups(
+            edges = joined.groupby("vpart", num_partitions=P).map_groups(
                 _verify_shard, batch_format="pyarrow",
                 fn_kwargs={"spec": spec, "threshold": threshold, "fault": _fault})
             edges = _run(edges.materialize)
@@ -592,7 +594,7 @@ def dedup_minhash(
         cols = [DOC, "sig"] + (["score"] if has_score else []) + (["id"] if id_column else []) + \
             (["text"] if verify else [])
         joined = mem.join(info.select_columns(cols), "inner", num_partitions=P, on=(DOC,))
-        clusters = joined.groupby("cpart").map_groups(
+        clusters = joined.groupby("cpart", num_partitions=P).map_groups(
             _cluster_shard, batch_format="pyarrow",
             fn_kwargs={"spec": spec, "keep": keep, "verify": verify, "has_score": has_score,
                        "id_column": id_column, "fault": _fault})
@@ -659,23 +661,3 @@ def corpus_dataset(corpus: Any) -> Any:
     read = ray.remote(_read_source)
     refs = [read.remote(corpus, i) for i in range(len(corpus.sources))]
     return ray.data.from_arrow_refs(refs)
-
-
-# ---------------------------------------------------------------------------------------------
-# tokenization
-
-
-def tokenize(ds: Any, tokenizer: Any, *, text_column: str = "text", output: Any, eos: Optional[int] = None,
-             bos: Optional[int] = None, dtype: Optional[str] = None) -> Dict[str, Any]:
-    """Tokenize a dataset into packed shards (one per block) plus one manifest, the format
-    and token stream of ``gristmill tokenize`` (documents in read order)."""
-    raise NotImplementedError  # replaced below once the shard format is wired
-
-
-def _iter_blocks(ds: Any) -> Iterator[Any]:  # pragma: no cover - helper for tokenize
-    for bundle in ds.iter_internal_ref_bundles():
-        for entry in bundle.blocks:
-            yield entry.ref if hasattr(entry, "ref") else entry[0]
-
-
-_ = Sequence  # typing helper kept for stubs
