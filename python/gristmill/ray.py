@@ -116,13 +116,20 @@ def _unwrap(e: BaseException) -> BaseException:
 
 
 def _run(f: Any, *args: Any, **kwargs: Any) -> Any:
+    ctx = _ray().data.DataContext.get_current()
+    before = getattr(ctx, "raise_original_map_exception", None)
+    if before is not None:
+        ctx.raise_original_map_exception = True  # a UDF's own exception, not a wrapper
     try:
         return f(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - re-raised, unwrapped when it is ours
-        orig = _unwrap(e)
-        if orig is e:
-            raise
-        raise type(orig)(*orig.args) from None
+        err, orig = e, _unwrap(e)
+    finally:
+        if before is not None:
+            ctx.raise_original_map_exception = before
+    if orig is err:
+        raise err
+    raise type(orig)(*orig.args) from None
 
 
 # ---------------------------------------------------------------------------------------------
