@@ -98,3 +98,10 @@ def test_bad_input_same_error_on_driver(session):
         with pytest.raises(type(local_err.value)) as ray_err:
             gr.dedup_minhash(ok, **kw)
         assert str(ray_err.value) == str(local_err.value)
+
+
+def test_module_example(session):
+    ds = ray.data.from_items([{"text": "a b c d e f"}, {"text": "a b c d e f"}, {"text": "x y z"}])
+    r = gr.dedup_minhash(ds, ngram=3)
+    assert (r.kept.count(), r.clusters.count()) == (2, 2)
+    assert r.kept.take_all()[1]["text"] == "x y z"

@@ -25,11 +25,12 @@ arguments and counts. See ``docs/ray.md`` for what runs where, memory and shuffl
    kernel), so ``clusters`` equals ``minhash_clusters.parquet`` of the local path.
 7. **kept**: an anti-join of the input with the removed documents, sorted back to read order.
 
->>> import ray, gristmill.ray  # doctest: +SKIP
->>> ds = ray.data.from_items([{"text": "a b c d e f"}, {"text": "a b c d e f"}, {"text": "x y z"}])  # doctest: +SKIP
->>> r = gristmill.ray.dedup_minhash(ds, ngram=3)  # doctest: +SKIP
->>> r.kept.count(), r.clusters.count()  # doctest: +SKIP
-(2, 2)
+Example (run in ``tests/test_ray.py`` on a local Ray runtime)::
+
+    import ray, gristmill.ray
+    ds = ray.data.from_items([{"text": "a b c d e f"}, {"text": "a b c d e f"}, {"text": "x y z"}])
+    r = gristmill.ray.dedup_minhash(ds, ngram=3)
+    r.kept.count(), r.clusters.count()   # (2, 2)
 """
 
 from __future__ import annotations
