@@ -78,6 +78,33 @@ def lsh_cluster(
     threads: int | None = None,
 ) -> dict[str, Any]: ...
 
+def lsh_band_groups(
+    band: npt.NDArray[np.uint32], key: npt.NDArray[np.uint64], doc: npt.NDArray[np.uint64]
+) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]: ...
+def lsh_group_edges(
+    members: npt.NDArray[np.uint32],
+    offsets: npt.NDArray[np.int64],
+    n: int,
+    verify_docs: _Docs | None = None,
+    shingle: _Shingle | None = None,
+    threshold: float | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]: ...
+def lsh_cluster_rows(
+    signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64],
+    roots: npt.NDArray[np.uint32],
+    scores: npt.NDArray[np.float64] | None = None,
+    verify_docs: _Docs | None = None,
+    shingle: _Shingle | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]: ...
+def cc_large_star(
+    node: npt.NDArray[np.uint64], other: npt.NDArray[np.uint64], is_child: npt.NDArray[np.bool_]
+) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], int]: ...
+def cc_small_star(
+    node: npt.NDArray[np.uint64], smaller: npt.NDArray[np.uint64]
+) -> Tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], int]: ...
+
 @final
 class MinHashIndexCore:
     def __new__(cls, path: str, num_perm: int, bands: int, rows: int, sig_bytes: int, meta: str) -> MinHashIndexCore: ...

@@ -2,6 +2,7 @@
 //! and datasketch-compatible ones), band keys, candidate groups, connected components,
 //! keep policy and cluster report, and a persistent memory-mapped index.
 
+pub mod dist;
 pub mod index;
 pub mod lsh;
 pub mod shingle;

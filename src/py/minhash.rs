@@ -666,6 +666,177 @@ fn lsh_cluster<'py>(
     Ok(d)
 }
 
+/// lsh_band_groups(band, key, doc) -> (members, offsets): candidate groups of one shard of
+/// `(band, key, doc)` rows (see `crate::minhash::dist::band_groups`).
+#[pyfunction]
+fn lsh_band_groups<'py>(
+    py: Python<'py>,
+    band: PyReadonlyArray1<'py, u32>,
+    key: PyReadonlyArray1<'py, u64>,
+    doc: PyReadonlyArray1<'py, u64>,
+) -> PyResult<(Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<i64>>)> {
+    let (band, key, doc) = (band.as_slice()?, key.as_slice()?, doc.as_slice()?);
+    let (members, offsets) = py.detach(|| crate::minhash::dist::band_groups(band, key, doc))?;
+    let offsets: Vec<i64> = offsets.into_iter().map(|o| o as i64).collect();
+    Ok((PyArray1::from_vec(py, members), PyArray1::from_vec(py, offsets)))
+}
+
+fn candidate_groups_arg(members: &[u32], offsets: &[i64], n: usize) -> PyResult<lsh::CandidateGroups> {
+    let mut offs = Vec::with_capacity(offsets.len());
+    for w in offsets.windows(2) {
+        if w[0] < 0 || w[1] < w[0] {
+            return Err(Error::invalid_argument("group offsets must be non-negative and non-decreasing").into());
+        }
+    }
+    if offsets.first().is_some_and(|&o| o != 0) || offsets.last().is_some_and(|&o| o as usize != members.len()) {
+        return Err(Error::invalid_argument("group offsets must start at 0 and end at the number of members").into());
+    }
+    if let Some(&m) = members.iter().find(|&&m| m as usize >= n) {
+        return Err(Error::invalid_argument(format!("group member {m} is out of range for {n} documents")).into());
+    }
+    offs.extend(offsets.iter().map(|&o| o as usize));
+    if offs.is_empty() {
+        offs.push(0);
+    }
+    Ok(lsh::CandidateGroups { members: members.to_vec(), offsets: offs })
+}
+
+/// lsh_group_edges(members, offsets, n, verify_docs=None, shingle=None, threshold=None,
+///                 threads=None) -> dict
+///
+/// The joining edges (a spanning forest) of candidate groups over `n` local documents,
+/// verified by exact Jaccard when `verify_docs` is given (`crate::minhash::lsh::components`).
+#[pyfunction]
+#[pyo3(signature = (members, offsets, n, verify_docs=None, shingle=None, threshold=None, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn lsh_group_edges<'py>(
+    py: Python<'py>,
+    members: PyReadonlyArray1<'py, u32>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    n: usize,
+    verify_docs: Option<DocsArg<'py>>,
+    shingle: Option<ShingleTuple<'py>>,
+    threshold: Option<f64>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let groups = candidate_groups_arg(members.as_slice()?, offsets.as_slice()?, n)?;
+    let docs_view = match &verify_docs {
+        Some(d) => Some(d.view()?),
+        None => None,
+    };
+    let cfg = match &shingle {
+        Some(t) => Some(shingle_cfg(t)?),
+        None => None,
+    };
+    let verify = match (docs_view, &cfg, threshold) {
+        (Some(docs), Some(cfg), Some(threshold)) => Some(Verify { docs, cfg, threshold }),
+        (None, _, _) => None,
+        _ => return Err(Error::invalid_argument("verification needs verify_docs, shingle and threshold").into()),
+    };
+    let (_, _, edges, stats) =
+        py.detach(|| with_threads(threads, || lsh::components(n, &groups, verify.as_ref())))??;
+    let d = PyDict::new(py);
+    d.set_item("e_a", PyArray1::from_vec(py, edges.a))?;
+    d.set_item("e_b", PyArray1::from_vec(py, edges.b))?;
+    d.set_item("e_jaccard", PyArray1::from_vec(py, edges.jaccard))?;
+    d.set_item("candidate_pairs", stats.candidate_pairs)?;
+    d.set_item("verified_pairs", stats.verified_pairs)?;
+    d.set_item("rejected_pairs", stats.rejected_pairs)?;
+    Ok(d)
+}
+
+type StarArrays<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>, u64);
+
+/// cc_large_star(node, other, is_child) -> (child, parent, not_star)
+/// (`crate::minhash::dist::large_star`).
+#[pyfunction]
+fn cc_large_star<'py>(
+    py: Python<'py>,
+    node: PyReadonlyArray1<'py, u64>,
+    other: PyReadonlyArray1<'py, u64>,
+    is_child: PyReadonlyArray1<'py, bool>,
+) -> PyResult<StarArrays<'py>> {
+    let (node, other, is_child) = (node.as_slice()?, other.as_slice()?, is_child.as_slice()?);
+    let o = py.detach(|| crate::minhash::dist::large_star(node, other, is_child))?;
+    Ok((PyArray1::from_vec(py, o.child), PyArray1::from_vec(py, o.parent), o.not_star))
+}
+
+/// cc_small_star(node, smaller) -> (child, parent, 0) (`crate::minhash::dist::small_star`).
+#[pyfunction]
+fn cc_small_star<'py>(
+    py: Python<'py>,
+    node: PyReadonlyArray1<'py, u64>,
+    smaller: PyReadonlyArray1<'py, u64>,
+) -> PyResult<StarArrays<'py>> {
+    let (node, smaller) = (node.as_slice()?, smaller.as_slice()?);
+    let o = py.detach(|| crate::minhash::dist::small_star(node, smaller))?;
+    Ok((PyArray1::from_vec(py, o.child), PyArray1::from_vec(py, o.parent), o.not_star))
+}
+
+/// lsh_cluster_rows(signatures, roots, scores=None, verify_docs=None, shingle=None,
+///                  threads=None) -> dict
+///
+/// Kept document and report rows of whole clusters held by one shard: `roots[i]` is the
+/// local index of the smallest member of row `i`'s cluster (`lsh::kept_per_doc` and
+/// `lsh::cluster_report`, with exact Jaccard to the kept member when `verify_docs` is given).
+#[pyfunction]
+#[pyo3(signature = (signatures, roots, scores=None, verify_docs=None, shingle=None, threads=None))]
+fn lsh_cluster_rows<'py>(
+    py: Python<'py>,
+    signatures: &Bound<'py, PyAny>,
+    roots: PyReadonlyArray1<'py, u32>,
+    scores: Option<PyReadonlyArray1<'py, f64>>,
+    verify_docs: Option<DocsArg<'py>>,
+    shingle: Option<ShingleTuple<'py>>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let sig = SigArg::extract(signatures)?;
+    let (n, p) = sig.shape();
+    let view = sig.view()?;
+    let roots = roots.as_slice()?;
+    if roots.len() != n || roots.iter().enumerate().any(|(i, &r)| r as usize > i || roots[r as usize] != r) {
+        return Err(Error::invalid_argument("roots must give each row the smallest row of its cluster").into());
+    }
+    let scores_slice = match &scores {
+        Some(s) => Some(s.as_slice()?),
+        None => None,
+    };
+    let docs_view = match &verify_docs {
+        Some(d) => Some(d.view()?),
+        None => None,
+    };
+    let cfg = match &shingle {
+        Some(t) => Some(shingle_cfg(t)?),
+        None => None,
+    };
+    if docs_view.is_some() != cfg.is_some() || docs_view.is_some_and(|d| d.len() != n) {
+        return Err(Error::invalid_argument("exact Jaccard needs verify_docs (one per row) and shingle").into());
+    }
+    let (kept, report) = py.detach(|| {
+        with_threads(threads, || -> crate::Result<_> {
+            let kept = lsh::kept_per_doc(roots, scores_slice)?;
+            let sets = match (docs_view, &cfg) {
+                (Some(docs), Some(cfg)) => Some(lsh::shingle_sets(docs, cfg, &vec![true; n])?),
+                _ => None,
+            };
+            let report = lsh::cluster_report(view, p, roots, &kept, sets.as_deref());
+            Ok((kept, report))
+        })
+    })??;
+    let d = PyDict::new(py);
+    d.set_item("kept_doc", PyArray1::from_vec(py, kept))?;
+    d.set_item("r_cluster", PyArray1::from_vec(py, report.cluster))?;
+    d.set_item("r_doc", PyArray1::from_vec(py, report.doc))?;
+    d.set_item("r_kept_doc", PyArray1::from_vec(py, report.kept_doc))?;
+    d.set_item("r_is_kept", PyArray1::from_vec(py, report.is_kept))?;
+    d.set_item("r_est_jaccard", PyArray1::from_vec(py, report.est_jaccard))?;
+    match report.exact_jaccard {
+        Some(v) => d.set_item("r_exact_jaccard", PyArray1::from_vec(py, v))?,
+        None => d.set_item("r_exact_jaccard", py.None())?,
+    }
+    Ok(d)
+}
+
 /// The persistent LSH index (see `crate::minhash::index`); wrapped by
 /// `gristmill.minhash.MinHashIndex`.
 #[pyclass(name = "MinHashIndexCore", module = "gristmill._native")]
@@ -761,5 +932,10 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lsh_band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_candidate_mask, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_band_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_group_edges, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_cluster_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(cc_large_star, m)?)?;
+    m.add_function(wrap_pyfunction!(cc_small_star, m)?)?;
     Ok(())
 }
