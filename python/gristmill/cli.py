@@ -1211,8 +1211,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     _progress.configure(quiet=args.quiet)
     warnings.showwarning = _show_warning
+    from gristmill.io import finish_staged
+
+    ok = False
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        ok = True
+        return rc
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -1231,6 +1236,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             msg = f"{e.filename}: {e.strerror or e}"
         print(f"{PROG}: error: {msg}", file=sys.stderr)
         return 1
+    finally:
+        finish_staged(ok)  # outputs of a failed run never appear (see gristmill.io.staged_outputs)
 
 
 if __name__ == "__main__":  # pragma: no cover
