@@ -177,3 +177,38 @@ def test_bad_option_values_exit_2(tmp_path, argv, capsys):
     assert rc == 2, err
     assert "error" in err
     assert everything(out) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# item 8: long stages announce themselves on stderr (with totals) and say when they end; -q hides it
+
+
+SHARED = "this sentence is long enough to be repeated across several documents here"
+
+
+@pytest.mark.parametrize("cmd,stages", [
+    (["dedup", "exact", "{a}", "-o", "{out}", "--min-length", "20"],
+     ["dedup exact: read", "dedup exact: suffix array + repeats: 3 documents, {nbytes} bytes, windows of 20 bytes",
+      "dedup exact: trim"]),
+    (["contamination", "--train", "{a}", "--eval", "{a}", "--min-length", "20"],
+     ["contamination: read", "contamination: suffix array + shared windows: train 3 documents, {nbytes} bytes"]),
+    (["index", "build", "{a}", "-o", "{out}.gsi"],
+     ["index build: read", "index build: suffix array + write: 3 documents, {nbytes} bytes"]),
+])
+def test_stage_progress_lines_on_stderr(tmp_path, capsys, cmd, stages):
+    texts = [SHARED, "x " + SHARED, SHARED + " y"]
+    a = write_jsonl(tmp_path / "a.jsonl", texts)
+    nbytes = sum(len(t.encode()) for t in texts)
+    argv = [c.format(a=a, out=tmp_path / "o") for c in cmd]
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    lines = cap.err.splitlines()
+    for st in stages:
+        st = st.format(nbytes=nbytes)
+        name = st.split(":")[0] + ":" + st.split(":")[1]
+        assert any(ln.startswith(st) and ln.endswith("...") for ln in lines), (st, cap.err)
+        assert any(ln.startswith(name + ": done in ") and ln.endswith(" s") for ln in lines), (name, cap.err)
+    assert ": done in " not in cap.out  # progress never mixes into the results on stdout
+    argv = [c.format(a=a, out=tmp_path / "q") for c in cmd]
+    assert main(["-q", *argv]) == 0
+    assert ": done in " not in capsys.readouterr().err
