@@ -513,7 +513,7 @@ def test_cli_jsonl_and_parquet(tmp_path: Path) -> None:
 def test_cli_bad_input(tmp_path: Path) -> None:
     src, _ = _write_corpus(tmp_path)
     r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--threshold", "1.2")
-    assert r.returncode == 1 and "threshold must be strictly between 0 and 1" in r.stderr
+    assert r.returncode == 2 and "must be strictly between 0 and 1" in r.stderr
     r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--bands", "40", "--rows", "4")
     assert r.returncode == 1 and "exceeds num_perm" in r.stderr
     r = _cli("dedup", "minhash", str(src), "-o", str(tmp_path / "o"), "--keep", "shortest")

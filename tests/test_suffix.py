@@ -428,7 +428,7 @@ def test_cli_bad_arguments(tmp_path):
     src = tmp_path / "a.jsonl"
     src.write_text('{"text": "short"}\n')
     r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--min-length", "0")
-    assert r.returncode == 1 and "at least 1" in r.stderr
+    assert r.returncode == 2 and "at least 1" in r.stderr
     r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--min-length", "100")
     assert r.returncode == 1 and "larger than every document" in r.stderr and "5 bytes" in r.stderr
     r = _cli("dedup", "exact", str(src), "-o", str(tmp_path / "o"), "--keep", "last")

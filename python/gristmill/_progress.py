@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from tqdm.auto import tqdm
 
-__all__ = ["configure", "bar", "info", "Timer"]
+__all__ = ["configure", "bar", "info", "stage", "Timer"]
 
 _state: Dict[str, Any] = {"enabled": False, "quiet": True}
 
@@ -45,6 +45,33 @@ def info(msg: str) -> None:
     """A status line on stderr, unless quiet."""
     if not _state["quiet"]:
         print(msg, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def stage(name: str, detail: str = "") -> Iterator[None]:
+    """Status lines on stderr (unless quiet) when a long stage starts and when it ends:
+    ``NAME: DETAIL ...`` then ``NAME: done in 1.2 s`` (or ``NAME: failed after 1.2 s``)."""
+    t0 = time.perf_counter()
+    info(f"{name}: {detail} ..." if detail else f"{name} ...")
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        info(f"{name}: {'done in' if ok else 'failed after'} {time.perf_counter() - t0:.1f} s")
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+def describe(n_docs: int, n_bytes: int) -> str:
+    """``"1,234 documents, 5.6 MB"`` (the totals a stage line announces)."""
+    return f"{n_docs:,} documents, {_size(n_bytes)}"
 
 
 class Timer:

@@ -306,9 +306,9 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--input", default=None, metavar="DIR",
                    help="a folder to use instead of the standard library")
     p.add_argument("--glob", default="*.py", metavar="PATTERN", help="files to read (default: *.py)")
-    p.add_argument("--threshold", type=float, default=0.8, metavar="J",
+    p.add_argument("--threshold", type=_open_unit, default=0.8, metavar="J",
                    help="Jaccard similarity that makes two files near-duplicates (default: 0.8)")
-    p.add_argument("--min-length", type=int, default=300, metavar="N",
+    p.add_argument("--min-length", type=_int_at_least(1), default=300, metavar="N",
                    help="shortest repeated passage to remove, in bytes (default: 300)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_demo)
@@ -316,6 +316,31 @@ def _add_demo(sub: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # dedup
+
+
+def _int_at_least(lo: int, hi: Optional[int] = None) -> Callable[[str], int]:
+    """argparse type: an integer in [lo, hi] (a bad value is a usage error, exit code 2)."""
+    def parse(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, not {v!r}") from None
+        if n < lo or (hi is not None and n > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be at least {lo}, not {v}" if hi is None else f"must be between {lo} and {hi}, not {v}")
+        return n
+    return parse
+
+
+def _open_unit(v: str) -> float:
+    """argparse type: a number strictly between 0 and 1 (a Jaccard or overlap threshold)."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, not {v!r}") from None
+    if not 0.0 < x < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, not {v}")
+    return x
 
 
 def _keep_arg(v: str) -> str:
@@ -446,18 +471,18 @@ def _add_dedup(sub: Any) -> None:
     )
     add_input_args(m)
     m.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
-    m.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity threshold in (0, 1) (default: 0.8)")
-    m.add_argument("--ngram", type=int, default=5, help="shingle size in words (default: 5)")
+    m.add_argument("--threshold", type=_open_unit, default=0.8, help="Jaccard similarity threshold in (0, 1) (default: 0.8)")
+    m.add_argument("--ngram", type=_int_at_least(1), default=5, help="shingle size in words (default: 5)")
     m.add_argument("--unit", "--shingle", dest="unit", choices=("word", "char", "token"), default="word",
                    help="shingle unit: word, char or token n-grams (default: word)")
     m.add_argument("--tokenizer", default=None, metavar="NAME|PATH",
                    help="tokenizer for --shingle token: a bundled encoding (o200k_base, cl100k_base, ...), "
                         "a Hugging Face tokenizer.json or a .tiktoken file with --pat-str (default: o200k_base)")
     m.add_argument("--pat-str", default=None, help="pre-tokenizer regex for a .tiktoken --tokenizer file")
-    m.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default: 128)")
+    m.add_argument("--num-perm", type=_int_at_least(1, 65536), default=128, help="MinHash permutations (default: 128)")
     m.add_argument("--seed", type=int, default=1, help="permutation seed (default: 1)")
-    m.add_argument("--bands", type=int, default=None, help="LSH bands (default: chosen from the threshold)")
-    m.add_argument("--rows", type=int, default=None, help="LSH rows per band (default: chosen from the threshold)")
+    m.add_argument("--bands", type=_int_at_least(1), default=None, help="LSH bands (default: chosen from the threshold)")
+    m.add_argument("--rows", type=_int_at_least(1), default=None, help="LSH rows per band (default: chosen from the threshold)")
     m.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="join candidate pairs only if their exact shingle Jaccard is >= threshold "
                         "(default: on; --no-verify trusts the MinHash estimate, faster but it also "
@@ -515,7 +540,7 @@ def _print_timings(timings: Dict[str, float]) -> None:
 
 def _add_unit_args(p: Any, what: str) -> None:
     """--min-length / --unit / --tokenizer, shared by `dedup exact` and `contamination`."""
-    p.add_argument("--min-length", type=int, default=None, metavar="N",
+    p.add_argument("--min-length", type=_int_at_least(1), default=None, metavar="N",
                    help=f"{what}, in --unit (default: 100 bytes or 50 tokens)")
     p.add_argument("--unit", choices=("bytes", "tokens"), default="bytes",
                    help="length unit of --min-length (default: bytes); tokens are counted with --tokenizer "
@@ -713,7 +738,7 @@ def _add_contamination(sub: Any) -> None:
     _add_unit_args(p, "shortest shared span")
     p.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",
                    help="format of the reports (default: parquet)")
-    p.add_argument("--top", type=int, default=10, metavar="K", help="print the K most contaminated documents")
+    p.add_argument("--top", type=_int_at_least(0), default=10, metavar="K", help="print the K most contaminated documents")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     add_input_options(p)
@@ -843,7 +868,7 @@ def _add_index(sub: Any) -> None:
     )
     loc.add_argument("index", metavar="INDEX")
     loc.add_argument("pattern", metavar="TEXT")
-    loc.add_argument("--limit", type=int, default=10, metavar="N", help="show at most N occurrences (default: 10)")
+    loc.add_argument("--limit", type=_int_at_least(0), default=10, metavar="N", help="show at most N occurrences (default: 10)")
     loc.add_argument("--json", action="store_true", help="print hits as JSON")
     common(loc)
     loc.set_defaults(func=_run_index_locate)
@@ -902,7 +927,7 @@ def _add_train_bpe(sub: Any) -> None:
         """,
     )
     add_input_args(p)
-    p.add_argument("--vocab-size", type=int, required=True, metavar="N", help="final vocabulary size")
+    p.add_argument("--vocab-size", type=_int_at_least(1), required=True, metavar="N", help="final vocabulary size")
     p.add_argument("-o", "--output", required=True, metavar="PATH",
                    help="tokenizer.json, NAME.tiktoken, or a directory for vocab.json + merges.txt")
     p.add_argument("--pattern", default="o200k", metavar="NAME|REGEX",
@@ -974,7 +999,7 @@ def _add_tokenize(sub: Any) -> None:
     p.add_argument("--pat-str", default=None, help="pre-tokenizer regex for a .tiktoken rank file")
     p.add_argument("--eos", default=None, metavar="TOKEN", help="append this special token (name or id) to every document")
     p.add_argument("--bos", default=None, metavar="TOKEN", help="prepend this special token (name or id) to every document")
-    p.add_argument("--shard-tokens", type=int, default=1 << 28, metavar="N",
+    p.add_argument("--shard-tokens", type=_int_at_least(1), default=1 << 28, metavar="N",
                    help="start a new shard after N tokens (default: 268435456)")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_tokenize)
@@ -1211,8 +1236,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     _progress.configure(quiet=args.quiet)
     warnings.showwarning = _show_warning
+    from gristmill.io import finish_staged
+
+    ok = False
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        ok = True
+        return rc
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -1231,6 +1261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             msg = f"{e.filename}: {e.strerror or e}"
         print(f"{PROG}: error: {msg}", file=sys.stderr)
         return 1
+    finally:
+        finish_staged(ok)  # outputs of a failed run never appear (see gristmill.io.staged_outputs)
 
 
 if __name__ == "__main__":  # pragma: no cover

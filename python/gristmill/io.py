@@ -26,6 +26,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -631,6 +633,13 @@ class Corpus:
                 raise ValueError(f"keep has {keep.size} entries; the corpus has {total} documents")
         replace = replace or {}
         out.mkdir(parents=True, exist_ok=True)
+        with staged_outputs():
+            written_files = self._write_all(out, keep, replace)
+        if folder is None:
+            OutputFolder(out, command="Corpus.write", inputs=self, overwrite=True).commit(written_files)
+        return written_files
+
+    def _write_all(self, out: Path, keep: Optional[np.ndarray], replace: Dict[int, str]) -> List[Path]:
         written_files: List[Path] = []
         start = 0
         for src, (n, skipped_local) in zip(self.sources, self._counts):
@@ -647,8 +656,6 @@ class Corpus:
                 return True, replace.get(g)
 
             written_files.extend(src.write(out, self, decide))
-        if folder is None:
-            OutputFolder(out, command="Corpus.write", inputs=self, overwrite=True).commit(written_files)
         return written_files
 
 
@@ -713,7 +720,19 @@ class OutputFolder:
         return run["inputs"] is not None and sorted(run["inputs"]) == self.inputs
 
     def claim(self) -> None:
-        """Raise :class:`OutputFolderInUseError` unless this run may write into the folder."""
+        """Raise :class:`OutputFolderInUseError` unless this run may write into the folder.
+
+        Then open a stage (see :class:`staged_outputs`): the run's outputs stay under hidden
+        temporary names until :meth:`commit`, so a failed or killed run leaves no output that
+        looks complete. Stale temporaries of dead runs are removed.
+        """
+        self._check()
+        if self.path.is_dir():
+            remove_stale_temps(self.path, recursive=True)
+        self._stage = staged_outputs()
+        self._stage.__enter__()
+
+    def _check(self) -> None:
         if self.overwrite or not self.path.is_dir():
             return
         present = _visible_files(self.path)
@@ -744,7 +763,12 @@ class OutputFolder:
             )
 
     def commit(self, written: Iterable[PathLike]) -> None:
-        """Record this run's files; delete the files of the earlier run it replaces."""
+        """Rename this run's staged outputs into place, record its files, delete the files of
+        the earlier run it replaces."""
+        stage = getattr(self, "_stage", None)
+        if stage is not None:
+            self._stage = None
+            stage.__exit__(None, None, None)
         out = self.path
         root = out.resolve()
         new = sorted({Path(p).resolve().relative_to(root).as_posix() for p in written})
@@ -781,11 +805,126 @@ class OutputFolder:
 # output helpers
 
 
+_TMP_NAME = re.compile(r"^\..+\.tmp-(\d+)$")
+_cleaned_dirs: set = set()
+# open stages: each a list of (temporary, final) paths renamed into place together (see staged_outputs)
+_STAGES: List[List[Tuple[Path, Path]]] = []
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's live process (or unknown): keep its files
+    return True
+
+
+def remove_stale_temps(folder: PathLike, *, recursive: bool = False) -> List[Path]:
+    """Remove hidden ``.NAME.tmp-PID`` files and folders under ``folder`` whose process is gone.
+
+    They are what a killed or failed run leaves behind; every later run that writes into the
+    folder removes them (temporaries of a live process are never touched). Returns what was removed.
+    """
+    root = Path(folder)
+    removed: List[Path] = []
+    try:
+        walker = os.walk(root) if recursive else [(str(root), [d.name for d in os.scandir(root) if d.is_dir()],
+                                                    [])]
+    except OSError:
+        return removed
+    for dirpath, dirs, _ in walker:
+        try:
+            entries = list(os.scandir(dirpath))
+        except OSError:
+            continue
+        for e in entries:
+            m = _TMP_NAME.match(e.name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path)
+                    if recursive and e.name in dirs:
+                        dirs.remove(e.name)
+                else:
+                    os.unlink(e.path)
+                removed.append(Path(e.path))
+            except OSError:
+                pass
+    return removed
+
+
+def _publish(pending: List[Tuple[Path, Path]]) -> None:
+    for i, (tmp, final) in enumerate(pending):
+        try:
+            os.replace(tmp, final)
+        except OSError as e:
+            _discard(pending[i:])
+            raise CorpusError(f"{final}: cannot write: {e.strerror or e}") from None
+
+
+def _discard(pending: List[Tuple[Path, Path]]) -> None:
+    for tmp, _ in pending:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+class staged_outputs:
+    """Context manager: every file written with :class:`atomic_write` inside the block stays
+    under its hidden temporary name until the whole block succeeds; then all are renamed into
+    place, in the order they were written (so a manifest written last lands last). On error
+    every temporary is removed and no output of the block appears. Nested blocks join the outer one.
+
+    This is what makes a multi-file output (token shards + manifest, a cleaned corpus + its
+    reports) appear all at once or not at all.
+    """
+
+    def __enter__(self) -> "staged_outputs":
+        self._pending: List[Tuple[Path, Path]] = []
+        _STAGES.append(self._pending)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        for i in range(len(_STAGES) - 1, -1, -1):
+            if _STAGES[i] is self._pending:
+                del _STAGES[i]
+        if exc_type is not None:
+            _discard(self._pending)
+        elif _STAGES:
+            for tmp, final in self._pending:
+                _stage(tmp, final)
+        else:
+            _publish(self._pending)
+
+
+def _stage(tmp: Path, final: Path) -> None:
+    stage = _STAGES[-1]
+    stage[:] = [(t, f) for t, f in stage if t != tmp]  # written twice: the later write wins
+    stage.append((tmp, final))
+
+
+def finish_staged(ok: bool) -> None:
+    """Close every open stage at the end of a command: publish it when the command succeeded,
+    else remove its temporaries."""
+    while _STAGES:
+        pending = _STAGES.pop(0)
+        _publish(pending) if ok else _discard(pending)
+
+
 class atomic_write:
     """Context manager: write ``path`` via a hidden temporary file renamed into place on success.
 
     Yields a binary file object (or, with ``binary_path=True``, the temporary *path* for writers
-    that open files themselves). On error the temporary file is removed and ``path`` untouched.
+    that open files themselves). On error the temporary file is removed and ``path`` untouched;
+    an ``OSError`` while writing (e.g. a full disk) becomes a :class:`CorpusError` naming
+    ``path``. Inside :class:`staged_outputs` the rename waits for the end of the block.
+    Stale temporaries of dead processes in the same folder are removed first.
     ``compression`` (``"gzip"``/``"zstd"``) compresses the stream.
     """
 
@@ -797,13 +936,20 @@ class atomic_write:
         self._f: Any = None
 
     def __enter__(self) -> Any:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CorpusError(f"{self.path}: cannot write: {e.strerror or e}") from None
+        parent = self.path.parent.resolve()
+        if parent not in _cleaned_dirs:
+            _cleaned_dirs.add(parent)
+            remove_stale_temps(parent)
         if self.binary_path:
             return self.tmp
         try:
             self._f = pa.output_stream(str(self.tmp), compression=self.compression)
         except OSError as e:
-            raise CorpusError(f"{self.path}: cannot write: {e}") from None
+            raise CorpusError(f"{self.path}: cannot write: {e.strerror or e}") from None
         return self._f
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -813,9 +959,14 @@ class atomic_write:
         except OSError as e:
             if exc_type is None:
                 self._cleanup()
-                raise CorpusError(f"{self.path}: cannot write: {e}") from None
+                raise CorpusError(f"{self.path}: cannot write: {e.strerror or e}") from None
         if exc_type is not None:
             self._cleanup()
+            if issubclass(exc_type, OSError) and not issubclass(exc_type, CorpusError):
+                raise CorpusError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+            return
+        if _STAGES:
+            _stage(self.tmp, self.path)
             return
         try:
             os.replace(self.tmp, self.path)

@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import pyarrow as pa
 
-from gristmill import _native
+from gristmill import _native, _progress
 from gristmill._arrow import TextLike, as_string_array, string_buffers
 
 __all__ = [
@@ -128,6 +128,12 @@ def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[p
         pa.default_memory_pool().release_unused()
         return arr, id_arr
     return as_string_array(texts, what=what), None
+
+
+def _nbytes(arr: pa.Array) -> int:
+    """Text bytes of a string array (its value range, not its buffer capacity)."""
+    o = string_buffers(arr)[1]
+    return int(o[-1] - o[0]) if len(o) else 0
 
 
 def _spans_table(arrays: Tuple[Any, ...], doc_name: str = "doc", occ_name: str = "occurrences") -> pa.Table:
@@ -327,16 +333,20 @@ def dedup_exact(
         raise ValueError("memory_limit is only supported with unit='bytes' (token ids are sorted in memory)")
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         t0 = time.perf_counter()
-        arr, ids = _gather(texts, "texts", tmp)
+        with _progress.stage("dedup exact: read", "reading the corpus"):
+            arr, ids = _gather(texts, "texts", tmp)
         timings: Dict[str, float] = {"read": time.perf_counter() - t0}
-        if tok is None:
-            d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
-        else:
-            d, s, e, o, stats = _native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th)
+        with _progress.stage("dedup exact: suffix array + repeats",
+                             _progress.describe(len(arr), _nbytes(arr)) + f", windows of {ml} {unit}"):
+            if tok is None:
+                d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+            else:
+                d, s, e, o, stats = _native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th)
         timings.update({k: v for k, v in stats["timings"] if k != "parts"})
         spans = _spans_table((d, s, e, o))
         t0 = time.perf_counter()
-        trimmed = _trim(arr, spans)  # new buffers: never a view of the spill file
+        with _progress.stage("dedup exact: trim", f"removing {len(d):,} spans"):
+            trimmed = _trim(arr, spans)  # new buffers: never a view of the spill file
         timings["trim"] = time.perf_counter() - t0
         n_docs = len(arr)
         lengths = np.diff(string_buffers(arr)[1]).astype(np.int64)
@@ -409,13 +419,16 @@ def contamination(
     ml, tok = _unit(unit, min_length, tokenizer)
     th = _threads(threads)
     t0 = time.perf_counter()
-    tr, _ = _gather(train, "train")
-    ev, ev_ids = _gather(eval, "eval")
+    with _progress.stage("contamination: read", "reading train and eval"):
+        tr, _ = _gather(train, "train")
+        ev, ev_ids = _gather(eval, "eval")
     timings: Dict[str, float] = {"read": time.perf_counter() - t0}
-    if tok is None:
-        d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
-    else:
-        d, s, e, o, stats = _native.suffix_contamination_tokenized(string_buffers(tr), string_buffers(ev), tok._t, ml, th)
+    with _progress.stage("contamination: suffix array + shared windows",
+                         f"train {_progress.describe(len(tr), _nbytes(tr))}; eval {_progress.describe(len(ev), _nbytes(ev))}"):
+        if tok is None:
+            d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
+        else:
+            d, s, e, o, stats = _native.suffix_contamination_tokenized(string_buffers(tr), string_buffers(ev), tok._t, ml, th)
     timings.update({k: v for k, v in stats["timings"]})
     spans = _spans_table((d, s, e, o), "eval_doc", "train_occurrences")
     if ev_ids is not None:
@@ -501,11 +514,13 @@ class SuffixIndex:
 
         if isinstance(texts, Corpus):
             check_not_over_inputs(texts, path)
-        arr, corpus_ids = _gather(texts, "texts")
+        with _progress.stage("index build: read", "reading the corpus"):
+            arr, corpus_ids = _gather(texts, "texts")
         id_arr = as_string_array(list(ids), what="ids") if ids is not None else corpus_ids
         p = fspath(path)
-        _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads), False,
-                                        string_buffers(id_arr) if id_arr is not None else None)
+        with _progress.stage("index build: suffix array + write", _progress.describe(len(arr), _nbytes(arr))):
+            _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads), False,
+                                            string_buffers(id_arr) if id_arr is not None else None)
         return cls.open(p)
 
     @classmethod

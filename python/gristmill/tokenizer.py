@@ -641,7 +641,7 @@ def tokenize_corpus(
 
     Read back with ``np.memmap(out / shard["tokens"], dtype=manifest["dtype"], mode="r")``.
     """
-    from gristmill.io import Corpus, atomic_write, check_not_over_inputs, write_json
+    from gristmill.io import Corpus, atomic_write, check_not_over_inputs, staged_outputs, write_json
 
     out = Path(out_dir)
     if isinstance(corpus, Corpus):
@@ -674,63 +674,65 @@ def tokenize_corpus(
                        "n_docs": state["docs"], "n_tokens": state["n"]})
         state["ctx"] = None
 
-    try:
-        for batch in corpus.batches():
-            toks, offs = tokenizer.encode_batch(batch.texts, num_threads=num_threads, ordinary=True)
-            n = len(offs) - 1
-            if k:
-                lens = np.diff(offs)
-                new_off = offs + np.arange(n + 1, dtype=np.int64) * k
-                packed = np.empty(int(new_off[-1]), dtype=np.uint32)
-                shift = np.repeat(np.arange(n, dtype=np.int64) * k + (1 if bos_id is not None else 0), lens)
-                packed[np.arange(len(toks), dtype=np.int64) + shift] = toks
-                if bos_id is not None:
-                    packed[new_off[:-1]] = bos_id
-                if eos_id is not None:
-                    packed[new_off[1:] - 1] = eos_id
-                toks, offs = packed, new_off
-            # split the batch at document boundaries so no shard exceeds shard_tokens (unless one
-            # document alone does)
-            i = 0
-            while i < n:
+    # every shard and the manifest appear together, or none of them (see staged_outputs)
+    with staged_outputs():
+        try:
+            for batch in corpus.batches():
+                toks, offs = tokenizer.encode_batch(batch.texts, num_threads=num_threads, ordinary=True)
+                n = len(offs) - 1
+                if k:
+                    lens = np.diff(offs)
+                    new_off = offs + np.arange(n + 1, dtype=np.int64) * k
+                    packed = np.empty(int(new_off[-1]), dtype=np.uint32)
+                    shift = np.repeat(np.arange(n, dtype=np.int64) * k + (1 if bos_id is not None else 0), lens)
+                    packed[np.arange(len(toks), dtype=np.int64) + shift] = toks
+                    if bos_id is not None:
+                        packed[new_off[:-1]] = bos_id
+                    if eos_id is not None:
+                        packed[new_off[1:] - 1] = eos_id
+                    toks, offs = packed, new_off
+                # split the batch at document boundaries so no shard exceeds shard_tokens (unless one
+                # document alone does)
+                i = 0
+                while i < n:
+                    if state["ctx"] is None:
+                        open_shard()
+                    room = shard_tokens - state["n"]
+                    j = int(np.searchsorted(offs, offs[i] + room, side="right")) - 1
+                    j = min(max(j, i + 1 if state["n"] == 0 else i), n)
+                    if j == i:
+                        close_shard()
+                        continue
+                    chunk = toks[offs[i] : offs[j]].astype(dtype, copy=False)
+                    state["f"].write(chunk.tobytes())
+                    state["offsets"].append(offs[i + 1 : j + 1] - offs[i] + state["n"])
+                    state["n"] += int(offs[j] - offs[i])
+                    state["docs"] += j - i
+                    total_docs += j - i
+                    i = j
+                if progress is not None:
+                    progress.update(n)
+            if state["ctx"] is not None or not shards:
                 if state["ctx"] is None:
                     open_shard()
-                room = shard_tokens - state["n"]
-                j = int(np.searchsorted(offs, offs[i] + room, side="right")) - 1
-                j = min(max(j, i + 1 if state["n"] == 0 else i), n)
-                if j == i:
-                    close_shard()
-                    continue
-                chunk = toks[offs[i] : offs[j]].astype(dtype, copy=False)
-                state["f"].write(chunk.tobytes())
-                state["offsets"].append(offs[i + 1 : j + 1] - offs[i] + state["n"])
-                state["n"] += int(offs[j] - offs[i])
-                state["docs"] += j - i
-                total_docs += j - i
-                i = j
-            if progress is not None:
-                progress.update(n)
-        if state["ctx"] is not None or not shards:
-            if state["ctx"] is None:
-                open_shard()
-            close_shard()
-    except BaseException:
-        if state["ctx"] is not None:
-            state["ctx"].__exit__(*sys.exc_info())
-        raise
-    manifest = {
-        "format": "gristmill-tokens-v1",
-        "tokenizer": tokenizer.name,
-        "n_vocab": tokenizer.n_vocab,
-        "dtype": dtype.name,
-        "byteorder": "little",
-        "eos": eos_id,
-        "bos": bos_id,
-        "total_docs": total_docs,
-        "total_tokens": int(sum(s["n_tokens"] for s in shards)),
-        "shards": shards,
-    }
-    write_json(out / "manifest.json", manifest)
+                close_shard()
+        except BaseException:
+            if state["ctx"] is not None:
+                state["ctx"].__exit__(*sys.exc_info())
+            raise
+        manifest = {
+            "format": "gristmill-tokens-v1",
+            "tokenizer": tokenizer.name,
+            "n_vocab": tokenizer.n_vocab,
+            "dtype": dtype.name,
+            "byteorder": "little",
+            "eos": eos_id,
+            "bos": bos_id,
+            "total_docs": total_docs,
+            "total_tokens": int(sum(s["n_tokens"] for s in shards)),
+            "shards": shards,
+        }
+        write_json(out / "manifest.json", manifest)
     return manifest
 
 
