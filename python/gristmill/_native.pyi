@@ -127,6 +127,7 @@ def suffix_find_repeats(
     threads: int = 0,
     force_64: bool = False,
     memory_limit: int | None = None,
+    work_dir: str | None = None,
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
 def suffix_contamination_tokenized(
     train: _Docs,
@@ -141,6 +142,8 @@ def suffix_find_repeats_tokenized(
     min_length: int,
     keep: str,
     threads: int = 0,
+    memory_limit: int | None = None,
+    work_dir: str | None = None,
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
 def suffix_find_repeats_tokens(
     ids: npt.NDArray[np.uint32],

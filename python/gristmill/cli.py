@@ -574,8 +574,6 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     check_output_path(corpus, out)
     folder = _output_folder(args, "dedup exact", corpus)
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
-    if args.unit == "tokens" and args.memory_limit:
-        raise ValueError("--memory-limit works with --unit bytes only (token ids are sorted in memory)")
     r = dedup_exact(corpus, args.min_length, args.keep, unit=args.unit, tokenizer=_unit_tokenizer(args),
                     threads=_threads_arg(args),
                     memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None)
@@ -663,7 +661,8 @@ def _add_dedup_exact(dsub: Any) -> None:
                    help="first: remove later copies, no window is left twice (default); none: remove every copy")
     e.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="bound the repeat finder's working memory, e.g. 2G: the corpus is spilled to a "
-                        "temporary file and windows are processed in hash parts (same result)")
+                        "temporary file, every window is hashed once into hash parts on disk (8 bytes per "
+                        "input byte) and the parts are sorted one at a time (same result)")
     e.add_argument("--keep-empty", action="store_true",
                    help="write documents that become empty (default: drop them)")
     e.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",

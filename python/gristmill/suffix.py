@@ -158,9 +158,12 @@ def find_repeats(
     default of :func:`dedup_exact`. ``threads``: suffix-array construction threads (default: all cores);
     the result is identical for any value.
 
-    ``memory_limit`` (bytes) switches to the external path: windows are hash-partitioned and
-    each part is sorted separately, so the working memory stays under the limit (1 bit per
-    input byte for the marks must fit); the spans are identical to the in-memory path.
+    ``memory_limit`` (bytes) switches to the external path: every window is hashed once and
+    its entry spilled to one of several hash parts in a temporary folder (8 bytes of disk per
+    input byte below 4 GiB, 16 beyond); each part is then sorted and checked byte by byte
+    separately, so the working memory stays under the limit (1 bit per input byte for the
+    marks plus 4 bytes per 64 for the class sizes must fit); the spans are identical to the
+    in-memory path.
 
     Raises :class:`gristmill.GristmillError` (a ``ValueError``) if ``min_length < 1`` or if
     ``min_length`` is longer than every document.
@@ -169,7 +172,7 @@ def find_repeats(
     mem = _memory_limit(memory_limit)
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         arr, _ = _gather(texts, "texts", tmp)
-        out = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+        out = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem, tmp)
         return _spans_table(out)
 
 
@@ -308,7 +311,8 @@ def dedup_exact(
     later copies so that no window of ``min_length`` bytes is left twice; ``keep="none"``
     removes every copy (Lee et al.); see the module docs.
     ``memory_limit``: see :func:`find_repeats` (a Corpus is then spilled to a temporary file
-    and memory-mapped; the returned texts are built in memory).
+    and memory-mapped; the returned texts are built in memory). With ``unit="tokens"`` the
+    token ids (4 bytes per token) and their byte offsets (8) are held in memory besides.
 
     ``unit="tokens"`` measures ``min_length`` in tokens of ``tokenizer`` (a
     :class:`gristmill.Tokenizer` or a tiktoken encoding name) instead of bytes: documents
@@ -329,8 +333,6 @@ def dedup_exact(
     ml, tok = _unit(unit, min_length, tokenizer)
     kp, th = _keep(keep), _threads(threads)
     mem = _memory_limit(memory_limit)
-    if tok is not None and mem is not None:
-        raise ValueError("memory_limit is only supported with unit='bytes' (token ids are sorted in memory)")
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         t0 = time.perf_counter()
         with _progress.stage("dedup exact: read", "reading the corpus"):
@@ -339,9 +341,9 @@ def dedup_exact(
         with _progress.stage("dedup exact: suffix array + repeats",
                              _progress.describe(len(arr), _nbytes(arr)) + f", windows of {ml} {unit}"):
             if tok is None:
-                d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem)
+                d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem, tmp)
             else:
-                d, s, e, o, stats = _native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th)
+                d, s, e, o, stats = _native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th, mem, tmp)
         timings.update({k: v for k, v in stats["timings"] if k != "parts"})
         spans = _spans_table((d, s, e, o))
         t0 = time.perf_counter()
@@ -371,6 +373,7 @@ def dedup_exact(
     if mem is not None:
         summary["memory_limit"] = mem
         summary["memory_parts"] = int(dict(stats["timings"]).get("parts", 1))
+        summary["memory_part_overflow_bytes"] = int(stats.get("part_overflow_bytes", 0))
     return DedupResult(texts=trimmed, spans=spans, summary=summary, timings=timings)
 
 

@@ -48,15 +48,18 @@ fn spans_out<'py>(py: Python<'py>, spans: Vec<Span>, stats: RepeatStats) -> PyRe
     st.set_item("classes", stats.classes)?;
     st.set_item("marked_windows", stats.marked_windows)?;
     st.set_item("index_bytes", stats.index_bytes)?;
+    st.set_item("part_overflow_bytes", stats.part_overflow_bytes)?;
     Ok((d.into_pyarray(py), s.into_pyarray(py), e.into_pyarray(py), o.into_pyarray(py), st))
 }
 
 /// suffix_find_repeats(docs, min_length, keep, threads=0, force_64=False)
 ///     -> (doc, start, end, occurrences, stats)
 ///
-/// With `memory_limit` (bytes), the hash-partitioned external path is used (same result).
+/// With `memory_limit` (bytes), the hash-partitioned external path is used (same result),
+/// spilling its part entries to `work_dir` (default: the system temporary folder).
 #[pyfunction]
-#[pyo3(signature = (docs, min_length, keep, threads=0, force_64=false, memory_limit=None))]
+#[pyo3(signature = (docs, min_length, keep, threads=0, force_64=false, memory_limit=None, work_dir=None))]
+#[allow(clippy::too_many_arguments)]
 fn suffix_find_repeats<'py>(
     py: Python<'py>,
     docs: DocsArg<'py>,
@@ -65,13 +68,14 @@ fn suffix_find_repeats<'py>(
     threads: usize,
     force_64: bool,
     memory_limit: Option<usize>,
+    work_dir: Option<std::path::PathBuf>,
 ) -> PyResult<SpanArrays<'py>> {
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
     let opts = RepeatOptions { min_length, keep, threads, width: width(force_64) };
     let (spans, stats) = py.detach(|| match memory_limit {
         None => core::find_repeats(view, &opts),
-        Some(m) => core::find_repeats_limited(view, &opts, m),
+        Some(m) => core::find_repeats_external(view, &opts, &core::LimitedOptions { memory_limit: Some(m), parts: None, work_dir }),
     })?;
     spans_out(py, spans, stats)
 }
@@ -118,10 +122,12 @@ fn suffix_find_repeats_tokens<'py>(
     spans_out(py, spans, stats)
 }
 
-/// suffix_find_repeats_tokenized(docs, tokenizer, min_length, keep, threads=0)
+/// suffix_find_repeats_tokenized(docs, tokenizer, min_length, keep, threads=0,
+///     memory_limit=None, work_dir=None)
 ///     -> (doc, start, end, occurrences, stats); token mode, spans as byte ranges.
 #[pyfunction]
-#[pyo3(signature = (docs, tokenizer, min_length, keep, threads=0))]
+#[pyo3(signature = (docs, tokenizer, min_length, keep, threads=0, memory_limit=None, work_dir=None))]
+#[allow(clippy::too_many_arguments)]
 fn suffix_find_repeats_tokenized<'py>(
     py: Python<'py>,
     docs: DocsArg<'py>,
@@ -129,12 +135,22 @@ fn suffix_find_repeats_tokenized<'py>(
     min_length: usize,
     keep: &str,
     threads: usize,
+    memory_limit: Option<usize>,
+    work_dir: Option<std::path::PathBuf>,
 ) -> PyResult<SpanArrays<'py>> {
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
     let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
     let tok = tokenizer.core();
-    let (spans, stats) = py.detach(|| core::find_repeats_tokenized(view, tok, &opts))?;
+    let (spans, stats) = py.detach(|| match memory_limit {
+        None => core::find_repeats_tokenized(view, tok, &opts),
+        Some(m) => core::find_repeats_tokenized_external(
+            view,
+            tok,
+            &opts,
+            &core::LimitedOptions { memory_limit: Some(m), parts: None, work_dir },
+        ),
+    })?;
     spans_out(py, spans, stats)
 }
 

@@ -16,7 +16,10 @@ pub mod index;
 pub mod repeats;
 pub mod sa;
 
-pub use external::{find_repeats_in_parts, find_repeats_limited};
+pub use external::{
+    find_repeats_external, find_repeats_in_parts, find_repeats_limited, find_repeats_symbols_limited, find_repeats_tokenized_external,
+    find_repeats_tokens_external, LimitedOptions,
+};
 pub use index::{corpus_checksum, IndexInfo, SuffixIndex};
 pub use repeats::{
     contamination, contamination_tokenized, find_repeats, find_repeats_tokenized, find_repeats_tokens, token_spans_to_bytes, trim_docs, Keep, RepeatStats, Span,

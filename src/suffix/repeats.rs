@@ -123,6 +123,9 @@ pub struct RepeatStats {
     pub marked_windows: u64,
     /// Bytes of suffix-array index used (4 or 8 per symbol).
     pub index_bytes: usize,
+    /// Memory-limited path: by how many bytes the largest part exceeded the limit (0 unless
+    /// one window content occurs a very large number of times).
+    pub part_overflow_bytes: usize,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -357,19 +360,19 @@ pub(crate) fn sweep_doc(ds: usize, de: usize, l: usize, remove: &Bits, out: &mut
 /// the marked window starts of at most one span and a span's `occurrences` is the maximum
 /// over the blocks of its window starts. Costs `O::BYTES / 2^shift` bytes per symbol
 /// (1/16 with 32-bit indices for `l >= 64`).
-struct BlockMax<O: SaIndex> {
+pub(crate) struct BlockMax<O: SaIndex> {
     shift: u32,
     max: Vec<O>,
 }
 
 impl<O: SaIndex> BlockMax<O> {
-    fn new(n: usize, l: usize) -> Self {
+    pub(crate) fn new(n: usize, l: usize) -> Self {
         let shift = l.ilog2().min(6);
         BlockMax { shift, max: super::sa::huge_vec((n >> shift) + 1, O::ZERO) }
     }
     /// A window starting at `p` belongs to a class of `count` occurrences.
     #[inline]
-    fn note(&mut self, p: usize, count: usize) {
+    pub(crate) fn note(&mut self, p: usize, count: usize) {
         let b = &mut self.max[p >> self.shift];
         if b.get() < count {
             *b = O::from_usize(count);
@@ -415,7 +418,7 @@ where
     }
 }
 
-fn check_bounds(bounds: &[usize], n: usize) -> Result<()> {
+pub(crate) fn check_bounds(bounds: &[usize], n: usize) -> Result<()> {
     if bounds.first().is_some_and(|&b| b != 0) || bounds.last().is_some_and(|&b| b != n) {
         return Err(Error::invalid_argument("document bounds must start at 0 and end at the text length"));
     }
@@ -494,7 +497,7 @@ fn dedup_from_sa<O: SaIndex>(
 
 /// Merged spans of the documents from `first_doc` on (numbered from 0 there): positions
 /// covered by a window marked in `remove`, with occurrence counts from `occ`.
-fn collect_spans<O: SaIndex>(bounds: &[usize], first_doc: usize, l: usize, remove: &Bits, occ: &BlockMax<O>) -> Vec<Span> {
+pub(crate) fn collect_spans<O: SaIndex>(bounds: &[usize], first_doc: usize, l: usize, remove: &Bits, occ: &BlockMax<O>) -> Vec<Span> {
     let mut raw = Vec::new();
     let mut spans = Vec::new();
     for (d, w) in bounds.windows(2).enumerate().skip(first_doc) {
@@ -739,7 +742,7 @@ pub(crate) fn text_and_bounds<'a>(docs: &Docs<'a>) -> (&'a [u8], Vec<usize>) {
 }
 
 /// Shrink byte spans inward to UTF-8 character boundaries of their documents; drop empties.
-fn snap_utf8(spans: Vec<Span>, docs: &Docs<'_>) -> Vec<Span> {
+pub(crate) fn snap_utf8(spans: Vec<Span>, docs: &Docs<'_>) -> Vec<Span> {
     spans
         .into_iter()
         .filter_map(|s| {
@@ -812,18 +815,18 @@ pub fn trim_docs(docs: Docs<'_>, spans: &[Span]) -> Result<(Vec<u8>, Vec<i64>)> 
 
 /// Documents encoded for token mode: flat ids, token bounds per document, the byte offset
 /// of every token inside its document, and each document's byte length.
-struct Encoded {
-    ids: Vec<u32>,
-    bounds: Vec<usize>,
+pub(crate) struct Encoded {
+    pub(crate) ids: Vec<u32>,
+    pub(crate) bounds: Vec<usize>,
     starts: Vec<u64>,
     doc_bytes: Vec<u64>,
-    secs: f64,
+    pub(crate) secs: f64,
 }
 
 impl Encoded {
     /// Token spans of these documents as byte spans shrunk to UTF-8 character boundaries;
     /// the time is added to the last stage of `stats`.
-    fn byte_spans(&self, spans: &[Span], docs: &Docs<'_>, stats: &mut RepeatStats) -> Result<Vec<Span>> {
+    pub(crate) fn byte_spans(&self, spans: &[Span], docs: &Docs<'_>, stats: &mut RepeatStats) -> Result<Vec<Span>> {
         let t0 = Instant::now();
         let spans = snap_utf8(token_spans_to_bytes(spans, &self.bounds, &self.starts, &self.doc_bytes)?, docs);
         if let Some(t) = stats.timings.last_mut() {
@@ -833,7 +836,7 @@ impl Encoded {
     }
 }
 
-fn encode_docs(docs: &Docs<'_>, tokenizer: &crate::bpe::Tokenizer, threads: usize) -> Result<Encoded> {
+pub(crate) fn encode_docs(docs: &Docs<'_>, tokenizer: &crate::bpe::Tokenizer, threads: usize) -> Result<Encoded> {
     let t0 = Instant::now();
     let none = crate::bpe::SpecialSet::None;
     let threads = if threads == 0 { None } else { Some(threads) };
