@@ -2,6 +2,7 @@
 //! `python` feature.
 
 pub mod bpe;
+pub mod corpus;
 pub mod error;
 pub(crate) mod mem;
 pub mod minhash;

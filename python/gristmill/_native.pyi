@@ -16,6 +16,12 @@ _Docs = Tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32] | npt.NDArray[np.int6
 
 def corpus_stats_batch(docs: _Docs) -> dict[str, int]: ...
 
+# corpus ----------------------------------------------------------------------------------------
+def read_jsonl_file(
+    path: str, compression: str | None, display: str, text_field: str, id_field: str | None,
+    on_invalid_utf8: str, batch_docs: int,
+) -> list[dict[str, Any]]: ...
+
 # minhash ---------------------------------------------------------------------------------------
 _Shingle = Tuple[str, int, bool, bool, bool, bool, _Tokenizer | None]
 

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod bpe;
+mod corpus;
 mod convert;
 mod minhash;
 mod mixture;
@@ -23,6 +24,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stats::register(m)?;
     suffix::register(m)?;
     bpe::register(m)?;
+    corpus::register(m)?;
     train::register(m)?;
     Ok(())
 }

@@ -1,0 +1,58 @@
+"""JSONL -> Arrow text: the native reader vs pyarrow.json.read_json vs the Python reader
+(the old `Corpus` path, `JsonlSource.records` + `pa.array`), same file, same run.
+
+    python benches/bench_read.py FILE.jsonl [--threads N]
+"""
+
+import argparse
+import os
+import time
+
+import pyarrow as pa
+import pyarrow.json as pj
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("path")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    os.environ["RAYON_NUM_THREADS"] = str(a.threads)
+    pa.set_cpu_count(a.threads)
+    from gristmill import _native
+    from gristmill.io import Corpus
+
+    size = os.path.getsize(a.path)
+    res = {}
+
+    def run(name, f):
+        t0, c0 = time.perf_counter(), time.process_time()
+        n = f()
+        res[name] = (time.perf_counter() - t0, time.process_time() - c0)
+        print(f"{name:28s} docs={n} wall={res[name][0]:.3f}s cpu={res[name][1]:.3f}s "
+              f"{size / res[name][1] / 1e9:.2f} GB/cpu-s")
+
+    def native():
+        bs = _native.read_jsonl_file(a.path, None, a.path, "text", None, "error", 65536)
+        arrs = [pa.LargeStringArray.from_buffers(len(b["lines"]), pa.py_buffer(b["text_offsets"]),
+                                                 pa.py_buffer(b["text"])) for b in bs]
+        return sum(len(x) for x in arrs)
+
+    def pyarrow_json():
+        t = pj.read_json(a.path, read_options=pj.ReadOptions(block_size=16 << 20))
+        return t.num_rows
+
+    def old():
+        c = Corpus(a.path)
+        texts = [t for src in c.sources for _, t in src.records(c)]
+        return len(pa.array(texts, pa.large_string()))
+
+    run("native", native)
+    run("pyarrow.json.read_json", pyarrow_json)
+    run("old Corpus (python reader)", old)
+    print(f"size={size / 1e6:.1f} MB threads={a.threads}  native vs pyarrow: {res['pyarrow.json.read_json'][1] / res['native'][1]:.1f}x cpu, "
+          f"vs old: {res['old Corpus (python reader)'][1] / res['native'][1]:.1f}x cpu")
+
+
+if __name__ == "__main__":
+    main()
