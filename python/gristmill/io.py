@@ -642,6 +642,7 @@ class Corpus:
     def _write_all(self, out: Path, keep: Optional[np.ndarray], replace: Dict[int, str]) -> List[Path]:
         written_files: List[Path] = []
         start = 0
+        assert self._counts is not None
         for src, (n, skipped_local) in zip(self.sources, self._counts):
             # local record index -> corpus index; -1 for records skipped for invalid UTF-8
             is_doc = np.ones(n, dtype=bool)
@@ -729,7 +730,7 @@ class OutputFolder:
         self._check()
         if self.path.is_dir():
             remove_stale_temps(self.path, recursive=True)
-        self._stage = staged_outputs()
+        self._stage: Optional[staged_outputs] = staged_outputs()
         self._stage.__enter__()
 
     def _check(self) -> None:
