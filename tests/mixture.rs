@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use gristmill::mixture::{pair_key, replay, ByteIds, Oracle, PairKey, SweepLimits, Trace, SCALE};
+use gristmill::mixture::{pair_key, replay, ByteIds, Oracle, PairKey, StepTree, Trace, SCALE};
 use proptest::prelude::*;
 
 const ALPHABET: usize = 4;
@@ -113,7 +113,7 @@ proptest! {
         let ids = byte_ids();
         let traces: Vec<Trace> = cats.iter().map(|w| replay(w, &ids, &merges, None).unwrap()).collect();
         let keys: Vec<PairKey> = merges.iter().map(|&(a, b, _)| pair_key(a, b)).collect();
-        let mut oracle = Oracle::new(&traces, &keys).unwrap();
+        let oracle = Oracle::new(&traces, &keys).unwrap();
         let n = cats.len();
         // A random point: weights on the simplex, small slacks on some steps and pairs.
         let mut x = seed | 1;
@@ -175,22 +175,71 @@ proptest! {
             prop_assert!(!(0..pr.pairs.len()).any(|q| (pr.steps[q], pr.pairs[q]) == (again.steps[r], again.pairs[r])));
             prop_assert!(want.iter().any(|x| (x.0, x.1) == (again.steps[r], again.pairs[r])));
         }
-        let lim = SweepLimits { per_step: usize::MAX, max_rows: usize::MAX, tolerance: tol };
-        let rows = oracle.sweep(&alpha, &v_step, &v_pair, lim).unwrap();
-        let mut got: Vec<(u32, u32, Vec<f64>)> = (0..rows.steps.len())
-            .map(|r| (rows.steps[r], rows.pairs[r], rows.coefs[r * n..(r + 1) * n].to_vec()))
-            .collect();
-        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        prop_assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            prop_assert_eq!((g.0, g.1), (w.0, w.1));
-            for (a, b) in g.2.iter().zip(&w.2) {
-                prop_assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0));
+        // The stretch sweep: every violated (step, pair) lies in a returned node of its pair,
+        // and every returned row is violated at some step of its node, where the pair's counts
+        // are the row's counts.
+        let mut st = Oracle::new(&traces, &keys).unwrap();
+        let sr = st.stretch_sweep(&alpha, &v_step, &v_pair, 0, usize::MAX, tol).unwrap();
+        prop_assert_eq!(sr.nodes.is_empty(), want.is_empty());
+        let tree = st.tree().clone();
+        for (t, p, _) in &want {
+            prop_assert!((0..sr.nodes.len()).any(|r| {
+                let (lo, hi) = tree.span(sr.nodes[r]);
+                sr.pairs[r] == *p && lo <= *t && *t <= hi
+            }), "violated ({}, {}) is in no stretch row", t, p);
+        }
+        for r in 0..sr.nodes.len() {
+            let (lo, hi) = tree.span(sr.nodes[r]);
+            let p = sr.pairs[r];
+            let cnt = &sr.counts[r * n..(r + 1) * n];
+            let k = keys_by_id[p as usize];
+            for t in lo..=hi {
+                for c in 0..n {
+                    let have = counts_after(&cats[c], &merges, t as usize).get(&k).copied().unwrap_or(0) as f64 * norm[c];
+                    prop_assert!((have - cnt[c]).abs() <= 1e-9 * have.abs().max(1.0), "pair {} step {}: counts differ", p, t);
+                }
+            }
+            prop_assert!(want.iter().any(|x| x.1 == p && lo <= x.0 && x.0 <= hi), "row ({}, {}) is not violated", sr.nodes[r], p);
+        }
+        let sr2 = st.stretch_sweep(&alpha, &v_step, &v_pair, 0, usize::MAX, tol).unwrap();
+        prop_assert!(sr2.nodes.is_empty(), "stretch rows were handed out twice");
+        // At most one row per pair when asked, the most violated.
+        let mut one = Oracle::new(&traces, &keys).unwrap();
+        let s1 = one.stretch_sweep(&alpha, &v_step, &v_pair, 1, usize::MAX, tol).unwrap();
+        let mut seen = s1.pairs.clone();
+        seen.dedup();
+        prop_assert_eq!(seen.len(), s1.pairs.len());
+        prop_assert_eq!(seen, worst.keys().copied().collect::<Vec<u32>>());
+    }
+}
+
+#[test]
+fn step_tree_covers_every_range_exactly_with_few_nodes() {
+    for steps in 1..40u32 {
+        let tree = StepTree::new(steps as usize);
+        assert_eq!(tree.len(), 2 * steps as usize - 1);
+        for a in 0..steps {
+            for b in a..steps {
+                let mut cover = Vec::new();
+                tree.cover(a, b, &mut cover);
+                let mut next = a;
+                for &k in &cover {
+                    let (lo, hi) = tree.span(k);
+                    assert_eq!(lo, next, "steps {steps}: cover of {a}..={b} has a gap or overlap");
+                    next = hi + 1;
+                }
+                assert_eq!(next, b + 1);
+                let bound = 2 * (u32::BITS - steps.leading_zeros()) as usize;
+                assert!(cover.len() <= bound.max(1), "{} nodes for {a}..={b} of {steps}", cover.len());
             }
         }
-        // Rows are handed out once: a second sweep at the same point finds nothing new.
-        let again = oracle.sweep(&alpha, &v_step, &v_pair, lim).unwrap();
-        prop_assert!(again.steps.is_empty());
+        for (i, &(l, r)) in tree.children().iter().enumerate() {
+            let k = steps + i as u32;
+            let (lo, hi) = tree.span(k);
+            assert!(l < k && r < k);
+            assert_eq!((tree.span(l).0, tree.span(r).1), (lo, hi));
+            assert_eq!(tree.span(l).1 + 1, tree.span(r).0);
+        }
     }
 }
 
@@ -206,17 +255,24 @@ fn a_merge_absent_from_the_sample_keeps_steps_aligned() {
 }
 
 #[test]
-fn per_step_and_total_limits_bound_the_rows() {
+fn per_pair_and_total_limits_bound_the_rows() {
     let words: Vec<(Vec<u8>, u64)> = vec![(b"abcdabcdaabbccdd".to_vec(), 5), (b"dcbadcba".to_vec(), 7)];
     let merges = vec![(0, 1, 4), (2, 3, 5), (4, 5, 6)];
     let tr = replay(&words, &byte_ids(), &merges, None).unwrap();
     let keys: Vec<PairKey> = merges.iter().map(|&(a, b, _)| pair_key(a, b)).collect();
-    let mut o = Oracle::new(&[tr], &keys).unwrap();
+    // v_pair must have one entry per pair: a wrong length is an error, not a panic.
+    let bad = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &[0.0; 1], 0, usize::MAX, 1e-9);
+    assert!(bad.is_err());
+    let mut o = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap();
     let vp = vec![0.0; o.n_pairs()];
-    let lim = SweepLimits { per_step: 1, max_rows: 2, tolerance: 1e-9 };
-    let rows = o.sweep(&[1.0], &[0.0; 3], &vp, lim).unwrap();
-    assert!(!rows.steps.is_empty() && rows.steps.len() <= 2, "{:?}", rows.steps);
-    assert!(rows.steps.windows(2).all(|w| w[0] < w[1]), "one row per step: {:?}", rows.steps);
+    let all = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &vp, 0, usize::MAX, 1e-9).unwrap();
+    assert!(all.nodes.len() > 2, "{:?}", all.nodes);
+    let rows = o.stretch_sweep(&[1.0], &[0.0; 3], &vp, 0, 2, 1e-9).unwrap();
+    assert_eq!(rows.nodes.len(), 2);
+    // The most violated row is among those kept.
+    assert_eq!(rows.max_violation, all.max_violation);
+    let one = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &vp, 1, usize::MAX, 1e-9).unwrap();
+    assert!(one.pairs.windows(2).all(|w| w[0] < w[1]), "one row per pair: {:?}", one.pairs);
 }
 
 /// The same tables give the same oracle and the same rows at any thread count.
@@ -247,9 +303,8 @@ fn build_and_sweep_are_identical_at_any_thread_count() {
         pool.install(|| {
             let (mut o, summaries) = gristmill::mixture::build(&tables, &byte_ids(), &merges, &|_| true).unwrap();
             let vp = vec![0.0; o.n_pairs()];
-            let lim = SweepLimits { per_step: 3, max_rows: 100, tolerance: 1e-9 };
-            let rows = o.sweep(&[0.2, 0.3, 0.5], &[0.0; 6], &vp, lim).unwrap();
-            (summaries, o.merge_counts(), rows.steps, rows.pairs, rows.coefs)
+            let rows = o.stretch_sweep(&[0.2, 0.3, 0.5], &[0.0; 6], &vp, 0, 100, 1e-9).unwrap();
+            (summaries, o.merge_counts(), rows.nodes, rows.pairs, rows.counts)
         })
     };
     let one = run(1);

@@ -22,7 +22,7 @@ use crate::text::corpus::OwnedDocs;
 use crate::text::Docs;
 use crate::{Error, Result};
 
-pub use oracle::{Oracle, Rows, SweepLimits, SCALE};
+pub use oracle::{Oracle, Rows, StepTree, StretchRows, SCALE};
 pub use replay::{pair_key, replay, ByteIds, PairKey, Trace};
 
 /// Initial token of every byte in `vocab`.

@@ -9,13 +9,13 @@
 //! where `c_i(t, p)` is category `i`'s count of `p` just before merge `t`, divided by the
 //! category's total pair count (and multiplied by [`SCALE`] to keep LP coefficients near 1).
 //! With `W(p) = Σ_i α_i c_i(t, p)`, the constraint is violated exactly when
-//! `W(p) − v_p > W(m(t)) + v_t`. A [`Oracle::sweep`] walks the steps in order, keeping every
-//! pair's `W(p) − v_p` in an indexed max-heap that is updated only for the pairs whose counts
-//! change at that step, and at each step reads the most violated pairs off the top of the heap.
-//! A sweep that returns no row proves the current solution optimal for the full LP.
-
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+//! `W(p) − v_p > W(m(t)) + v_t`. A pair's counts only change at the steps whose merge touches
+//! it, so [`Oracle::stretch_sweep`] walks the steps once, closes each pair's stretch of constant
+//! counts when they change, and compares the pair's `W(p) − v_p` with the smallest threshold
+//! `W(m(t)) + v_t` on the stretch (range minima over a segment tree of the steps). It returns
+//! rows that each cover a whole tree node of a stretch; a sweep that returns none proves the
+//! current solution optimal for the full LP. [`Oracle::pair_sweep`] returns each violated
+//! pair's single worst `(step, pair)` constraint (used to certify a bound).
 
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -43,6 +43,107 @@ pub struct Oracle {
     ev_count: Vec<u64>,
     /// Rows already handed out, as `(step, pair)`: never handed out twice.
     added: FxHashSet<(u32, u32)>,
+    /// Segment tree over the steps, for [`Oracle::stretch_sweep`].
+    tree: StepTree,
+    /// Stretch rows already handed out, as `(tree node, pair)`.
+    added_nodes: FxHashSet<(u32, u32)>,
+}
+
+/// Rows found by [`Oracle::stretch_sweep`]: row `r` says that pair `pairs[r]`, whose
+/// normalised counts are `counts[r * n_cats..(r + 1) * n_cats]` on all steps of tree node
+/// `nodes[r]`, does not beat any of those steps' merges by more than the slacks allow:
+///
+/// ```text
+/// z_N − Σ_i α_i c_i(p) + v_p ≥ 0        (N an internal node; z_N ≤ every step's W(m(t)) + v_t)
+/// Σ_i α_i (c_i(t, m(t)) − c_i(p)) + v_t + v_p ≥ 0        (N = step t, a leaf)
+/// ```
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StretchRows {
+    pub nodes: Vec<u32>,
+    pub pairs: Vec<u32>,
+    pub counts: Vec<f64>,
+    /// Largest violation seen (0 when none).
+    pub max_violation: f64,
+    /// Stretches (a pair's steps of constant counts) with at least one violated constraint.
+    pub stretches: usize,
+}
+
+/// A segment tree over steps `0..T`. Nodes `0..T` are the steps themselves (leaves); nodes
+/// `T..2T − 1` are internal, each covering the steps of its two children. A child's id is
+/// smaller than its parent's; the root is the last node.
+#[derive(Debug, Clone, Default)]
+pub struct StepTree {
+    steps: usize,
+    /// Children of internal node `steps + i`.
+    children: Vec<(u32, u32)>,
+    /// First and last step of every node.
+    span: Vec<(u32, u32)>,
+}
+
+impl StepTree {
+    pub fn new(steps: usize) -> StepTree {
+        let mut tree = StepTree {
+            steps,
+            children: Vec::with_capacity(steps.saturating_sub(1)),
+            span: (0..steps as u32).map(|t| (t, t)).collect(),
+        };
+        if steps > 0 {
+            tree.build(0, steps as u32 - 1);
+        }
+        tree
+    }
+
+    fn build(&mut self, lo: u32, hi: u32) -> u32 {
+        if lo == hi {
+            return lo;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let l = self.build(lo, mid);
+        let r = self.build(mid + 1, hi);
+        self.children.push((l, r));
+        self.span.push((lo, hi));
+        (self.span.len() - 1) as u32
+    }
+
+    /// Number of nodes (`2T − 1`; 0 without steps).
+    pub fn len(&self) -> usize {
+        self.span.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.span.is_empty()
+    }
+
+    /// First and last step of `node`.
+    pub fn span(&self, node: u32) -> (u32, u32) {
+        self.span[node as usize]
+    }
+
+    /// Children of the internal nodes, in node order (node `T + i` has `children()[i]`).
+    pub fn children(&self) -> &[(u32, u32)] {
+        &self.children
+    }
+
+    /// The fewest nodes whose steps are exactly `a..=b`, appended to `out` left to right.
+    pub fn cover(&self, a: u32, b: u32, out: &mut Vec<u32>) {
+        if self.steps == 0 || a > b {
+            return;
+        }
+        let mut stack = vec![(self.span.len() - 1) as u32];
+        while let Some(node) = stack.pop() {
+            let (lo, hi) = self.span[node as usize];
+            if hi < a || lo > b {
+                continue;
+            }
+            if a <= lo && hi <= b {
+                out.push(node);
+                continue;
+            }
+            let (l, r) = self.children[node as usize - self.steps];
+            stack.push(r);
+            stack.push(l);
+        }
+    }
 }
 
 /// Rows found by one sweep; row `r` is step `steps[r]`, pair `pairs[r]`, and α coefficients
@@ -56,17 +157,6 @@ pub struct Rows {
     pub max_violation: f64,
     /// Steps at which at least one violated constraint was found.
     pub violated_steps: usize,
-}
-
-/// Limits of one sweep.
-#[derive(Debug, Clone, Copy)]
-pub struct SweepLimits {
-    /// Most rows taken at one step (the most violated ones).
-    pub per_step: usize,
-    /// Most rows taken by one sweep; the sweep stops when reached.
-    pub max_rows: usize,
-    /// A constraint counts as violated when it is short by more than this (LP units).
-    pub tolerance: f64,
 }
 
 impl Oracle {
@@ -124,6 +214,8 @@ impl Oracle {
             ev_cat,
             ev_count,
             added: FxHashSet::default(),
+            tree: StepTree::new(steps),
+            added_nodes: FxHashSet::default(),
         })
     }
 
@@ -160,76 +252,6 @@ impl Oracle {
         for (&t, &p) in steps.iter().zip(pairs) {
             self.added.remove(&(t, p));
         }
-    }
-
-    /// Find constraints violated by `(alpha, v_step, v_pair)` (`v_pair` indexed by pair id;
-    /// pairs without an LP column have 0). Rows found are remembered and never returned again.
-    pub fn sweep(&mut self, alpha: &[f64], v_step: &[f64], v_pair: &[f64], lim: SweepLimits) -> Result<Rows> {
-        let (n, np, steps) = (self.n_cats, self.n_pairs(), self.steps());
-        if alpha.len() != n || v_step.len() != steps || v_pair.len() != np {
-            return Err(Error::invalid_argument(format!(
-                "sweep needs {n} weights, {steps} step slacks and {np} pair slacks (got {}, {}, {})",
-                alpha.len(),
-                v_step.len(),
-                v_pair.len()
-            )));
-        }
-        let w_of: Vec<f64> = alpha.iter().zip(&self.norm).map(|(a, z)| a * z).collect();
-        let mut cnt = vec![0u64; np * n];
-        let mut weight = vec![0f64; np];
-        let mut heap = IndexedHeap::new(v_pair.iter().map(|v| -v).collect());
-        let mut rows = Rows::default();
-        let mut found: Vec<u32> = Vec::with_capacity(lim.per_step.min(64));
-        let mut search: BinaryHeap<Cand> = BinaryHeap::new();
-        for t in 0..steps {
-            for e in self.ev_starts[t]..self.ev_starts[t + 1] {
-                let (p, c) = (self.ev_pair[e] as usize, self.ev_cat[e] as usize);
-                let slot = &mut cnt[p * n + c];
-                let d = self.ev_count[e] as f64 - *slot as f64;
-                *slot = self.ev_count[e];
-                weight[p] += w_of[c] * d;
-                heap.set(p, weight[p] - v_pair[p]);
-            }
-            let m = self.merge_pairs[t] as usize;
-            let thr = weight[m] + v_step[t];
-            // Best-first walk of the heap's top: the most violated pairs first.
-            found.clear();
-            search.clear();
-            if !heap.is_empty() {
-                search.push(Cand(heap.key_at(0), 0));
-            }
-            while let Some(Cand(key, at)) = search.pop() {
-                if key - thr <= lim.tolerance || found.len() >= lim.per_step {
-                    break;
-                }
-                let p = heap.item_at(at);
-                if p != m as u32 && !self.added.contains(&(t as u32, p)) {
-                    if found.is_empty() {
-                        rows.violated_steps += 1;
-                    }
-                    rows.max_violation = rows.max_violation.max(key - thr);
-                    found.push(p);
-                }
-                for child in [2 * at + 1, 2 * at + 2] {
-                    if child < heap.len() {
-                        search.push(Cand(heap.key_at(child), child));
-                    }
-                }
-            }
-            for &p in &found {
-                self.added.insert((t as u32, p));
-                rows.steps.push(t as u32);
-                rows.pairs.push(p);
-                let (pm, pp) = (m * n, p as usize * n);
-                for c in 0..n {
-                    rows.coefs.push((cnt[pm + c] as f64 - cnt[pp + c] as f64) * self.norm[c]);
-                }
-            }
-            if rows.steps.len() >= lim.max_rows {
-                break;
-            }
-        }
-        Ok(rows)
     }
 
     /// For every pair, its most violated constraint over all steps at `(alpha, v_step,
@@ -361,6 +383,143 @@ impl Oracle {
         Ok(rows)
     }
 
+    /// The segment tree the rows of [`Oracle::stretch_sweep`] refer to.
+    pub fn tree(&self) -> &StepTree {
+        &self.tree
+    }
+
+    /// Stretch rows handed out so far.
+    pub fn stretch_rows_added(&self) -> usize {
+        self.added_nodes.len()
+    }
+
+    /// Let stretch rows `(nodes[i], pairs[i])` be returned again by later sweeps.
+    pub fn forget_stretches(&mut self, nodes: &[u32], pairs: &[u32]) {
+        for (&k, &p) in nodes.iter().zip(pairs) {
+            self.added_nodes.remove(&(k, p));
+        }
+    }
+
+    /// Violated constraints at `(alpha, v_step, v_pair)`, one row per pair and tree node.
+    ///
+    /// A pair's counts are constant on a stretch of steps (between two steps where one of them
+    /// changes), so one row per tree node of the stretch's cover states every constraint of the
+    /// pair on that node's steps at once (see [`StretchRows`]); a row is returned for each
+    /// cover node where some step's constraint is violated by more than `tolerance`, the most
+    /// violated first when there are more than `max_rows`, and at most `per_pair` rows per pair
+    /// (its most violated ones; 0: no limit). Exact: no row means no constraint
+    /// is violated by more than `tolerance`, provided the internal nodes' `z` satisfy the tree
+    /// rows. Rows are never returned twice (unless forgotten).
+    pub fn stretch_sweep(
+        &mut self,
+        alpha: &[f64],
+        v_step: &[f64],
+        v_pair: &[f64],
+        per_pair: usize,
+        max_rows: usize,
+        tolerance: f64,
+    ) -> Result<StretchRows> {
+        let (n, np, steps) = (self.n_cats, self.n_pairs(), self.steps());
+        if alpha.len() != n || v_step.len() != steps || v_pair.len() != np {
+            return Err(Error::invalid_argument(format!(
+                "sweep needs {n} weights, {steps} step slacks and {np} pair slacks (got {}, {}, {})",
+                alpha.len(),
+                v_step.len(),
+                v_pair.len()
+            )));
+        }
+        let mut out = StretchRows::default();
+        if steps == 0 {
+            return Ok(out);
+        }
+        let w_of: Vec<f64> = alpha.iter().zip(&self.norm).map(|(a, z)| a * z).collect();
+        // Pass 1: every step's threshold W(m(t)) + v_t, and every node's smallest threshold.
+        let mut weight = vec![0f64; np];
+        let mut cnt = vec![0u64; np * n];
+        let mut node_min = Vec::with_capacity(self.tree.len());
+        for t in 0..steps {
+            self.apply(t, &w_of, &mut cnt, &mut weight);
+            node_min.push(weight[self.merge_pairs[t] as usize] + v_step[t]);
+        }
+        for &(l, r) in self.tree.children() {
+            node_min.push(node_min[l as usize].min(node_min[r as usize]));
+        }
+        let rmq = RangeMin::new(&node_min[..steps]);
+        // Pass 2: close every stretch; keep the violated cover nodes not handed out yet.
+        weight.iter_mut().for_each(|w| *w = 0.0);
+        cnt.iter_mut().for_each(|c| *c = 0);
+        let mut since = vec![u32::MAX; np];
+        let mut found: Vec<(f64, u32, u32, Vec<f64>)> = Vec::new();
+        let mut cover = Vec::new();
+        let mut close = |p: usize, a: usize, b: usize, cnt: &[u64], weight: &[f64], found: &mut Vec<_>, stretches: &mut usize| {
+            let key = weight[p] - v_pair[p];
+            if key <= tolerance || key - node_min[rmq.argmin(a, b)] <= tolerance {
+                return;
+            }
+            cover.clear();
+            self.tree.cover(a as u32, b as u32, &mut cover);
+            let mut any = false;
+            for &k in &cover {
+                let v = key - node_min[k as usize];
+                if v > tolerance && !self.added_nodes.contains(&(k, p as u32)) {
+                    let c = (0..n).map(|c| cnt[p * n + c] as f64 * self.norm[c]).collect();
+                    found.push((v, k, p as u32, c));
+                    any = true;
+                }
+            }
+            if any {
+                *stretches += 1;
+            }
+        };
+        let mut stretches = 0;
+        for t in 0..steps {
+            for e in self.ev_starts[t]..self.ev_starts[t + 1] {
+                let (p, c) = (self.ev_pair[e] as usize, self.ev_cat[e] as usize);
+                if since[p] != t as u32 {
+                    if since[p] != u32::MAX {
+                        close(p, since[p] as usize, t - 1, &cnt, &weight, &mut found, &mut stretches);
+                    }
+                    since[p] = t as u32;
+                }
+                let slot = &mut cnt[p * n + c];
+                weight[p] += w_of[c] * (self.ev_count[e] as f64 - *slot as f64);
+                *slot = self.ev_count[e];
+            }
+        }
+        for (p, &a) in since.iter().enumerate() {
+            if a != u32::MAX {
+                close(p, a as usize, steps - 1, &cnt, &weight, &mut found, &mut stretches);
+            }
+        }
+        out.stretches = stretches;
+        if per_pair > 0 {
+            found.sort_unstable_by(|x, y| x.2.cmp(&y.2).then(y.0.total_cmp(&x.0)).then(x.1.cmp(&y.1)));
+            let mut last = u32::MAX;
+            let mut run = 0;
+            found.retain(|r| {
+                if r.2 != last {
+                    last = r.2;
+                    run = 0;
+                }
+                run += 1;
+                run <= per_pair
+            });
+        }
+        if found.len() > max_rows {
+            found.sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then((x.2, x.1).cmp(&(y.2, y.1))));
+            found.truncate(max_rows);
+        }
+        found.sort_unstable_by_key(|r| (r.2, r.1));
+        for (v, k, p, c) in found {
+            self.added_nodes.insert((k, p));
+            out.nodes.push(k);
+            out.pairs.push(p);
+            out.counts.extend(c);
+            out.max_violation = out.max_violation.max(v);
+        }
+        Ok(out)
+    }
+
     /// Apply step `t`'s count changes to `cnt` and the weighted counts `weight`.
     #[inline]
     fn apply(&self, t: usize, w_of: &[f64], cnt: &mut [u64], weight: &mut [f64]) {
@@ -422,147 +581,5 @@ impl<'a> RangeMin<'a> {
         let k = (usize::BITS - 1 - (hi - lo + 1).leading_zeros()) as usize;
         let lvl = &self.levels[k];
         Self::pick(self.v, lvl[lo], lvl[hi + 1 - (1 << k)]) as usize
-    }
-}
-
-/// A heap position with its key, ordered by key (ties: smaller position first).
-#[derive(Debug, Clone, Copy)]
-struct Cand(f64, usize);
-
-impl PartialEq for Cand {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Cand {}
-impl PartialOrd for Cand {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Cand {
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.0.total_cmp(&o.0).then_with(|| o.1.cmp(&self.1))
-    }
-}
-
-/// A binary max-heap over items `0..n` with a key each, where any item's key can change.
-struct IndexedHeap {
-    heap: Vec<u32>,
-    pos: Vec<u32>,
-    key: Vec<f64>,
-}
-
-impl IndexedHeap {
-    fn new(key: Vec<f64>) -> Self {
-        let n = key.len();
-        let mut h = IndexedHeap { heap: (0..n as u32).collect(), pos: (0..n as u32).collect(), key };
-        for i in (0..n / 2).rev() {
-            h.down(i);
-        }
-        h
-    }
-
-    fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-
-    fn item_at(&self, i: usize) -> u32 {
-        self.heap[i]
-    }
-
-    fn key_at(&self, i: usize) -> f64 {
-        self.key[self.heap[i] as usize]
-    }
-
-    #[inline]
-    fn above(&self, i: usize, j: usize) -> bool {
-        // Does position i belong above position j? Larger key, ties by smaller item.
-        let (a, b) = (self.heap[i], self.heap[j]);
-        match self.key[a as usize].total_cmp(&self.key[b as usize]) {
-            Ordering::Greater => true,
-            Ordering::Less => false,
-            Ordering::Equal => a < b,
-        }
-    }
-
-    fn swap(&mut self, i: usize, j: usize) {
-        self.heap.swap(i, j);
-        self.pos[self.heap[i] as usize] = i as u32;
-        self.pos[self.heap[j] as usize] = j as u32;
-    }
-
-    fn up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if !self.above(i, parent) {
-                break;
-            }
-            self.swap(i, parent);
-            i = parent;
-        }
-    }
-
-    fn down(&mut self, mut i: usize) {
-        let n = self.heap.len();
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut best = i;
-            if l < n && self.above(l, best) {
-                best = l;
-            }
-            if r < n && self.above(r, best) {
-                best = r;
-            }
-            if best == i {
-                break;
-            }
-            self.swap(i, best);
-            i = best;
-        }
-    }
-
-    #[inline]
-    fn set(&mut self, item: usize, key: f64) {
-        let old = self.key[item];
-        if old == key {
-            return;
-        }
-        self.key[item] = key;
-        let i = self.pos[item] as usize;
-        if key > old {
-            self.up(i);
-        } else {
-            self.down(i);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn indexed_heap_keeps_the_maximum_on_top() {
-        let mut h = IndexedHeap::new(vec![0.0; 50]);
-        let mut keys = vec![0.0f64; 50];
-        let mut x = 12345u64;
-        for _ in 0..2000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let item = (x >> 33) as usize % 50;
-            let k = ((x >> 8) % 1000) as f64 - 500.0;
-            keys[item] = k;
-            h.set(item, k);
-            let top = h.item_at(0) as usize;
-            let best = keys.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            assert_eq!(keys[top], best);
-            for i in 1..h.len() {
-                assert!(h.key_at((i - 1) / 2) >= h.key_at(i));
-            }
-        }
     }
 }

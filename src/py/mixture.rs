@@ -10,7 +10,7 @@ use super::bpe::PyTokenizer;
 use super::minhash::with_threads;
 use super::DocsArg;
 use crate::bpe::trainer::WordCounter;
-use crate::mixture::{self, CategorySummary, Oracle, SweepLimits};
+use crate::mixture::{self, CategorySummary, Oracle};
 use crate::Error;
 
 #[pyclass(module = "gristmill._native", name = "_MixtureCounter")]
@@ -202,32 +202,55 @@ impl PyMixtureOracle {
         ))
     }
 
-    /// Constraints violated at `(alpha, v_step, v_pair)`: `(steps, pairs, coefficients
-    /// (rows × categories), max violation, steps with a violation)`. Rows are never returned
-    /// twice.
-    #[pyo3(signature = (alpha, v_step, v_pair, per_step, max_rows, tolerance))]
-    #[allow(clippy::too_many_arguments)]
-    fn sweep<'py>(
+    /// The segment tree over the steps that stretch rows refer to: the children of its
+    /// internal nodes `num_merges + i`, an `(num_merges - 1, 2)` array (nodes below
+    /// `num_merges` are the steps).
+    fn tree_children<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<u32>>> {
+        let ch = self.oracle.tree().children();
+        let flat: Vec<u32> = ch.iter().flat_map(|&(l, r)| [l, r]).collect();
+        flat.into_pyarray(py).reshape([ch.len(), 2])
+    }
+
+    /// Stretch rows handed out so far.
+    #[getter]
+    fn stretch_rows_added(&self) -> usize {
+        self.oracle.stretch_rows_added()
+    }
+
+    /// Let stretch rows `(nodes[i], pairs[i])` be returned again by later sweeps.
+    fn forget_stretches(&mut self, nodes: PyReadonlyArray1<'_, u32>, pairs: PyReadonlyArray1<'_, u32>) -> PyResult<()> {
+        let (k, p) = (nodes.as_slice()?, pairs.as_slice()?);
+        if k.len() != p.len() {
+            return Err(Error::invalid_argument("forget_stretches needs as many nodes as pairs").into());
+        }
+        self.oracle.forget_stretches(k, p);
+        Ok(())
+    }
+
+    /// Violated constraints at `(alpha, v_step, v_pair)` as stretch rows: `(nodes, pairs,
+    /// pair counts (rows × categories), max violation, violated stretches)`; at most
+    /// `per_pair` rows per pair (0: no limit) and `max_rows` in all, the most violated first. Exact: no row
+    /// means no constraint is violated by more than `tolerance`.
+    fn stretch_sweep<'py>(
         &mut self,
         py: Python<'py>,
         alpha: PyReadonlyArray1<'py, f64>,
         v_step: PyReadonlyArray1<'py, f64>,
         v_pair: PyReadonlyArray1<'py, f64>,
-        per_step: usize,
+        per_pair: usize,
         max_rows: usize,
         tolerance: f64,
     ) -> PyResult<SweepOut<'py>> {
         let (a, vs, vp) = (alpha.as_slice()?, v_step.as_slice()?, v_pair.as_slice()?);
-        let lim = SweepLimits { per_step: per_step.max(1), max_rows: max_rows.max(1), tolerance };
         let oracle = &mut self.oracle;
-        let rows = py.detach(|| oracle.sweep(a, vs, vp, lim))?;
-        let (r, n) = (rows.steps.len(), oracle.n_cats());
+        let rows = py.detach(|| oracle.stretch_sweep(a, vs, vp, per_pair, max_rows.max(1), tolerance))?;
+        let (r, n) = (rows.nodes.len(), oracle.n_cats());
         Ok((
-            rows.steps.into_pyarray(py),
+            rows.nodes.into_pyarray(py),
             rows.pairs.into_pyarray(py),
-            rows.coefs.into_pyarray(py).reshape([r, n])?,
+            rows.counts.into_pyarray(py).reshape([r, n])?,
             rows.max_violation,
-            rows.violated_steps,
+            rows.stretches,
         ))
     }
 }
