@@ -179,7 +179,7 @@ proptest! {
         // and every returned row is violated at some step of its node, where the pair's counts
         // are the row's counts.
         let mut st = Oracle::new(&traces, &keys).unwrap();
-        let sr = st.stretch_sweep(&alpha, &v_step, &v_pair, 0, usize::MAX, tol).unwrap();
+        let sr = st.stretch_sweep(&alpha, &v_step, &v_pair, usize::MAX, 0, usize::MAX, tol).unwrap();
         prop_assert_eq!(sr.nodes.is_empty(), want.is_empty());
         let tree = st.tree().clone();
         for (t, p, _) in &want {
@@ -201,11 +201,24 @@ proptest! {
             }
             prop_assert!(want.iter().any(|x| x.1 == p && lo <= x.0 && x.0 <= hi), "row ({}, {}) is not violated", sr.nodes[r], p);
         }
-        let sr2 = st.stretch_sweep(&alpha, &v_step, &v_pair, 0, usize::MAX, tol).unwrap();
+        let sr2 = st.stretch_sweep(&alpha, &v_step, &v_pair, usize::MAX, 0, usize::MAX, tol).unwrap();
         prop_assert!(sr2.nodes.is_empty(), "stretch rows were handed out twice");
+        // Only the first k steps when asked: rows stay inside them and cover their violations.
+        let k = 1 + (seed as usize >> 7) % merges.len();
+        let mut part = Oracle::new(&traces, &keys).unwrap();
+        let sk = part.stretch_sweep(&alpha, &v_step, &v_pair, k, 0, usize::MAX, tol).unwrap();
+        for r in 0..sk.nodes.len() {
+            prop_assert!(tree.span(sk.nodes[r]).1 < k as u32);
+        }
+        for (t, p, _) in want.iter().filter(|x| (x.0 as usize) < k) {
+            prop_assert!((0..sk.nodes.len()).any(|r| {
+                let (lo, hi) = tree.span(sk.nodes[r]);
+                sk.pairs[r] == *p && lo <= *t && *t <= hi
+            }));
+        }
         // At most one row per pair when asked, the most violated.
         let mut one = Oracle::new(&traces, &keys).unwrap();
-        let s1 = one.stretch_sweep(&alpha, &v_step, &v_pair, 1, usize::MAX, tol).unwrap();
+        let s1 = one.stretch_sweep(&alpha, &v_step, &v_pair, usize::MAX, 1, usize::MAX, tol).unwrap();
         let mut seen = s1.pairs.clone();
         seen.dedup();
         prop_assert_eq!(seen.len(), s1.pairs.len());
@@ -261,17 +274,17 @@ fn per_pair_and_total_limits_bound_the_rows() {
     let tr = replay(&words, &byte_ids(), &merges, None).unwrap();
     let keys: Vec<PairKey> = merges.iter().map(|&(a, b, _)| pair_key(a, b)).collect();
     // v_pair must have one entry per pair: a wrong length is an error, not a panic.
-    let bad = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &[0.0; 1], 0, usize::MAX, 1e-9);
+    let bad = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &[0.0; 1], usize::MAX, 0, usize::MAX, 1e-9);
     assert!(bad.is_err());
     let mut o = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap();
     let vp = vec![0.0; o.n_pairs()];
-    let all = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &vp, 0, usize::MAX, 1e-9).unwrap();
+    let all = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &vp, usize::MAX, 0, usize::MAX, 1e-9).unwrap();
     assert!(all.nodes.len() > 2, "{:?}", all.nodes);
-    let rows = o.stretch_sweep(&[1.0], &[0.0; 3], &vp, 0, 2, 1e-9).unwrap();
+    let rows = o.stretch_sweep(&[1.0], &[0.0; 3], &vp, usize::MAX, 0, 2, 1e-9).unwrap();
     assert_eq!(rows.nodes.len(), 2);
     // The most violated row is among those kept.
     assert_eq!(rows.max_violation, all.max_violation);
-    let one = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &vp, 1, usize::MAX, 1e-9).unwrap();
+    let one = Oracle::new(std::slice::from_ref(&tr), &keys).unwrap().stretch_sweep(&[1.0], &[0.0; 3], &vp, usize::MAX, 1, usize::MAX, 1e-9).unwrap();
     assert!(one.pairs.windows(2).all(|w| w[0] < w[1]), "one row per pair: {:?}", one.pairs);
 }
 
@@ -303,7 +316,7 @@ fn build_and_sweep_are_identical_at_any_thread_count() {
         pool.install(|| {
             let (mut o, summaries) = gristmill::mixture::build(&tables, &byte_ids(), &merges, &|_| true).unwrap();
             let vp = vec![0.0; o.n_pairs()];
-            let rows = o.stretch_sweep(&[0.2, 0.3, 0.5], &[0.0; 6], &vp, 0, 100, 1e-9).unwrap();
+            let rows = o.stretch_sweep(&[0.2, 0.3, 0.5], &[0.0; 6], &vp, usize::MAX, 0, 100, 1e-9).unwrap();
             (summaries, o.merge_counts(), rows.nodes, rows.pairs, rows.counts)
         })
     };

@@ -274,6 +274,7 @@ class _MixtureOracle:
         alpha: npt.NDArray[np.float64],
         v_step: npt.NDArray[np.float64],
         v_pair: npt.NDArray[np.float64],
+        first_steps: int,
         per_pair: int,
         max_rows: int,
         tolerance: float,

@@ -324,10 +324,33 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
     if n_int:
         h.addCols(n_int, np.zeros(n_int), np.zeros(n_int), np.full(n_int, inf), 0, empty_i, empty_i, empty_f)
     h.addRows(1, np.ones(1), np.ones(1), n, np.zeros(1, dtype=np.int32), np.arange(n, dtype=np.int32), np.ones(n))
-    # Tree rows: child − z_N ≥ 0, a leaf child t being α·mc[t] + v_t.
-    if n_int:
-        parent = np.repeat(np.arange(n_int), 2)
-        child = children.ravel()
+    no_pair = np.uint32(0xFFFFFFFF)
+    # Every LP row after row 0 (Σα = 1): its tree node, and its pair (no_pair for tree rows).
+    row_k = np.zeros(0, dtype=np.uint32)
+    row_p = np.zeros(0, dtype=np.uint32)
+    row_age = np.zeros(0, dtype=np.int32)  # solves in a row each stretch row's slack was basic
+    tree_in = np.zeros(n_int, dtype=bool)
+
+    def add_tree(nodes: np.ndarray) -> None:
+        """Add the two rows of every internal node below the given nodes not in the LP yet:
+        child − z_N ≥ 0, a leaf child t being α·mc[t] + v_t."""
+        nonlocal row_k, row_p, row_age
+        stack = [int(k) - T for k in np.unique(nodes) if k >= T and not tree_in[int(k) - T]]
+        todo = []
+        while stack:
+            i = stack.pop()
+            if tree_in[i]:
+                continue
+            tree_in[i] = True
+            todo.append(i)
+            for c in children[i]:
+                if c >= T and not tree_in[c - T]:
+                    stack.append(int(c) - T)
+        if not todo:
+            return
+        sel = np.array(todo, dtype=np.int64)
+        parent = np.repeat(sel, 2)
+        child = children[sel].ravel()
         leaf = child < T
         width = n + 2
         m = len(child)
@@ -347,12 +370,12 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
         counts = keep.sum(axis=1)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
         h.addRows(m, np.zeros(m), np.full(m, inf), int(counts.sum()), starts, idx[keep].astype(np.int32), val[keep])
-    first_row = h.getNumRow()
+        row_k = np.concatenate([row_k, (parent + T).astype(np.uint32)])
+        row_p = np.concatenate([row_p, np.full(m, no_pair, dtype=np.uint32)])
+        row_age = np.concatenate([row_age, np.zeros(m, dtype=np.int32)])
+
     pair_col: Dict[int, int] = {}
     next_col = n + T + n_int
-    row_k = np.zeros(0, dtype=np.uint32)
-    row_p = np.zeros(0, dtype=np.uint32)
-    row_age = np.zeros(0, dtype=np.int32)  # rounds in a row each stretch row's slack was basic
     dropped = 0
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(T)
@@ -363,10 +386,10 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
     converged = False
     while rounds < _MAX_ROUNDS:
         t0 = time.perf_counter()
-        r_nodes, r_pairs, cnts, worst, n_str = oracle.stretch_sweep(alpha, v_step, v_pair, _PER_PAIR, _MAX_ROWS, _TOLERANCE)
+        r_nodes, r_pairs, cnts, worst, n_str = oracle.stretch_sweep(alpha, v_step, v_pair, T, _PER_PAIR, _MAX_ROWS, _TOLERANCE)
         sweep_s += time.perf_counter() - t0
         if bar is not None:
-            bar.set_postfix_str(f"round {rounds + 1}, {len(row_k):,} rows, worst {worst:.3g}")
+            bar.set_postfix_str(f"round {rounds + 1}, {h.getNumRow():,} rows, worst {worst:.3g}")
             bar.update(1)
         if len(r_nodes) == 0:
             converged = True
@@ -379,6 +402,7 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
             for j, p in enumerate(new):
                 pair_col[p] = next_col + j
             next_col += k
+        add_tree(r_nodes)
         m = len(r_nodes)
         nodes = r_nodes.astype(np.int64)
         leaf = nodes < T
@@ -394,9 +418,9 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
         total = m * width
         starts = np.arange(0, total, width, dtype=np.int32)
         h.addRows(m, np.zeros(m), np.full(m, inf), total, starts, idx.ravel(), val.ravel())
-        old_rows = len(row_k)
         row_k = np.concatenate([row_k, r_nodes])
         row_p = np.concatenate([row_p, r_pairs])
+        row_age = np.concatenate([row_age, np.zeros(m, dtype=np.int32)])
         t0 = time.perf_counter()
         h.run()
         solve_s += time.perf_counter() - t0
@@ -410,14 +434,16 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
         x = np.asarray(sol.col_value)
         objective = float(h.getInfo().objective_function_value)
         if drop:
+            # Stretch rows whose slack stayed basic leave the LP (tree rows stay); the basis
+            # stays valid and optimal, and the oracle may hand the rows out again.
             basic = highspy.HighsBasisStatus.kBasic
-            rs = h.getBasis().row_status
-            is_basic = np.fromiter((rs[first_row + i] == basic for i in range(len(row_k))), dtype=bool, count=len(row_k))
-            row_age = np.where(is_basic, np.concatenate([row_age, np.zeros(len(row_k) - old_rows, dtype=np.int32)]) + 1, 0)
+            status_of = np.asarray(h.getBasis().row_status, dtype=object)[1:]
+            is_basic = (status_of == basic).astype(bool)
+            row_age = np.where(is_basic & (row_p != no_pair), row_age + 1, 0)
             slack = row_age > _DROP_AFTER
             if slack.any():
                 gone = np.flatnonzero(slack)
-                h.deleteRows(len(gone), (gone + first_row).astype(np.int32))
+                h.deleteRows(len(gone), (gone + 1).astype(np.int32))
                 oracle.forget_stretches(row_k[gone], row_p[gone])
                 keep_r = ~slack
                 row_k, row_p, row_age = row_k[keep_r], row_p[keep_r], row_age[keep_r]
@@ -442,7 +468,7 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
         "rounds": rounds,
         "converged": converged,
         "rows_added": int(oracle.stretch_rows_added) + dropped,
-        "rows_kept": int(len(row_k)),
+        "rows_kept": int((row_p != no_pair).sum()),
         "pair_columns": len(pair_col),
         "sweep_seconds": round(sweep_s, 3),
         "solve_seconds": round(solve_s, 3),

@@ -407,7 +407,8 @@ impl Oracle {
     /// pair on that node's steps at once (see [`StretchRows`]); a row is returned for each
     /// cover node where some step's constraint is violated by more than `tolerance`, the most
     /// violated first when there are more than `max_rows`, and at most `per_pair` rows per pair
-    /// (its most violated ones; 0: no limit). Exact: no row means no constraint
+    /// (its most violated ones; 0: no limit). Only the constraints of the first `first_steps`
+    /// steps are checked (all of them when `first_steps` ≥ the number of steps). Exact: no row means no constraint
     /// is violated by more than `tolerance`, provided the internal nodes' `z` satisfy the tree
     /// rows. Rows are never returned twice (unless forgotten).
     pub fn stretch_sweep(
@@ -415,6 +416,7 @@ impl Oracle {
         alpha: &[f64],
         v_step: &[f64],
         v_pair: &[f64],
+        first_steps: usize,
         per_pair: usize,
         max_rows: usize,
         tolerance: f64,
@@ -472,7 +474,8 @@ impl Oracle {
             }
         };
         let mut stretches = 0;
-        for t in 0..steps {
+        let limit = first_steps.clamp(1, steps);
+        for t in 0..limit {
             for e in self.ev_starts[t]..self.ev_starts[t + 1] {
                 let (p, c) = (self.ev_pair[e] as usize, self.ev_cat[e] as usize);
                 if since[p] != t as u32 {
@@ -488,7 +491,7 @@ impl Oracle {
         }
         for (p, &a) in since.iter().enumerate() {
             if a != u32::MAX {
-                close(p, a as usize, steps - 1, &cnt, &weight, &mut found, &mut stretches);
+                close(p, a as usize, limit - 1, &cnt, &weight, &mut found, &mut stretches);
             }
         }
         out.stretches = stretches;

@@ -229,7 +229,8 @@ impl PyMixtureOracle {
 
     /// Violated constraints at `(alpha, v_step, v_pair)` as stretch rows: `(nodes, pairs,
     /// pair counts (rows × categories), max violation, violated stretches)`; at most
-    /// `per_pair` rows per pair (0: no limit) and `max_rows` in all, the most violated first. Exact: no row
+    /// `per_pair` rows per pair (0: no limit) and `max_rows` in all, the most violated first;
+    /// only the first `first_steps` steps are checked. Exact: no row
     /// means no constraint is violated by more than `tolerance`.
     fn stretch_sweep<'py>(
         &mut self,
@@ -237,13 +238,14 @@ impl PyMixtureOracle {
         alpha: PyReadonlyArray1<'py, f64>,
         v_step: PyReadonlyArray1<'py, f64>,
         v_pair: PyReadonlyArray1<'py, f64>,
+        first_steps: usize,
         per_pair: usize,
         max_rows: usize,
         tolerance: f64,
     ) -> PyResult<SweepOut<'py>> {
         let (a, vs, vp) = (alpha.as_slice()?, v_step.as_slice()?, v_pair.as_slice()?);
         let oracle = &mut self.oracle;
-        let rows = py.detach(|| oracle.stretch_sweep(a, vs, vp, per_pair, max_rows.max(1), tolerance))?;
+        let rows = py.detach(|| oracle.stretch_sweep(a, vs, vp, first_steps, per_pair, max_rows.max(1), tolerance))?;
         let (r, n) = (rows.nodes.len(), oracle.n_cats());
         Ok((
             rows.nodes.into_pyarray(py),
