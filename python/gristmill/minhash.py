@@ -426,7 +426,8 @@ class MinHashDedupResult:
             ``cluster``, ``doc``, ``id`` (when ids are known), ``kept_doc``, ``is_kept``,
             ``est_jaccard`` (to the kept document), ``exact_jaccard`` (with ``verify``).
         pairs: pyarrow table of the document pairs that joined clusters (a spanning forest
-            of every cluster): ``a``, ``b`` (``a < b``), ``est_jaccard`` and, with ``verify``,
+            of every cluster; with ``cluster="star"`` each removed document and the one kept
+            for it): ``a``, ``b`` (``a < b``), ``est_jaccard`` and, with ``verify``,
             ``exact_jaccard`` (always ≥ ``threshold``).
         summary: counts and parameters (JSON-serialisable).
         timings: wall seconds per stage.
