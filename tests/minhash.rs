@@ -5,6 +5,7 @@ use gristmill::minhash::lsh::{
 };
 use gristmill::minhash::shingle::{jaccard_sorted, shingle_hash_set, shingles, Scratch, ShingleConfig, Unit};
 use gristmill::minhash::signature::{mod_mersenne61, signatures, Scheme, Signatures};
+use gristmill::minhash::star::{keep_order, star_clusters, Confirm};
 use gristmill::text::corpus::OwnedDocs;
 use proptest::prelude::*;
 
@@ -121,6 +122,61 @@ proptest! {
             shingle_hash_set(&docs[a as usize], &cfg, &mut scratch, &mut s).unwrap();
             prop_assert_eq!(&s, &sets[a as usize]);
             prop_assert_eq!(jaccard_sorted(&sets[a as usize], &sets[b as usize]), j);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Star clusters: every member is within the threshold of its centre (exact Jaccard with
+    /// verification, the estimate without); the centre is the member the keep order prefers;
+    /// two centres sharing a candidate group are below the threshold; any thread count gives
+    /// the same stars.
+    #[test]
+    fn star_members_are_similar_to_their_centre(docs in prop::collection::vec(words(), 1..25), t in 0.3f64..0.9) {
+        let p = 16;
+        let owned: OwnedDocs = docs.iter().collect();
+        let cfg = ShingleConfig { n: 2, ..Default::default() };
+        let sig = u32_rows(&signatures(owned.view(), &cfg, &Scheme::fast(p, 4).unwrap()).unwrap());
+        let eligible: Vec<bool> = (0..docs.len()).map(|i| sig[i * p..(i + 1) * p].iter().any(|&v| v != u32::MAX)).collect();
+        let keys = band_keys(SigView::U32(&sig), p, 16, 1).unwrap();
+        let groups = candidate_groups(&keys, 16, &eligible).unwrap();
+        let scores: Vec<f64> = docs.iter().map(|d| d.len() as f64).collect();
+        let order = keep_order(docs.len(), Some(&scores)).unwrap();
+        let rank: Vec<usize> = { let mut r = vec![0; docs.len()]; for (k, &d) in order.iter().enumerate() { r[d as usize] = k; } r };
+        let v = Verify { docs: owned.view(), cfg: &cfg, threshold: t };
+        let exact = Confirm::Exact(&v);
+        let est = Confirm::Estimate { sig: SigView::U32(&sig), num_perm: p, threshold: t };
+        let mut scratch = Scratch::new();
+        let sets: Vec<Vec<u64>> = docs.iter().map(|d| { let mut s = Vec::new(); shingle_hash_set(d, &cfg, &mut scratch, &mut s).unwrap(); s }).collect();
+        for (confirm, is_exact) in [(&exact, true), (&est, false)] {
+            let sim = |a: usize, b: usize| if is_exact { jaccard_sorted(&sets[a], &sets[b]) } else { SigView::U32(&sig).estimate(p, a, b) };
+            let st = star_clusters(docs.len(), &groups, confirm, &order, &|_| {}).unwrap();
+            for i in 0..docs.len() {
+                let c = st.kept[i] as usize;
+                prop_assert_eq!(st.kept[c] as usize, c);
+                if c != i {
+                    prop_assert!(sim(i, c) >= t, "doc {} centre {} sim {}", i, c, sim(i, c));
+                    prop_assert!(rank[c] < rank[i]);
+                }
+                prop_assert!(st.roots[i] as usize <= i && st.kept[st.roots[i] as usize] as usize == c);
+            }
+            for g in 0..groups.len() {
+                let m = groups.group(g);
+                for (x, &a) in m.iter().enumerate() {
+                    for &b in &m[..x] {
+                        let (a, b) = (a as usize, b as usize);
+                        if st.kept[a] as usize == a && st.kept[b] as usize == b {
+                            prop_assert!(sim(a, b) < t, "centres {} and {} are similar", a, b);
+                        }
+                    }
+                }
+            }
+            let other = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap()
+                .install(|| star_clusters(docs.len(), &groups, confirm, &order, &|_| {}).unwrap());
+            prop_assert_eq!(&other.kept, &st.kept);
+            prop_assert_eq!((&other.edges.a, &other.edges.b), (&st.edges.a, &st.edges.b));
         }
     }
 }

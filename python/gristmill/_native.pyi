@@ -82,7 +82,17 @@ def lsh_cluster(
     shingle: _Shingle | None = None,
     threshold: float | None = None,
     threads: int | None = None,
+    cluster: str = "components",
+    groups: Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> dict[str, Any]: ...
+def lsh_candidates(
+    signatures: npt.NDArray[np.uint32] | npt.NDArray[np.uint64],
+    bands: int,
+    rows: int,
+    eligible: npt.NDArray[np.bool_],
+    threads: int | None = None,
+) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
 
 def lsh_band_groups(
     band: npt.NDArray[np.uint32], key: npt.NDArray[np.uint64], doc: npt.NDArray[np.uint64]

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, Optional
 
 from tqdm.auto import tqdm
 
-__all__ = ["configure", "bar", "info", "stage", "Timer"]
+__all__ = ["configure", "bar", "bars_enabled", "info", "stage", "Timer"]
 
 _state: Dict[str, Any] = {"enabled": False, "quiet": True}
 
@@ -24,6 +24,11 @@ def configure(*, enabled: Optional[bool] = None, quiet: bool = False) -> None:
         enabled = sys.stderr.isatty()
     _state["enabled"] = bool(enabled) and not quiet
     _state["quiet"] = quiet
+
+
+def bars_enabled() -> bool:
+    """Whether :func:`bar` draws anything (progress callbacks can be skipped otherwise)."""
+    return bool(_state["enabled"])
 
 
 def bar(desc: str, *, total: Optional[float] = None, unit: str = "it", unit_scale: bool = False) -> Any:

@@ -376,26 +376,19 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
                              weights=DEDUP_WEIGHTS, params=params, hasher=hasher)
     scores = None
     if args.keep.startswith("column:"):
-        with timer("read_keep_column"):
+        with timer("read_keep_column"), _progress.stage("dedup minhash: read keep column", args.keep[len("column:"):]):
             scores = corpus_column_scores(corpus, args.keep[len("column:"):])
-    with _progress.bar("minhash signatures", unit="doc", unit_scale=True) as bar:
-        done = [0]
-
-        def progress(stage: str, n: int) -> None:
-            if stage == "signatures":
-                bar.update(n - done[0])
-                done[0] = n
-
-        res = dedup_minhash(
-            corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
-            keep=args.keep, keep_scores=scores, progress=progress, index=index, commit_index=False,
-        )
+    # stage lines and bars on stderr come from dedup_minhash itself
+    res = dedup_minhash(
+        corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
+        cluster=args.cluster, keep=args.keep, keep_scores=scores, index=index, commit_index=False,
+    )
     if scores is not None and len(scores) != res.summary["docs_in"]:
         raise CorpusError(f"read {len(scores)} values of {args.keep} for {res.summary['docs_in']} documents")
     _progress.info(f"clusters: {res.summary['clusters']:,}, removing {res.summary['removed']:,} "
                    f"of {res.summary['docs_in']:,} documents")
     out.mkdir(parents=True, exist_ok=True)
-    with timer("write"):
+    with timer("write"), _progress.stage("dedup minhash: write", f"{int(res.keep.sum()):,} documents to {out}"):
         with _progress.bar("writing", unit="file") as bar:
             files = corpus.write(out, keep=res.keep, folder=folder)
             bar.update(len(files))
@@ -421,7 +414,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     else:
         print(f"{summary['docs_in']:,} documents in, {summary['removed']:,} removed "
               f"({summary['clusters']:,} clusters; bands x rows = {summary['bands']} x {summary['rows']}"
-              f"{', verified' if args.verify else ''})")
+              f"{', verified' if args.verify else ''}, {args.cluster})")
         if index is not None:
             print(f"{summary['removed_by_index']:,} of them matched {args.index}, which now holds {len(index):,} documents")
             if summary["already_in_index"]:
@@ -455,15 +448,27 @@ def _add_dedup(sub: Any) -> None:
         normalised text (--shingle token --tokenizer NAME|PATH).
 
         Every candidate pair from LSH is confirmed by its exact Jaccard (--no-verify skips
-        this: faster, but MinHash estimates then remove documents below the threshold).
-        Documents join a cluster through chains of confirmed pairs, so a removed document can
-        be less similar to the kept one than --threshold. Too few permutations (--num-perm
-        below 16) or --bands x --rows leaving permutations unused are warned about.
+        this: faster, but every LSH candidate then counts as similar, so documents well below
+        the threshold are removed too).
+
+        --cluster decides how confirmed pairs form clusters. components (the default):
+        documents join through chains of confirmed pairs (a ~ b ~ c puts a, b and c in one
+        cluster), so a removed document can be much less similar to the kept one than
+        --threshold. star: documents are visited in the order --keep prefers them; each one
+        not yet in a cluster is kept and takes every candidate not yet in a cluster whose own
+        Jaccard to it is at or above --threshold (exact with --verify, estimated with
+        --no-verify). Every removed document is then within --threshold of the document kept
+        for it; fewer documents are removed. Results do not depend on --threads.
+
+        Progress goes to stderr (stage lines with totals; bars on a terminal); -q hides it,
+        the result line goes to stdout. Too few permutations (--num-perm below 16) or
+        --bands x --rows leaving permutations unused are warned about.
         """,
         examples="""
         gristmill dedup minhash data/*.jsonl.zst -o deduped/
         gristmill dedup minhash corpus.parquet -o out/ --threshold 0.7 --keep longest
         gristmill dedup minhash big/*.jsonl.zst -o out/ --no-verify
+        gristmill dedup minhash man-de.jsonl -o out/ --cluster star
         gristmill dedup minhash shard.jsonl -o out/ --keep column:quality --num-perm 256
         gristmill dedup minhash shard-002.jsonl -o out-002/ --index seen.idx/
         gristmill dedup minhash code.jsonl -o out/ --shingle token --tokenizer o200k_base --ngram 8
@@ -489,6 +494,10 @@ def _add_dedup(sub: Any) -> None:
                         "removes documents well below the threshold)")
     m.add_argument("--keep", type=_keep_arg, default="first", metavar="first|longest|column:NAME",
                    help="which document of a cluster to keep (default: first)")
+    m.add_argument("--cluster", choices=("components", "star"), default="components",
+                   help="components: chains of confirmed pairs join (a removed document may be far from "
+                        "the kept one); star: every removed document is within --threshold of the kept "
+                        "one (default: components)")
     m.add_argument("--fold-digits", action="store_true", help="treat all digits as 0 when shingling")
     m.add_argument("--nfkc", action="store_true", help="apply Unicode NFKC before shingling")
     m.add_argument("--index", default=None, metavar="DIR",

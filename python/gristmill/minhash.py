@@ -47,7 +47,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import pyarrow as pa
 
-from gristmill import _native
+from gristmill import _native, _progress
 from gristmill._arrow import TextLike, as_string_array, string_buffers
 
 __all__ = [
@@ -426,7 +426,8 @@ class MinHashDedupResult:
             ``cluster``, ``doc``, ``id`` (when ids are known), ``kept_doc``, ``is_kept``,
             ``est_jaccard`` (to the kept document), ``exact_jaccard`` (with ``verify``).
         pairs: pyarrow table of the document pairs that joined clusters (a spanning forest
-            of every cluster): ``a``, ``b`` (``a < b``), ``est_jaccard`` and, with ``verify``,
+            of every cluster; with ``cluster="star"`` each removed document and the one kept
+            for it): ``a``, ``b`` (``a < b``), ``est_jaccard`` and, with ``verify``,
             ``exact_jaccard`` (always ≥ ``threshold``).
         summary: counts and parameters (JSON-serialisable).
         timings: wall seconds per stage.
@@ -489,7 +490,8 @@ def dedup_minhash(
     bands: Optional[int] = None,
     rows: Optional[int] = None,
     weights: Tuple[float, float] = DEDUP_WEIGHTS,
-    verify: bool = False,
+    verify: bool = True,
+    cluster: str = "components",
     keep: str = "first",
     keep_scores: Optional[Union[Sequence[float], np.ndarray]] = None,
     hasher: Optional[MinHasher] = None,
@@ -518,9 +520,21 @@ def dedup_minhash(
             rows, catching a pair with J = 0.8 with probability 0.95 (datasketch's
             ``(0.5, 0.5)`` picks 9 × 13: 0.40).
         verify: only join candidate pairs whose exact shingle-set Jaccard is ≥ ``threshold``
-            (precision 1.0 at the cost of re-shingling the candidates). A :class:`Corpus`
-            is then read a second time to fetch only the candidates' texts; other inputs
-            are held in memory.
+            (default on, as the ``gristmill dedup minhash`` command: precision 1.0 at the
+            cost of re-shingling the candidates). A :class:`Corpus` is then read a second
+            time to fetch only the candidates' texts; other inputs are held in memory.
+            ``verify=False`` trusts LSH: every candidate pair counts as similar, so pairs
+            well below the threshold are removed too.
+        cluster: how confirmed pairs form clusters. ``"components"`` (default): connected
+            components — documents join through chains of confirmed pairs, so with
+            ``a ~ b ~ c`` the document ``c`` can be removed for ``a`` although their own
+            Jaccard is far below ``threshold``. ``"star"``: documents are visited in
+            keep-priority order (``keep``); each one not yet in a cluster is kept and takes
+            every candidate neighbour not yet in a cluster whose similarity *to it* is
+            ≥ ``threshold`` (exact Jaccard with ``verify``, the MinHash estimate without).
+            Every removed document is then within the threshold of the document kept for it
+            (``clusters.exact_jaccard`` / ``est_jaccard`` ≥ ``threshold``); fewer documents
+            are removed. ``pairs`` lists each removed document with its kept one.
         keep: which member of a cluster survives: ``"first"`` (smallest index),
             ``"longest"`` (most UTF-8 bytes; ties → first) or ``"column:NAME"`` (largest
             value of ``keep_scores``, ties → first; ``NAME`` is recorded in the summary).
@@ -542,8 +556,10 @@ def dedup_minhash(
 
     >>> texts = ["a b c d e f g h", "a b c d e f g h", "something completely different here"]
     >>> r = dedup_minhash(texts, 0.8, ngram=3)
-    >>> r.keep.tolist(), r.summary["removed"]
-    ([True, False, True], 1)
+    >>> r.keep.tolist(), r.summary["removed"], r.summary["verify"]
+    ([True, False, True], 1, True)
+    >>> dedup_minhash(texts, 0.8, ngram=3, cluster="star").keep.tolist()
+    [True, False, True]
     """
     t_all = time.perf_counter()
     threshold = _check_threshold(threshold)
@@ -561,7 +577,21 @@ def dedup_minhash(
         raise ValueError(f"keep must be 'first', 'longest' or 'column:NAME', got {keep!r}")
     if keep.startswith("column:") and keep_scores is None:
         raise ValueError(f"keep={keep!r} needs keep_scores (one number per document)")
+    if cluster not in ("components", "star"):
+        raise ValueError(f"cluster must be 'components' or 'star', got {cluster!r}")
     timings: Dict[str, float] = {}
+    shingle_text = f"{hasher.unit} {hasher.ngram}-grams" + (f" of {hasher.tokenizer.name}" if hasher.tokenizer else "")
+    n_known: Optional[int] = None
+    if not hasattr(corpus_or_texts, "batches"):
+        try:
+            n_known = len(corpus_or_texts)
+        except TypeError:
+            pass
+    sig_stage = _progress.stage(
+        "dedup minhash: signatures",
+        (f"{n_known:,} documents, " if n_known is not None else "")
+        + f"{hasher.num_perm} permutations of {shingle_text}",
+    )
 
     # stage 1: signatures (and the text kept for verification / lengths). A Corpus can be
     # read again, so verification then keeps only the candidates' texts (second pass).
@@ -572,17 +602,22 @@ def dedup_minhash(
     text_parts: List[pa.Array] = []
     id_parts: List[pa.Array] = []
     n_done = 0
-    for ids, texts in _batches_of(corpus_or_texts, batch_size):
-        sig_parts.append(hasher.signatures(texts, threads=threads))
-        if keep == "longest":
-            len_parts.append(np.diff(string_buffers(texts)[1]).astype(np.float64))
-        if verify and not rereadable:
-            text_parts.append(texts.cast(pa.large_string()))
-        if ids is not None:
-            id_parts.append(ids)
-        n_done += len(texts)
-        if progress is not None:
-            progress("signatures", n_done)
+    n_bytes = 0
+    with sig_stage, _progress.bar("minhash signatures", total=n_known, unit="doc", unit_scale=True) as sbar:
+        for ids, texts in _batches_of(corpus_or_texts, batch_size):
+            sig_parts.append(hasher.signatures(texts, threads=threads))
+            lengths = np.diff(string_buffers(texts)[1])
+            n_bytes += int(lengths.sum())
+            if keep == "longest":
+                len_parts.append(lengths.astype(np.float64))
+            if verify and not rereadable:
+                text_parts.append(texts.cast(pa.large_string()))
+            if ids is not None:
+                id_parts.append(ids)
+            n_done += len(texts)
+            sbar.update(len(texts))
+            if progress is not None:
+                progress("signatures", n_done)
     sig = np.concatenate(sig_parts) if sig_parts else np.zeros((0, hasher.num_perm), hasher.dtype)
     n = sig.shape[0]
     timings["signatures"] = time.perf_counter() - t0
@@ -598,27 +633,54 @@ def dedup_minhash(
         if scores.shape != (n,):
             raise ValueError(f"keep_scores has {scores.size} values for {n} documents")
 
-    # stage 2: LSH + components (+ verification)
+    # stage 2: LSH candidate groups
+    t0 = time.perf_counter()
+    with _progress.stage("dedup minhash: LSH", f"{_progress.describe(n, n_bytes)}, {bands} bands x {rows} rows"):
+        members, offsets = _native.lsh_candidates(sig, bands, rows, np.ascontiguousarray(eligible), threads)
+    sizes = np.diff(offsets)
+    n_groups, n_pairs = len(sizes), int((sizes * (sizes - 1) // 2).sum())
+    timings["lsh"] = time.perf_counter() - t0
+
+    # stage 3: the candidates' texts for verification (a Corpus is read again for them)
     t0 = time.perf_counter()
     verify_docs = None
     if verify:
         if rereadable:
             import pyarrow.compute as pc
 
-            need = _native.lsh_candidate_mask(sig, bands, rows, np.ascontiguousarray(eligible), threads)
-            for b in corpus_or_texts.batches():
-                m = pa.array(need[b.start:b.start + len(b.texts)])
-                text_parts.append(pc.if_else(m, b.texts.cast(pa.large_string()), pa.scalar("", pa.large_string())))
+            need = np.zeros(n, dtype=bool)
+            need[members] = True
+            with _progress.stage("dedup minhash: read candidates", f"{int(need.sum()):,} of {n:,} documents"):
+                for b in corpus_or_texts.batches():
+                    m = pa.array(need[b.start:b.start + len(b.texts)])
+                    text_parts.append(pc.if_else(m, b.texts.cast(pa.large_string()), pa.scalar("", pa.large_string())))
             if sum(len(x) for x in text_parts) != n:
                 raise ValueError("the corpus changed while it was being deduplicated")
         all_texts = pa.chunked_array(text_parts, type=pa.large_string()).combine_chunks() if text_parts \
             else pa.array([], pa.large_string())
         verify_docs = string_buffers(all_texts)
-    out = _native.lsh_cluster(
-        sig, bands, rows, np.ascontiguousarray(eligible), scores, verify_docs,
-        hasher._shingle_spec() if verify else None, threshold if verify else None, threads,
-    )
-    timings["lsh_and_components" if not verify else "lsh_components_verify"] = time.perf_counter() - t0
+        timings["read_candidates"] = time.perf_counter() - t0
+
+    # stage 4: clusters (confirming candidate pairs)
+    t0 = time.perf_counter()
+    how = (f"exact Jaccard >= {threshold:g}" if verify else
+           f"estimated Jaccard >= {threshold:g}" if cluster == "star" else "unverified")
+    total, unit = (n_groups, "group") if cluster == "components" else (n, "doc")
+    with _progress.stage(f"dedup minhash: {'verify + ' if verify else ''}{cluster}",
+                         f"{n_pairs:,} candidate pairs in {n_groups:,} groups, {how}"), \
+            _progress.bar(f"{cluster} clusters", total=total, unit=unit, unit_scale=True) as cbar:
+        done = [0]
+
+        def tick(k: int) -> None:
+            cbar.update(k - done[0])
+            done[0] = k
+
+        out = _native.lsh_cluster(
+            sig, bands, rows, np.ascontiguousarray(eligible), scores, verify_docs,
+            hasher._shingle_spec() if verify else None, threshold, threads,
+            cluster, (members, offsets), tick if _progress.bars_enabled() else None,
+        )
+    timings[f"{cluster}{'_verify' if verify else ''}"] = time.perf_counter() - t0
     if progress is not None:
         progress("clusters", n)
 
@@ -635,6 +697,8 @@ def dedup_minhash(
         t0 = time.perf_counter()
         index_match = np.full(n, -1, dtype=np.int64)
         cand = np.flatnonzero(keep_mask & eligible)
+        _progress.info(f"dedup minhash: index: matching {len(cand):,} kept documents against {len(index):,} "
+                       f"indexed ones in {index.path}")
 
         def keys_of(docs: np.ndarray) -> List[str]:
             if index_keys is not None:
@@ -713,6 +777,7 @@ def dedup_minhash(
         "bands": bands,
         "rows": rows,
         "verify": bool(verify),
+        "cluster": cluster,
         "keep": keep,
         "candidate_groups": int(out["candidate_groups"]),
         "candidate_pairs": int(out["candidate_pairs"]),

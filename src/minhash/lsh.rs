@@ -298,7 +298,7 @@ pub struct Edges {
 }
 
 impl Edges {
-    fn push(&mut self, x: u32, y: u32, j: f64) {
+    pub(crate) fn push(&mut self, x: u32, y: u32, j: f64) {
         let (lo, hi) = if x < y { (x, y) } else { (y, x) };
         self.a.push(lo);
         self.b.push(hi);
@@ -310,6 +310,17 @@ impl Edges {
 /// is an edge; with it, only pairs whose exact shingle-set Jaccard is ≥ the threshold.
 /// Returns `(component id per document, shingle sets if verified, joining edges, stats)`.
 pub fn components(n: usize, groups: &CandidateGroups, verify: Option<&Verify<'_>>) -> Result<Components> {
+    components_with_progress(n, groups, verify, &|_| {})
+}
+
+/// [`components`], calling `progress` now and then with the number of candidate groups
+/// processed so far (for progress display; the result does not depend on it).
+pub fn components_with_progress(
+    n: usize,
+    groups: &CandidateGroups,
+    verify: Option<&Verify<'_>>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Components> {
     let mut uf = MinUnionFind::new(n);
     let mut edges = Edges::default();
     let mut stats = ClusterStats {
@@ -321,6 +332,9 @@ pub fn components(n: usize, groups: &CandidateGroups, verify: Option<&Verify<'_>
     match verify {
         None => {
             for g in 0..groups.len() {
+                if g % 65_536 == 0 {
+                    progress(g as u64);
+                }
                 let m = groups.group(g);
                 for w in m.windows(2) {
                     if uf.union(w[0], w[1]) {
@@ -343,6 +357,9 @@ pub fn components(n: usize, groups: &CandidateGroups, verify: Option<&Verify<'_>
             }
             let sets = shingle_sets(v.docs, v.cfg, &need)?;
             for g in 0..groups.len() {
+                if g % 4096 == 0 {
+                    progress(g as u64);
+                }
                 let m = groups.group(g);
                 for (jx, &j) in m.iter().enumerate() {
                     for &k in &m[..jx] {
@@ -363,6 +380,7 @@ pub fn components(n: usize, groups: &CandidateGroups, verify: Option<&Verify<'_>
             sets_out = Some(sets);
         }
     }
+    progress(groups.len() as u64);
     Ok((uf.roots(), sets_out, edges, stats))
 }
 

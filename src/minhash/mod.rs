@@ -7,8 +7,10 @@ pub mod index;
 pub mod lsh;
 pub mod shingle;
 pub mod signature;
+pub mod star;
 
 pub use index::{IndexParams, MinHashIndex};
 pub use lsh::{optimal_params, SigView};
 pub use shingle::{ShingleConfig, Unit};
 pub use signature::{signatures, Scheme, Signatures};
+pub use star::{keep_order, star_clusters, ClusterMode};

@@ -10,6 +10,7 @@ use super::DocsArg;
 use crate::minhash::lsh::{self, SigView, Verify};
 use crate::minhash::shingle::{self, ShingleConfig, Unit};
 use crate::minhash::signature::{self, Scheme, Signatures};
+use crate::minhash::star::{self, ClusterMode, Confirm};
 use crate::Error;
 
 /// `(unit, n, lowercase, strip_punct, fold_digits, nfkc, tokenizer)` from Python
@@ -592,13 +593,67 @@ fn lsh_candidate_mask<'py>(
     Ok(PyArray1::from_vec(py, mask))
 }
 
-/// lsh_cluster(signatures, bands, rows, eligible, scores=None, verify_docs=None,
-///             shingle=None, threshold=None, threads=None) -> dict
+type GroupArrays<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
+/// lsh_candidates(signatures, bands, rows, eligible, threads=None) -> (members, offsets)
 ///
-/// Candidate groups → connected components (optionally verified) → kept document per
-/// cluster → report columns. See `crate::minhash::lsh`.
+/// The candidate groups (documents sharing a band key; `crate::minhash::lsh::candidate_groups`):
+/// group `g` is `members[offsets[g]:offsets[g + 1]]`. Pass them to `lsh_cluster(groups=...)`.
 #[pyfunction]
-#[pyo3(signature = (signatures, bands, rows, eligible, scores=None, verify_docs=None, shingle=None, threshold=None, threads=None))]
+#[pyo3(signature = (signatures, bands, rows, eligible, threads=None))]
+fn lsh_candidates<'py>(
+    py: Python<'py>,
+    signatures: &Bound<'py, PyAny>,
+    bands: usize,
+    rows: usize,
+    eligible: PyReadonlyArray1<'py, bool>,
+    threads: Option<usize>,
+) -> PyResult<GroupArrays<'py>> {
+    let sig = SigArg::extract(signatures)?;
+    let (n, p) = sig.shape();
+    let view = sig.view()?;
+    let eligible = eligible.as_slice()?;
+    if eligible.len() != n {
+        return Err(Error::invalid_argument(format!("eligible mask has {} entries for {n} documents", eligible.len())).into());
+    }
+    let groups = py.detach(|| {
+        with_threads(threads, || -> crate::Result<_> {
+            let keys = lsh::band_keys(view, p, bands, rows)?;
+            lsh::candidate_groups(&keys, bands, eligible)
+        })
+    })??;
+    let offsets: Vec<i64> = groups.offsets.iter().map(|&o| o as i64).collect();
+    Ok((PyArray1::from_vec(py, groups.members), PyArray1::from_vec(py, offsets)))
+}
+
+/// A progress callback from Python, called with the GIL re-acquired (errors are ignored:
+/// progress display never stops the work).
+fn progress_fn(cb: &Option<Py<PyAny>>) -> impl Fn(u64) + Sync + '_ {
+    move |k: u64| {
+        if let Some(cb) = cb {
+            Python::attach(|py| {
+                if let Err(e) = cb.call1(py, (k,)) {
+                    drop(e);
+                }
+            });
+        }
+    }
+}
+
+type GroupsArg<'py> = (PyReadonlyArray1<'py, u32>, PyReadonlyArray1<'py, i64>);
+
+/// lsh_cluster(signatures, bands, rows, eligible, scores=None, verify_docs=None,
+///             shingle=None, threshold=None, threads=None, cluster="components",
+///             groups=None, progress=None) -> dict
+///
+/// Candidate groups (`groups=(members, offsets)` from `lsh_candidates`, else computed from
+/// the band keys) → clusters: connected components (optionally verified) or stars
+/// (`cluster="star"`: every member confirmed similar to the kept one, by exact Jaccard with
+/// `verify_docs`, by the estimate otherwise; needs `threshold`) → kept document per cluster
+/// → report columns. `progress(k)` is called now and then with the candidate groups
+/// (components) or documents (star) processed. See `crate::minhash::lsh` and `::star`.
+#[pyfunction]
+#[pyo3(signature = (signatures, bands, rows, eligible, scores=None, verify_docs=None, shingle=None, threshold=None, threads=None, cluster="components", groups=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn lsh_cluster<'py>(
     py: Python<'py>,
@@ -611,7 +666,11 @@ fn lsh_cluster<'py>(
     shingle: Option<ShingleTuple<'py>>,
     threshold: Option<f64>,
     threads: Option<usize>,
+    cluster: &str,
+    groups: Option<GroupsArg<'py>>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let mode = ClusterMode::parse(cluster)?;
     let sig = SigArg::extract(signatures)?;
     let (n, p) = sig.shape();
     let view = sig.view()?;
@@ -633,13 +692,42 @@ fn lsh_cluster<'py>(
         (None, _, _) => None,
         _ => return Err(Error::invalid_argument("verification needs verify_docs, shingle and threshold").into()),
     };
+    if mode == ClusterMode::Star && threshold.is_none() {
+        return Err(Error::invalid_argument("cluster='star' needs threshold").into());
+    }
+    let given = match &groups {
+        Some((m, o)) => Some(candidate_groups_arg(m.as_slice()?, o.as_slice()?, n)?),
+        None => None,
+    };
+    if eligible.len() != n {
+        return Err(Error::invalid_argument(format!("eligible mask has {} entries for {n} documents", eligible.len())).into());
+    }
+    let tick = progress_fn(&progress);
     let (roots, kept, report, edges, stats) = py.detach(|| {
         with_threads(threads, || -> crate::Result<_> {
-            let keys = lsh::band_keys(view, p, bands, rows)?;
-            let groups = lsh::candidate_groups(&keys, bands, eligible)?;
-            drop(keys);
-            let (roots, sets, edges, stats) = lsh::components(n, &groups, verify.as_ref())?;
-            let kept = lsh::kept_per_doc(&roots, scores_slice)?;
+            let groups = match given {
+                Some(g) => g,
+                None => {
+                    let keys = lsh::band_keys(view, p, bands, rows)?;
+                    lsh::candidate_groups(&keys, bands, eligible)?
+                }
+            };
+            let (roots, kept, sets, edges, stats) = match mode {
+                ClusterMode::Components => {
+                    let (roots, sets, edges, stats) = lsh::components_with_progress(n, &groups, verify.as_ref(), &tick)?;
+                    let kept = lsh::kept_per_doc(&roots, scores_slice)?;
+                    (roots, kept, sets, edges, stats)
+                }
+                ClusterMode::Star => {
+                    let order = star::keep_order(n, scores_slice)?;
+                    let confirm = match verify.as_ref() {
+                        Some(v) => Confirm::Exact(v),
+                        None => Confirm::Estimate { sig: view, num_perm: p, threshold: threshold.unwrap_or(1.0) },
+                    };
+                    let st = star::star_clusters(n, &groups, &confirm, &order, &tick)?;
+                    (st.roots, st.kept, st.sets, st.edges, st.stats)
+                }
+            };
             let report = lsh::cluster_report(view, p, &roots, &kept, sets.as_deref());
             Ok((roots, kept, report, edges, stats))
         })
@@ -931,6 +1019,7 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lsh_check_bands, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_band_keys, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_cluster, m)?)?;
+    m.add_function(wrap_pyfunction!(lsh_candidates, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_candidate_mask, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_band_groups, m)?)?;
     m.add_function(wrap_pyfunction!(lsh_group_edges, m)?)?;
