@@ -214,7 +214,7 @@ proptest! {
             prop_assert!((0..sk.nodes.len()).any(|r| {
                 let (lo, hi) = tree.span(sk.nodes[r]);
                 sk.pairs[r] == *p && lo <= *t && *t <= hi
-            }));
+            }), "violated ({}, {}) in the first {} steps is in no row", t, p, k);
         }
         // At most one row per pair when asked, the most violated.
         let mut one = Oracle::new(&traces, &keys).unwrap();
