@@ -90,9 +90,13 @@ pub fn parse_size(text: &str) -> Option<u64> {
     (v >= 0.0).then(|| (v * mult as f64) as u64)
 }
 
-/// A byte count for messages: `1.62 GB` (powers of 1000, like the progress lines).
+/// A byte count for messages: `1.62 GB`, `17.3 MB` (powers of 1000, like the progress lines).
 pub fn gb(bytes: u64) -> String {
-    format!("{:.2} GB", bytes as f64 / 1e9)
+    if bytes >= 1_000_000_000 {
+        format!("{:.2} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }
 
 /// `Err(Error::OutOfMemory)` when `need` bytes (more than are in use now) are estimated not

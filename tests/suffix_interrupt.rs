@@ -76,6 +76,7 @@ fn raised_flag_stops_the_memory_limited_path_and_removes_its_spill_file() {
     // and the flag is only seen inside `run`: the same call then succeeds
     assert!(!suffix::find_repeats_external(docs.view(), &opts, &lim).unwrap().0.is_empty());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -87,4 +88,5 @@ fn raised_flag_stops_index_build_without_output_or_temp_file() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "index or temporary file left behind");
     SuffixIndex::build(docs.view(), &path, 1, IndexWidth::Auto).unwrap();
     assert!(path.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

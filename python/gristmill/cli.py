@@ -1247,6 +1247,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError as e:  # estimated up front or a failed large allocation: never an abort
+        if args.debug:
+            raise
+        msg = str(e)
+        print(f"{PROG}: error: {msg if 'memory' in msg else 'out of memory' + (': ' + msg if msg else '')}", file=sys.stderr)
+        return 1
     except (OutputOverInputError, OutputFolderInUseError) as e:  # usage errors: nothing was written
         if args.debug:
             raise
