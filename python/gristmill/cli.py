@@ -643,8 +643,10 @@ def _add_dedup_exact(dsub: Any) -> None:
         Writes the corpus with the spans removed in the input's format (documents left empty
         are dropped unless --keep-empty), dedup-exact.spans.parquet (doc, id, start, end,
         occurrences) and dedup-exact.summary.json (bytes removed, documents touched, time per
-        stage). The whole corpus is sorted in memory (about 6.5 bytes of RAM per input byte)
-        unless --memory-limit is given.
+        stage). The whole corpus is sorted in memory (about 5.5 bytes of RAM per input byte,
+        plus ~120 MB) unless --memory-limit is given; when that does not fit in the available
+        memory, the memory-limited path is used by itself (a warning says so). Ctrl-C stops
+        the run (exit 130) without writing anything.
         """,
         examples="""
         gristmill dedup exact data/*.jsonl.zst -o dedup/ --min-length 100

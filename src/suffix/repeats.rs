@@ -410,16 +410,18 @@ impl<O: SaIndex> BlockMax<O> {
 /// Bytes the in-memory repeat finder allocates for a text of `n` symbols with windows of `l`
 /// symbols and `index_bytes`-wide suffix-array entries, beyond the text itself: the suffix
 /// array, then either the PLCP array (`l > 512`) or the three bitmaps and the class-size
-/// table, whichever is larger, plus 1/64 for libsais' and the allocator's own buffers.
-/// Measured: 5.48 bytes per input byte above a fixed ~120 MB (Python, pyarrow) for 32-bit
-/// indices and `l >= 64`; this function says 4.5 for that case (the text is not counted).
+/// table, whichever is larger, plus 1/16 and 32 MiB of margin for libsais' and the
+/// allocator's own buffers. Measured (`/usr/bin/time -v gristmill dedup exact`, 50 and 280 MB
+/// of text): 5.48 bytes of peak RSS per input byte above a fixed ~120 MB (Python, pyarrow)
+/// for 32-bit indices and `l >= 64`; this function says 4.5 for that case, the text (1 byte
+/// per byte, already in memory when it is called) not counted.
 pub fn repeats_memory_need(n: usize, l: usize, index_bytes: usize) -> u64 {
     let (n, w) = (n as u64, index_bytes as u64);
     let shift = l.max(1).ilog2().min(6);
     let bits = n.div_ceil(64) * 8;
     let marking = 3 * bits + w * ((n >> shift) + 1);
     let runs = if l > DIRECT_RUNS_MAX { (n * w + bits).max(marking) } else { marking };
-    n * w + runs + n / 64 + (16 << 20)
+    n * w + runs + n / 16 + (32 << 20)
 }
 
 fn ensure_repeats_fit<S: Symbol>(n: usize, l: usize, index_bytes: usize, what: &str) -> Result<()> {
