@@ -15,6 +15,14 @@ pub enum Error {
     /// A token id or token bytes that the vocabulary does not know.
     #[error("{0}")]
     UnknownToken(String),
+    /// The caller raised the [`crate::interrupt::Interrupt`] flag (Ctrl-C): the computation
+    /// stopped early and produced nothing.
+    #[error("interrupted")]
+    Interrupted,
+    /// The computation does not fit in the available memory (estimated up front, or a large
+    /// allocation failed); nothing was produced.
+    #[error("{0}")]
+    OutOfMemory(String),
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -30,6 +38,9 @@ impl Error {
     }
     pub fn invalid_data(context: impl fmt::Display, message: impl fmt::Display) -> Self {
         Error::InvalidData { context: context.to_string(), message: message.to_string() }
+    }
+    pub fn out_of_memory(msg: impl fmt::Display) -> Self {
+        Error::OutOfMemory(msg.to_string())
     }
     pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
         Error::Io { path: path.to_string(), source }

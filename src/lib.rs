@@ -4,7 +4,8 @@
 pub mod bpe;
 pub mod corpus;
 pub mod error;
-pub(crate) mod mem;
+pub mod interrupt;
+pub mod mem;
 pub mod minhash;
 pub mod mixture;
 pub(crate) mod par;

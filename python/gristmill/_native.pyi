@@ -14,6 +14,7 @@ class GristmillError(ValueError):
 
 _Docs = Tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32] | npt.NDArray[np.int64]]
 
+def available_memory() -> int | None: ...
 def corpus_stats_batch(docs: _Docs) -> dict[str, int]: ...
 
 # corpus ----------------------------------------------------------------------------------------

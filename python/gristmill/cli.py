@@ -652,8 +652,10 @@ def _add_dedup_exact(dsub: Any) -> None:
         Writes the corpus with the spans removed in the input's format (documents left empty
         are dropped unless --keep-empty), dedup-exact.spans.parquet (doc, id, start, end,
         occurrences) and dedup-exact.summary.json (bytes removed, documents touched, time per
-        stage). The whole corpus is sorted in memory (about 6.5 bytes of RAM per input byte)
-        unless --memory-limit is given.
+        stage). The whole corpus is sorted in memory (about 5.5 bytes of RAM per input byte,
+        plus ~120 MB) unless --memory-limit is given; when that does not fit in the available
+        memory, the memory-limited path is used by itself (a warning says so). Ctrl-C stops
+        the run (exit 130) without writing anything.
         """,
         examples="""
         gristmill dedup exact data/*.jsonl.zst -o dedup/ --min-length 100
@@ -1256,6 +1258,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError as e:  # estimated up front or a failed large allocation: never an abort
+        if args.debug:
+            raise
+        msg = str(e)
+        print(f"{PROG}: error: {msg if 'memory' in msg else 'out of memory' + (': ' + msg if msg else '')}", file=sys.stderr)
+        return 1
     except (OutputOverInputError, OutputFolderInUseError) as e:  # usage errors: nothing was written
         if args.debug:
             raise

@@ -6,6 +6,17 @@ than once. The whole batch is sorted in memory by libsais (about 5.5 bytes of RA
 byte with 32-bit indices and ``min_length >= 64``, measured 6.5 with the interpreter; 64-bit
 indices beyond 2 GiB of text).
 
+Memory and Ctrl-C: the memory a call needs is estimated before the big buffers are allocated
+and compared with what is available (``MemAvailable``, the cgroup limit, ``ulimit -v``). When
+the in-memory repeat finder of :func:`find_repeats` / :func:`dedup_exact` does not fit, they
+switch to the memory-limited path (as with ``memory_limit``; same result) with a warning;
+:func:`contamination` and :meth:`SuffixIndex.build`, which have no such path, raise
+``MemoryError`` naming the memory needed and available. A failed large allocation is a
+``MemoryError`` too, never an abort. Ctrl-C (``KeyboardInterrupt``) stops every call within a
+fraction of a second — except during the suffix-array construction itself (one libsais call,
+about 0.1 s per MB of text on two cores), which finishes first — and leaves no partial output
+or temporary file.
+
 Semantics (tested against a brute-force reference):
 
 * An *occurrence* of a window is a start position whose ``min_length`` bytes lie entirely
@@ -41,6 +52,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from os import PathLike, fspath
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -172,8 +184,52 @@ def find_repeats(
     mem = _memory_limit(memory_limit)
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         arr, _ = _gather(texts, "texts", tmp)
-        out = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem, tmp)
+        out, _ = _repeats(arr, ml, kp, th, mem, tmp, None)
         return _spans_table(out)
+
+
+def _out_of_memory(e: MemoryError, hint: str) -> MemoryError:
+    """``e`` (from the core: what needs how much, or which allocation failed) with what to do."""
+    return MemoryError(f"{str(e) or 'out of memory'}; {hint}")
+
+
+def _repeats(arr: pa.Array, ml: int, kp: str, th: int, mem: Optional[int], tmp: Optional[str],
+             tok: Any) -> Tuple[Tuple[Any, ...], Optional[int]]:
+    """The repeat finder on ``arr`` (bytes, or tokens of ``tok``): in memory unless ``mem``;
+    when the in-memory path does not fit (estimated before allocating, or a failed
+    allocation), the memory-limited path with 3/4 of the available memory, with a warning.
+    Returns the native result and the memory limit used (None: in memory)."""
+
+    def call(m: Optional[int], work: Optional[str]) -> Tuple[Any, ...]:
+        if tok is None:
+            return tuple(_native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, m, work))
+        return tuple(_native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th, m, work))
+
+    if mem is not None:
+        try:
+            return call(mem, tmp), mem
+        except MemoryError as e:
+            raise _out_of_memory(e, f"lower memory_limit (--memory-limit), now {mem:,} bytes") from None
+    try:
+        return call(None, None), None
+    except MemoryError as e:
+        avail = _native.available_memory()
+        if not avail:
+            raise _out_of_memory(e, "give memory_limit (--memory-limit) to use the memory-limited repeat finder") from None
+        limit = avail * 3 // 4
+        warnings.warn(f"{e}: switching to the memory-limited repeat finder (as with --memory-limit "
+                      f"{limit / 2**20:.0f}M): same result, slower, about 8 bytes per input byte spilled to "
+                      f"the temporary folder", RuntimeWarning, stacklevel=3)
+        with tempfile.TemporaryDirectory(prefix="gristmill-") as work:
+            try:
+                return call(limit, work), limit
+            except MemoryError as e2:
+                raise _out_of_memory(e2, "not even the memory-limited repeat finder fits; free memory or "
+                                         "split the corpus") from None
+            except _native.GristmillError as e2:
+                if "memory_limit" not in str(e2):
+                    raise
+                raise MemoryError(f"{e}; the memory-limited repeat finder does not fit either ({e2})") from None
 
 
 class _nullcontext:
@@ -340,10 +396,7 @@ def dedup_exact(
         timings: Dict[str, float] = {"read": time.perf_counter() - t0}
         with _progress.stage("dedup exact: suffix array + repeats",
                              _progress.describe(len(arr), _nbytes(arr)) + f", windows of {ml} {unit}"):
-            if tok is None:
-                d, s, e, o, stats = _native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, mem, tmp)
-            else:
-                d, s, e, o, stats = _native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th, mem, tmp)
+            (d, s, e, o, stats), mem = _repeats(arr, ml, kp, th, mem, tmp, tok)
         timings.update({k: v for k, v in stats["timings"] if k != "parts"})
         spans = _spans_table((d, s, e, o))
         t0 = time.perf_counter()
@@ -428,10 +481,15 @@ def contamination(
     timings: Dict[str, float] = {"read": time.perf_counter() - t0}
     with _progress.stage("contamination: suffix array + shared windows",
                          f"train {_progress.describe(len(tr), _nbytes(tr))}; eval {_progress.describe(len(ev), _nbytes(ev))}"):
-        if tok is None:
-            d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
-        else:
-            d, s, e, o, stats = _native.suffix_contamination_tokenized(string_buffers(tr), string_buffers(ev), tok._t, ml, th)
+        try:
+            if tok is None:
+                d, s, e, o, stats = _native.suffix_contamination(string_buffers(tr), string_buffers(ev), ml, th)
+            else:
+                d, s, e, o, stats = _native.suffix_contamination_tokenized(string_buffers(tr), string_buffers(ev), tok._t, ml, th)
+        except MemoryError as err:
+            raise _out_of_memory(err, "contamination has no memory-limited mode (--memory-limit is for `dedup exact`): "
+                                      "split the training corpus and run once per part (an eval span is "
+                                      "contaminated iff it occurs in some part), or free memory") from None
     timings.update({k: v for k, v in stats["timings"]})
     spans = _spans_table((d, s, e, o), "eval_doc", "train_occurrences")
     if ev_ids is not None:
@@ -522,8 +580,12 @@ class SuffixIndex:
         id_arr = as_string_array(list(ids), what="ids") if ids is not None else corpus_ids
         p = fspath(path)
         with _progress.stage("index build: suffix array + write", _progress.describe(len(arr), _nbytes(arr))):
-            _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads), False,
-                                            string_buffers(id_arr) if id_arr is not None else None)
+            try:
+                _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads), False,
+                                                string_buffers(id_arr) if id_arr is not None else None)
+            except MemoryError as e:
+                raise _out_of_memory(e, "the suffix index is built in memory (there is no --memory-limit mode "
+                                        "for it): index the corpus in parts, or free memory") from None
         return cls.open(p)
 
     @classmethod

@@ -646,7 +646,10 @@ impl Tokenizer {
         }
         // Everything below runs inside the parallel part: UTF-8 checks, encoding, and the
         // copy into the one output buffer.
+        // a long batch stops at the next chunk once the caller raises its interrupt (Ctrl-C)
+        let stop = crate::interrupt::Interrupt::current();
         let run_chunk = |c: usize| -> Result<(Vec<u32>, Vec<u32>)> {
+            stop.check()?;
             let (a, b) = (bounds[c], bounds[c + 1]);
             let bytes = docs.range(b.saturating_sub(1)).end - docs.range(a).start;
             let mut toks = Vec::with_capacity(bytes / 3 + 16);

@@ -2,7 +2,7 @@
 //! string buffers arrive from Python.
 
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::text::Docs;
@@ -19,6 +19,8 @@ impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         match e {
             Error::Io { .. } => PyOSError::new_err(e.to_string()),
+            Error::Interrupted => PyKeyboardInterrupt::new_err("interrupted"),
+            Error::OutOfMemory(m) => PyMemoryError::new_err(m),
             other => GristmillError::new_err(other.to_string()),
         }
     }

@@ -73,7 +73,7 @@ fn suffix_find_repeats<'py>(
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
     let opts = RepeatOptions { min_length, keep, threads, width: width(force_64) };
-    let (spans, stats) = py.detach(|| match memory_limit {
+    let (spans, stats) = super::detach_interruptible(py, || match memory_limit {
         None => core::find_repeats(view, &opts),
         Some(m) => core::find_repeats_external(view, &opts, &core::LimitedOptions { memory_limit: Some(m), parts: None, work_dir }),
     })?;
@@ -110,7 +110,7 @@ fn suffix_find_repeats_tokens<'py>(
     let starts = token_starts.as_ref().map(|a| a.as_slice()).transpose()?;
     let dbytes = doc_bytes.as_ref().map(|a| a.as_slice()).transpose()?;
     let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
-    let (spans, stats) = py.detach(|| -> crate::Result<_> {
+    let (spans, stats) = super::detach_interruptible(py, || -> crate::Result<_> {
         let (spans, stats) = core::find_repeats_tokens(ids, &bounds, &opts)?;
         let spans = match (starts, dbytes) {
             (Some(s), Some(b)) => core::token_spans_to_bytes(&spans, &bounds, s, b)?,
@@ -142,7 +142,7 @@ fn suffix_find_repeats_tokenized<'py>(
     let view = docs.view()?;
     let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
     let tok = tokenizer.core();
-    let (spans, stats) = py.detach(|| match memory_limit {
+    let (spans, stats) = super::detach_interruptible(py, || match memory_limit {
         None => core::find_repeats_tokenized(view, tok, &opts),
         Some(m) => core::find_repeats_tokenized_external(
             view,
@@ -169,7 +169,7 @@ fn suffix_contamination_tokenized<'py>(
     let (tv, ev) = (train.view()?, eval.view()?);
     let opts = RepeatOptions { min_length, keep: Keep::None, threads, width: IndexWidth::Auto };
     let tok = tokenizer.core();
-    let (spans, stats) = py.detach(|| core::contamination_tokenized(tv, ev, tok, &opts))?;
+    let (spans, stats) = super::detach_interruptible(py, || core::contamination_tokenized(tv, ev, tok, &opts))?;
     spans_out(py, spans, stats)
 }
 
@@ -187,7 +187,7 @@ fn suffix_contamination<'py>(
 ) -> PyResult<SpanArrays<'py>> {
     let (t, e) = (train.view()?, eval.view()?);
     let opts = RepeatOptions { min_length, keep: Keep::None, threads, width: width(force_64) };
-    let (spans, stats) = py.detach(|| core::contamination(t, e, &opts))?;
+    let (spans, stats) = super::detach_interruptible(py, || core::contamination(t, e, &opts))?;
     spans_out(py, spans, stats)
 }
 
@@ -224,10 +224,10 @@ fn suffix_array_bytes<'py>(py: Python<'py>, data: PyReadonlyArray1<'py, u8>, thr
     let text = data.as_slice()?;
     let w = width(force_64).bytes_for(text.len())?;
     if w == 4 {
-        let sa = py.detach(|| suffix_array::<u8, i32>(text, threads))?;
+        let sa = super::detach_interruptible(py, || suffix_array::<u8, i32>(text, threads))?;
         Ok(sa.into_pyarray(py).into_any())
     } else {
-        let sa = py.detach(|| suffix_array::<u8, i64>(text, threads))?;
+        let sa = super::detach_interruptible(py, || suffix_array::<u8, i64>(text, threads))?;
         Ok(sa.into_pyarray(py).into_any())
     }
 }
@@ -271,7 +271,7 @@ impl PySuffixIndex {
     ) -> PyResult<Bound<'py, PyDict>> {
         let view = docs.view()?;
         let ids_view = ids.as_ref().map(|d| d.view()).transpose()?;
-        let info = py.detach(|| core::SuffixIndex::build_with_ids(view, ids_view, &path, threads, width(force_64)))?;
+        let info = super::detach_interruptible(py, || core::SuffixIndex::build_with_ids(view, ids_view, &path, threads, width(force_64)))?;
         info_dict(py, &info)
     }
 

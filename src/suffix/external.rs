@@ -36,6 +36,7 @@ use std::time::Instant;
 
 use super::repeats::{collect_spans, snap_utf8, text_and_bounds, BlockMax, Bits, Keep, RepeatOptions, RepeatStats, Span};
 use super::sa::SaIndex;
+use crate::interrupt::Interrupt;
 use crate::text::Docs;
 use crate::{Error, Result};
 
@@ -160,7 +161,9 @@ impl Spill {
     /// Read part `part` into `out` (cleared first), in append order.
     fn read<E: Entry>(&self, part: usize, out: &mut Vec<E>) -> Result<()> {
         out.clear();
-        out.resize(self.counts[part], E::default());
+        let n = self.counts[part];
+        out.try_reserve_exact(n).map_err(|_| crate::mem::alloc_failed::<E>(n, "a hash part of the memory-limited repeat finder"))?;
+        out.resize(n, E::default());
         let mut at = 0;
         for &(off, cnt) in &self.chunks[part] {
             self.file.read_exact_at(as_bytes_mut(&mut out[at..at + cnt]), off).map_err(|e| self.err(e))?;
@@ -182,12 +185,13 @@ fn free_space(dir: &Path) -> Option<u64> {
 
 /// Stable LSD radix sort of `a` by the 32-bit key (three passes of 11, 11 and 10 bits);
 /// `tmp` is scratch of the same length. The result is in `a`.
-fn radix_sort<E: Entry>(a: &mut Vec<E>, tmp: &mut Vec<E>) {
+fn radix_sort<E: Entry>(a: &mut Vec<E>, tmp: &mut Vec<E>) -> Result<()> {
     let n = a.len();
     if n < 2 {
-        return;
+        return Ok(());
     }
     tmp.clear();
+    tmp.try_reserve_exact(n).map_err(|_| crate::mem::alloc_failed::<E>(n, "sorting a hash part"))?;
     tmp.resize(n, E::default());
     let mut counts = [[0usize; 2048]; 3];
     for e in a.iter() {
@@ -211,6 +215,7 @@ fn radix_sort<E: Entry>(a: &mut Vec<E>, tmp: &mut Vec<E>) {
         }
         std::mem::swap(a, tmp);
     }
+    Ok(())
 }
 
 /// How the parts are sized and where they are spilled.
@@ -296,6 +301,7 @@ fn run<S: WindowSymbol, E: Entry>(
 
     // 1. hash every window once, spill entries to their parts
     let t0 = Instant::now();
+    let stop = Interrupt::current();
     let mut spill = Spill::create(&dir, parts)?;
     {
         // buffers: at most an eighth of the budget, 4..64 KiB per part
@@ -313,7 +319,11 @@ fn run<S: WindowSymbol, E: Entry>(
                 h = h.wrapping_mul(BASE).wrapping_add(b.code());
             }
             let mut p = s;
+            stop.check()?;
             loop {
+                if (p - s) % super::repeats::POLL == super::repeats::POLL - 1 {
+                    stop.check()?;
+                }
                 let m = mix(h);
                 let part = ((m as u128 * parts as u128) >> 64) as usize;
                 let buf = &mut bufs[part];
@@ -337,23 +347,23 @@ fn run<S: WindowSymbol, E: Entry>(
 
     // 2. classes part by part
     let t0 = Instant::now();
-    let mut later = Bits::new(n);
+    let mut later = Bits::new(n)?;
     let (spans, classes, marked, overflow) = if n <= i32::MAX as usize {
-        let mut occ = BlockMax::<i32>::new(n, l);
+        let mut occ = BlockMax::<i32>::new(n, l)?;
         let (c, m, o) = mark_parts::<S, E, i32>(text, l, opts.keep, &spill, lim, fixed, &mut later, &mut occ)?;
         drop(spill);
         stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
         let t0 = Instant::now();
-        let spans = collect_spans(bounds, 0, l, &later, &occ);
+        let spans = collect_spans(bounds, 0, l, &later, &occ)?;
         stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
         (spans, c, m, o)
     } else {
-        let mut occ = BlockMax::<i64>::new(n, l);
+        let mut occ = BlockMax::<i64>::new(n, l)?;
         let (c, m, o) = mark_parts::<S, E, i64>(text, l, opts.keep, &spill, lim, fixed, &mut later, &mut occ)?;
         drop(spill);
         stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
         let t0 = Instant::now();
-        let spans = collect_spans(bounds, 0, l, &later, &occ);
+        let spans = collect_spans(bounds, 0, l, &later, &occ)?;
         stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
         (spans, c, m, o)
     };
@@ -396,15 +406,23 @@ fn mark_parts<S: WindowSymbol, E: Entry, O: SaIndex>(
         }
     };
     let mut members: Vec<usize> = Vec::new();
+    let stop = Interrupt::current();
     for part in 0..spill.counts.len() {
+        stop.check()?;
         spill.read(part, &mut a)?;
         if let Some(m) = lim.memory_limit {
             overflow = overflow.max((fixed + 2 * E::BYTES * a.len()).saturating_sub(m));
         }
-        radix_sort(&mut a, &mut tmp);
+        radix_sort(&mut a, &mut tmp)?;
+        stop.check()?;
         let len = a.len();
         let mut i = 0;
+        let mut polled = 0;
         while i < len {
+            if i - polled >= super::repeats::POLL {
+                stop.check()?;
+                polled = i;
+            }
             let k = a[i].key();
             let mut j = i + 1;
             while j < len && a[j].key() == k {

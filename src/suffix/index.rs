@@ -265,9 +265,21 @@ impl SuffixIndex {
                 }
             }
         }
-        let mut text = Vec::with_capacity(docs.total_bytes() + docs.len());
+        let stop = crate::interrupt::Interrupt::current();
+        let text_len = docs.total_bytes() + docs.len();
+        let w_est = width.bytes_for(text_len)?;
+        crate::mem::ensure_fits(
+            (text_len * (1 + w_est) + 16 * docs.len()) as u64 + (16 << 20),
+            format_args!(
+                "building the suffix index of {text_len} bytes in memory (a copy of the text and {w_est} bytes of suffix array per byte)"
+            ),
+        )?;
+        let mut text = crate::mem::try_with_capacity(text_len, "the text of the suffix index")?;
         let mut offsets = Vec::with_capacity(docs.len() + 1);
         for (i, d) in docs.iter().enumerate() {
+            if i % 4096 == 0 {
+                stop.check()?;
+            }
             if let Some(at) = d.iter().position(|&b| b == SEP) {
                 return Err(Error::invalid_data(
                     format!("document {i}"),
@@ -281,11 +293,13 @@ impl SuffixIndex {
         offsets.push(text.len() as u64);
         let w = width.bytes_for(text.len())? as u32;
         let corpus_checksum = xxh3_64(&text);
+        stop.check()?;
         let sa = if w == 4 {
             SaBuf::W32(suffix_array::<u8, i32>(&text, threads)?)
         } else {
             SaBuf::W64(suffix_array::<u8, i64>(&text, threads)?)
         };
+        stop.check()?;
         let ids_len = ids.as_ref().map_or(0, |d| d.total_bytes() as u64);
         let lay = layout(text.len() as u64, docs.len() as u64, ids.is_some(), ids_len, w)
             .ok_or_else(|| Error::invalid_argument("corpus too large for the index format"))?;
@@ -302,7 +316,10 @@ impl SuffixIndex {
         let file = File::create(&tmp.path).map_err(io)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&[0u8; HEADER]).map_err(io)?; // placeholder: no magic until the end
-        out.write_all(&text).map_err(io)?;
+        for part in text.chunks(64 << 20) {
+            stop.check()?; // the temporary file is removed by its guard
+            out.write_all(part).map_err(io)?;
+        }
         let pad = (lay.docs_off - (HEADER + text.len()) as u64) as usize;
         out.write_all(&[0u8; 8][..pad]).map_err(io)?;
         let off_bytes = offsets_bytes(&offsets);
@@ -337,6 +354,7 @@ impl SuffixIndex {
         let entries = sa.len();
         let mut i = 0;
         while i < entries {
+            stop.check()?;
             chunk.clear();
             let j = (i + (1 << 17)).min(entries);
             match &sa {

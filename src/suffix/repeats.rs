@@ -59,6 +59,7 @@
 use std::time::Instant;
 
 use super::sa::{suffix_array, suffix_array_with_plcp, IndexWidth, SaIndex, Symbol};
+use crate::interrupt::Interrupt;
 use crate::text::utf8::{ceil_char_boundary, floor_char_boundary};
 use crate::text::Docs;
 use crate::{Error, Result};
@@ -134,8 +135,8 @@ pub struct RepeatStats {
 pub(crate) struct Bits(Vec<u64>);
 
 impl Bits {
-    pub(crate) fn new(n: usize) -> Self {
-        Bits(super::sa::huge_vec(n.div_ceil(64), 0u64))
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        Ok(Bits(super::sa::huge_vec(n.div_ceil(64), 0u64, "a bitmap")?))
     }
     #[inline]
     pub(crate) fn set(&mut self, i: usize) {
@@ -204,28 +205,39 @@ impl Bits {
 // core, generic over the symbol type
 
 /// Document boundaries in symbol units: doc `i` is `bounds[i]..bounds[i + 1]`, `bounds[0] == 0`.
-fn real_positions(bounds: &[usize], n: usize, l: usize) -> Bits {
-    let mut real = Bits::new(n);
+fn real_positions(bounds: &[usize], n: usize, l: usize) -> Result<Bits> {
+    let mut real = Bits::new(n)?;
     for w in bounds.windows(2) {
         if w[1] - w[0] >= l {
             real.set_range(w[0], w[1] - l + 1);
         }
     }
-    real
+    Ok(real)
 }
+
+/// Ranks (or positions) between two polls of the interrupt flag in the long loops: a few
+/// milliseconds of work, so Ctrl-C is answered well within a second.
+pub(crate) const POLL: usize = 1 << 20;
 
 /// Call `f(members)` for every maximal run of at least two suffix-array entries whose
 /// suffixes share their first `l` symbols, given the run starts of [`run_starts_direct`].
-fn scan_runs<O: SaIndex>(sa: &[O], starts: &Bits, mut f: impl FnMut(&[O])) {
+/// Stops with [`Error::Interrupted`] when `stop` is raised.
+fn scan_runs<O: SaIndex>(sa: &[O], starts: &Bits, stop: &Interrupt, mut f: impl FnMut(&[O])) -> Result<()> {
     let n = sa.len();
     let mut i = 1;
+    let mut polled = 0;
     // a clear bit at `z` continues the run that the set bit at `z - 1` (the first clear bit
     // after a run end is always preceded by a run start) opened
     while let Some(z) = starts.next_zero(i, n) {
         let e = starts.next_set(z + 1, n).unwrap_or(n);
         f(&sa[z - 1..e]);
         i = e + 1;
+        if i - polled >= POLL {
+            stop.check()?;
+            polled = i;
+        }
     }
+    Ok(())
 }
 
 /// Whether the `l` symbols at `a` and at `b` exist and are equal.
@@ -243,12 +255,16 @@ pub(crate) const DIRECT_RUNS_MAX: usize = 512;
 /// `i - 1` and `i` share fewer than `l` symbols. Found by comparing the two windows directly:
 /// the previous suffix's window is still in cache, so each rank costs one random access
 /// into the text, as a PLCP lookup would, without the PLCP array. Ranks are split into
-/// chunks for rayon when `threads != 1` (the result does not depend on it).
-fn run_starts_direct<S: Eq + Sync, O: SaIndex>(text: &[S], sa: &[O], l: usize, threads: usize) -> Bits {
+/// chunks for rayon when `threads != 1` (the result does not depend on it). Stops with
+/// [`Error::Interrupted`] when `stop` is raised.
+fn run_starts_direct<S: Eq + Sync, O: SaIndex>(text: &[S], sa: &[O], l: usize, threads: usize, stop: &Interrupt) -> Result<Bits> {
     let n = sa.len();
-    let mut bits = Bits::new(n);
+    let mut bits = Bits::new(n)?;
     let fill = |w0: usize, words: &mut [u64]| {
         for (k, word) in words.iter_mut().enumerate() {
+            if k % (POLL >> 6) == 0 && stop.is_set() {
+                return;
+            }
             let base = (w0 + k) << 6;
             let end = (base + 64).min(n);
             let mut prev = if base == 0 { usize::MAX } else { sa[base - 1].get() };
@@ -281,18 +297,22 @@ fn run_starts_direct<S: Eq + Sync, O: SaIndex>(text: &[S], sa: &[O], l: usize, t
         use rayon::prelude::*;
         bits.0.par_chunks_mut(CHUNK).enumerate().for_each(|(c, ch)| fill(c * CHUNK, ch));
     }
-    bits
+    stop.check()?;
+    Ok(bits)
 }
 
 /// [`run_starts_direct`] from a PLCP array (for long `min_length`).
-fn run_starts_from_plcp<O: SaIndex>(sa: &[O], plcp: &[O], l: usize) -> Bits {
-    let mut bits = Bits::new(sa.len());
+fn run_starts_from_plcp<O: SaIndex>(sa: &[O], plcp: &[O], l: usize, stop: &Interrupt) -> Result<Bits> {
+    let mut bits = Bits::new(sa.len())?;
     for (i, q) in sa.iter().enumerate() {
+        if i % POLL == 0 {
+            stop.check()?;
+        }
         if i == 0 || plcp[q.get()].get() < l {
             bits.set(i);
         }
     }
-    bits
+    Ok(bits)
 }
 
 /// The suffix array of `text` and its run starts for windows of `l` symbols, with the
@@ -302,17 +322,18 @@ fn sorted_runs<S: Symbol, O>(text: &[S], l: usize, threads: usize) -> Result<(Ve
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
+    let stop = Interrupt::current();
     if l <= DIRECT_RUNS_MAX {
         let t0 = Instant::now();
         let sa = suffix_array::<S, O>(text, threads)?;
         let t_sa = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
-        let runs = run_starts_direct(text, &sa, l, threads);
+        let runs = run_starts_direct(text, &sa, l, threads, &stop)?;
         Ok((sa, runs, [t_sa, t0.elapsed().as_secs_f64()]))
     } else {
         let (sa, plcp, t) = suffix_array_with_plcp::<S, O>(text, threads)?;
         let t0 = Instant::now();
-        let runs = run_starts_from_plcp(&sa, &plcp, l);
+        let runs = run_starts_from_plcp(&sa, &plcp, l, &stop)?;
         Ok((sa, runs, [t[0], t[1] + t0.elapsed().as_secs_f64()]))
     }
 }
@@ -320,17 +341,18 @@ where
 /// [`sorted_runs`] for an integer text with symbols in `0..k` (libsais' large-alphabet
 /// path, which uses `text` as scratch space and restores it).
 fn sorted_runs_int(text: &mut [i32], k: usize, l: usize, threads: usize) -> Result<(Vec<i32>, Bits, [f64; 2])> {
+    let stop = Interrupt::current();
     if l <= DIRECT_RUNS_MAX {
         let t0 = Instant::now();
         let sa = super::sa::suffix_array_int(text, k, threads)?;
         let t_sa = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
-        let runs = run_starts_direct(&*text, &sa, l, threads);
+        let runs = run_starts_direct(&*text, &sa, l, threads, &stop)?;
         Ok((sa, runs, [t_sa, t0.elapsed().as_secs_f64()]))
     } else {
         let (sa, plcp, t) = super::sa::suffix_array_with_plcp_int(text, k, threads)?;
         let t0 = Instant::now();
-        let runs = run_starts_from_plcp(&sa, &plcp, l);
+        let runs = run_starts_from_plcp(&sa, &plcp, l, &stop)?;
         Ok((sa, runs, [t[0], t[1] + t0.elapsed().as_secs_f64()]))
     }
 }
@@ -366,9 +388,9 @@ pub(crate) struct BlockMax<O: SaIndex> {
 }
 
 impl<O: SaIndex> BlockMax<O> {
-    pub(crate) fn new(n: usize, l: usize) -> Self {
+    pub(crate) fn new(n: usize, l: usize) -> Result<Self> {
         let shift = l.ilog2().min(6);
-        BlockMax { shift, max: super::sa::huge_vec((n >> shift) + 1, O::ZERO) }
+        Ok(BlockMax { shift, max: super::sa::huge_vec((n >> shift) + 1, O::ZERO, "the class-size table")? })
     }
     /// A window starting at `p` belongs to a class of `count` occurrences.
     #[inline]
@@ -383,6 +405,30 @@ impl<O: SaIndex> BlockMax<O> {
     fn span(&self, s: usize, e: usize, l: usize) -> u64 {
         self.max[s >> self.shift..=(e - l) >> self.shift].iter().map(|x| x.get() as u64).max().unwrap_or(0)
     }
+}
+
+/// Bytes the in-memory repeat finder allocates for a text of `n` symbols with windows of `l`
+/// symbols and `index_bytes`-wide suffix-array entries, beyond the text itself: the suffix
+/// array, then either the PLCP array (`l > 512`) or the three bitmaps and the class-size
+/// table, whichever is larger, plus 1/16 and 32 MiB of margin for libsais' and the
+/// allocator's own buffers. Measured (`/usr/bin/time -v gristmill dedup exact`, 50 and 280 MB
+/// of text): 5.48 bytes of peak RSS per input byte above a fixed ~120 MB (Python, pyarrow)
+/// for 32-bit indices and `l >= 64`; this function says 4.5 for that case, the text (1 byte
+/// per byte, already in memory when it is called) not counted.
+pub fn repeats_memory_need(n: usize, l: usize, index_bytes: usize) -> u64 {
+    let (n, w) = (n as u64, index_bytes as u64);
+    let shift = l.max(1).ilog2().min(6);
+    let bits = n.div_ceil(64) * 8;
+    let marking = 3 * bits + w * ((n >> shift) + 1);
+    let runs = if l > DIRECT_RUNS_MAX { (n * w + bits).max(marking) } else { marking };
+    n * w + runs + n / 16 + (32 << 20)
+}
+
+fn ensure_repeats_fit<S: Symbol>(n: usize, l: usize, index_bytes: usize, what: &str) -> Result<()> {
+    crate::mem::ensure_fits(
+        repeats_memory_need(n, l, index_bytes),
+        format_args!("the in-memory suffix array of {what} ({n} {})", S::UNIT),
+    )
 }
 
 pub(crate) fn check_min_length(l: usize, bounds: &[usize], what: &str, unit: &str) -> Result<()> {
@@ -432,6 +478,7 @@ fn self_dedup<S: Symbol, O>(text: &[S], bounds: &[usize], opts: &RepeatOptions) 
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
+    ensure_repeats_fit::<S>(text.len(), opts.min_length, O::BYTES, "the corpus")?;
     let (sa, runs, t) = sorted_runs::<S, O>(text, opts.min_length, opts.threads)?;
     dedup_from_sa(sa, runs, t, bounds, opts)
 }
@@ -451,15 +498,16 @@ fn dedup_from_sa<O: SaIndex>(
     stats.timings.push(("lcp", t[1]));
 
     let t0 = Instant::now();
-    let real = real_positions(bounds, n, l);
+    let stop = Interrupt::current();
+    let real = real_positions(bounds, n, l)?;
     // `later`: the removal windows — every occurrence of a duplicate class (keep none), or
     // every occurrence but the earliest (keep first). A symbol is removed iff a removal
     // window covers it.
-    let mut later = Bits::new(n);
-    let mut occ = BlockMax::<O>::new(n, l);
+    let mut later = Bits::new(n)?;
+    let mut occ = BlockMax::<O>::new(n, l)?;
     let keep_first = opts.keep == Keep::First;
     let (mut classes, mut marked) = (0u64, 0u64);
-    scan_runs(&sa, &runs, |members| {
+    scan_runs(&sa, &runs, &stop, |members| {
         let mut count = 0usize;
         let mut min_p = usize::MAX;
         for &m in members {
@@ -481,7 +529,7 @@ fn dedup_from_sa<O: SaIndex>(
                 marked += 1;
             }
         }
-    });
+    })?;
     drop(sa);
     drop(runs);
     drop(real);
@@ -490,17 +538,24 @@ fn dedup_from_sa<O: SaIndex>(
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
 
     let t0 = Instant::now();
-    let spans = collect_spans(bounds, 0, l, &later, &occ);
+    let spans = collect_spans(bounds, 0, l, &later, &occ)?;
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
 
 /// Merged spans of the documents from `first_doc` on (numbered from 0 there): positions
 /// covered by a window marked in `remove`, with occurrence counts from `occ`.
-pub(crate) fn collect_spans<O: SaIndex>(bounds: &[usize], first_doc: usize, l: usize, remove: &Bits, occ: &BlockMax<O>) -> Vec<Span> {
+/// Stops with [`Error::Interrupted`] when the current interrupt is raised.
+pub(crate) fn collect_spans<O: SaIndex>(bounds: &[usize], first_doc: usize, l: usize, remove: &Bits, occ: &BlockMax<O>) -> Result<Vec<Span>> {
+    let stop = Interrupt::current();
     let mut raw = Vec::new();
     let mut spans = Vec::new();
+    let mut polled = 0;
     for (d, w) in bounds.windows(2).enumerate().skip(first_doc) {
+        if w[1] - polled >= POLL {
+            stop.check()?;
+            polled = w[1];
+        }
         raw.clear();
         sweep_doc(w[0], w[1], l, remove, &mut raw);
         spans.extend(raw.iter().map(|&(s, e)| Span {
@@ -510,7 +565,7 @@ pub(crate) fn collect_spans<O: SaIndex>(bounds: &[usize], first_doc: usize, l: u
             occurrences: occ.span(s, e, l),
         }));
     }
-    spans
+    Ok(spans)
 }
 
 /// Cross-corpus contamination over symbols: spans of `eval` documents (doc = eval index)
@@ -531,7 +586,13 @@ where
     check_bounds(eval_bounds, eval.len())?;
     check_min_length(opts.min_length, eval_bounds, "the evaluation corpus", S::UNIT)?;
     check_min_length(opts.min_length, train_bounds, "the training corpus", S::UNIT)?;
-    let mut text = Vec::with_capacity(train.len() + eval.len());
+    let n = train.len() + eval.len();
+    let w = opts.width.bytes_for(n)?;
+    crate::mem::ensure_fits(
+        (n * std::mem::size_of::<S>()) as u64 + repeats_memory_need(n, opts.min_length, w),
+        format_args!("contamination's in-memory suffix array of the training and evaluation corpora ({n} {})", S::UNIT),
+    )?;
+    let mut text = crate::mem::try_with_capacity(train.len() + eval.len(), "the concatenated training and evaluation text")?;
     text.extend_from_slice(train);
     text.extend_from_slice(eval);
     let split = train.len();
@@ -555,6 +616,7 @@ fn contaminate<S: Symbol, O>(
 where
     O: SaIndex + libsais::OutputElement + libsais::SupportsPlcpOutputFor<S>,
 {
+    ensure_repeats_fit::<S>(text.len(), opts.min_length, O::BYTES, "the training and evaluation corpora")?;
     let (sa, runs, t) = sorted_runs::<S, O>(text, opts.min_length, opts.threads)?;
     contaminate_from_sa(sa, runs, t, bounds, split, n_train_docs, opts)
 }
@@ -575,11 +637,12 @@ fn contaminate_from_sa<O: SaIndex>(
     stats.timings.push(("suffix_array", t[0]));
     stats.timings.push(("lcp", t[1]));
     let t0 = Instant::now();
-    let real = real_positions(bounds, n, l);
-    let mut mark = Bits::new(n);
-    let mut occ = BlockMax::<O>::new(n, l);
+    let stop = Interrupt::current();
+    let real = real_positions(bounds, n, l)?;
+    let mut mark = Bits::new(n)?;
+    let mut occ = BlockMax::<O>::new(n, l)?;
     let (mut classes, mut marked) = (0u64, 0u64);
-    scan_runs(&sa, &runs, |members| {
+    scan_runs(&sa, &runs, &stop, |members| {
         let (mut tr, mut ev) = (0usize, 0usize);
         for &m in members {
             let p = m.get();
@@ -603,7 +666,7 @@ fn contaminate_from_sa<O: SaIndex>(
                 marked += 1;
             }
         }
-    });
+    })?;
     drop(sa);
     drop(runs);
     drop(real);
@@ -611,7 +674,7 @@ fn contaminate_from_sa<O: SaIndex>(
     stats.marked_windows = marked;
     stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
     let t0 = Instant::now();
-    let spans = collect_spans(bounds, n_train_docs, l, &mark, &occ);
+    let spans = collect_spans(bounds, n_train_docs, l, &mark, &occ)?;
     stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
     Ok((spans, stats))
 }
@@ -626,10 +689,12 @@ fn contaminate_from_sa<O: SaIndex>(
 pub fn find_repeats_tokens(ids: &[u32], bounds: &[usize], opts: &RepeatOptions) -> Result<(Vec<Span>, RepeatStats)> {
     check_bounds(bounds, ids.len())?;
     check_min_length(opts.min_length, bounds, "the corpus", "tokens")?;
+    crate::mem::ensure_fits(8 * ids.len() as u64, format_args!("renumbering {} token ids", ids.len()))?;
     let (text, t_remap) = TokenText::new(ids, opts.width)?;
     let (spans, mut stats) = match text {
         TokenText::Small(text) => find_repeats_symbols::<u16>(&text, bounds, opts)?,
         TokenText::Large(mut text, k) => {
+            ensure_repeats_fit::<u16>(text.len(), opts.min_length, 4, "the corpus")?;
             let (sa, runs, t) = sorted_runs_int(&mut text, k, opts.min_length, opts.threads)?;
             drop(text);
             dedup_from_sa(sa, runs, t, bounds, opts)?
@@ -779,7 +844,7 @@ pub fn contamination(train: Docs<'_>, eval: Docs<'_>, opts: &RepeatOptions) -> R
 /// returns the new documents as `(data, offsets)` buffers (offsets has `len + 1` entries).
 pub fn trim_docs(docs: Docs<'_>, spans: &[Span]) -> Result<(Vec<u8>, Vec<i64>)> {
     let removed: usize = spans.iter().map(|s| s.end.saturating_sub(s.start)).sum();
-    let mut data = Vec::with_capacity(docs.total_bytes().saturating_sub(removed));
+    let mut data = crate::mem::try_with_capacity(docs.total_bytes().saturating_sub(removed), "the trimmed documents")?;
     let mut offsets = Vec::with_capacity(docs.len() + 1);
     offsets.push(0i64);
     let mut k = 0;
@@ -952,9 +1017,9 @@ mod tests {
             let t = text(n, &mut seed);
             let (sa, plcp, _) = suffix_array_with_plcp::<u8, i32>(&t, 1).unwrap();
             for l in [1usize, 2, 5, 17, 64, 200] {
-                let want = run_starts_from_plcp(&sa, &plcp, l);
+                let want = run_starts_from_plcp(&sa, &plcp, l, &Interrupt::none()).unwrap();
                 for threads in [1, 2] {
-                    let got = run_starts_direct(&t, &sa, l, threads);
+                    let got = run_starts_direct(&t, &sa, l, threads, &Interrupt::none()).unwrap();
                     assert!(got.0 == want.0, "n={n} l={l} threads={threads}");
                 }
             }
@@ -967,9 +1032,9 @@ mod tests {
         let t = text(5000, &mut seed);
         let (sa, plcp, _) = suffix_array_with_plcp::<u8, i32>(&t, 1).unwrap();
         for l in [1usize, 3, 30] {
-            let runs = run_starts_direct(&t, &sa, l, 1);
+            let runs = run_starts_direct(&t, &sa, l, 1, &Interrupt::none()).unwrap();
             let mut seen = Vec::new();
-            scan_runs(&sa, &runs, |m| seen.push((m.as_ptr() as usize - sa.as_ptr() as usize) / 4..(m.as_ptr() as usize - sa.as_ptr() as usize) / 4 + m.len()));
+            scan_runs(&sa, &runs, &Interrupt::none(), |m| seen.push((m.as_ptr() as usize - sa.as_ptr() as usize) / 4..(m.as_ptr() as usize - sa.as_ptr() as usize) / 4 + m.len())).unwrap();
             // the brute-force runs: maximal rank ranges of length >= 2 with adjacent LCP >= l
             let mut want = Vec::new();
             let mut s = 0;

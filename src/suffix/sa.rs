@@ -12,14 +12,15 @@ use crate::{Error, Result};
 
 use crate::mem::{advise_huge, HUGE_PAGE, MADV_COLLAPSE, MADV_HUGEPAGE};
 
-/// A zero-filled vector of `n` entries, backed by huge pages where the kernel allows.
-pub(crate) fn huge_vec<T: Copy>(n: usize, zero: T) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(n);
+/// A zero-filled vector of `n` entries, backed by huge pages where the kernel allows; an
+/// out-of-memory error (naming `what`) instead of an abort when it cannot be allocated.
+pub(crate) fn huge_vec<T: Copy>(n: usize, zero: T, what: &str) -> Result<Vec<T>> {
+    let mut v: Vec<T> = crate::mem::try_with_capacity(n, what)?;
     if n * std::mem::size_of::<T>() >= 2 * HUGE_PAGE {
         advise_huge(v.as_ptr() as *const u8, n * std::mem::size_of::<T>(), MADV_HUGEPAGE);
     }
     v.resize(n, zero);
-    v
+    Ok(v)
 }
 
 /// Return freed heap memory to the operating system before the large suffix-array
@@ -128,7 +129,7 @@ pub fn suffix_array<S: Symbol, O: SaIndex + libsais::OutputElement + libsais::Is
     }
     release_free_heap();
     collapse_huge(text);
-    let mut sa = huge_vec(text.len(), O::ZERO);
+    let mut sa = huge_vec(text.len(), O::ZERO, "the suffix array")?;
     let c = SuffixArrayConstruction::for_text(text).in_borrowed_buffer(&mut sa[..]);
     let res = if threads == 1 {
         c.single_threaded().run().map(|_| ())
@@ -159,20 +160,20 @@ where
     let t0 = std::time::Instant::now();
     release_free_heap();
     collapse_huge(text);
-    let mut sa = huge_vec(text.len(), O::ZERO);
+    let mut sa = huge_vec(text.len(), O::ZERO, "the suffix array")?;
     let c = SuffixArrayConstruction::for_text(text).in_borrowed_buffer(&mut sa[..]);
     let t_sa;
     let mut plcp;
     if threads == 1 {
         let sa = c.single_threaded().run().map_err(err)?;
         t_sa = t0.elapsed().as_secs_f64();
-        plcp = huge_vec(text.len(), O::ZERO);
+        plcp = huge_vec(text.len(), O::ZERO, "the LCP array")?;
         sa.plcp_construction().in_borrowed_buffer(&mut plcp[..]).single_threaded().run().map_err(err)?;
     } else {
         let tc = if threads == 0 { ThreadCount::openmp_default() } else { ThreadCount::fixed(clamp_threads(threads)) };
         let sa = c.multi_threaded(tc).run().map_err(err)?;
         t_sa = t0.elapsed().as_secs_f64();
-        plcp = huge_vec(text.len(), O::ZERO);
+        plcp = huge_vec(text.len(), O::ZERO, "the LCP array")?;
         sa.plcp_construction().in_borrowed_buffer(&mut plcp[..]).multi_threaded(tc).run().map_err(err)?;
     }
     let t_all = t0.elapsed().as_secs_f64();
