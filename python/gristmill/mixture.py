@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import glob as _glob
 import json
+import logging
 import math
 import os
 import time
@@ -66,6 +67,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 CategoryData = Union[Sequence[str], pa.Array, pa.ChunkedArray, Corpus, PathLike, Sequence[PathLike]]
 Categories = Union[Mapping[str, CategoryData], Sequence[Tuple[str, CategoryData]]]
 TokenizerLike = Union[Tokenizer, PathLike]
+
+_log = logging.getLogger(__name__)
 
 #: A category sample smaller than this is refused: its pair counts would be mostly noise.
 MIN_BYTES = 1000
@@ -310,8 +313,6 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
     h = _quiet_highs(highspy)
     h.setOptionValue("output_flag", False)
     h.setOptionValue("log_to_console", False)
-    for k, v in json.loads(os.environ.get("GRISTMILL_HIGHS", "{}")).items():
-        h.setOptionValue(k, v)
     inf = highspy.kHighsInf
     empty_i = np.zeros(0, dtype=np.int32)
     empty_f = np.zeros(0, dtype=np.float64)
@@ -424,9 +425,9 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
         t0 = time.perf_counter()
         h.run()
         solve_s += time.perf_counter() - t0
-        if os.environ.get("GRISTMILL_LP_TRACE"):
-            print(f"round {rounds}: +{m} rows ({n_str} stretches, worst {worst:.3g}), {h.getNumRow()} rows, {h.getNumCol()} cols, "
-                  f"solve {time.perf_counter() - t0:.2f}s, iters {h.getInfo().simplex_iteration_count}", flush=True)
+        _log.debug("round %d: +%d rows (%d stretches, worst %.3g), %d rows, %d cols, solve %.2f s, %d iterations",
+                   rounds, m, n_str, worst, h.getNumRow(), h.getNumCol(), time.perf_counter() - t0,
+                   h.getInfo().simplex_iteration_count)
         status = h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
             raise RuntimeError(f"the mixture LP did not solve: HiGHS status {h.modelStatusToString(status)}")
