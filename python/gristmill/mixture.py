@@ -83,6 +83,8 @@ _DROP_AFTER = 1
 #: A constraint counts as violated when short by more than this (LP units: per million pairs).
 _TOLERANCE = 1e-6
 _MAX_ROUNDS = 500
+#: HiGHS options of the mixture LP (beyond silencing it).
+_HIGHS_OPTIONS: Dict[str, Any] = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,6 +315,8 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
     h = _quiet_highs(highspy)
     h.setOptionValue("output_flag", False)
     h.setOptionValue("log_to_console", False)
+    for k, v in _HIGHS_OPTIONS.items():
+        h.setOptionValue(k, v)
     inf = highspy.kHighsInf
     empty_i = np.zeros(0, dtype=np.int32)
     empty_f = np.zeros(0, dtype=np.float64)
