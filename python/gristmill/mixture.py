@@ -315,8 +315,8 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
     h = _quiet_highs(highspy)
     h.setOptionValue("output_flag", False)
     h.setOptionValue("log_to_console", False)
-    for k, v in _HIGHS_OPTIONS.items():
-        h.setOptionValue(k, v)
+    for opt, value in _HIGHS_OPTIONS.items():
+        h.setOptionValue(opt, value)
     inf = highspy.kHighsInf
     empty_i = np.zeros(0, dtype=np.int32)
     empty_f = np.zeros(0, dtype=np.float64)
