@@ -794,6 +794,22 @@ mod tests {
     }
 
     #[test]
+    fn two_special_names_may_share_an_id() {
+        // tiktoken's o200k_harmony: <|endofprompt|> and <|reserved_200018|> are both 200018.
+        let v = Vocab::from_ranks((0..=255u8).map(|b| (vec![b], b as u32)).collect()).unwrap();
+        let specials = vec![
+            ("<|a|>".to_string(), 300),
+            ("<|b|>".to_string(), 300),
+            ("<|c|>".to_string(), 301),
+        ];
+        let t = Tokenizer::new(v, Pretokenizer::new(CL100K_PATTERN).unwrap(), specials).unwrap();
+        let ids = t.encode("<|b|>x<|a|>", &SpecialSet::All, &SpecialSet::All).unwrap();
+        assert_eq!(ids, vec![300, b'x' as u32, 300]);
+        assert_eq!(t.decode_bytes(&[300, 301]).unwrap(), b"<|a|><|c|>");
+        assert_eq!(t.n_vocab(), 302);
+    }
+
+    #[test]
     fn specials_follow_tiktoken_rules() {
         let t = tok();
         let text = "hello<|end|> world<|endoftext|>";
