@@ -127,6 +127,7 @@ def main() -> None:
             except Exception as e:  # pragma: no cover - peer API differences
                 print(f"bpe-openai skipped: {e}", file=sys.stderr)
         CLOCK = time.perf_counter
+        # gristmill's bulk path (flat ids + offsets) against tiktoken's list-of-lists batch
         t1 = best(lambda: ours.encode_batch_flat(arr, num_threads=1, ordinary=True), args.repeat)
         t2 = best(lambda: ours.encode_batch_flat(arr, num_threads=2, ordinary=True), args.repeat)
         r1 = best(lambda: ref.encode_ordinary_batch(docs, num_threads=1), args.repeat)
