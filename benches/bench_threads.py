@@ -1,4 +1,4 @@
-"""2-thread vs 1-thread scaling of the batch kernels — tokenizer ``encode_ordinary_batch`` and
+"""2-thread vs 1-thread scaling of the batch kernels — tokenizer ``encode_batch_flat(..., ordinary=True)`` and
 MinHash ``signatures`` — measured only while the machine is idle (on a shared machine,
 wall-clock scaling means nothing while another job holds a core).
 
@@ -6,7 +6,7 @@ wall-clock scaling means nothing while another job holds a core).
 
 Loads the same corpus as bench_tokenizer.py, warms both thread counts, then until --seconds
 have passed: whenever /proc/stat shows the CPUs >= 90 % idle for one second, times best of 5
-``encode_ordinary_batch(arr, num_threads=1)`` and ``num_threads=2`` per encoding, and
+``encode_batch_flat(arr, num_threads=1, ordinary=True)`` and ``num_threads=2`` per encoding, and
 ``MinHasher(...).signatures(arr, threads=1)`` and ``threads=2`` (fast and datasketch-compat
 modes), and prints one line with the idle fraction before and after, the load average and the
 ratios; at the end, the median of each ratio.
@@ -83,7 +83,7 @@ def main() -> None:
     docs = load_corpus(args.mb)
     arr = pa.array(docs, type=pa.large_string())
     toks = {n: Tokenizer.from_tiktoken(n) for n in ["cl100k_base", "o200k_base"]}
-    kernels = {n: (lambda k, t=t: t.encode_ordinary_batch(arr, num_threads=k)) for n, t in toks.items()}
+    kernels = {n: (lambda k, t=t: t.encode_batch_flat(arr, num_threads=k, ordinary=True)) for n, t in toks.items()}
     for mode, kw in (("minhash fast", {}), ("minhash compat", {"compat": "datasketch"})):
         h = MinHasher(num_perm=128, seed=1, ngram=5, **kw)
         kernels[mode] = lambda k, h=h: h.signatures(arr, threads=k)

@@ -88,7 +88,7 @@ def main() -> None:
         t_ref_cold = best(lambda: [ref.encode_ordinary(d) for d in docs], 1)
         rows.append((name, "encode_ordinary, 1 thread, first pass (empty caches)", "gristmill", t_cold))
         rows.append((name, "encode_ordinary, 1 thread, first pass (empty caches)", "tiktoken", t_ref_cold))
-        toks, offs = ours.encode_ordinary_batch(arr, num_threads=1)
+        toks, offs = ours.encode_batch_flat(arr, num_threads=1, ordinary=True)
         ref_all = ref.encode_ordinary_batch(docs, num_threads=1)
         assert toks.tolist() == [t for d in ref_all for t in d], f"{name}: ids differ from tiktoken"
         assert np.diff(offs).tolist() == [len(d) for d in ref_all]
@@ -127,8 +127,9 @@ def main() -> None:
             except Exception as e:  # pragma: no cover - peer API differences
                 print(f"bpe-openai skipped: {e}", file=sys.stderr)
         CLOCK = time.perf_counter
-        t1 = best(lambda: ours.encode_ordinary_batch(arr, num_threads=1), args.repeat)
-        t2 = best(lambda: ours.encode_ordinary_batch(arr, num_threads=2), args.repeat)
+        # gristmill's bulk path (flat ids + offsets) against tiktoken's list-of-lists batch
+        t1 = best(lambda: ours.encode_batch_flat(arr, num_threads=1, ordinary=True), args.repeat)
+        t2 = best(lambda: ours.encode_batch_flat(arr, num_threads=2, ordinary=True), args.repeat)
         r1 = best(lambda: ref.encode_ordinary_batch(docs, num_threads=1), args.repeat)
         r2 = best(lambda: ref.encode_ordinary_batch(docs, num_threads=2), args.repeat)
         rows += [
@@ -140,7 +141,7 @@ def main() -> None:
         CLOCK = single_clock
         tc = best(lambda: [ours.count(d) for d in docs], args.repeat)
         rows.append((name, "count, 1 thread (per document)", "gristmill", tc))
-        td = best(lambda: ours.decode_batch((toks, offs)), args.repeat)
+        td = best(lambda: ours.decode_batch_flat(toks, offs), args.repeat)
         rd = best(lambda: ref.decode_batch(ref_all), args.repeat)
         rows += [(name, "decode_batch", "gristmill", td), (name, "decode_batch", "tiktoken", rd)]
     clock = "CPU time for 1-thread rows, wall time for batch rows" if args.cpu_time else "wall time"

@@ -80,13 +80,13 @@ def main() -> None:
             t0 = time.perf_counter()
             again = [warmed.encode_ordinary(t) for t in texts]
             runs["steady"].append(time.perf_counter() - t0)
-            assert all(a.tolist() == b.tolist() for a, b in zip(again, ours))
+            assert all(a == b for a, b in zip(again, ours))
             del again
         t0 = time.perf_counter()
         theirs = [ref.encode_ordinary(t) for t in texts]
         runs["tiktoken"].append(time.perf_counter() - t0)
         print(f"run {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in runs.items() if v), file=sys.stderr)
-    bad = sum(1 for a, b in zip(ours, theirs) if a.tolist() != b)
+    bad = sum(1 for a, b in zip(ours, theirs) if a != b)
     print(f"{len(texts):,} documents, {n / 1e6:.1f} MB, {args.encoding}, one pass each, 1 thread; mismatches: {bad}")
     if args.steady:
         nw = sum(len(t.encode()) for t in warm)

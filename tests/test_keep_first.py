@@ -206,7 +206,7 @@ def test_keep_first_on_register_tables():
 def test_keep_first_on_real_text_in_tokens():
     texts = codepage_tables()[:12] + register_tables()
     tok = Tokenizer.from_tiktoken("cl100k_base")
-    ids, offsets = tok.encode_batch(texts)
+    ids, offsets = tok.encode_batch_flat(texts)
     docs = [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(texts))]
     for L in (10, 30):
         spans = find_token_repeats((ids, offsets), L, "first")

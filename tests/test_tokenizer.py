@@ -46,7 +46,7 @@ def test_stdlib_identical_to_tiktoken(pair):
     ours, ref = pair
     texts = stdlib_texts(3)
     assert len(texts) > 100
-    tokens, offsets = ours.encode_ordinary_batch(texts)
+    tokens, offsets = ours.encode_batch_flat(texts, ordinary=True)
     for i, t in enumerate(texts):
         assert tokens[offsets[i] : offsets[i + 1]].tolist() == ref.encode_ordinary(t), f"stdlib document {i}"
 
@@ -58,7 +58,7 @@ def test_man_pages_every_language_identical_to_tiktoken():
     for name in ["r50k_base", "cl100k_base", "o200k_base"]:
         ours, ref = _tok(name), reference(name)
         for lang, docs in langs.items():
-            tokens, offsets = ours.encode_ordinary_batch(docs)
+            tokens, offsets = ours.encode_batch_flat(docs, ordinary=True)
             for i, d in enumerate(docs):
                 got = tokens[offsets[i] : offsets[i + 1]].tolist()
                 assert got == ref.encode_ordinary(d), f"{name} man page {i} ({lang})"
@@ -82,7 +82,7 @@ def test_linux_source_sample_identical_to_tiktoken():
                 break
     for name in ["cl100k_base", "o200k_base"]:
         ours, ref = _tok(name), reference(name)
-        tokens, offsets = ours.encode_ordinary_batch(docs)
+        tokens, offsets = ours.encode_batch_flat(docs, ordinary=True)
         for i, d in enumerate(docs):
             assert tokens[offsets[i] : offsets[i + 1]].tolist() == ref.encode_ordinary(d), f"{name} linux doc {i}"
 
@@ -117,8 +117,8 @@ TEXT = st.one_of(
 def test_hypothesis_identical_to_tiktoken(text):
     for name in ["r50k_base", "cl100k_base", "o200k_base"]:
         ours, ref = _tok(name), reference(name)
-        assert ours.encode_ordinary(text).tolist() == ref.encode_ordinary(text), name
-        assert ours.encode(text, disallowed_special=()).tolist() == ref.encode(text, disallowed_special=()), name
+        assert ours.encode_ordinary(text) == ref.encode_ordinary(text), name
+        assert ours.encode(text, disallowed_special=()) == ref.encode(text, disallowed_special=()), name
         assert ours.count(text) == len(ref.encode_ordinary(text))
 
 
@@ -144,7 +144,7 @@ def test_hypothesis_wide_text_identical_to_tiktoken(texts):
     for name in ["cl100k_base", "o200k_base"]:
         ours, ref = _tok(name), reference(name)
         for text in texts:  # one thread's memos carry over from text to text
-            assert ours.encode_ordinary(text).tolist() == ref.encode_ordinary(text), name
+            assert ours.encode_ordinary(text) == ref.encode_ordinary(text), name
 
 
 @settings(max_examples=200, deadline=None)
@@ -159,7 +159,7 @@ def test_decode_roundtrip(text):
         offs = enc.token_byte_offsets(ids)
         b = fixed.encode("utf-8")
         assert len(offs) == len(ids)
-        for k, (o, t) in enumerate(zip(offs.tolist(), ids.tolist())):
+        for k, (o, t) in enumerate(zip(offs.tolist(), ids)):
             assert b[o : o + len(enc.token_bytes(t))] == enc.token_bytes(t), k
 
 
@@ -167,9 +167,9 @@ def test_lone_surrogates_like_tiktoken():
     ref = reference("cl100k_base")
     enc = _tok("cl100k_base")
     for s in ["\ud800", "a\udfffb", "\ud83d\ude00", "x\ud83d"]:
-        assert enc.encode(s).tolist() == ref.encode(s)
-        assert enc.encode_ordinary(s).tolist() == ref.encode_ordinary(s)
-    toks, offs = enc.encode_batch(["ok", "a\ud800b"])
+        assert enc.encode(s) == ref.encode(s)
+        assert enc.encode_ordinary(s) == ref.encode_ordinary(s)
+    toks, offs = enc.encode_batch_flat(["ok", "a\ud800b"])
     assert toks[offs[1] : offs[2]].tolist() == ref.encode("a\ud800b")
 
 
@@ -178,12 +178,12 @@ def test_special_tokens_tiktoken_semantics():
     for name in ["cl100k_base", "o200k_base", "r50k_base"]:
         enc, ref = _tok(name), reference(name)
         text = "hi <|endoftext|> there <|endofprompt|> <|fim_prefix|>x"
-        assert enc.encode(text, allowed_special="all").tolist() == ref.encode(text, allowed_special="all")
-        assert enc.encode(text, disallowed_special=()).tolist() == ref.encode(text, disallowed_special=())
+        assert enc.encode(text, allowed_special="all") == ref.encode(text, allowed_special="all")
+        assert enc.encode(text, disallowed_special=()) == ref.encode(text, disallowed_special=())
         allowed = {"<|endoftext|>"}
         got = enc.encode(text, allowed_special=allowed, disallowed_special=())
-        assert got.tolist() == ref.encode(text, allowed_special=allowed, disallowed_special=())
-        assert enc.encode_ordinary(text).tolist() == ref.encode_ordinary(text)
+        assert got == ref.encode(text, allowed_special=allowed, disallowed_special=())
+        assert enc.encode_ordinary(text) == ref.encode_ordinary(text)
         assert enc.special_tokens == ref._special_tokens
         assert enc.n_vocab == ref.n_vocab
 
@@ -195,7 +195,7 @@ def test_disallowed_special_error_names_token():
     with pytest.raises(ValueError, match="<\\|fim_middle\\|>"):
         enc.encode("x<|fim_middle|>", disallowed_special={"<|fim_middle|>"})
     # allowed overrides "all" disallowed
-    assert enc.encode("<|endofprompt|>", allowed_special={"<|endofprompt|>"}).tolist() == [100276]
+    assert enc.encode("<|endofprompt|>", allowed_special={"<|endofprompt|>"}) == [100276]
     with pytest.raises(ValueError, match=r"document 1.*'<\|endoftext\|>'"):
         enc.encode_batch(["fine", "bad <|endoftext|>"])
     with pytest.raises(TypeError):
@@ -206,25 +206,25 @@ def test_disallowed_special_error_names_token():
 def test_batch_matches_single_and_thread_count_invariant():
     enc = _tok("o200k_base")
     texts = stdlib_texts(7)[:300] + ["", "<|endoftext|>", "x" * 5000]
-    t1, o1 = enc.encode_batch(texts, num_threads=1, disallowed_special=())
-    t2, o2 = enc.encode_batch(texts, num_threads=2, disallowed_special=())
-    t0, o0 = enc.encode_batch(texts, disallowed_special=())
+    t1, o1 = enc.encode_batch_flat(texts, num_threads=1, disallowed_special=())
+    t2, o2 = enc.encode_batch_flat(texts, num_threads=2, disallowed_special=())
+    t0, o0 = enc.encode_batch_flat(texts, disallowed_special=())
     assert t1.dtype == np.uint32 and o1.dtype == np.int64
     assert np.array_equal(t1, t2) and np.array_equal(o1, o2)
     assert np.array_equal(t1, t0) and np.array_equal(o1, o0)
     assert len(o1) == len(texts) + 1
     for i in range(0, len(texts), 17):
-        assert t1[o1[i] : o1[i + 1]].tolist() == enc.encode(texts[i], disallowed_special=()).tolist()
+        assert t1[o1[i] : o1[i + 1]].tolist() == enc.encode(texts[i], disallowed_special=())
     # pyarrow input (read in place, including a sliced large_string array) and Arrow output
     arr = pa.array(texts, type=pa.large_string()).slice(5, 50)
-    lst = enc.encode_batch(arr, arrow=True, disallowed_special=())
+    lst = enc.encode_arrow(arr, disallowed_special=())
     assert isinstance(lst, pa.LargeListArray) and len(lst) == 50
-    assert lst[3].values.to_pylist() == enc.encode(texts[8], disallowed_special=()).tolist()
+    assert lst[3].values.to_pylist() == enc.encode(texts[8], disallowed_special=())
     assert enc.decode_batch(lst) == texts[5:55]
-    assert enc.decode_batch((t1, o1)) == texts
+    assert enc.decode_batch_flat(t1, o1) == texts
     assert enc.decode_batch([enc.encode_ordinary("ab"), [15339]]) == ["ab", enc.decode([15339])]
     spec = enc.encode_batch(["<|endoftext|>"], allowed_special="all")
-    assert spec[0].tolist() == [199999]
+    assert spec[0] == [199999]
 
 
 def test_batch_rejects_non_strings_naming_index():
@@ -250,7 +250,7 @@ def test_decode_errors():
         enc.decode_batch([[1], [999999]])
     # a token that is half of a UTF-8 character
     ids = enc.encode("é" * 3 + "日")
-    partial = [t for t in ids.tolist() if not enc.token_bytes(t).decode("utf-8", "ignore")]
+    partial = [t for t in ids if not enc.token_bytes(t).decode("utf-8", "ignore")]
     if partial:
         assert "\ufffd" in enc.decode(partial[:1])
         with pytest.raises(UnicodeDecodeError):
@@ -279,9 +279,9 @@ def test_long_piece_matches_tiktoken():
     rng = random.Random(1)
     for n in [129, 200, 1000, 3000]:  # above the flat-scan limit: the heap path
         s = "".join(rng.choice("abcdeéxyzqt") for _ in range(n))
-        assert enc.encode_ordinary(s).tolist() == ref.encode_ordinary(s)
+        assert enc.encode_ordinary(s) == ref.encode_ordinary(s)
         s = "".join(rng.choice(" \t") for _ in range(n)) + "x"
-        assert enc.encode_ordinary(s).tolist() == ref.encode_ordinary(s)
+        assert enc.encode_ordinary(s) == ref.encode_ordinary(s)
 
 
 # ------------------------------------------------------------------ files and bad input
@@ -296,7 +296,7 @@ def test_load_rank_files_from_paths(tmp_path):
     b = Tokenizer.from_tiktoken(str(gz), pat_str=pat)
     ref = reference("r50k_base")
     text = "Don't stop me now, I'm having such a good time 1234567!"
-    assert a.encode(text).tolist() == b.encode(text).tolist() == ref.encode(text)
+    assert a.encode(text) == b.encode(text) == ref.encode(text)
     with pytest.raises(ValueError, match="pat_str"):
         Tokenizer.from_tiktoken(plain)
     with pytest.raises(ValueError, match="neither a known encoding"):
@@ -322,7 +322,7 @@ def test_custom_pattern_and_merges():
     enc = Tokenizer.from_ranks(r, r"\w+|\s+|[^\w\s]+", {"<eos>": 60000})
     ref = __import__("tiktoken").Encoding("x", pat_str=r"\w+|\s+|[^\w\s]+", mergeable_ranks=r, special_tokens={"<eos>": 60000})
     for t in stdlib_texts(40)[:20]:
-        assert enc.encode(t, allowed_special="all").tolist() == ref.encode(t, allowed_special="all")
+        assert enc.encode(t, allowed_special="all") == ref.encode(t, allowed_special="all")
     m = _tok("r50k_base").merges()
     assert m.shape[1] == 3 and len(m) > 49_000
     tb = _tok("r50k_base").token_bytes
@@ -396,9 +396,9 @@ def test_huggingface_identical_to_tokenizers(tmp_path, split_regex):
     texts = _hf_eval_texts()
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     for i, t in enumerate(texts):
-        assert ours.encode(t, allowed_special="all").tolist() == want[i], f"text {i}"
+        assert ours.encode(t, allowed_special="all") == want[i], f"text {i}"
         assert ours.decode(want[i]) == t
-    toks, offs = ours.encode_batch(texts, allowed_special="all", num_threads=2)
+    toks, offs = ours.encode_batch_flat(texts, allowed_special="all", num_threads=2)
     assert toks.tolist() == [x for w in want for x in w]
     # merges written as "a b" strings instead of pairs, and ignore_merges, both re-checked with HF
     spec = json.loads(path.read_text(encoding="utf-8"))
@@ -411,7 +411,7 @@ def test_huggingface_identical_to_tokenizers(tmp_path, split_regex):
     hf2 = tokenizers.Tokenizer.from_file(str(p2))
     ours2 = Tokenizer.from_huggingface(p2)
     for t in texts[:40]:
-        assert ours2.encode(t, allowed_special="all").tolist() == hf2.encode(t, add_special_tokens=False).ids
+        assert ours2.encode(t, allowed_special="all") == hf2.encode(t, add_special_tokens=False).ids
     # the merge list comes back in order
     m = ours.merges()
     first = spec["model"]["merges"][0].split(" ")
@@ -441,8 +441,8 @@ def test_huggingface_nfc_normalizer_like_qwen2(tmp_path):
     assert any(unicodedata.normalize("NFC", t) != t for t in texts)
     want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
     for i, t in enumerate(texts):
-        assert ours.encode(t, allowed_special="all").tolist() == want[i], f"text {i}"
-    toks, _ = ours.encode_batch(texts, allowed_special="all", num_threads=2)
+        assert ours.encode(t, allowed_special="all") == want[i], f"text {i}"
+    toks, _ = ours.encode_batch_flat(texts, allowed_special="all", num_threads=2)
     assert toks.tolist() == [x for w in want for x in w]
     assert ours.count(texts[-2]) == len(ours.encode_ordinary(texts[-2]))
 
@@ -474,13 +474,13 @@ def test_huggingface_post_processor_like_tokenizers(tmp_path, kind):
     want = [e.ids for e in hf.encode_batch(texts)]
     assert want[0][0] == eot and want[0][-1] == pad
     for i, t in enumerate(texts):
-        assert ours.encode(t, allowed_special="all", add_special_tokens=True).tolist() == want[i], f"text {i}"
-    toks, offs = ours.encode_batch(texts, allowed_special="all", add_special_tokens=True, num_threads=2)
+        assert ours.encode(t, allowed_special="all", add_special_tokens=True) == want[i], f"text {i}"
+    toks, offs = ours.encode_batch_flat(texts, allowed_special="all", add_special_tokens=True, num_threads=2)
     assert [toks[offs[i]:offs[i + 1]].tolist() for i in range(len(texts))] == want
-    arr = ours.encode_batch(texts, allowed_special="all", add_special_tokens=True, arrow=True)
+    arr = ours.encode_arrow(texts, allowed_special="all", add_special_tokens=True)
     assert arr.to_pylist() == want
     # without the flag nothing is added, as with HF add_special_tokens=False
-    assert ours.encode(texts[0], allowed_special="all").tolist() == hf.encode(texts[0], add_special_tokens=False).ids
+    assert ours.encode(texts[0], allowed_special="all") == hf.encode(texts[0], add_special_tokens=False).ids
     with pytest.raises(ValueError, match="add_special_tokens"):
         ours.encode_with_offsets(texts[0], add_special_tokens=True)
 
@@ -494,11 +494,11 @@ def test_huggingface_unsupported_post_processor_fails_only_when_used(tmp_path):
     p = tmp_path / "pp.json"
     p.write_text(json.dumps(spec), encoding="utf-8")
     ours = Tokenizer.from_huggingface(p)
-    assert ours.encode("hello").tolist()
+    assert ours.encode("hello")
     with pytest.raises(ValueError, match="SomethingNew"):
         ours.encode("hello", add_special_tokens=True)
     with pytest.raises(ValueError, match="SomethingNew"):
-        ours.encode_batch(["hello"], add_special_tokens=True)
+        ours.encode_batch_flat(["hello"], add_special_tokens=True)
     spec["post_processor"] = {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}],
                               "pair": [], "special_tokens": {}}
     p.write_text(json.dumps(spec), encoding="utf-8")
@@ -516,8 +516,8 @@ def test_huggingface_vocab_and_merges_files(tmp_path):
     for t in _hf_eval_texts()[:30]:
         want = hf.encode(t.replace("<|endoftext|>", "").replace("<|pad|>", ""), add_special_tokens=False).ids
         t2 = t.replace("<|endoftext|>", "").replace("<|pad|>", "")
-        assert ours.encode_ordinary(t2).tolist() == want
-        assert ours2.encode_ordinary(t2).tolist() == want
+        assert ours.encode_ordinary(t2) == want
+        assert ours2.encode_ordinary(t2) == want
 
 
 def test_huggingface_unsupported_configs_are_rejected(tmp_path):

@@ -22,7 +22,7 @@ from gristmill import mixture
 from gristmill.minhash import MinHashDedupResult, MinHasher, MinHashIndex, dedup_minhash, jaccard_estimate, lsh_params
 from gristmill.mixture import MixtureResult, infer as infer_mixture
 from gristmill.suffix import SuffixIndex, contamination, dedup_exact, find_repeats
-from gristmill.tokenizer import Tokenizer
+from gristmill.tokenizer import Encoding, Tokenizer, encoding_for_model, encoding_name_for_model, get_encoding, list_encoding_names
 from gristmill.train import TrainedTokenizer, train_bpe
 
 __all__ = [
@@ -45,6 +45,11 @@ __all__ = [
     "dedup_exact",
     "find_repeats",
     "Tokenizer",
+    "Encoding",
+    "get_encoding",
+    "encoding_for_model",
+    "encoding_name_for_model",
+    "list_encoding_names",
     "TrainedTokenizer",
     "train_bpe",
 ]

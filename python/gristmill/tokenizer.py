@@ -1,20 +1,29 @@
 """Byte-level BPE tokenization, bit-identical to tiktoken and Hugging Face ``tokenizers``.
 
->>> from gristmill import Tokenizer
->>> enc = Tokenizer.from_tiktoken("cl100k_base")
->>> ids = enc.encode("hello world")
->>> ids.tolist()
+A drop-in for tiktoken: the same functions, method names and return types.
+
+>>> import gristmill
+>>> enc = gristmill.get_encoding("cl100k_base")
+>>> enc.encode("hello world")
 [15339, 1917]
->>> enc.decode(ids)
+>>> enc.decode([15339, 1917])
 'hello world'
->>> tokens, offsets = enc.encode_batch(["a b", "c"])
+>>> enc.encode_batch(["a b", "c"])
+[[64, 293], [66]]
+>>> gristmill.encoding_for_model("gpt-4o").name
+'o200k_base'
+
+Every OpenAI encoding (``gpt2``, ``r50k_base``, ``p50k_base``, ``p50k_edit``,
+``cl100k_base``, ``o200k_base``, ``o200k_harmony``) is built from rank files shipped inside
+the package and works offline. Where a method has a tiktoken name it has tiktoken's
+behaviour (lists of ``int``; ``encode_to_numpy`` for a ``uint32`` array). The bulk paths have
+their own names: :meth:`Tokenizer.encode_batch_flat` returns one flat ``uint32`` id array
+plus ``n + 1`` offsets, :meth:`Tokenizer.encode_arrow` a ``pyarrow.LargeListArray`` on the
+same buffers, and :meth:`Tokenizer.decode_batch_flat` decodes such a pair.
+
+>>> tokens, offsets = enc.encode_batch_flat(["a b", "c"])
 >>> offsets.tolist()
 [0, 2, 3]
-
-The four OpenAI encodings (``r50k_base``, ``p50k_base``, ``cl100k_base``, ``o200k_base``)
-ship inside the package and work offline. Results are numpy arrays (``uint32`` ids), never
-lists of Python ints; batches come back as one flat id array plus ``n + 1`` offsets, or as a
-``pyarrow.LargeListArray`` built on those buffers.
 """
 
 from __future__ import annotations
@@ -24,8 +33,9 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
-from typing import AbstractSet, Any, Collection, Dict, List, Literal, Optional, Sequence, Tuple, Union
+from typing import AbstractSet, Any, Collection, Dict, List, Literal, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +44,19 @@ import pyarrow as pa
 from gristmill import _native
 from gristmill._arrow import TextLike, as_string_array, string_buffers
 
-__all__ = ["Tokenizer", "ENCODINGS", "R50K_PATTERN", "CL100K_PATTERN", "O200K_PATTERN", "GPT2_PATTERN"]
+__all__ = [
+    "Tokenizer",
+    "Encoding",
+    "get_encoding",
+    "encoding_for_model",
+    "encoding_name_for_model",
+    "list_encoding_names",
+    "ENCODINGS",
+    "R50K_PATTERN",
+    "CL100K_PATTERN",
+    "O200K_PATTERN",
+    "GPT2_PATTERN",
+]
 
 ENDOFTEXT = "<|endoftext|>"
 FIM_PREFIX = "<|fim_prefix|>"
@@ -86,6 +108,84 @@ ENCODINGS: Dict[str, Tuple[str, Dict[str, int], str]] = {
 }
 
 _DATA = Path(__file__).resolve().parent / "data"
+
+# Encodings built from one of the rank files above with other special tokens:
+# name -> (rank file, pattern, special tokens, explicit n_vocab or None)
+_DERIVED: Dict[str, Tuple[str, str, Dict[str, int], Optional[int]]] = {
+    # GPT-2's encoder.json/vocab.bpe hold exactly r50k_base's ranks.
+    "gpt2": ("r50k_base", R50K_PATTERN, {ENDOFTEXT: 50256}, 50257),
+    "p50k_edit": (
+        "p50k_base",
+        R50K_PATTERN,
+        {ENDOFTEXT: 50256, FIM_PREFIX: 50281, FIM_MIDDLE: 50282, FIM_SUFFIX: 50283},
+        None,
+    ),
+    "o200k_harmony": (
+        "o200k_base",
+        O200K_PATTERN,
+        {
+            ENDOFTEXT: 199999,
+            ENDOFPROMPT: 200018,
+            "<|startoftext|>": 199998,
+            "<|reserved_200000|>": 200000,
+            "<|reserved_200001|>": 200001,
+            "<|return|>": 200002,
+            "<|constrain|>": 200003,
+            "<|reserved_200004|>": 200004,
+            "<|channel|>": 200005,
+            "<|start|>": 200006,
+            "<|end|>": 200007,
+            "<|message|>": 200008,
+            "<|reserved_200009|>": 200009,
+            "<|reserved_200010|>": 200010,
+            "<|reserved_200011|>": 200011,
+            "<|call|>": 200012,
+            # 200018 is also <|endofprompt|>: both names encode to it, it decodes as <|endofprompt|>
+            **{f"<|reserved_{i}|>": i for i in range(200013, 201088)},
+        },
+        None,
+    ),
+}
+
+# tiktoken's model -> encoding tables (exact names, then name prefixes for dated snapshots).
+_MODEL_TO_ENCODING: Dict[str, str] = {
+    **dict.fromkeys(["o1", "o3", "o4-mini", "gpt-5", "gpt-4.1", "gpt-4o"], "o200k_base"),
+    **dict.fromkeys(["gpt-oss-20b", "gpt-oss-120b"], "o200k_harmony"),
+    **dict.fromkeys(["gpt-4", "gpt-3.5-turbo", "gpt-3.5", "gpt-35-turbo"], "cl100k_base"),
+    **dict.fromkeys(["davinci-002", "babbage-002"], "cl100k_base"),
+    **dict.fromkeys(["text-embedding-ada-002", "text-embedding-3-small", "text-embedding-3-large"], "cl100k_base"),
+    **dict.fromkeys(["text-davinci-003", "text-davinci-002"], "p50k_base"),
+    **dict.fromkeys(
+        ["text-davinci-001", "text-curie-001", "text-babbage-001", "text-ada-001", "davinci", "curie", "babbage", "ada"],
+        "r50k_base",
+    ),
+    **dict.fromkeys(
+        ["code-davinci-002", "code-davinci-001", "code-cushman-002", "code-cushman-001", "davinci-codex", "cushman-codex"],
+        "p50k_base",
+    ),
+    **dict.fromkeys(["text-davinci-edit-001", "code-davinci-edit-001"], "p50k_edit"),
+    **dict.fromkeys(
+        [
+            "text-similarity-davinci-001", "text-similarity-curie-001", "text-similarity-babbage-001",
+            "text-similarity-ada-001", "text-search-davinci-doc-001", "text-search-curie-doc-001",
+            "text-search-babbage-doc-001", "text-search-ada-doc-001", "code-search-babbage-code-001",
+            "code-search-ada-code-001",
+        ],
+        "r50k_base",
+    ),
+    **dict.fromkeys(["gpt2", "gpt-2"], "gpt2"),
+}
+_MODEL_PREFIX_TO_ENCODING: Dict[str, str] = {
+    **dict.fromkeys(
+        ["o1-", "o3-", "o4-mini-", "gpt-5-", "gpt-4.5-", "gpt-4.1-", "chatgpt-4o-", "gpt-4o-", "ft:gpt-4o"],
+        "o200k_base",
+    ),
+    "gpt-oss-": "o200k_harmony",
+    **dict.fromkeys(
+        ["gpt-4-", "gpt-3.5-turbo-", "gpt-35-turbo-", "ft:gpt-4", "ft:gpt-3.5-turbo", "ft:davinci-002", "ft:babbage-002"],
+        "cl100k_base",
+    ),
+}
 
 SpecialArg = Union[Literal["all"], AbstractSet[str], Collection[str]]
 Ids = Union[npt.ArrayLike, Sequence[int]]
@@ -143,6 +243,33 @@ class Tokenizer:
         # Hugging Face post-processor for one sequence: ids before and after the text.
         self._template: Tuple[Tuple[int, ...], Tuple[int, ...]] = ((), ())
         self._template_error: Optional[str] = None
+        # How to rebuild this tokenizer in another process (see __reduce__).
+        self._recipe: Optional[Tuple[Any, ...]] = None
+
+    @classmethod
+    def _wrap(cls, native: Any, name: str, recipe: Optional[Tuple[Any, ...]] = None) -> Any:
+        self = cls.__new__(cls)
+        Tokenizer.__init__(self, native, name)
+        self._recipe = recipe
+        return self
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        """Pickle by recipe (encoding name, file path or ranks), as tiktoken does, so
+        tokenizers can be sent to ``multiprocessing`` workers."""
+        recipe = self._recipe
+        if recipe is None:
+            if self.normalizer is not None:
+                raise TypeError(f"cannot pickle tokenizer {self.name!r}: it was not loaded from a file or name")
+            ranks = {}
+            special = set(self._special.values())
+            for i in range(self.n_vocab):
+                if i in special:
+                    continue
+                b = self._t.token_bytes(i)
+                if b is not None:
+                    ranks[b] = i
+            recipe = ("ranks", ranks, self.pat_str, dict(self._special))
+        return (_unpickle, (type(self), self.name, recipe, self._template, self._template_error))
 
     def __repr__(self) -> str:
         return f"<gristmill.Tokenizer {self.name!r} n_vocab={self.n_vocab}>"
@@ -157,21 +284,23 @@ class Tokenizer:
     ) -> "Tokenizer":
         """Load a named OpenAI encoding or a ``.tiktoken`` / ``.tiktoken.gz`` rank file.
 
-        Named encodings (``r50k_base``, ``p50k_base``, ``cl100k_base``, ``o200k_base``) are
+        Named encodings (every name of :func:`list_encoding_names`) are built from rank files
         shipped in the package, checked against tiktoken's published SHA-256, and take their
         official ``pat_str`` and special tokens unless overridden. A path needs ``pat_str``.
+        Each call builds a new tokenizer (with empty caches); :func:`get_encoding` returns one
+        built once per process.
 
-        >>> Tokenizer.from_tiktoken("o200k_base").encode("tiktoken").tolist()
+        >>> Tokenizer.from_tiktoken("o200k_base").encode("tiktoken")
         [83, 8251, 2488]
         """
         name = os.fspath(name_or_path)
-        if name in ENCODINGS:
-            pat, specials, sha = ENCODINGS[name]
-            data = _read_maybe_gz(_DATA / f"{name}.tiktoken.gz")
-            got = hashlib.sha256(data).hexdigest()
-            if got != sha:
-                raise ValueError(f"shipped rank file for {name} is corrupt (sha256 {got}, expected {sha})")
-            source = f"{name}.tiktoken"
+        if name in ENCODINGS or name in _DERIVED:
+            file, pat, specials, _ = _encoding_spec(name)
+            data = _shipped_ranks(file)
+            source = f"{file}.tiktoken"
+            recipe: Tuple[Any, ...] = ("named", name)
+            if pat_str is not None or special_tokens is not None:
+                recipe = ("tiktoken", name, pat_str or pat, dict(specials if special_tokens is None else special_tokens))
             if pat_str is None:
                 pat_str = pat
             if special_tokens is None:
@@ -187,9 +316,10 @@ class Tokenizer:
             data = _read_maybe_gz(path)
             source = str(path)
             name = path.name.split(".")[0]
+            recipe = ("tiktoken", str(path.resolve()), pat_str, dict(special_tokens or {}))
         specials = dict(special_tokens or {})
         native = _native._Tokenizer.from_tiktoken_bytes(data, source, pat_str, list(specials.items()))
-        return cls(native, name)
+        return cls._wrap(native, name, recipe)
 
     @classmethod
     def from_ranks(
@@ -199,7 +329,7 @@ class Tokenizer:
         native = _native._Tokenizer.from_ranks(
             list(mergeable_ranks.items()), pat_str, list((special_tokens or {}).items())
         )
-        return cls(native, name)
+        return cls._wrap(native, name, ("ranks", dict(mergeable_ranks), pat_str, dict(special_tokens or {})))
 
     @classmethod
     def from_huggingface(
@@ -223,9 +353,13 @@ class Tokenizer:
             if (p / "tokenizer.json").exists() and merges_path is None:
                 p = p / "tokenizer.json"
             else:
-                return cls._from_vocab_merges(p / "vocab.json", Path(merges_path) if merges_path else p / "merges.txt")
+                tok = cls._from_vocab_merges(p / "vocab.json", Path(merges_path) if merges_path else p / "merges.txt")
+                tok._recipe = ("huggingface", str(Path(path).resolve()), merges_path and str(Path(merges_path).resolve()))
+                return tok
         if merges_path is not None or p.name.endswith("vocab.json") and not p.name.endswith("tokenizer.json"):
-            return cls._from_vocab_merges(p, Path(merges_path) if merges_path else p.with_name("merges.txt"))
+            tok = cls._from_vocab_merges(p, Path(merges_path) if merges_path else p.with_name("merges.txt"))
+            tok._recipe = ("huggingface", str(Path(path).resolve()), merges_path and str(Path(merges_path).resolve()))
+            return tok
         with open(p, "rb") as f:
             try:
                 spec = json.load(f)
@@ -250,7 +384,7 @@ class Tokenizer:
         native = _native._Tokenizer.from_byte_level(
             list(vocab.items()), merges, pattern, added, bool(model.get("ignore_merges", False)), nfc
         )
-        tok = cls(native, p.stem)
+        tok = cls._wrap(native, p.stem, ("huggingface", str(p.resolve()), None))
         try:
             tok._template = _hf_template(spec.get("post_processor"), str(p))
         except ValueError as e:
@@ -273,7 +407,7 @@ class Tokenizer:
                     raise ValueError(f"{merges_path} line {ln}: expected two tokens separated by one space")
                 merges.append((parts[0], parts[1]))
         native = _native._Tokenizer.from_byte_level(list(vocab.items()), merges, GPT2_PATTERN, [], False)
-        return cls(native, vocab_path.parent.name or "bpe")
+        return cls._wrap(native, vocab_path.parent.name or "bpe")
 
     # ---------------------------------------------------------------- properties
     @property
@@ -284,28 +418,46 @@ class Tokenizer:
 
     @property
     def n_vocab(self) -> int:
-        """One more than the largest token id."""
+        """One more than the largest token id (ordinary or special), as in tiktoken."""
         return int(self._t.n_vocab)
+
+    @property
+    def max_token_value(self) -> int:
+        """The largest token id (ordinary or special)."""
+        return self.n_vocab - 1
 
     @property
     def pat_str(self) -> str:
         return str(self._t.pattern)
 
     @property
+    def _pat_str(self) -> str:  # tiktoken's attribute name
+        return self.pat_str
+
+    @property
     def special_tokens(self) -> Dict[str, int]:
         return dict(self._special)
 
     @property
-    def special_tokens_set(self) -> AbstractSet[str]:
+    def _special_tokens(self) -> Dict[str, int]:  # tiktoken's attribute name
+        return dict(self._special)
+
+    @property
+    def special_tokens_set(self) -> Set[str]:
+        """Names of the special tokens."""
         return set(self._special)
 
     @property
-    def eot_token(self) -> Optional[int]:
-        return self._special.get(ENDOFTEXT)
+    def eot_token(self) -> int:
+        """Id of ``<|endoftext|>``; ``KeyError`` when the vocabulary has none (as tiktoken)."""
+        return self._special[ENDOFTEXT]
+
+    def is_special_token(self, token: int) -> bool:
+        """Whether ``token`` is the id of a special token."""
+        return int(token) in self._special.values()
 
     # ---------------------------------------------------------------- encoding
-    def encode_ordinary(self, text: str) -> npt.NDArray[np.uint32]:
-        """Token ids of ``text``; special-token text is encoded as ordinary text."""
+    def _ordinary_np(self, text: str) -> npt.NDArray[np.uint32]:
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
         try:
@@ -313,7 +465,15 @@ class Tokenizer:
         except UnicodeEncodeError:
             return self._t.encode_ordinary(_fix_surrogates(text))  # type: ignore[no-any-return]
 
-    def encode(
+    def encode_ordinary(self, text: str) -> List[int]:
+        """Token ids of ``text`` (a list of ``int``); special-token text is encoded as ordinary text.
+
+        >>> Tokenizer.from_tiktoken("cl100k_base").encode_ordinary("<|endoftext|>")[:3]
+        [27, 91, 8862]
+        """
+        return self._ordinary_np(text).tolist()  # type: ignore[no-any-return]
+
+    def encode_to_numpy(
         self,
         text: str,
         *,
@@ -321,17 +481,10 @@ class Tokenizer:
         disallowed_special: SpecialArg = "all",
         add_special_tokens: bool = False,
     ) -> npt.NDArray[np.uint32]:
-        """Token ids of ``text`` with tiktoken's special-token rules: text of an allowed special
-        token becomes its id; text of a disallowed one raises ``ValueError`` naming it.
+        """:meth:`encode` as a ``uint32`` numpy array (no list of Python ints is built).
 
-        ``add_special_tokens=True`` wraps the ids in the Hugging Face post-processor's tokens
-        (see :attr:`special_template`; tiktoken encodings have none). HF's
-        ``tokenizer.encode(text).ids`` equals ``encode(text, allowed_special="all",
-        add_special_tokens=True)``.
-
-        >>> enc = Tokenizer.from_tiktoken("cl100k_base")
-        >>> enc.encode("<|endoftext|>", allowed_special="all").tolist()
-        [100257]
+        >>> Tokenizer.from_tiktoken("cl100k_base").encode_to_numpy("hello world")
+        array([15339,  1917], dtype=uint32)
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
@@ -347,6 +500,50 @@ class Tokenizer:
                 ids = np.concatenate([np.array(pre, np.uint32), ids, np.array(post, np.uint32)])
         return ids  # type: ignore[no-any-return]
 
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: SpecialArg = frozenset(),
+        disallowed_special: SpecialArg = "all",
+        add_special_tokens: bool = False,
+    ) -> List[int]:
+        """Token ids of ``text`` (a list of ``int``) with tiktoken's special-token rules: text of
+        an allowed special token becomes its id; text of a disallowed one raises ``ValueError``
+        naming it.
+
+        ``add_special_tokens=True`` wraps the ids in the Hugging Face post-processor's tokens
+        (see :attr:`special_template`; tiktoken encodings have none). HF's
+        ``tokenizer.encode(text).ids`` equals ``encode(text, allowed_special="all",
+        add_special_tokens=True)``.
+
+        >>> enc = Tokenizer.from_tiktoken("cl100k_base")
+        >>> enc.encode("<|endoftext|>", allowed_special="all")
+        [100257]
+        """
+        return self.encode_to_numpy(  # type: ignore[no-any-return]
+            text,
+            allowed_special=allowed_special,
+            disallowed_special=disallowed_special,
+            add_special_tokens=add_special_tokens,
+        ).tolist()
+
+    def encode_single_token(self, text_or_bytes: Union[str, bytes]) -> int:
+        """The id of a single token given as its text or bytes (ordinary or special);
+        ``KeyError`` when it is not one token.
+
+        >>> Tokenizer.from_tiktoken("cl100k_base").encode_single_token("hello")
+        15339
+        """
+        b = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else bytes(text_or_bytes)
+        i = self._t.token_id(b)
+        if i is not None and not self.is_special_token(i):
+            return int(i)
+        try:
+            return self._special[b.decode("utf-8")]
+        except (UnicodeDecodeError, KeyError):
+            raise KeyError(text_or_bytes) from None
+
     @property
     def special_template(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
         """``(ids before, ids after)`` one sequence, from a Hugging Face ``tokenizer.json``
@@ -361,11 +558,11 @@ class Tokenizer:
         return self._template
 
     def encode_with_offsets(self, text: str, **kwargs: Any) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
-        """``(ids, starts)``: ``starts[i]`` is the UTF-8 byte offset where token ``i`` begins."""
+        """``(ids, starts)`` as arrays: ``starts[i]`` is the UTF-8 byte offset where token ``i`` begins."""
         if kwargs.get("add_special_tokens"):
             raise ValueError("encode_with_offsets does not take add_special_tokens: offsets refer to the "
                              "text, and template tokens are not part of it; add them after")
-        ids = self.encode(text, **kwargs)
+        ids = self.encode_to_numpy(text, **kwargs)
         return ids, self.token_byte_offsets(ids)
 
     def count(self, text: str) -> int:
@@ -389,7 +586,7 @@ class Tokenizer:
                     raise TypeError(f"texts[{i}] is {type(x).__name__}, expected str") from None
             return string_buffers([_fix_surrogates(x) for x in items])
 
-    def encode_batch(
+    def encode_batch_flat(
         self,
         texts: TextLike,
         *,
@@ -397,15 +594,15 @@ class Tokenizer:
         allowed_special: SpecialArg = frozenset(),
         disallowed_special: SpecialArg = "all",
         ordinary: bool = False,
-        arrow: bool = False,
         add_special_tokens: bool = False,
-    ) -> Union[Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]], pa.LargeListArray]:
-        """Encode many documents in parallel (rayon; ``num_threads=None`` uses all cores).
+    ) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """Encode many documents in parallel (rayon; ``num_threads=None`` uses all cores) into
+        one flat array: returns ``(tokens, offsets)``, document ``i`` is
+        ``tokens[offsets[i]:offsets[i+1]]`` (``uint32`` ids, ``int64`` offsets).
 
-        Returns ``(tokens, offsets)``: document ``i`` is ``tokens[offsets[i]:offsets[i+1]]``;
-        with ``arrow=True``, a ``pyarrow.LargeListArray`` of ``uint32`` over the same buffers.
         ``texts`` is a pyarrow string array (read in place) or a sequence of ``str``.
-        ``add_special_tokens`` is as in :meth:`encode`, per document.
+        ``ordinary=True`` encodes special-token text as ordinary text (as
+        :meth:`encode_ordinary`); ``add_special_tokens`` is as in :meth:`encode`, per document.
         Results never depend on ``num_threads``.
         """
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
@@ -416,13 +613,53 @@ class Tokenizer:
         tokens, offsets = self._t.encode_batch(docs, a, d, ordinary, num_threads)
         if add_special_tokens:
             tokens, offsets = _wrap_documents(tokens, offsets, *self.special_template)
-        if arrow:
-            return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(tokens))
         return tokens, offsets
 
-    def encode_ordinary_batch(self, texts: TextLike, *, num_threads: Optional[int] = None, arrow: bool = False) -> Any:
-        """:meth:`encode_batch` with special-token text treated as ordinary text."""
-        return self.encode_batch(texts, num_threads=num_threads, ordinary=True, arrow=arrow)
+    def encode_arrow(
+        self,
+        texts: TextLike,
+        *,
+        num_threads: Optional[int] = None,
+        allowed_special: SpecialArg = frozenset(),
+        disallowed_special: SpecialArg = "all",
+        ordinary: bool = False,
+        add_special_tokens: bool = False,
+    ) -> pa.LargeListArray:
+        """:meth:`encode_batch_flat` as a ``pyarrow.LargeListArray`` of ``uint32`` over the same buffers."""
+        tokens, offsets = self.encode_batch_flat(
+            texts,
+            num_threads=num_threads,
+            allowed_special=allowed_special,
+            disallowed_special=disallowed_special,
+            ordinary=ordinary,
+            add_special_tokens=add_special_tokens,
+        )
+        return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(tokens))
+
+    def encode_batch(
+        self,
+        text: TextLike,
+        *,
+        num_threads: Optional[int] = None,
+        allowed_special: SpecialArg = frozenset(),
+        disallowed_special: SpecialArg = "all",
+    ) -> List[List[int]]:
+        """:meth:`encode` of every document, in parallel: a list of id lists, as tiktoken.
+        ``num_threads=None`` uses all cores; results never depend on it. For bulk work
+        :meth:`encode_batch_flat` avoids building Python ints.
+
+        >>> Tokenizer.from_tiktoken("cl100k_base").encode_batch(["hello world", "hello"])
+        [[15339, 1917], [15339]]
+        """
+        tokens, offsets = self.encode_batch_flat(
+            text, num_threads=num_threads, allowed_special=allowed_special, disallowed_special=disallowed_special
+        )
+        return _split_lists(tokens, offsets)
+
+    def encode_ordinary_batch(self, text: TextLike, *, num_threads: Optional[int] = None) -> List[List[int]]:
+        """:meth:`encode_ordinary` of every document, in parallel: a list of id lists."""
+        tokens, offsets = self.encode_batch_flat(text, num_threads=num_threads, ordinary=True)
+        return _split_lists(tokens, offsets)
 
     # ---------------------------------------------------------------- decoding
     def decode_bytes(self, tokens: Ids) -> bytes:
@@ -433,27 +670,83 @@ class Tokenizer:
         """Decode to text; ``errors`` is passed to ``bytes.decode`` (``"replace"``, ``"strict"``...)."""
         return self.decode_bytes(tokens).decode("utf-8", errors=errors)
 
-    def decode_batch(
-        self, batch: Union[Tuple[Ids, Ids], Sequence[Ids], pa.Array], errors: str = "replace"
-    ) -> List[str]:
-        """Decode many documents: a ``(tokens, offsets)`` pair, an Arrow list array, or a
-        sequence of id sequences."""
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        """Bytes of one token id (ordinary or special); ``KeyError`` for an unknown id."""
+        return self.token_bytes(token)
+
+    def decode_tokens_bytes(self, tokens: Ids) -> List[bytes]:
+        """The bytes of each token, as a list."""
+        return [self.token_bytes(t) for t in _ids_array(tokens).tolist()]
+
+    def decode_with_offsets(self, tokens: Ids) -> Tuple[str, List[int]]:
+        """``(text, offsets)``: ``offsets[i]`` is the index in ``text`` of the character where
+        token ``i`` starts (a token starting inside a character gets that character's index).
+        The bytes must be valid UTF-8 (``UnicodeDecodeError`` otherwise), as in tiktoken."""
+        ids = _ids_array(tokens)
+        data = self.decode_bytes(ids)
+        text = data.decode("utf-8", errors="strict")
+        if not len(ids):
+            return text, []
+        starts = self.token_byte_offsets(ids).astype(np.int64)
+        raw = np.frombuffer(data, dtype=np.uint8)
+        lead = np.concatenate([[0], np.cumsum((raw & 0xC0) != 0x80)])  # characters begun before each byte
+        inside = np.zeros(len(starts), dtype=np.int64)
+        in_range = starts < len(raw)
+        inside[in_range] = (raw[starts[in_range]] & 0xC0) == 0x80
+        return text, np.maximum(lead[starts] - inside, 0).tolist()
+
+    def _decode_flat_bytes(self, flat: np.ndarray, offsets: np.ndarray) -> List[bytes]:
+        return self._t.decode_batch_bytes(  # type: ignore[no-any-return]
+            np.ascontiguousarray(flat, dtype=np.int64), np.ascontiguousarray(offsets, dtype=np.int64)
+        )
+
+    def _batch_to_flat(self, batch: Union[Sequence[Ids], pa.Array, pa.ChunkedArray]) -> Tuple[np.ndarray, np.ndarray]:
         if isinstance(batch, pa.ChunkedArray):
             batch = batch.combine_chunks()
         if isinstance(batch, (pa.ListArray, pa.LargeListArray)):
             offsets = np.asarray(batch.offsets, dtype=np.int64)
             offsets = offsets - offsets[0]  # flatten() starts at the first offset of a slice
-            flat = np.asarray(batch.flatten(), dtype=np.int64)
-        elif isinstance(batch, tuple) and len(batch) == 2 and isinstance(batch[0], np.ndarray):
-            flat = _ids_array(batch[0])
-            offsets = np.ascontiguousarray(batch[1], dtype=np.int64)
-        else:
-            seqs = [_ids_array(x) for x in batch]
-            offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-            np.cumsum([len(s) for s in seqs], out=offsets[1:])
-            flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
-        raw = self._t.decode_batch_bytes(np.ascontiguousarray(flat, dtype=np.int64), offsets)
+            return np.asarray(batch.flatten(), dtype=np.int64), offsets
+        seqs = [_ids_array(x) for x in batch]
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in seqs], out=offsets[1:])
+        flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+        return flat, offsets
+
+    def decode_bytes_batch(
+        self, batch: Union[Sequence[Ids], pa.Array, pa.ChunkedArray], *, num_threads: Optional[int] = None
+    ) -> List[bytes]:
+        """:meth:`decode_bytes` of every id sequence (or Arrow list array element).
+        ``num_threads`` is accepted for tiktoken compatibility; decoding is one fast pass."""
+        return self._decode_flat_bytes(*self._batch_to_flat(batch))
+
+    def decode_batch(
+        self,
+        batch: Union[Sequence[Ids], pa.Array, pa.ChunkedArray],
+        *,
+        errors: str = "replace",
+        num_threads: Optional[int] = None,
+    ) -> List[str]:
+        """:meth:`decode` of every id sequence (or Arrow list array element), as tiktoken.
+        ``num_threads`` is accepted for tiktoken compatibility; decoding is one fast pass.
+        For a flat ``(tokens, offsets)`` pair use :meth:`decode_batch_flat`."""
+        return [b.decode("utf-8", errors=errors) for b in self.decode_bytes_batch(batch)]
+
+    def decode_batch_flat(self, tokens: Ids, offsets: Ids, *, errors: str = "replace") -> List[str]:
+        """Decode the documents of a flat batch (as returned by :meth:`encode_batch_flat`)."""
+        raw = self._decode_flat_bytes(_ids_array(tokens), np.asarray(offsets, dtype=np.int64))
         return [b.decode("utf-8", errors=errors) for b in raw]
+
+    def token_byte_values(self) -> List[bytes]:
+        """The bytes of every ordinary token, sorted (tiktoken's ``token_byte_values``)."""
+        special = set(self._special.values())
+        out = []
+        for i in range(self.n_vocab):
+            if i not in special:
+                b = self._t.token_bytes(i)
+                if b is not None:
+                    out.append(b)
+        return sorted(out)
 
     def token_byte_offsets(self, tokens: Ids) -> npt.NDArray[np.uint64]:
         """UTF-8 byte offset at which each token starts in ``decode_bytes(tokens)``."""
@@ -475,6 +768,160 @@ class Tokenizer:
     def merges(self) -> npt.NDArray[np.uint32]:
         """Ordered merge list, an ``(m, 3)`` array of ``(left, right, merged)`` token ids."""
         return self._t.merges()  # type: ignore[no-any-return]
+
+
+def _split_lists(tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64]) -> List[List[int]]:
+    flat = tokens.tolist()
+    bounds = offsets.tolist()
+    return [flat[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+
+
+def _encoding_spec(name: str) -> Tuple[str, str, Dict[str, int], Optional[int]]:
+    """``(rank file, pattern, special tokens, explicit n_vocab)`` of a named encoding."""
+    if name in ENCODINGS:
+        pat, specials, _ = ENCODINGS[name]
+        return name, pat, specials, None
+    if name in _DERIVED:
+        return _DERIVED[name]
+    raise ValueError(f"unknown encoding {name!r}; known: {', '.join(list_encoding_names())}")
+
+
+def _shipped_ranks(file: str) -> bytes:
+    data = _read_maybe_gz(_DATA / f"{file}.tiktoken.gz")
+    sha = ENCODINGS[file][2]
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha:
+        raise ValueError(f"shipped rank file {_DATA / file}.tiktoken.gz is corrupt (sha256 {got}, expected {sha}); "
+                         "reinstall gristmill")
+    return data
+
+
+_lock = threading.Lock()
+_natives: Dict[str, Any] = {}
+_encodings: Dict[str, "Encoding"] = {}
+
+
+def _named_native(name: str) -> Any:
+    """The native tokenizer of a named encoding, built once per process (it is immutable)."""
+    with _lock:
+        native = _natives.get(name)
+        if native is None:
+            file, pat, specials, n_vocab = _encoding_spec(name)
+            native = _native._Tokenizer.from_tiktoken_bytes(
+                _shipped_ranks(file), f"{file}.tiktoken", pat, list(specials.items())
+            )
+            if n_vocab is not None and native.n_vocab != n_vocab:
+                raise ValueError(f"encoding {name}: expected {n_vocab} tokens, built {native.n_vocab}")
+            _natives[name] = native
+        return native
+
+
+def _unpickle(
+    cls: type, name: str, recipe: Tuple[Any, ...], template: Tuple[Tuple[int, ...], Tuple[int, ...]],
+    template_error: Optional[str],
+) -> Tokenizer:
+    kind = recipe[0]
+    if kind == "named":
+        tok: Tokenizer = cls._wrap(_named_native(recipe[1]), name, recipe)  # type: ignore[attr-defined]
+    elif kind == "tiktoken":
+        tok = Tokenizer.from_tiktoken(recipe[1], pat_str=recipe[2], special_tokens=recipe[3])
+        tok = cls._wrap(tok._t, name, recipe)  # type: ignore[attr-defined]
+    elif kind == "ranks":
+        native = _native._Tokenizer.from_ranks(list(recipe[1].items()), recipe[2], list(recipe[3].items()))
+        tok = cls._wrap(native, name, recipe)  # type: ignore[attr-defined]
+    elif kind == "huggingface":
+        loaded = Tokenizer.from_huggingface(recipe[1], recipe[2])
+        tok = cls._wrap(loaded._t, name, recipe)  # type: ignore[attr-defined]
+    else:
+        raise ValueError(f"cannot unpickle tokenizer {name!r}: unknown recipe {kind!r}")
+    tok._template, tok._template_error = template, template_error
+    return tok
+
+
+class Encoding(Tokenizer):
+    """tiktoken's ``Encoding``: the same constructor, methods and results.
+
+    ``Encoding(name, pat_str=..., mergeable_ranks=..., special_tokens=...)`` builds one from a
+    ``{token bytes: rank}`` dict; :func:`get_encoding` returns the named OpenAI encodings.
+
+    >>> import gristmill
+    >>> ranks = {bytes([b]): b for b in range(256)}
+    >>> enc = gristmill.Encoding("bytes", pat_str=r"\\S+|\\s+", mergeable_ranks=ranks, special_tokens={"<|eot|>": 256})
+    >>> enc.encode("hi <|eot|>", allowed_special="all")
+    [104, 105, 32, 256]
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        pat_str: str,
+        mergeable_ranks: Dict[bytes, int],
+        special_tokens: Dict[str, int],
+        explicit_n_vocab: Optional[int] = None,
+    ) -> None:
+        if explicit_n_vocab is not None:
+            ids = list(mergeable_ranks.values()) + list(special_tokens.values())
+            if len(mergeable_ranks) + len(special_tokens) != explicit_n_vocab or max(ids, default=-1) != explicit_n_vocab - 1:
+                raise ValueError(
+                    f"encoding {name}: explicit_n_vocab={explicit_n_vocab} does not match the "
+                    f"{len(mergeable_ranks)} ranks + {len(special_tokens)} special tokens (largest id {max(ids, default=-1)})"
+                )
+        native = _native._Tokenizer.from_ranks(list(mergeable_ranks.items()), pat_str, list(special_tokens.items()))
+        Tokenizer.__init__(self, native, name)
+        self._recipe = ("ranks", dict(mergeable_ranks), pat_str, dict(special_tokens))
+
+    def __repr__(self) -> str:
+        return f"<gristmill.Encoding {self.name!r}>"
+
+
+def list_encoding_names() -> List[str]:
+    """Names :func:`get_encoding` accepts (every OpenAI encoding tiktoken knows).
+
+    >>> list_encoding_names()[:3]
+    ['gpt2', 'r50k_base', 'p50k_base']
+    """
+    return ["gpt2", "r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base", "o200k_harmony"]
+
+
+def get_encoding(encoding_name: str) -> Encoding:
+    """The named encoding, built once per process from the rank files shipped in gristmill
+    (no network). Same names and results as ``tiktoken.get_encoding``.
+
+    >>> get_encoding("o200k_base").encode("tiktoken")
+    [83, 8251, 2488]
+    """
+    if encoding_name not in ENCODINGS and encoding_name not in _DERIVED:
+        raise ValueError(f"unknown encoding {encoding_name!r}; known: {', '.join(list_encoding_names())}")
+    enc = _encodings.get(encoding_name)
+    if enc is None:
+        native = _named_native(encoding_name)
+        with _lock:
+            enc = _encodings.setdefault(encoding_name, Encoding._wrap(native, encoding_name, ("named", encoding_name)))
+    return enc
+
+
+def encoding_name_for_model(model_name: str) -> str:
+    """tiktoken's encoding name for an OpenAI model name (exact names, then dated-snapshot
+    and fine-tune prefixes); ``KeyError`` for an unknown model.
+
+    >>> encoding_name_for_model("gpt-4-0613")
+    'cl100k_base'
+    """
+    if model_name in _MODEL_TO_ENCODING:
+        return _MODEL_TO_ENCODING[model_name]
+    for prefix, name in _MODEL_PREFIX_TO_ENCODING.items():
+        if model_name.startswith(prefix):
+            return name
+    raise KeyError(
+        f"Could not automatically map {model_name!r} to an encoding; "
+        f"use gristmill.get_encoding with one of {', '.join(list_encoding_names())}"
+    )
+
+
+def encoding_for_model(model_name: str) -> Encoding:
+    """The encoding an OpenAI model uses (``tiktoken.encoding_for_model``)."""
+    return get_encoding(encoding_name_for_model(model_name))
 
 
 def _hf_merge(m: Any, i: int, src: str) -> Tuple[str, str]:
@@ -678,7 +1125,7 @@ def tokenize_corpus(
     with staged_outputs():
         try:
             for batch in corpus.batches():
-                toks, offs = tokenizer.encode_batch(batch.texts, num_threads=num_threads, ordinary=True)
+                toks, offs = tokenizer.encode_batch_flat(batch.texts, num_threads=num_threads, ordinary=True)
                 n = len(offs) - 1
                 if k:
                     lens = np.diff(offs)

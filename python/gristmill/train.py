@@ -71,7 +71,7 @@ class TrainedTokenizer(Tokenizer):
     >>> d = tempfile.mkdtemp()
     >>> tok.save(d + "/tokenizer.json")
     >>> hf = tokenizers.Tokenizer.from_file(d + "/tokenizer.json")
-    >>> hf.encode("hello world").ids == tok.encode("hello world").tolist()
+    >>> hf.encode("hello world").ids == tok.encode("hello world")
     True
     """
 
@@ -304,4 +304,4 @@ def train_bpe(
     finally:
         if progress is not None:
             _progress._state.update(saved)
-    return TrainedTokenizer(native, name)
+    return TrainedTokenizer._wrap(native, name)

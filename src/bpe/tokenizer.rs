@@ -272,7 +272,8 @@ fn pool(k: usize) -> Result<std::sync::Arc<rayon::ThreadPool>> {
 }
 
 impl Tokenizer {
-    /// Build a tokenizer. Special tokens must not contain each other's ids with different bytes.
+    /// Build a tokenizer. A special token's id must not be an ordinary token with other bytes;
+    /// several special tokens may share an id (the first listed is the one decoded).
     pub fn new(
         vocab: Vocab,
         pretok: Pretokenizer,
@@ -293,11 +294,9 @@ impl Tokenizer {
                     )));
                 }
             }
-            if special_by_id.insert(*id, i).is_some() {
-                return Err(Error::invalid_argument(format!(
-                    "two special tokens have the id {id}"
-                )));
-            }
+            // Two names may share one id (tiktoken's o200k_harmony lists `<|endofprompt|>`
+            // and `<|reserved_200018|>` as 200018): both encode to it, it decodes as the first.
+            special_by_id.entry(*id).or_insert(i);
             if specials[..i].iter().any(|(t, _)| t == s) {
                 return Err(Error::invalid_argument(format!(
                     "special token {s:?} is listed twice"
@@ -792,6 +791,22 @@ mod tests {
             ("<|endoftext|>".to_string(), 1001),
         ];
         Tokenizer::new(v, Pretokenizer::new(CL100K_PATTERN).unwrap(), specials).unwrap()
+    }
+
+    #[test]
+    fn two_special_names_may_share_an_id() {
+        // tiktoken's o200k_harmony: <|endofprompt|> and <|reserved_200018|> are both 200018.
+        let v = Vocab::from_ranks((0..=255u8).map(|b| (vec![b], b as u32)).collect()).unwrap();
+        let specials = vec![
+            ("<|a|>".to_string(), 300),
+            ("<|b|>".to_string(), 300),
+            ("<|c|>".to_string(), 301),
+        ];
+        let t = Tokenizer::new(v, Pretokenizer::new(CL100K_PATTERN).unwrap(), specials).unwrap();
+        let ids = t.encode("<|b|>x<|a|>", &SpecialSet::All, &SpecialSet::All).unwrap();
+        assert_eq!(ids, vec![300, b'x' as u32, 300]);
+        assert_eq!(t.decode_bytes(&[300, 301]).unwrap(), b"<|a|><|c|>");
+        assert_eq!(t.n_vocab(), 302);
     }
 
     #[test]
