@@ -4,6 +4,7 @@ and markup by file type from this machine's Python, Perl, C headers and Rust cra
     python benches/bench_mixture.py speed       # 5 x 3 MB at T=3000; 28 x 2 MB at T=30000 (+ peak RSS)
     python benches/bench_mixture.py curve       # held-out log10 MSE against bytes per category and T
     python benches/bench_mixture.py offshelf    # cl100k_base and o200k_base with the local categories
+    python benches/bench_mixture.py lp --num-merges 10000 --mb 3   # the LP alone: o200k_base, 5 languages
 
 Every figure is one run in this process; RESULTS.md records them with the command.
 """
@@ -151,16 +152,32 @@ def offshelf(num_merges: int) -> None:
               f"{d['merges_unseen']} merges unseen)", flush=True)
 
 
+def lp(num_merges: int, mb: float) -> None:
+    """o200k_base on 5 languages' man pages: rounds, HiGHS time and the answer of the LP."""
+    t0 = time.perf_counter()
+    r = infer("o200k_base", {lang: str(data.corpus(f"man-{lang}")) for lang in LANGS5},
+              num_merges=num_merges, bytes_per_category=int(mb * 1e6))
+    d = r.diagnostics
+    top = ", ".join(f"{k} {100 * v:.2f}%" for k, v in r.ranked())
+    print(f"o200k_base, T={num_merges}, 5 x {mb:g} MB: {time.perf_counter() - t0:.1f} s wall, {d['rounds']} rounds, "
+          f"converged {d['converged']}, objective {d['objective']:,.2f} (gap {100 * d['optimality_gap']:.2f} %), "
+          f"HiGHS {d['solve_seconds']:.1f} s, oracle {d['sweep_seconds']:.1f} s; {top}; peak RSS {peak_rss_mb():.0f} MB",
+          flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("suite", choices=["speed", "curve", "offshelf"])
+    ap.add_argument("suite", choices=["speed", "curve", "offshelf", "lp"])
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--num-merges", type=int, default=3000)
+    ap.add_argument("--mb", type=float, default=3.0, help="MB per language (lp)")
     a = ap.parse_args()
     if a.suite == "speed":
         speed()
     elif a.suite == "curve":
         curve(a.trials)
+    elif a.suite == "lp":
+        lp(a.num_merges, a.mb)
     else:
         offshelf(a.num_merges)
 
