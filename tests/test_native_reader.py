@@ -68,6 +68,11 @@ def native_records(path, text_field="text", id_field=None, on_invalid_utf8="erro
 
 def same(path, **kw):
     py, nat = python_records(path, **kw), native_records(path, **kw)
+    if py[0] == "ok" and nat[0] == "err" and "invalid JSON" in nat[1]:
+        # documented difference: strict JSON (a key with a lone surrogate; json accepts it)
+        cor = corpus_records(path, **kw)
+        assert cor[0] == "err" and "valid only for Python's lenient json" in cor[1], cor
+        return
     if py[0] == "err" and nat[0] == "err":
         # same place and same kind of problem; serde_json and json word syntax errors differently
         assert nat[1].split(": ")[:2] == py[1].split(": ")[:2], (py, nat)
@@ -77,7 +82,8 @@ def same(path, **kw):
         assert nat == py
     cor = corpus_records(path, **kw)
     if py[0] == "err":
-        assert cor[0] == "err" and cor[1] == nat[1], (py, cor)
+        # Corpus words serde_json's "EOF while parsing" as "the line ends inside"
+        assert cor[0] == "err" and cor[1] == nat[1].replace(": EOF while parsing ", ": the line ends inside "), (py, cor)
     else:
         assert cor[1] == [r for r in py[1] if r[1] is not None]
         assert cor[2] == [r[0] for r in py[1] if r[1] is None]
@@ -182,7 +188,8 @@ def test_corpus_rejects_nan_literals_naming_the_line(tmp_path, literal):
 def test_corpus_rejects_lone_surrogate_key(tmp_path):
     p = write(tmp_path, b'{"\\ud800": 1, "text": "a"}\n')
     assert python_records(p)[0] == "ok"
-    with pytest.raises(CorpusError, match=r"in\.jsonl:1: invalid JSON.*lone surrogate"):
+    hint = r"in\.jsonl:1: invalid JSON.*valid only for Python.s lenient json.*lone surrogate"
+    with pytest.raises(CorpusError, match=hint):
         list(Corpus(str(p)).batches())
 
 

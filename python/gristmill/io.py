@@ -298,6 +298,7 @@ class JsonlSource(Source):
         m = re.match(re.escape(self.display) + r":(\d+): invalid JSON", msg)
         if not m:
             return msg
+        msg = msg.replace(": invalid JSON: EOF while parsing ", ": invalid JSON: the line ends inside ", 1)
         target = int(m.group(1))
         for lineno, line in _iter_lines(self.path, self.compression, self.display):
             if lineno == target:
@@ -598,9 +599,9 @@ class Corpus:
         counts: List[Tuple[int, List[int]]] = []
         for src in self.sources:
             if isinstance(src, JsonlSource):
-                n, skipped_local = yield from self._jsonl_batches(src, batch_docs, start, skipped)
-                start += n - len(skipped_local)
-                counts.append((n, skipped_local))
+                n_rec, skipped_rec = yield from self._jsonl_batches(src, batch_docs, start, skipped)
+                start += n_rec - len(skipped_rec)
+                counts.append((n_rec, skipped_rec))
                 continue
             ids: List[str] = []
             texts: List[str] = []
