@@ -1,5 +1,6 @@
-"""JSONL -> Arrow text: the native reader vs pyarrow.json.read_json vs the Python reader
-(the old `Corpus` path, `JsonlSource.records` + `pa.array`), same file, same run.
+"""JSONL -> Arrow text: the native reader, `Corpus.batches` (which reads JSONL through it),
+pyarrow.json.read_json and the Python per-line parser (the old `Corpus` path: `json.loads` per
+line via `JsonlSource._parse`, then `pa.array`), same file, same run.
 
     python benches/bench_read.py FILE.jsonl [--threads N]
 """
@@ -20,7 +21,7 @@ def main() -> None:
     os.environ["RAYON_NUM_THREADS"] = str(a.threads)
     pa.set_cpu_count(a.threads)
     from gristmill import _native
-    from gristmill.io import Corpus
+    from gristmill.io import Corpus, _iter_lines
 
     size = os.path.getsize(a.path)
     res = {}
@@ -42,16 +43,23 @@ def main() -> None:
         t = pj.read_json(a.path, read_options=pj.ReadOptions(block_size=16 << 20))
         return t.num_rows
 
+    def corpus():
+        return sum(len(b.texts) for b in Corpus(a.path).batches())
+
     def old():
         c = Corpus(a.path)
-        texts = [t for src in c.sources for _, t in src.records(c)]
+        src = c.sources[0]
+        texts = [r[1] for ln, line in _iter_lines(src.path, src.compression, src.display)
+                 if (r := src._parse(ln, line, c)) is not None]
         return len(pa.array(texts, pa.large_string()))
 
     run("native", native)
+    run("Corpus.batches (native)", corpus)
     run("pyarrow.json.read_json", pyarrow_json)
     run("old Corpus (python reader)", old)
     print(f"size={size / 1e6:.1f} MB threads={a.threads}  native vs pyarrow: {res['pyarrow.json.read_json'][1] / res['native'][1]:.1f}x cpu, "
-          f"vs old: {res['old Corpus (python reader)'][1] / res['native'][1]:.1f}x cpu")
+          f"vs old: {res['old Corpus (python reader)'][1] / res['native'][1]:.1f}x cpu; "
+          f"Corpus.batches vs old: {res['old Corpus (python reader)'][1] / res['Corpus.batches (native)'][1]:.1f}x cpu")
 
 
 if __name__ == "__main__":

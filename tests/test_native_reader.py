@@ -1,24 +1,47 @@
-"""Differential tests: the native JSONL reader (``_native.read_jsonl_file``) against the Python
-reader of ``gristmill.io`` (``JsonlSource.records``), the reference for texts, ids and errors."""
+"""Differential tests: the native JSONL reader (``_native.read_jsonl_file``, and ``Corpus``, which
+reads JSONL through it) against the Python per-line parser of ``gristmill.io``
+(``JsonlSource._parse`` on ``_iter_lines``, still used to rewrite records on write), the
+reference for texts, ids and errors."""
 
 import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gristmill import _native
-from gristmill.io import Corpus, CorpusError, GristmillError
+from gristmill.io import Corpus, CorpusError, GristmillError, _iter_lines
 
 zstd = pytest.importorskip("zstandard")
 
 
 def python_records(path, **kw):
     c = Corpus(str(path), **kw)
+    out = []
     try:
-        return "ok", [r for src in c.sources for r in src.records(c)]
+        for src in c.sources:
+            for lineno, line in _iter_lines(src.path, src.compression, src.display):
+                rec = src._parse(lineno, line, c)
+                if rec is not None:
+                    out.append(rec[:2])
+        return "ok", out
+    except CorpusError as e:
+        return "err", str(e)
+
+
+def corpus_records(path, **kw):
+    """What ``Corpus`` yields (native reader): (id, text) of documents, ids of skipped ones."""
+    import warnings
+
+    c = Corpus(str(path), batch_bytes=kw.pop("batch_bytes", 32 << 20), **kw)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            docs = [(i, t) for b in c.batches(batch_docs=3) for i, t in zip(b.ids.to_pylist(), b.texts.to_pylist())]
+        return "ok", docs, c.skipped
     except CorpusError as e:
         return "err", str(e)
 
@@ -45,6 +68,11 @@ def native_records(path, text_field="text", id_field=None, on_invalid_utf8="erro
 
 def same(path, **kw):
     py, nat = python_records(path, **kw), native_records(path, **kw)
+    if py[0] == "ok" and nat[0] == "err" and "invalid JSON" in nat[1]:
+        # documented difference: strict JSON (a key with a lone surrogate; json accepts it)
+        cor = corpus_records(path, **kw)
+        assert cor[0] == "err" and "valid only for Python's lenient json" in cor[1], cor
+        return
     if py[0] == "err" and nat[0] == "err":
         # same place and same kind of problem; serde_json and json word syntax errors differently
         assert nat[1].split(": ")[:2] == py[1].split(": ")[:2], (py, nat)
@@ -52,6 +80,13 @@ def same(path, **kw):
             assert nat[1] == py[1]
     else:
         assert nat == py
+    cor = corpus_records(path, **kw)
+    if py[0] == "err":
+        # Corpus words serde_json's "EOF while parsing" as "the line ends inside"
+        assert cor[0] == "err" and cor[1] == nat[1].replace(": EOF while parsing ", ": the line ends inside "), (py, cor)
+    else:
+        assert cor[1] == [r for r in py[1] if r[1] is not None]
+        assert cor[2] == [r[0] for r in py[1] if r[1] is None]
 
 
 def write(tmp_path, data: bytes, suffix=".jsonl"):
@@ -134,3 +169,82 @@ def jsonl(draw):
 @given(data=jsonl(), policy=st.sampled_from(["error", "replace", "skip"]))
 def test_hypothesis(tmp_path, data, policy):
     same(write(tmp_path, data), on_invalid_utf8=policy)
+
+
+# ------------------------------------------------------------------------------------------
+# Corpus reads JSONL through the native reader: strict JSON, batching, streaming
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_corpus_rejects_nan_literals_naming_the_line(tmp_path, literal):
+    # Python's json accepts these (the old Corpus did); strict JSON does not: an error naming
+    # file:line with the fix, documented in Corpus
+    p = write(tmp_path, b'{"text": "a", "score": 1}\n{"text": "b", "score": ' + literal + b'}\n')
+    assert python_records(p)[0] == "ok"
+    with pytest.raises(CorpusError, match=r"in\.jsonl:2: invalid JSON.*NaN or Infinity.*write null"):
+        list(Corpus(str(p)).batches())
+
+
+def test_corpus_rejects_lone_surrogate_key(tmp_path):
+    p = write(tmp_path, b'{"\\ud800": 1, "text": "a"}\n')
+    assert python_records(p)[0] == "ok"
+    hint = r"in\.jsonl:1: invalid JSON.*valid only for Python.s lenient json.*lone surrogate"
+    with pytest.raises(CorpusError, match=hint):
+        list(Corpus(str(p)).batches())
+
+
+def test_corpus_plain_invalid_json_has_no_hint(tmp_path):
+    p = write(tmp_path, b'{"text": "a"\n')
+    with pytest.raises(CorpusError) as e:
+        list(Corpus(str(p)).batches())
+    assert "in.jsonl:1: invalid JSON" in str(e.value) and "NaN" not in str(e.value)
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 5, 17, 1 << 20])
+@pytest.mark.parametrize("batch_docs", [1, 2, 7, 65536])
+def test_corpus_batches_cut_by_docs_and_bytes(tmp_path, batch_bytes, batch_docs):
+    lines = [{"text": "é" * (i % 6), "id": i} for i in range(40)]
+    data = "\n".join(json.dumps(o, ensure_ascii=False) for o in lines).encode()
+    p = write(tmp_path, data.replace(b'"id": 13}', b'"id": 13}\n'), ".gz")
+    c = Corpus(str(p), batch_bytes=batch_bytes)
+    batches = list(c.batches(batch_docs=batch_docs))
+    texts = [t for b in batches for t in b.texts.to_pylist()]
+    assert texts == [o["text"] for o in lines]
+    assert [b.start for b in batches] == list(np.cumsum([0] + [len(b) for b in batches[:-1]]))
+    for b in batches[:-1]:  # every batch but the last is full by documents or by bytes
+        nbytes = len("".join(b.texts.to_pylist()).encode())
+        assert len(b) == batch_docs or (nbytes >= batch_bytes and len(b) <= batch_docs)
+        assert len(b) <= batch_docs
+        # and not more than needed: without its last document it would be under the limits
+        assert len(b) == 1 or nbytes - len(b.texts[-1].as_py().encode()) < batch_bytes or len(b) == batch_docs
+    ids = [i for b in batches for i in b.ids.to_pylist()]
+    assert ids == [f"{p}:{n}" for n in list(range(1, 15)) + list(range(16, 42))]
+    assert np.concatenate([b.local for b in batches]).tolist() == list(range(40))
+
+
+def test_corpus_streams_large_file_in_chunks(tmp_path):
+    # > 2 read chunks of 8 MiB: several native batches, merged into Corpus batches in order
+    doc = "w" * 1000
+    n = 20_000
+    p = tmp_path / "big.jsonl"
+    p.write_text("".join(json.dumps({"text": f"{i} {doc}"}) + "\n" for i in range(n)))
+    reader = _native._JsonlReader(str(p), None, str(p), "text", None, "error", 1)
+    first = next(reader)
+    assert 0 < len(first["lines"]) < n
+    reader.close()  # stops early; the worker ends
+    assert list(reader) == []
+    c = Corpus(str(p), batch_bytes=3 << 20)
+    got = [t.split(" ", 1)[0] for b in c.batches() for t in b.texts.to_pylist()]
+    assert got == [str(i) for i in range(n)]
+    assert len(c) == n
+
+
+def test_corpus_skip_accounting_and_write(tmp_path):
+    p = write(tmp_path, b'{"text": "a"}\n{"text": "b\xff"}\n\n{"text": "c\\ud800"}\n{"text": "d", "k": 1}\n')
+    c = Corpus(str(p), on_invalid_utf8="skip")
+    with pytest.warns(UserWarning, match="skipped 2 document"):
+        assert [t for b in c.batches() for t in b.texts.to_pylist()] == ["a", "d"]
+    assert c.skipped == [f"{p}:2", f"{p}:4"]
+    out = tmp_path / "out"
+    c.write(out, keep=np.array([False, True]))
+    assert (out / "in.jsonl").read_bytes() == b'{"text": "d", "k": 1}\n'

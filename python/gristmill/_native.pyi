@@ -23,6 +23,16 @@ def read_jsonl_file(
     on_invalid_utf8: str, batch_docs: int,
 ) -> list[dict[str, Any]]: ...
 
+@final
+class _JsonlReader:
+    def __new__(
+        cls, path: str, compression: str | None, display: str, text_field: str, id_field: str | None,
+        on_invalid_utf8: str, batch_docs: int,
+    ) -> "_JsonlReader": ...
+    def __iter__(self) -> _JsonlReader: ...
+    def __next__(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
 # minhash ---------------------------------------------------------------------------------------
 _Shingle = Tuple[str, int, bool, bool, bool, bool, _Tokenizer | None]
 

@@ -31,10 +31,11 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Generator, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gristmill._native import GristmillError
@@ -268,11 +269,65 @@ class JsonlSource(Source):
             raise CorpusError(f"{where}: missing id field {corpus.id_field!r}")
         return v if isinstance(v, str) else json.dumps(v)
 
-    def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
+    def native_batches(self, corpus: "Corpus") -> Iterator[Tuple[pa.Array, pa.Array, np.ndarray]]:
+        """The records of the file as parsed by the native reader, a chunk of the file at a
+        time: ``(ids, texts, valid)`` — pyarrow ``string`` ids, ``large_string`` texts (their
+        buffers are the reader's, not copied) and a bool mask, ``False`` where the record is
+        skipped for invalid UTF-8 (its text is then empty). Errors are :class:`CorpusError`."""
+        from gristmill import _native
+
+        reader = _native._JsonlReader(str(self.path), self.compression, self.display, corpus.text_field,
+                                      corpus.id_field, corpus.on_invalid_utf8, 1)
+        try:
+            while True:
+                try:
+                    b = next(reader)
+                except StopIteration:
+                    return
+                except GristmillError as e:
+                    raise CorpusError(self._explain(str(e))) from None
+                n = len(b["lines"])
+                texts = pa.LargeStringArray.from_buffers(n, pa.py_buffer(b["text_offsets"]), pa.py_buffer(b["text"]))
+                yield self._native_ids(b, n, corpus), texts, b["valid"]
+        finally:
+            reader.close()
+
+    def _explain(self, msg: str) -> str:
+        """Add a hint to a strict-JSON error on a line that Python's lenient ``json`` accepts
+        (``NaN``/``Infinity`` literals, keys holding lone surrogates)."""
+        m = re.match(re.escape(self.display) + r":(\d+): invalid JSON", msg)
+        if not m:
+            return msg
+        msg = msg.replace(": invalid JSON: EOF while parsing ", ": invalid JSON: the line ends inside ", 1)
+        target = int(m.group(1))
         for lineno, line in _iter_lines(self.path, self.compression, self.display):
-            rec = self._parse(lineno, line, corpus)
-            if rec is not None:
-                yield rec[0], rec[1]
+            if lineno == target:
+                try:
+                    json.loads(line.decode("utf-8", "surrogateescape"))
+                except (ValueError, UnicodeDecodeError):
+                    return msg
+                return (msg + "; the line is valid only for Python's lenient json (NaN or Infinity, which JSON "
+                        "does not allow, or a key with a lone surrogate): write null instead of NaN "
+                        "(json.dumps(..., allow_nan=False) finds them)")
+        return msg
+
+    def _native_ids(self, b: Dict[str, Any], n: int, corpus: "Corpus") -> pa.Array:
+        if corpus.id_field is None:  # "path:line"
+            lines = pa.array(b["lines"]).cast(pa.string())
+            return pc.binary_join_element_wise(pa.scalar(self.display), lines, ":")
+        raw = pa.LargeStringArray.from_buffers(n, pa.py_buffer(b["id_offsets"]), pa.py_buffer(b["ids"]))
+        if not b["id_is_json"].any():
+            return raw.cast(pa.string())
+        # non-string ids (numbers, arrays, …) are rendered like json.dumps
+        vals = raw.to_pylist()
+        for i in np.flatnonzero(b["id_is_json"]):
+            vals[i] = json.dumps(json.loads(vals[i]))
+        return pa.array(vals, type=pa.string())
+
+    def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
+        for ids, texts, valid in self.native_batches(corpus):
+            for doc_id, text, ok in zip(ids.to_pylist(), texts.to_pylist(), valid.tolist()):
+                yield doc_id, (text if ok else None)
 
     def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> List[Path]:
         local = 0
@@ -437,6 +492,14 @@ class TextFolderSource(Source):
 _MISSING = object()
 
 
+def _text_bytes(texts: pa.Array) -> int:
+    """Bytes of text in a ``large_string`` array (or slice)."""
+    if not len(texts):
+        return 0
+    offs = np.frombuffer(texts.buffers()[1], dtype=np.int64)
+    return int(offs[texts.offset + len(texts)] - offs[texts.offset])
+
+
 def _json_type(v: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
             int: "a number", float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
@@ -479,6 +542,13 @@ class Corpus:
         exclude: for folders, skip files and sub-folders whose name matches any of these
             patterns (e.g. ``["site-packages", "*.min.js"]``).
         batch_bytes: target text bytes per batch (memory bound while streaming).
+
+    JSONL is read by the native reader (one parse per line, texts straight into Arrow
+    buffers, chunks of a file parsed in parallel) as strict JSON (RFC 8259): ``NaN`` and
+    ``Infinity`` literals, which Python's ``json.dumps`` writes unless ``allow_nan=False``,
+    and object keys holding lone-surrogate escapes are errors naming ``file:line`` (write
+    ``null`` instead). Blank lines are not records. Lone surrogates in the text field follow
+    ``on_invalid_utf8``.
     """
 
     def __init__(
@@ -528,6 +598,11 @@ class Corpus:
         skipped: List[str] = []
         counts: List[Tuple[int, List[int]]] = []
         for src in self.sources:
+            if isinstance(src, JsonlSource):
+                n_rec, skipped_rec = yield from self._jsonl_batches(src, batch_docs, start, skipped)
+                start += n_rec - len(skipped_rec)
+                counts.append((n_rec, skipped_rec))
+                continue
             ids: List[str] = []
             texts: List[str] = []
             local: List[int] = []
@@ -568,6 +643,62 @@ class Corpus:
                 f"skipped {len(skipped)} document(s) with invalid UTF-8, first: {skipped[0]}",
                 stacklevel=2,
             )
+
+    def _jsonl_batches(self, src: "JsonlSource", batch_docs: int, start: int,
+                       skipped: List[str]) -> Generator[DocBatch, None, Tuple[int, List[int]]]:
+        """Batches of one JSONL source from the native reader, cut like the other sources'
+        (at most ``batch_docs`` documents, about ``batch_bytes`` of text). Appends the ids of
+        skipped records to ``skipped``; returns (records, local indices of skipped records)."""
+        n = 0
+        skipped_local: List[int] = []
+        # pending pieces: (ids, texts, local) of kept documents not yet emitted
+        pend: List[Tuple[pa.Array, pa.Array, np.ndarray]] = []
+        pend_docs = pend_bytes = 0
+
+        def cut(final: bool) -> Iterator[DocBatch]:
+            """Emit the full batches of ``pend`` (with ``final``, the rest too)."""
+            nonlocal pend, pend_docs, pend_bytes, start
+            if not pend:
+                return
+            ids = pa.concat_arrays([p[0] for p in pend]) if len(pend) > 1 else pend[0][0]
+            texts = pa.concat_arrays([p[1] for p in pend]) if len(pend) > 1 else pend[0][1]
+            local = np.concatenate([p[2] for p in pend]) if len(pend) > 1 else pend[0][2]
+            offs = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
+            i, m = 0, len(texts)
+            while i < m:
+                # first j > i with bytes(i..j) >= batch_bytes, capped at batch_docs documents
+                j = int(np.searchsorted(offs, offs[i] + self.batch_bytes, side="left"))
+                j = max(j, i + 1)
+                j = min(j, i + batch_docs, m)
+                full = j - i >= batch_docs or offs[j] - offs[i] >= self.batch_bytes
+                if not full and not final:
+                    break
+                yield DocBatch(ids=ids.slice(i, j - i), texts=texts.slice(i, j - i), start=start, source=src,
+                               local=local[i:j])
+                start += j - i
+                i = j
+            pend = [(ids.slice(i), texts.slice(i), local[i:])] if i < m else []
+            pend_docs = m - i
+            pend_bytes = int(offs[m] - offs[i])
+
+        for ids, texts, valid in src.native_batches(self):
+            k = len(texts)
+            local = np.arange(n, n + k, dtype=np.int64)
+            if not valid.all():
+                bad = np.flatnonzero(~valid)
+                skipped.extend(ids.take(pa.array(bad)).to_pylist())
+                skipped_local.extend((bad + n).tolist())
+                mask = pa.array(valid)
+                ids, texts, local = ids.filter(mask), texts.filter(mask), local[valid]
+            n += k
+            if len(texts):
+                pend.append((ids, texts, local))
+                pend_docs += len(texts)
+                pend_bytes += _text_bytes(texts)
+            if pend_docs >= batch_docs or pend_bytes >= self.batch_bytes:
+                yield from cut(final=False)
+        yield from cut(final=True)
+        return n, skipped_local
 
     def __len__(self) -> int:
         """Number of documents (after skipping); needs one pass over the corpus the first time."""
