@@ -38,7 +38,7 @@ def split_paragraphs(text: str):
 
 
 # small alphabet so that duplicates are frequent; includes case pairs and odd whitespace
-ALPHABET = st.sampled_from(list("abAB \n\n\n\t") + ["\u00a0", "\u3000", "\u03a3", "\u03c3", "\u00c9", "\u00e9", "\r"])
+ALPHABET = st.sampled_from(list("abAB \n\n\n\t\x0b\x1f") + ["\u00a0", "\u3000", "\u03a3", "\u03c3", "\u00c9", "\u00e9", "\r"])
 TEXTS = st.lists(st.text(ALPHABET, max_size=14), max_size=25)
 MODES = st.sampled_from(["none", "whitespace", "lower"])
 

@@ -66,9 +66,29 @@ pub fn normalize_into(text: &[u8], mode: Normalize, out: &mut Vec<u8>) {
             return;
         }
     };
+    let lower = mode == Normalize::Lower;
+    let bytes = s.as_bytes();
     let mut pending = false;
     let mut buf = [0u8; 4];
-    for c in s.chars() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            // ASCII fast path; White_Space in ASCII is \t \n \v \f \r and space
+            i += 1;
+            if matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ') {
+                pending = true;
+                continue;
+            }
+            if pending && !out.is_empty() {
+                out.push(b' ');
+            }
+            pending = false;
+            out.push(if lower { b.to_ascii_lowercase() } else { b });
+            continue;
+        }
+        let c = s[i..].chars().next().unwrap_or('\u{fffd}');
+        i += c.len_utf8();
         if c.is_whitespace() {
             pending = true;
             continue;
@@ -77,7 +97,7 @@ pub fn normalize_into(text: &[u8], mode: Normalize, out: &mut Vec<u8>) {
             out.push(b' ');
         }
         pending = false;
-        if mode == Normalize::Lower {
+        if lower {
             for l in c.to_lowercase() {
                 out.extend_from_slice(l.encode_utf8(&mut buf).as_bytes());
             }
@@ -299,6 +319,8 @@ mod tests {
         assert_eq!(b, b"Hello WORLD");
         normalize_into("  Hello \t\u{a0}WORLD\n".as_bytes(), Normalize::Lower, &mut b);
         assert_eq!(b, b"hello world");
+        normalize_into("\x0bA\x1fB\u{3000}\u{c9}\u{3a3}".as_bytes(), Normalize::Lower, &mut b);
+        assert_eq!(b, "a\x1fb \u{e9}\u{3c3}".as_bytes()); // \x1f is not White_Space
     }
 
     #[test]
