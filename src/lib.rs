@@ -3,6 +3,7 @@
 
 pub mod bpe;
 pub mod corpus;
+pub mod dedup_docs;
 pub mod error;
 pub mod interrupt;
 pub mod mem;

@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["gristmill", "gristmill.io", "gristmill.tokenizer", "gristmill.train", "gristmill.minhash", "gristmill.suffix", "gristmill.mixture"]
+MODULES = ["gristmill", "gristmill.io", "gristmill.tokenizer", "gristmill.train", "gristmill.minhash", "gristmill.suffix", "gristmill.mixture",
+           "gristmill.docdedup"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -19,6 +19,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from gristmill._native import GristmillError, __version__  # noqa: E402
 from gristmill.io import Corpus, CorpusError, corpus_stats
 from gristmill import mixture
+from gristmill.docdedup import DocDedupResult, dedup_docs, dedup_paragraphs
 from gristmill.minhash import MinHashDedupResult, MinHasher, MinHashIndex, dedup_minhash, jaccard_estimate, lsh_params
 from gristmill.mixture import MixtureResult, infer as infer_mixture
 from gristmill.suffix import SuffixIndex, contamination, dedup_exact, find_repeats
@@ -31,6 +32,9 @@ __all__ = [
     "CorpusError",
     "Corpus",
     "corpus_stats",
+    "DocDedupResult",
+    "dedup_docs",
+    "dedup_paragraphs",
     "MinHasher",
     "MinHashIndex",
     "MinHashDedupResult",

@@ -424,15 +424,125 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dedup_units(args: argparse.Namespace) -> int:
+    from gristmill.docdedup import dedup_docs, dedup_paragraphs
+    from gristmill.io import check_output_path, write_json
+
+    unit = args.method  # "docs" or "paragraphs"
+    corpus = corpus_from_args(args)
+    out = Path(args.output)
+    check_output_path(corpus, out)
+    folder = _output_folder(args, f"dedup {unit}", corpus)
+    timer = _progress.Timer()
+    with timer("hash"), _progress.stage(f"dedup {unit}: hash", f"exact 128-bit keys, normalize {args.normalize}"):
+        if unit == "docs":
+            key = None if args.key in ("text", args.text_field) else args.key
+            res = dedup_docs(corpus, normalize=args.normalize, min_length=args.min_length, key=key,
+                             threads=_threads_arg(args))
+        else:
+            res = dedup_paragraphs(corpus, normalize=args.normalize, min_length=args.min_length,
+                                   keep_empty=args.keep_empty, threads=_threads_arg(args))
+    s = res.summary
+    out.mkdir(parents=True, exist_ok=True)
+    with timer("write"), _progress.stage(f"dedup {unit}: write", f"{s['documents_out']:,} documents to {out}"):
+        files = corpus.write(out, keep=res.keep, replace=res.replace, folder=folder)
+    summary = dict(s)
+    summary["seconds"] = timer.as_dict()
+    summary["inputs"] = [src.display for src in corpus.sources]
+    summary["outputs"] = [str(f) for f in files]
+    if corpus.skipped:
+        summary["skipped_invalid_utf8"] = len(corpus.skipped)
+    report = out / f"dedup-{unit}.summary.json"
+    write_json(report, summary)
+    folder.commit([*files, report])
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    pct = 100.0 * summary["bytes_removed"] / max(summary["bytes_in"], 1)
+    print(f"exact {unit} dedup (normalize {args.normalize}, min length {args.min_length} bytes):")
+    print(f"  documents       {summary['documents_in']:>14,} in, {summary['documents_out']:,} out")
+    if unit == "paragraphs":
+        print(f"  paragraphs      {summary['paragraphs_in']:>14,} in, {summary['paragraphs_removed']:,} removed "
+              f"({summary['documents_changed']:,} documents changed, {summary['documents_emptied']:,} emptied and dropped)")
+    print(f"  bytes           {summary['bytes_in']:>14,} in, {summary['bytes_removed']:,} removed ({pct:.2f}%)")
+    _print_timings(summary["seconds"])
+    print(f"wrote {len(files)} file(s) under {out}, summary in {report}")
+    return 0
+
+
+def _add_dedup_units(dsub: Any) -> None:
+    common_desc = """
+        Units are keyed by the 128-bit xxh3 hash of their text after --normalize and visited
+        in corpus order; a unit whose key was seen earlier is removed, so the first
+        occurrence wins, at any --threads. Exact: nothing is removed unless its text equals
+        an earlier one (a 128-bit collision needs ~2^64 units). --normalize decides only what
+        counts as equal: none compares bytes, whitespace collapses each run of Unicode
+        whitespace to one space and trims both ends, lower does that and lower-cases. The
+        text written is always the original. Units shorter than --min-length bytes are never
+        removed. Keys are held in memory (about 40 bytes per distinct unit).
+    """
+    for unit, helptext, desc, examples in (
+        ("docs", "remove documents equal to an earlier one (exact hashes)",
+         """
+         Exact document deduplication: drop every document whose text (or --key field)
+         equals that of an earlier document. Writes the remaining documents to OUT in the
+         input's format, unchanged, and OUT/dedup-docs.summary.json (documents and bytes in
+         and out, parameters, seconds).
+         """ + common_desc,
+         """
+         gristmill dedup docs data/*.jsonl.zst -o dedup/
+         gristmill dedup docs crawl.jsonl -o out/ --key url
+         gristmill dedup docs corpus.parquet -o out/ --normalize whitespace --json
+         """),
+        ("paragraphs", "remove paragraphs (lines) equal to an earlier one (exact hashes)",
+         """
+         Exact paragraph deduplication: a document is cut at newlines; a paragraph is a
+         maximal non-empty run of characters other than \\n together with the newlines
+         after it. Newlines at the very start of a document belong to no paragraph and are
+         kept. Paragraphs compare by their text without the newlines ("a\\n\\n" equals a
+         final "a"). Every paragraph equal to one earlier in the corpus (or earlier in the
+         same document) is removed together with its newlines; all other bytes stay as they
+         were. Documents left empty are dropped unless --keep-empty. Writes the corpus in the
+         input's format and OUT/dedup-paragraphs.summary.json (documents, paragraphs and
+         bytes in and out).
+         """ + common_desc,
+         """
+         gristmill dedup paragraphs data/*.jsonl.zst -o dedup/ --min-length 20
+         gristmill dedup paragraphs docs/ --glob '*.txt' -o out/ --normalize whitespace
+         gristmill dedup paragraphs corpus.parquet -o out/ --json
+         """),
+    ):
+        p = _command(dsub, unit, help=helptext, description=desc, examples=examples)
+        add_input_args(p)
+        p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+        if unit == "docs":
+            p.add_argument("--key", default="text", metavar="text|FIELD",
+                           help="compare this JSON field / Parquet column instead of the text, e.g. url "
+                                "(default: text, i.e. --text-field)")
+        p.add_argument("--normalize", choices=("none", "whitespace", "lower"), default="none",
+                       help="what counts as equal: bytes, whitespace-collapsed text, or that lower-cased (default: none)")
+        p.add_argument("--min-length", type=_int_at_least(0), default=0, metavar="N",
+                       help=f"{'documents' if unit == 'docs' else 'paragraphs'} shorter than N bytes are never "
+                            "removed (default: 0)")
+        if unit == "paragraphs":
+            p.add_argument("--keep-empty", action="store_true",
+                           help="write documents that become empty (default: drop them)")
+        p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+        p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+        p.set_defaults(func=_run_dedup_units)
+
+
 def _add_dedup(sub: Any) -> None:
     p = sub.add_parser(
-        "dedup", help="remove duplicated documents (minhash) or repeated text spans (exact)",
-        description="Remove near-duplicate documents (minhash) or repeated byte spans (exact) from a corpus. "
+        "dedup", help="remove duplicated documents (minhash, docs), paragraphs or repeated text spans (exact)",
+        description="Remove near-duplicate documents (minhash), identical documents (docs) or paragraphs "
+                    "(paragraphs), or repeated byte spans (exact) from a corpus. "
                     "Choose a method.",
         formatter_class=_Formatter,
     )
     methods = p.add_subparsers(dest="method", metavar="METHOD", title="methods")
     _add_dedup_exact(methods)
+    _add_dedup_units(methods)
     methods.required = True
     m = _command(
         methods, "minhash",

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod bpe;
 mod corpus;
 mod convert;
+mod dedup_docs;
 mod minhash;
 mod mixture;
 mod stats;
@@ -99,6 +100,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     suffix::register(m)?;
     bpe::register(m)?;
     corpus::register(m)?;
+    dedup_docs::register(m)?;
     train::register(m)?;
     m.add_function(wrap_pyfunction!(available_memory, m)?)?;
     Ok(())
