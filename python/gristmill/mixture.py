@@ -301,7 +301,7 @@ def _quiet_highs(highspy: Any) -> Any:
     return h
 
 
-def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[np.ndarray, Dict[str, Any]]:
+def _solve(oracle: Any, n: int, *, bar: Any = None) -> Tuple[np.ndarray, Dict[str, Any]]:
     """Solve the mixture LP with lazily added stretch rows; return ``(α, diagnostics)``.
 
     Columns: α, one slack per step, one ``z_N`` per internal node of a segment tree over the
@@ -438,21 +438,20 @@ def _solve(oracle: Any, n: int, *, bar: Any = None, drop: bool = True) -> Tuple[
         sol = h.getSolution()
         x = np.asarray(sol.col_value)
         objective = float(h.getInfo().objective_function_value)
-        if drop:
-            # Stretch rows whose slack stayed basic leave the LP (tree rows stay); the basis
-            # stays valid and optimal, and the oracle may hand the rows out again.
-            basic = highspy.HighsBasisStatus.kBasic
-            status_of = np.asarray(h.getBasis().row_status, dtype=object)[1:]
-            is_basic = (status_of == basic).astype(bool)
-            row_age = np.where(is_basic & (row_p != no_pair), row_age + 1, 0)
-            slack = row_age > _DROP_AFTER
-            if slack.any():
-                gone = np.flatnonzero(slack)
-                h.deleteRows(len(gone), (gone + 1).astype(np.int32))
-                oracle.forget_stretches(row_k[gone], row_p[gone])
-                keep_r = ~slack
-                row_k, row_p, row_age = row_k[keep_r], row_p[keep_r], row_age[keep_r]
-                dropped += len(gone)
+        # Stretch rows whose slack stayed basic leave the LP (tree rows stay); the basis
+        # stays valid and optimal, and the oracle may hand the rows out again.
+        basic = highspy.HighsBasisStatus.kBasic
+        status_of = np.asarray(h.getBasis().row_status, dtype=object)[1:]
+        is_basic = (status_of == basic).astype(bool)
+        row_age = np.where(is_basic & (row_p != no_pair), row_age + 1, 0)
+        slack = row_age > _DROP_AFTER
+        if slack.any():
+            gone = np.flatnonzero(slack)
+            h.deleteRows(len(gone), (gone + 1).astype(np.int32))
+            oracle.forget_stretches(row_k[gone], row_p[gone])
+            keep_r = ~slack
+            row_k, row_p, row_age = row_k[keep_r], row_p[keep_r], row_age[keep_r]
+            dropped += len(gone)
         alpha = np.clip(x[:n], 0.0, None)
         alpha /= alpha.sum()
         v_step = np.clip(x[n : n + T], 0.0, None)
