@@ -263,27 +263,16 @@ impl Oracle {
     /// exactly when no constraint is violated by more than `tolerance`.
     pub fn pair_sweep(&mut self, alpha: &[f64], v_step: &[f64], v_pair: &[f64], tolerance: f64) -> Result<Rows> {
         let (n, np, steps) = (self.n_cats, self.n_pairs(), self.steps());
-        if alpha.len() != n || v_step.len() != steps || v_pair.len() != np {
-            return Err(Error::invalid_argument(format!(
-                "sweep needs {n} weights, {steps} step slacks and {np} pair slacks (got {}, {}, {})",
-                alpha.len(),
-                v_step.len(),
-                v_pair.len()
-            )));
-        }
+        self.check_point(alpha, v_step, v_pair)?;
         let mut rows = Rows::default();
         if steps == 0 {
             return Ok(rows);
         }
         let w_of: Vec<f64> = alpha.iter().zip(&self.norm).map(|(a, z)| a * z).collect();
         // Pass 1: the threshold of every step.
+        let thr = self.thresholds(&w_of, v_step);
         let mut weight = vec![0f64; np];
         let mut cnt = vec![0u64; np * n];
-        let mut thr = Vec::with_capacity(steps);
-        for t in 0..steps {
-            self.apply(t, &w_of, &mut cnt, &mut weight);
-            thr.push(weight[self.merge_pairs[t] as usize] + v_step[t]);
-        }
         let rmq = RangeMin::new(&thr);
         let mut merge_step = vec![u32::MAX; np];
         for (t, &m) in self.merge_pairs.iter().enumerate() {
@@ -315,8 +304,6 @@ impl Oracle {
             best
         };
         // Pass 2: each pair's stretches of constant weight.
-        weight.iter_mut().for_each(|w| *w = 0.0);
-        cnt.iter_mut().for_each(|c| *c = 0);
         let mut since = vec![u32::MAX; np];
         let mut best_v = vec![tolerance; np];
         let mut best_t = vec![u32::MAX; np];
@@ -422,34 +409,22 @@ impl Oracle {
         tolerance: f64,
     ) -> Result<StretchRows> {
         let (n, np, steps) = (self.n_cats, self.n_pairs(), self.steps());
-        if alpha.len() != n || v_step.len() != steps || v_pair.len() != np {
-            return Err(Error::invalid_argument(format!(
-                "sweep needs {n} weights, {steps} step slacks and {np} pair slacks (got {}, {}, {})",
-                alpha.len(),
-                v_step.len(),
-                v_pair.len()
-            )));
-        }
+        self.check_point(alpha, v_step, v_pair)?;
         let mut out = StretchRows::default();
         if steps == 0 {
             return Ok(out);
         }
         let w_of: Vec<f64> = alpha.iter().zip(&self.norm).map(|(a, z)| a * z).collect();
         // Pass 1: every step's threshold W(m(t)) + v_t, and every node's smallest threshold.
+        let mut node_min = self.thresholds(&w_of, v_step);
+        node_min.reserve(self.tree.len() - steps);
         let mut weight = vec![0f64; np];
         let mut cnt = vec![0u64; np * n];
-        let mut node_min = Vec::with_capacity(self.tree.len());
-        for t in 0..steps {
-            self.apply(t, &w_of, &mut cnt, &mut weight);
-            node_min.push(weight[self.merge_pairs[t] as usize] + v_step[t]);
-        }
         for &(l, r) in self.tree.children() {
             node_min.push(node_min[l as usize].min(node_min[r as usize]));
         }
         let rmq = RangeMin::new(&node_min[..steps]);
         // Pass 2: close every stretch; keep the violated cover nodes not handed out yet.
-        weight.iter_mut().for_each(|w| *w = 0.0);
-        cnt.iter_mut().for_each(|c| *c = 0);
         let mut since = vec![u32::MAX; np];
         let mut found: Vec<(f64, u32, u32, Vec<f64>)> = Vec::new();
         let mut cover = Vec::new();
@@ -521,6 +496,33 @@ impl Oracle {
             out.max_violation = out.max_violation.max(v);
         }
         Ok(out)
+    }
+
+    /// A point of the LP must have one weight per category and one slack per step and pair.
+    fn check_point(&self, alpha: &[f64], v_step: &[f64], v_pair: &[f64]) -> Result<()> {
+        let (n, np, steps) = (self.n_cats, self.n_pairs(), self.steps());
+        if alpha.len() != n || v_step.len() != steps || v_pair.len() != np {
+            return Err(Error::invalid_argument(format!(
+                "sweep needs {n} weights, {steps} step slacks and {np} pair slacks (got {}, {}, {})",
+                alpha.len(),
+                v_step.len(),
+                v_pair.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every step's threshold `W(m(t)) + v_t` for the per-category weights `w_of`.
+    fn thresholds(&self, w_of: &[f64], v_step: &[f64]) -> Vec<f64> {
+        let (n, np, steps) = (self.n_cats, self.n_pairs(), self.steps());
+        let mut weight = vec![0f64; np];
+        let mut cnt = vec![0u64; np * n];
+        let mut thr = Vec::with_capacity(steps);
+        for t in 0..steps {
+            self.apply(t, w_of, &mut cnt, &mut weight);
+            thr.push(weight[self.merge_pairs[t] as usize] + v_step[t]);
+        }
+        thr
     }
 
     /// Apply step `t`'s count changes to `cnt` and the weighted counts `weight`.
