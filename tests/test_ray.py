@@ -105,3 +105,110 @@ def test_module_example(session):
     r = gr.dedup_minhash(ds, ngram=3)
     assert (r.kept.count(), r.clusters.count()) == (2, 2)
     assert r.kept.take_all()[1]["text"] == "x y z"
+
+
+# ---------------------------------------------------------------------------------------------
+# gristmill.ray.tokenize: the local format and token stream
+
+
+def read_tokens(out):
+    import json
+
+    m = json.loads((out / "manifest.json").read_text())
+    toks, lens = [], []
+    for sh in m["shards"]:
+        t = np.fromfile(out / sh["tokens"], dtype=m["dtype"])
+        idx = np.load(out / sh["index"])
+        assert idx[0] == 0 and idx[-1] == len(t) == sh["n_tokens"] and len(idx) == sh["n_docs"] + 1
+        toks.append(t)
+        lens.append(np.diff(idx))
+    return m, np.concatenate(toks), np.concatenate(lens)
+
+
+@pytest.mark.parametrize("blocks,shard_tokens", [(1, 1 << 28), (5, 300)])
+def test_tokenize_same_stream_as_local(session, tmp_path, blocks, shard_tokens):
+    import json
+
+    from gristmill import Corpus
+    from gristmill.tokenizer import get_encoding, tokenize_corpus
+
+    texts = corpus(blocks, n=60) + ["héllo wörld <|endoftext|> 𝔘nicode"]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    tok = get_encoding("cl100k_base")
+    tokenize_corpus(Corpus(src), tok, tmp_path / "local", eos="<|endoftext|>", bos=100257, shard_tokens=shard_tokens)
+    m = gr.tokenize(dataset(texts, blocks), "cl100k_base", output=tmp_path / "ray", eos="<|endoftext|>", bos=100257,
+                    shard_tokens=shard_tokens)
+    ml, tl, ll = read_tokens(tmp_path / "local")
+    mr, tr, lr = read_tokens(tmp_path / "ray")
+    assert mr == m
+    assert np.array_equal(tl, tr) and np.array_equal(ll, lr)
+    assert {k: v for k, v in mr.items() if k != "shards"} == {k: v for k, v in ml.items() if k != "shards"}
+    assert mr["total_docs"] == len(texts)
+    assert [s["first_doc"] for s in mr["shards"]] == sorted(s["first_doc"] for s in mr["shards"])
+    assert len(mr["shards"]) >= blocks  # a block never shares a shard
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(
+        ["manifest.json"] + [f for s in mr["shards"] for f in (s["tokens"], s["index"])])  # nothing left behind
+
+
+def test_tokenize_worker_killed_and_bad_input(session, tmp_path):
+    texts = corpus(2, n=40)
+    marker = tmp_path / "killed"
+    gr.tokenize(dataset(texts, 3), "o200k_base", output=tmp_path / "a")
+    gr.tokenize(dataset(texts, 3), "o200k_base", output=tmp_path / "b", _fault=("tokenize", str(marker)))
+    assert marker.exists()  # a worker really died while tokenizing; Ray retried the task
+    a, b = read_tokens(tmp_path / "a"), read_tokens(tmp_path / "b")
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+
+    with pytest.raises(CorpusError, match="no column 'text'"):
+        gr.tokenize(ray.data.from_items([{"body": "x"}]), "o200k_base", output=tmp_path / "c")
+    bad = ray.data.from_arrow(pa.table({"text": pa.array(["a b", None], pa.string())}))
+    with pytest.raises(CorpusError, match="row 1: 'text' is null"):
+        gr.tokenize(bad, "o200k_base", output=tmp_path / "d")
+    assert not (tmp_path / "d" / "manifest.json").exists()
+    assert [p.name for p in (tmp_path / "d").iterdir()] == []  # a failed run leaves nothing
+    with pytest.raises(ValueError, match="eos"):
+        gr.tokenize(ray.data.from_items([{"text": "x"}]), "o200k_base", output=tmp_path / "e", eos="<|nope|>")
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI's --engine ray: the local engine's outputs, byte for byte
+
+
+def test_cli_engine_ray_same_outputs(session, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from gristmill.cli import main
+
+    texts = corpus(4, n=120)
+    src = tmp_path / "in"
+    src.mkdir()
+    for part in range(2):
+        (src / f"p{part}.jsonl").write_text(
+            "".join(json.dumps({"id": f"x{part}-{i}", "text": t, "meta": {"k": i}}) + "\n"
+                    for i, t in enumerate(texts[part::2])))
+    for engine in ("local", "ray"):
+        assert main(["-q", "dedup", "minhash", str(src / "p0.jsonl"), str(src / "p1.jsonl"), "-o",
+                     str(tmp_path / engine), "--engine", engine, "--keep", "longest"]) == 0
+    for name in ("p0.jsonl", "p1.jsonl"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    a = pq.read_table(tmp_path / "local" / "minhash_clusters.parquet")
+    b = pq.read_table(tmp_path / "ray" / "minhash_clusters.parquet")
+    assert a.num_rows > 10 and b.schema.names == a.schema.names and b.cast(a.schema).equals(a)
+    sa = json.loads((tmp_path / "local" / "minhash_summary.json").read_text())
+    sb = json.loads((tmp_path / "ray" / "minhash_summary.json").read_text())
+    assert (sb["engine"], sb["removed"], sb["clusters"]) == ("ray", sa["removed"], sa["clusters"])
+
+    for engine in ("local", "ray"):
+        assert main(["-q", "tokenize", str(src / "p0.jsonl"), str(src / "p1.jsonl"), "-o", str(tmp_path / f"tok-{engine}"),
+                     "--engine", engine,
+                     "--tokenizer", "cl100k_base", "--eos", "<|endoftext|>"]) == 0
+    ml, tl, ll = read_tokens(tmp_path / "tok-local")
+    mr, tr, lr = read_tokens(tmp_path / "tok-ray")
+    assert np.array_equal(tl, tr) and np.array_equal(ll, lr) and mr["total_docs"] == ml["total_docs"] == len(texts)
+
+    assert main(["-q", "dedup", "minhash", str(src / "p0.jsonl"), "-o", str(tmp_path / "x"), "--engine", "ray",
+                 "--cluster", "star"]) == 1
+    assert not (tmp_path / "x").exists()

@@ -361,6 +361,8 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     if args.index:
         check_not_over_inputs(corpus, args.index, option="--index")
     folder = _output_folder(args, "dedup minhash", corpus)
+    if args.engine == "ray":
+        return _run_dedup_minhash_ray(args, corpus, out, folder)
     timer = _progress.Timer()
     tokenizer = None
     if args.unit == "token":
@@ -420,6 +422,102 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
             if summary["already_in_index"]:
                 print(f"{summary['already_in_index']:,} kept documents were already in the index from an earlier "
                       "run of this input: matched against the index as it was before that run, not added again")
+        print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
+    return 0
+
+
+class _RaySession:
+    """``--engine ray``: connect to ``--ray-address`` (or start a local runtime with
+    ``--threads`` CPUs) unless Ray is already initialised; shut down what was started."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = False
+
+    def __enter__(self) -> Any:
+        try:
+            import ray
+
+            import gristmill.ray as gr
+        except ImportError:
+            raise ValueError("--engine ray needs Ray Data: pip install 'gristmill[ray]'") from None
+        if not ray.is_initialized():
+            kw: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.args.ray_address:
+                kw["address"] = self.args.ray_address
+            elif self.args.threads:
+                kw["num_cpus"] = self.args.threads
+            ray.init(**kw)
+            self.started = True
+        ray.data.DataContext.get_current().enable_progress_bars = not self.args.quiet
+        return gr
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.started:
+            import ray
+
+            ray.shutdown()
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine (default); ray: the same stages on Ray Data, same outputs "
+                        "(pip install 'gristmill[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: the cluster to join (e.g. auto, ray://head:10001; "
+                        "default: a local Ray runtime with --threads CPUs)")
+
+
+def _run_dedup_minhash_ray(args: argparse.Namespace, corpus: Any, out: Path, folder: Any) -> int:
+    """``dedup minhash --engine ray``: the clusters and keep decisions come from
+    :func:`gristmill.ray.dedup_minhash` on the corpus read by the workers; the outputs are
+    written here exactly as the local engine writes them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gristmill.io import atomic_write, write_json
+
+    for flag, bad in (("--index", args.index), ("--cluster star", args.cluster == "star"),
+                      ("--keep column:NAME", args.keep.startswith("column:")),
+                      ("--pat-str", args.pat_str)):
+        if bad:
+            raise ValueError(f"{flag} is not available with --engine ray (use the local engine)")
+    if args.tokenizer is not None and args.unit != "token":
+        raise ValueError("--tokenizer applies only with --shingle token")
+    timer = _progress.Timer()
+    with _RaySession(args) as gr:
+        with timer("ray"), _progress.stage("dedup minhash: ray", f"{len(corpus.sources)} input(s)"):
+            res = gr.dedup_minhash(
+                gr.corpus_dataset(corpus), id_column="id", threshold=args.threshold, ngram=args.ngram,
+                num_perm=args.num_perm, seed=args.seed, bands=args.bands, rows=args.rows, unit=args.unit,
+                tokenizer=(args.tokenizer or "o200k_base") if args.unit == "token" else None,
+                fold_digits=args.fold_digits, nfkc=args.nfkc, keep=args.keep, verify=args.verify)
+            keep = res.keep_mask()
+            batches = list(res.clusters.iter_batches(batch_format="pyarrow", batch_size=1 << 20))
+            clusters = pa.concat_tables(batches) if batches else None
+    _progress.info(f"clusters: {res.summary['clusters']:,}, removing {res.summary['removed']:,} "
+                   f"of {res.summary['docs_in']:,} documents")
+    out.mkdir(parents=True, exist_ok=True)
+    with timer("write"), _progress.stage("dedup minhash: write", f"{int(keep.sum()):,} documents to {out}"):
+        files = corpus.write(out, keep=keep, folder=folder)
+        report = out / "minhash_clusters.parquet"
+        with atomic_write(report, binary_path=True) as tmp:
+            pq.write_table(clusters if clusters is not None else gr._empty_clusters("id", args.verify), tmp)
+    summary = dict(res.summary)
+    summary["engine"] = "ray"
+    summary["cluster"] = args.cluster
+    summary["seconds"] = {**summary.get("seconds", {}), **timer.as_dict()}
+    summary["inputs"] = [s.display for s in corpus.sources]
+    summary["outputs"] = [str(f) for f in files]
+    summary["clusters_report"] = str(report)
+    write_json(out / "minhash_summary.json", summary)
+    folder.commit([*files, report, out / "minhash_summary.json"])
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['docs_in']:,} documents in, {summary['removed']:,} removed "
+              f"({summary['clusters']:,} clusters; bands x rows = {summary['bands']} x {summary['rows']}"
+              f"{', verified' if args.verify else ''}, {args.cluster}, on Ray)")
         print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
     return 0
 
@@ -614,6 +712,7 @@ def _add_dedup(sub: Any) -> None:
                    help="persistent index of earlier shards: also drop documents matching it, "
                         "then add the kept ones once every output is written (created if missing; "
                         "re-running a shard already added gives the same output and adds nothing)")
+    _add_engine_args(m)
     m.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     m.set_defaults(func=_run_dedup_minhash)
@@ -1084,9 +1183,14 @@ def _run_tokenize(args: argparse.Namespace) -> int:
     check_not_over_inputs(corpus, args.output)
     folder = _output_folder(args, "tokenize", corpus)
     tok = _load_tokenizer(args.tokenizer, args.pat_str)
-    with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
-        m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
-                            shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)
+    if args.engine == "ray":
+        with _RaySession(args) as gr, _progress.stage("tokenize: ray", f"{len(corpus.sources)} input(s)"):
+            m = gr.tokenize(gr.corpus_dataset(corpus), tok, output=args.output, eos=args.eos, bos=args.bos,
+                            shard_tokens=args.shard_tokens)
+    else:
+        with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
+            m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
+                                shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)
     out = Path(args.output)
     folder.commit([out / "manifest.json"] + [out / f for sh in m["shards"] for f in (sh["tokens"], sh["index"])])
     print(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
@@ -1121,6 +1225,7 @@ def _add_tokenize(sub: Any) -> None:
     p.add_argument("--bos", default=None, metavar="TOKEN", help="prepend this special token (name or id) to every document")
     p.add_argument("--shard-tokens", type=_int_at_least(1), default=1 << 28, metavar="N",
                    help="start a new shard after N tokens (default: 268435456)")
+    _add_engine_args(p)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_tokenize)
 

@@ -1113,6 +1113,23 @@ class atomic_write:
             pass
 
 
+def adopt_file(src: PathLike, final: PathLike) -> None:
+    """Give ``final`` the finished file ``src`` (written by another process, e.g. a Ray
+    worker, on the same file system) as :class:`atomic_write` would: renamed into place now,
+    or, inside :class:`staged_outputs`, kept under the hidden temporary name until the stage
+    is published (and removed if it is discarded)."""
+    final = Path(final)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        os.replace(src, tmp)
+        if _STAGES:
+            _stage(tmp, final)
+        else:
+            os.replace(tmp, final)
+    except OSError as e:
+        raise CorpusError(f"{final}: cannot write: {e.strerror or e}") from None
+
+
 def write_json(path: PathLike, obj: Any) -> None:
     """Write ``obj`` as pretty JSON atomically."""
     with atomic_write(path) as f:

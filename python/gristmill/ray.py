@@ -35,12 +35,13 @@ Example (run in ``tests/test_ray.py`` on a local Ray runtime)::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -56,7 +57,9 @@ from gristmill.minhash import (
     _warn_meaningless_layout,
 )
 
-__all__ = ["RayDedupResult", "dedup_minhash", "connected_components", "corpus_dataset"]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+__all__ = ["RayDedupResult", "dedup_minhash", "tokenize", "connected_components", "corpus_dataset"]
 
 DOC = "__gm_doc"  # read-order index column added internally
 _U64_MAX = np.iinfo(np.uint64).max
@@ -131,6 +134,26 @@ def _run(f: Any, *args: Any, **kwargs: Any) -> Any:
     if orig is err:
         raise err
     raise type(orig)(*orig.args) from None
+
+
+def _sort_shuffle(f: _F) -> _F:
+    """Run ``f`` with Ray Data's sort-based pull shuffle: on the test corpus (25 MB, 2 CPUs)
+    the default actor-based hash shuffle spends ~10 s idle per shuffle (142 s in all against
+    15.6 s, same result; benches/RESULTS.md "Ray engine"). Datasets made inside keep it."""
+
+    @functools.wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from ray.data.context import ShuffleStrategy
+
+        ctx = _ray().data.DataContext.get_current()
+        before = ctx.shuffle_strategy
+        ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+        try:
+            return f(*args, **kwargs)
+        finally:
+            ctx.shuffle_strategy = before
+
+    return cast(_F, run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,6 +498,7 @@ def _parts(rows: int, per_part: int, cpus: int) -> int:
     return max(2 * cpus, min(4096, math.ceil(rows / per_part)))
 
 
+@_sort_shuffle
 def dedup_minhash(
     ds: Any,
     *,
@@ -625,6 +649,132 @@ def dedup_minhash(
                     "docs_in_clusters": clusters.count(), "partitions": P,
                     "seconds": {k: round(v, 4) for k, v in timings.items()}})
     return RayDedupResult(kept=kept, clusters=clusters, summary=summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenization: packed shards written by the workers, one manifest written by the driver
+
+
+def _tokenize_block(batch: pa.Table, *, tokenizer: Any, stage: str, shard_tokens: int, eos_id: Optional[int],
+                    bos_id: Optional[int], text_column: str, fault: Any) -> pa.Table:
+    from pathlib import Path
+
+    from gristmill.tokenizer import _ShardWriter, _with_specials, token_dtype
+
+    _maybe_fail(fault, "tokenize")
+    doc = np.asarray(batch.column(DOC), dtype=np.int64)
+    out: Dict[str, List[Any]] = {"first_doc": [], "n_docs": [], "n_tokens": [], "tokens": [], "index": []}
+    if len(doc):
+        first = int(doc[0])
+        if not np.array_equal(doc, np.arange(first, first + len(doc))):
+            raise RuntimeError("gristmill.ray.tokenize: a batch holds rows out of read order")
+        texts = _text_array(batch, text_column, doc.astype(np.uint64))
+        toks, offs = tokenizer.encode_batch_flat(texts, num_threads=1, ordinary=True)
+        # names by first document: unique across blocks and the same when Ray retries a task
+        w = _ShardWriter(Path(stage), token_dtype(tokenizer), shard_tokens,
+                         lambda k, first_doc: f"d{first_doc:015d}.bin", first_doc=first, empty_shard=False)
+        with w:
+            w.add(*_with_specials(toks, offs, bos_id, eos_id))
+        for sh in w.shards:
+            for k in out:
+                out[k].append(sh[k])
+    return pa.table({"first_doc": pa.array(out["first_doc"], pa.int64()), "n_docs": pa.array(out["n_docs"], pa.int64()),
+                     "n_tokens": pa.array(out["n_tokens"], pa.int64()), "tokens": pa.array(out["tokens"], pa.string()),
+                     "index": pa.array(out["index"], pa.string())})
+
+
+@_sort_shuffle
+def tokenize(
+    ds: Any,
+    tokenizer: Any,
+    *,
+    output: Any,
+    text_column: str = "text",
+    eos: Any = None,
+    bos: Any = None,
+    shard_tokens: int = 1 << 28,
+    _fault: Optional[Tuple[str, str]] = None,
+) -> Dict[str, Any]:
+    """Tokenize a ``ray.data.Dataset`` into packed shards under ``output``: the format of
+    ``gristmill tokenize`` (``tokens-NNNNN.bin``, ``tokens-NNNNN.idx.npy``, ``manifest.json``)
+    and, document by document in read order, the same token stream.
+
+    The workers encode their blocks with the local kernel and write each block's shards
+    themselves (``output`` must be a folder every worker can write: a local disk on one
+    machine, a shared file system on a cluster); a block never shares a shard with another,
+    so shard boundaries follow the blocks (and ``shard_tokens``). The driver then renames
+    the shards into read order and writes ``manifest.json`` last. A failed run leaves no
+    output; a task Ray retries rewrites the same files.
+
+    Args:
+        ds: the dataset; ``text_column`` holds the text (string).
+        tokenizer: a :class:`gristmill.Tokenizer` or the name of a bundled encoding.
+        output: output folder (created if missing).
+        eos, bos: special token (name or id) appended / prepended to every document.
+        shard_tokens: start a new shard after this many tokens (a document is never split).
+
+    Returns the manifest (also written to ``output/manifest.json``).
+
+    Example::
+
+        m = gristmill.ray.tokenize(ray.data.read_parquet("data/"), "o200k_base", output="tok/", eos="<|endoftext|>")
+        m["total_tokens"]
+    """
+    import shutil
+    from pathlib import Path
+
+    from gristmill.io import adopt_file, remove_stale_temps, staged_outputs, write_json
+    from gristmill.tokenizer import Tokenizer, _ShardWriter, _special_or_id, get_encoding, token_dtype, tokens_manifest
+
+    ray = _ray()
+    if isinstance(tokenizer, str):
+        tokenizer = get_encoding(tokenizer)
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError(f"tokenizer must be a gristmill.Tokenizer or a bundled encoding name, got {type(tokenizer).__name__}")
+    if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 1:
+        raise ValueError(f"shard_tokens must be a positive int, got {shard_tokens!r}")
+    eos_id = _special_or_id(tokenizer, eos, "eos")
+    bos_id = _special_or_id(tokenizer, bos, "bos")
+    _check_columns(ds, text_column, None, None)
+    out = Path(output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)
+        stage = out / f".ray-tokens.tmp-{os.getpid()}"
+        stage.mkdir(exist_ok=True)
+    except OSError as e:
+        raise CorpusError(f"{out}: cannot write: {e.strerror or e}") from None
+    dtype = token_dtype(tokenizer)
+    try:
+        indexed, n, _ = _run(_indexed, ds)
+        rows: List[Dict[str, Any]] = []
+        if n:
+            meta = indexed.map_batches(
+                _tokenize_block, batch_format="pyarrow", batch_size=None, zero_copy_batch=True,
+                fn_kwargs={"tokenizer": tokenizer, "stage": str(stage.resolve()), "shard_tokens": shard_tokens,
+                           "eos_id": eos_id, "bos_id": bos_id, "text_column": text_column, "fault": _fault})
+            table = _run(lambda: pa.concat_tables([ray.get(r) for r in meta.to_arrow_refs()]))
+            rows = sorted(table.to_pylist(), key=lambda r: r["first_doc"])
+        with staged_outputs():
+            shards: List[Dict[str, Any]] = []
+            for k, r in enumerate(rows):
+                name = f"tokens-{k:05d}.bin"
+                idx = f"tokens-{k:05d}.idx.npy"
+                adopt_file(stage / r["tokens"], out / name)
+                adopt_file(stage / r["index"], out / idx)
+                shards.append({"tokens": name, "index": idx, "first_doc": r["first_doc"], "n_docs": r["n_docs"],
+                               "n_tokens": r["n_tokens"]})
+            if not shards:  # no document: one empty shard, as locally
+                with _ShardWriter(out, dtype, shard_tokens, lambda k, first: f"tokens-{k:05d}.bin") as w:
+                    pass
+                shards = w.shards
+            manifest = tokens_manifest(tokenizer, dtype, eos_id, bos_id, shards)
+            if manifest["total_docs"] != n:
+                raise RuntimeError(f"gristmill.ray.tokenize: shards hold {manifest['total_docs']} of {n} documents")
+            write_json(out / "manifest.json", manifest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return manifest
 
 
 def _count_clusters(clusters: Any) -> int:

@@ -32,7 +32,6 @@ import gzip
 import hashlib
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import AbstractSet, Any, Collection, Dict, List, Literal, Optional, Sequence, Set, Tuple, Union
@@ -1088,7 +1087,7 @@ def tokenize_corpus(
 
     Read back with ``np.memmap(out / shard["tokens"], dtype=manifest["dtype"], mode="r")``.
     """
-    from gristmill.io import Corpus, atomic_write, check_not_over_inputs, staged_outputs, write_json
+    from gristmill.io import Corpus, check_not_over_inputs, staged_outputs, write_json
 
     out = Path(out_dir)
     if isinstance(corpus, Corpus):
@@ -1096,91 +1095,135 @@ def tokenize_corpus(
     out.mkdir(parents=True, exist_ok=True)
     if shard_tokens < 1:
         raise ValueError("shard_tokens must be positive")
-    dtype = np.dtype("<u2") if tokenizer.n_vocab <= 1 << 16 else np.dtype("<u4")
+    dtype = token_dtype(tokenizer)
     eos_id = _special_or_id(tokenizer, eos, "eos")
     bos_id = _special_or_id(tokenizer, bos, "bos")
-    k = int(eos_id is not None) + int(bos_id is not None)
-    shards: List[Dict[str, Any]] = []
-    state: Dict[str, Any] = {"f": None, "ctx": None, "offsets": [np.zeros(1, dtype=np.int64)], "n": 0, "docs": 0}
-    total_docs = 0
-
-    def open_shard() -> None:
-        name = f"tokens-{len(shards):05d}.bin"
-        ctx = atomic_write(out / name)
-        state.update(f=ctx.__enter__(), ctx=ctx, name=name, offsets=[np.zeros(1, dtype=np.int64)], n=0, docs=0,
-                     first=total_docs)
-
-    def close_shard() -> None:
-        state["ctx"].__exit__(None, None, None)
-        idx_name = state["name"].replace(".bin", ".idx.npy")
-        with atomic_write(out / idx_name) as f:
-            buf = pa.BufferOutputStream()
-            np.save(_PyArrowWriter(buf), np.concatenate(state["offsets"]))
-            f.write(buf.getvalue())
-        shards.append({"tokens": state["name"], "index": idx_name, "first_doc": state["first"],
-                       "n_docs": state["docs"], "n_tokens": state["n"]})
-        state["ctx"] = None
-
     # every shard and the manifest appear together, or none of them (see staged_outputs)
     with staged_outputs():
-        try:
+        writer = _ShardWriter(out, dtype, shard_tokens, lambda k, first: f"tokens-{k:05d}.bin")
+        with writer:
             for batch in corpus.batches():
                 toks, offs = tokenizer.encode_batch_flat(batch.texts, num_threads=num_threads, ordinary=True)
-                n = len(offs) - 1
-                if k:
-                    lens = np.diff(offs)
-                    new_off = offs + np.arange(n + 1, dtype=np.int64) * k
-                    packed = np.empty(int(new_off[-1]), dtype=np.uint32)
-                    shift = np.repeat(np.arange(n, dtype=np.int64) * k + (1 if bos_id is not None else 0), lens)
-                    packed[np.arange(len(toks), dtype=np.int64) + shift] = toks
-                    if bos_id is not None:
-                        packed[new_off[:-1]] = bos_id
-                    if eos_id is not None:
-                        packed[new_off[1:] - 1] = eos_id
-                    toks, offs = packed, new_off
-                # split the batch at document boundaries so no shard exceeds shard_tokens (unless one
-                # document alone does)
-                i = 0
-                while i < n:
-                    if state["ctx"] is None:
-                        open_shard()
-                    room = shard_tokens - state["n"]
-                    j = int(np.searchsorted(offs, offs[i] + room, side="right")) - 1
-                    j = min(max(j, i + 1 if state["n"] == 0 else i), n)
-                    if j == i:
-                        close_shard()
-                        continue
-                    chunk = toks[offs[i] : offs[j]].astype(dtype, copy=False)
-                    state["f"].write(chunk.tobytes())
-                    state["offsets"].append(offs[i + 1 : j + 1] - offs[i] + state["n"])
-                    state["n"] += int(offs[j] - offs[i])
-                    state["docs"] += j - i
-                    total_docs += j - i
-                    i = j
+                writer.add(*_with_specials(toks, offs, bos_id, eos_id))
                 if progress is not None:
-                    progress.update(n)
-            if state["ctx"] is not None or not shards:
-                if state["ctx"] is None:
-                    open_shard()
-                close_shard()
-        except BaseException:
-            if state["ctx"] is not None:
-                state["ctx"].__exit__(*sys.exc_info())
-            raise
-        manifest = {
-            "format": "gristmill-tokens-v1",
-            "tokenizer": tokenizer.name,
-            "n_vocab": tokenizer.n_vocab,
-            "dtype": dtype.name,
-            "byteorder": "little",
-            "eos": eos_id,
-            "bos": bos_id,
-            "total_docs": total_docs,
-            "total_tokens": int(sum(s["n_tokens"] for s in shards)),
-            "shards": shards,
-        }
+                    progress.update(len(offs) - 1)
+        manifest = tokens_manifest(tokenizer, dtype, eos_id, bos_id, writer.shards)
         write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def token_dtype(tokenizer: "Tokenizer") -> np.dtype:
+    """The dtype of packed token shards: ``uint16`` when the vocabulary fits, else ``uint32``."""
+    return np.dtype("<u2") if tokenizer.n_vocab <= 1 << 16 else np.dtype("<u4")
+
+
+def tokens_manifest(tokenizer: "Tokenizer", dtype: np.dtype, eos_id: Optional[int], bos_id: Optional[int],
+                    shards: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The ``manifest.json`` of packed token shards (see :func:`tokenize_corpus`)."""
+    return {
+        "format": "gristmill-tokens-v1",
+        "tokenizer": tokenizer.name,
+        "n_vocab": tokenizer.n_vocab,
+        "dtype": dtype.name,
+        "byteorder": "little",
+        "eos": eos_id,
+        "bos": bos_id,
+        "total_docs": int(sum(s["n_docs"] for s in shards)),
+        "total_tokens": int(sum(s["n_tokens"] for s in shards)),
+        "shards": shards,
+    }
+
+
+def _with_specials(toks: np.ndarray, offs: np.ndarray, bos_id: Optional[int],
+                   eos_id: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Flat tokens + offsets with ``bos_id`` prepended / ``eos_id`` appended to every document."""
+    k = int(eos_id is not None) + int(bos_id is not None)
+    if not k:
+        return toks, offs
+    n = len(offs) - 1
+    lens = np.diff(offs)
+    new_off = offs + np.arange(n + 1, dtype=np.int64) * k
+    packed = np.empty(int(new_off[-1]), dtype=np.uint32)
+    shift = np.repeat(np.arange(n, dtype=np.int64) * k + (1 if bos_id is not None else 0), lens)
+    packed[np.arange(len(toks), dtype=np.int64) + shift] = toks
+    if bos_id is not None:
+        packed[new_off[:-1]] = bos_id
+    if eos_id is not None:
+        packed[new_off[1:] - 1] = eos_id
+    return packed, new_off
+
+
+class _ShardWriter:
+    """Append documents' tokens to packed shards in ``folder``: ``NAME.bin`` + ``NAME.idx.npy``
+    per shard, each written atomically, a new shard once one would pass ``shard_tokens`` (a
+    document is never split; one longer than that gets a shard of its own). ``name(k, first_doc)``
+    names the k-th shard. ``shards`` lists what was written, for the manifest. As a context
+    manager it closes the last shard on success (writing an empty one if nothing was added)
+    and removes the open one on error."""
+
+    def __init__(self, folder: Path, dtype: np.dtype, shard_tokens: int, name: Any, first_doc: int = 0,
+                 empty_shard: bool = True) -> None:
+        if shard_tokens < 1:
+            raise ValueError("shard_tokens must be positive")
+        self.folder, self.dtype, self.shard_tokens, self.name = folder, dtype, shard_tokens, name
+        self.empty_shard = empty_shard
+        self.shards: List[Dict[str, Any]] = []
+        self.docs = first_doc
+        self._ctx: Any = None
+
+    def _open(self) -> None:
+        from gristmill.io import atomic_write
+
+        self._bin = self.name(len(self.shards), self.docs)
+        self._ctx = atomic_write(self.folder / self._bin)
+        self._f = self._ctx.__enter__()
+        self._offsets = [np.zeros(1, dtype=np.int64)]
+        self._n = 0
+        self._first = self.docs
+
+    def _close(self) -> None:
+        from gristmill.io import atomic_write
+
+        self._ctx.__exit__(None, None, None)
+        self._ctx = None
+        idx_name = self._bin[: -len(".bin")] + ".idx.npy"
+        with atomic_write(self.folder / idx_name) as f:
+            buf = pa.BufferOutputStream()
+            np.save(_PyArrowWriter(buf), np.concatenate(self._offsets))
+            f.write(buf.getvalue())
+        self.shards.append({"tokens": self._bin, "index": idx_name, "first_doc": self._first,
+                            "n_docs": self.docs - self._first, "n_tokens": self._n})
+
+    def add(self, toks: np.ndarray, offs: np.ndarray) -> None:
+        n = len(offs) - 1
+        i = 0
+        while i < n:
+            if self._ctx is None:
+                self._open()
+            room = self.shard_tokens - self._n
+            j = int(np.searchsorted(offs, offs[i] + room, side="right")) - 1
+            j = min(max(j, i + 1 if self._n == 0 else i), n)
+            if j == i:
+                self._close()
+                continue
+            self._f.write(toks[offs[i] : offs[j]].astype(self.dtype, copy=False).tobytes())
+            self._offsets.append(offs[i + 1 : j + 1] - offs[i] + self._n)
+            self._n += int(offs[j] - offs[i])
+            self.docs += j - i
+            i = j
+
+    def __enter__(self) -> "_ShardWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            if self._ctx is not None:
+                self._ctx.__exit__(exc_type, exc, tb)
+            return
+        if self._ctx is None and not self.shards and self.empty_shard:
+            self._open()
+        if self._ctx is not None:
+            self._close()
 
 
 class _PyArrowWriter:
