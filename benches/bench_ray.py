@@ -7,7 +7,7 @@ deduplicated twice: by :func:`gristmill.minhash.dedup_minhash` on a :class:`gris
 (the local engine, all cores) and by :func:`gristmill.ray.dedup_minhash` on
 ``gristmill.ray.corpus_dataset`` of the same corpus (a local Ray runtime with 2 CPUs).
 Reported: wall seconds, CPU seconds (the driver plus every Ray process it started: raylet,
-workers; read from /proc), the Ray path's seconds per stage, and whether both kept the same
+workers, also those Ray stopped meanwhile; read from /proc), the Ray path's seconds per stage, and whether both kept the same
 documents (they must). Verification on, threshold 0.8, word 5-grams, 128 permutations.
 """
 
@@ -30,7 +30,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu() -> Dict[int, float]:
-    """CPU seconds of this process and every descendant alive now, by pid."""
+    """CPU seconds of this process and every descendant alive now (including their reaped
+    children), by pid."""
     parent: Dict[int, int] = {}
     cpu: Dict[int, float] = {}
     for d in os.listdir("/proc"):
@@ -42,7 +43,8 @@ def tree_cpu() -> Dict[int, float]:
             continue
         f = raw[raw.rindex(")") + 2:].split()
         parent[int(d)] = int(f[1])
-        cpu[int(d)] = (int(f[11]) + int(f[12])) / TICK
+        # own time + time of children that ended and were reaped (Ray kills idle workers)
+        cpu[int(d)] = (int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])) / TICK
     me = os.getpid()
     keep = {}
     for pid in cpu:
