@@ -228,3 +228,29 @@ def test_address_space_limit_gives_an_error_or_the_limited_path_never_sigabrt(co
         assert "memory-limited" in r.stderr
     else:
         assert r.stderr.strip().splitlines()[-1].startswith("gristmill: error: "), r.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 MB in 60 documents of random hex: its suffix array takes libsais several seconds."""
+    import json
+
+    import numpy as np
+
+    p = tmp_path_factory.mktemp("huge") / "huge.jsonl"
+    rng = np.random.default_rng(3)
+    with open(p, "w") as f:
+        for _ in range(60):
+            f.write(json.dumps({"text": rng.bytes(500_000).hex()}) + "\n")
+    return p
+
+
+def test_ctrl_c_inside_the_libsais_call_exits_within_the_grace_and_cleans_up(huge, tmp_path):
+    # libsais' construction cannot poll; the command gives it INTERRUPT_GRACE_S, then removes its
+    # temporaries and exits 130 (the rest of the call would take seconds)
+    from gristmill.cli import INTERRUPT_GRACE_S
+
+    out = tmp_path / "out"
+    rc, err, latency = run_and_interrupt(["dedup", "exact", str(huge), "-o", str(out)], tmp_path, delay=0.1)
+    assert_clean_interrupt(rc, err, tmp_path, [out])
+    assert latency < INTERRUPT_GRACE_S + 2.0, f"took {latency:.1f} s to stop"

@@ -1452,9 +1452,52 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
+#: After Ctrl-C, a command that has not unwound within this many seconds (the one native call
+#: that cannot poll: libsais' suffix-array construction, ~10 s per 100 MB) removes its
+#: temporaries and exits 130 at once.
+INTERRUPT_GRACE_S = 1.0
+
+
+def _interrupt_handler(args: argparse.Namespace, armed: List[Any]) -> Any:
+    """SIGINT handler for the command: the first Ctrl-C raises KeyboardInterrupt (every stage
+    polls for it and unwinds) and arms a watchdog; if the command is still running when it
+    fires, the watchdog discards the staged outputs, removes this process's temporary files
+    next to the outputs and exits 130."""
+    import signal
+    import threading
+
+    def watchdog() -> None:
+        from gristmill.io import finish_staged, remove_own_temps
+
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        try:
+            finish_staged(False)
+            out = getattr(args, "output", None)
+            if out:
+                o = Path(out)
+                remove_own_temps(o.parent)
+                if o.is_dir():
+                    remove_own_temps(o, recursive=True)
+        finally:
+            os._exit(130)
+
+    def handler(signum: int, frame: Any) -> None:
+        if not armed:
+            t = threading.Timer(INTERRUPT_GRACE_S, watchdog)
+            t.daemon = True
+            t.start()
+            armed.append(t)
+        signal.default_int_handler(signum, frame)
+
+    return handler
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import signal
+    import threading
+
     if args.threads is not None:
         if args.threads < 1:
             parser.error("--threads must be at least 1")
@@ -1463,6 +1506,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.showwarning = _show_warning
     from gristmill.io import finish_staged
 
+    own_sigint = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    armed: List[Any] = []
+    if own_sigint:
+        signal.signal(signal.SIGINT, _interrupt_handler(args, armed))
     ok = False
     try:
         rc = int(args.func(args) or 0)
@@ -1494,6 +1542,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     finally:
         finish_staged(ok)  # outputs of a failed run never appear (see gristmill.io.staged_outputs)
+        for t in armed:  # unwound in time: no hard exit
+            t.cancel()
+        if own_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

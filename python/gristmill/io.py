@@ -990,6 +990,26 @@ def remove_stale_temps(folder: PathLike, *, recursive: bool = False) -> List[Pat
     return removed
 
 
+def remove_own_temps(folder: PathLike, *, recursive: bool = False) -> None:
+    """Remove the hidden ``.NAME.tmp-PID`` files and folders of *this* process under
+    ``folder`` (an interrupted command's last act before it exits)."""
+    mine = str(os.getpid())
+    walker = os.walk(folder) if recursive else [(str(folder), [], [])]
+    for dirpath, _, _ in walker:
+        try:
+            entries = list(os.scandir(dirpath))
+        except OSError:
+            continue
+        for e in entries:
+            m = _TMP_NAME.match(e.name)
+            if not m or m.group(1) != mine:
+                continue
+            try:
+                shutil.rmtree(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
+            except OSError:
+                pass
+
+
 def _publish(pending: List[Tuple[Path, Path]]) -> None:
     for i, (tmp, final) in enumerate(pending):
         try:
