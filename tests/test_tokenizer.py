@@ -602,3 +602,73 @@ def test_cli_tokenize_errors(tmp_path, capsys):
     assert "<|nope|>" in capsys.readouterr().err
     assert main(["tokenize", str(src), "--tokenizer", "nonexistent.tiktoken", "-o", str(tmp_path / "o")]) == 1
     assert "--pat-str" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# length buckets (Dataset Decomposition, issue 18 §5), against a slow statement of the rule
+
+
+def _dd_reference(tokens, lo, hi):
+    """The promise, one document at a time: n tokens are n - 1 targets; chunks of 2^hi targets
+    from the start while that many remain, then the set bits of the rest, largest first, down
+    to 2^lo; a chunk of 2^k targets is 2^k + 1 consecutive tokens starting where the last
+    chunk's targets ended."""
+    out, pos, left = [], 0, max(len(tokens) - 1, 0)
+    while left >= 1 << hi:
+        out.append((hi, tokens[pos : pos + (1 << hi) + 1]))
+        pos, left = pos + (1 << hi), left - (1 << hi)
+    for k in range(hi - 1, lo - 1, -1):
+        if left >= 1 << k:
+            out.append((k, tokens[pos : pos + (1 << k) + 1]))
+            pos, left = pos + (1 << k), left - (1 << k)
+    return out, left
+
+
+@pytest.mark.parametrize("lo,hi,shard_tokens", [(2, 5, 1 << 28), (0, 3, 50), (4, 4, 1 << 28)])
+def test_length_buckets_match_the_reference_rule(tmp_path, lo, hi, shard_tokens):
+    import json
+    import random
+
+    from gristmill import Corpus
+    from gristmill.tokenizer import get_encoding, tokenize_corpus
+
+    rng = random.Random(lo * 10 + hi)
+    words = ["alpha", "beta", "γάμμα", "delta", "日本", "x", "1234", "\n"]
+    texts = ["", "a"] + [" ".join(rng.choice(words) for _ in range(rng.randrange(0, 90))) for _ in range(40)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    tok = get_encoding("cl100k_base")
+    m = tokenize_corpus(Corpus(src), tok, tmp_path / "out", eos="<|endoftext|>", buckets=(lo, hi),
+                        shard_tokens=shard_tokens)
+    want = {k: [] for k in range(lo, hi + 1)}
+    dropped = 0
+    for t in texts:
+        chunks, left = _dd_reference(tok.encode_ordinary(t) + [tok.eot_token], lo, hi)
+        dropped += left
+        for k, c in chunks:
+            want[k].append(c)
+    assert m["dropped_targets"] == dropped and m["total_docs"] == len(texts)
+    assert [b["log2"] for b in m["buckets"]] == list(range(lo, hi + 1))
+    for b in m["buckets"]:
+        got = []
+        for sh in b["shards"]:
+            t = np.fromfile(tmp_path / "out" / sh["tokens"], dtype=m["dtype"])
+            idx = np.load(tmp_path / "out" / sh["index"])
+            got += [t[idx[i] : idx[i + 1]].tolist() for i in range(len(idx) - 1)]
+        assert got == want[b["log2"]], b["log2"]
+        assert b["n_chunks"] == len(got) and all(len(c) == b["chunk_tokens"] for c in got)
+    assert sum(b["n_chunks"] for b in m["buckets"]) > 10
+
+
+def test_length_buckets_cli_and_bad_values(tmp_path):
+    import json
+
+    from gristmill.cli import main
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": "word " * n}) + "\n" for n in (3, 40, 300, 1000)))
+    assert main(["-q", "tokenize", str(src), "-o", str(tmp_path / "b"), "--eos", "<|endoftext|>", "--buckets", "3..6"]) == 0
+    m = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert m["format"] == "gristmill-token-buckets-v1" and m["total_docs"] == 4
+    for bad in ("7..3", "x", "3-5"):
+        assert main(["-q", "tokenize", str(src), "-o", str(tmp_path / f"bad{bad}"), "--buckets", bad]) == 1

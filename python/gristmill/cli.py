@@ -20,7 +20,7 @@ import sysconfig
 import textwrap
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from gristmill import _progress, __version__
 from gristmill.io import (Corpus, CorpusError, OutputFolder, OutputFolderInUseError, OutputOverInputError,
@@ -1183,19 +1183,37 @@ def _run_tokenize(args: argparse.Namespace) -> int:
     check_not_over_inputs(corpus, args.output)
     folder = _output_folder(args, "tokenize", corpus)
     tok = _load_tokenizer(args.tokenizer, args.pat_str)
+    buckets = _parse_buckets(args.buckets) if args.buckets else None
     if args.engine == "ray":
+        if buckets:
+            raise ValueError("--buckets is not available with --engine ray (use the local engine)")
         with _RaySession(args) as gr, _progress.stage("tokenize: ray", f"{len(corpus.sources)} input(s)"):
             m = gr.tokenize(gr.corpus_dataset(corpus), tok, output=args.output, eos=args.eos, bos=args.bos,
                             shard_tokens=args.shard_tokens)
     else:
         with _progress.bar("tokenizing", unit="doc", unit_scale=True) as bar:
-            m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos,
-                                shard_tokens=args.shard_tokens, num_threads=args.threads, progress=bar)
+            m = tokenize_corpus(corpus, tok, args.output, eos=args.eos, bos=args.bos, shard_tokens=args.shard_tokens,
+                                num_threads=args.threads, progress=bar, buckets=buckets)
     out = Path(args.output)
-    folder.commit([out / "manifest.json"] + [out / f for sh in m["shards"] for f in (sh["tokens"], sh["index"])])
+    shards = m["shards"] if buckets is None else [sh for b in m["buckets"] for sh in b["shards"]]
+    folder.commit([out / "manifest.json"] + [out / f for sh in shards for f in (sh["tokens"], sh["index"])])
     print(f"{m['total_docs']:,} documents -> {m['total_tokens']:,} {m['dtype']} tokens "
-          f"in {len(m['shards'])} shard(s) under {args.output}")
+          f"in {len(shards)} shard(s) under {args.output}")
+    if buckets is not None:
+        for b in m["buckets"]:
+            print(f"  2^{b['log2']:<2} ({b['seq_len']:,} targets): {b['n_chunks']:,} chunks, {b['n_tokens']:,} tokens")
+        print(f"  dropped {m['dropped_targets']:,} targets (document tails shorter than 2^{buckets[0]})")
     return 0
+
+
+def _parse_buckets(text: str) -> Tuple[int, int]:
+    lo, sep, hi = text.partition("..")
+    try:
+        if not sep:
+            raise ValueError
+        return int(lo), int(hi)
+    except ValueError:
+        raise ValueError(f"--buckets: expected MIN_LOG2..MAX_LOG2 such as 8..13, got {text!r}") from None
 
 
 def _add_tokenize(sub: Any) -> None:
@@ -1213,6 +1231,7 @@ def _add_tokenize(sub: Any) -> None:
         gristmill tokenize corpus.jsonl.zst --tokenizer o200k_base -o tokens/
         gristmill tokenize docs/ --glob '*.md' --tokenizer cl100k_base --eos '<|endoftext|>' -o tok/
         gristmill tokenize data.parquet --tokenizer my/tokenizer.json --bos 1 -o tok/
+        gristmill tokenize corpus.jsonl --eos '<|endoftext|>' --buckets 8..13 -o buckets/
         """,
     )
     add_input_args(p)
@@ -1225,6 +1244,11 @@ def _add_tokenize(sub: Any) -> None:
     p.add_argument("--bos", default=None, metavar="TOKEN", help="prepend this special token (name or id) to every document")
     p.add_argument("--shard-tokens", type=_int_at_least(1), default=1 << 28, metavar="N",
                    help="start a new shard after N tokens (default: 268435456)")
+    p.add_argument("--buckets", nargs="?", const="8..13", default=None, metavar="MIN..MAX",
+                   help="length buckets (Dataset Decomposition): cut each document's next-token targets into "
+                        "chunks of 2^k targets (2^k + 1 tokens), 2^MAX while they last, then one per set bit of "
+                        "the rest, largest first; tails under 2^MIN are dropped; shards per bucket "
+                        "(tokens-bKK-NNNNN.bin). Default 8..13 when given without a value")
     _add_engine_args(p)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_run_tokenize)

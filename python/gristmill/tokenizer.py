@@ -32,6 +32,7 @@ import gzip
 import hashlib
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import AbstractSet, Any, Collection, Dict, List, Literal, Optional, Sequence, Set, Tuple, Union
@@ -1076,6 +1077,7 @@ def tokenize_corpus(
     shard_tokens: int = 1 << 28,
     num_threads: Optional[int] = None,
     progress: Any = None,
+    buckets: Optional[Tuple[int, int]] = None,
 ) -> Dict[str, Any]:
     """Tokenize a :class:`gristmill.io.Corpus` into packed shards under ``out_dir``.
 
@@ -1086,6 +1088,17 @@ def tokenize_corpus(
     encoded as ordinary text. Returns the manifest.
 
     Read back with ``np.memmap(out / shard["tokens"], dtype=manifest["dtype"], mode="r")``.
+
+    ``buckets=(lo, hi)`` writes length buckets instead (Dataset Decomposition, Pouransari et
+    al. 2024): every document (with its bos/eos) of n tokens has n − 1 next-token targets;
+    they are cut, from the start, into chunks of 2^hi targets while at least that many
+    remain, then one chunk per set bit of the rest, largest first, down to 2^lo; the last
+    fewer-than-2^lo targets are dropped. A chunk of 2^k targets holds 2^k + 1 tokens (inputs
+    and shifted targets; consecutive chunks share one token), so every kept target is
+    predicted exactly once. Bucket k goes to ``tokens-bKK-NNNNN.bin`` / ``.idx.npy`` (chunk
+    offsets); the manifest lists, per bucket, its chunks, tokens and shards, and the tokens
+    dropped. Example: 200 tokens → 199 targets = 128 + 64 + 7 → chunks of 129 and 65 tokens
+    with ``buckets=(6, 13)``, 7 targets dropped.
     """
     from gristmill.io import Corpus, check_not_over_inputs, staged_outputs, write_json
 
@@ -1098,6 +1111,46 @@ def tokenize_corpus(
     dtype = token_dtype(tokenizer)
     eos_id = _special_or_id(tokenizer, eos, "eos")
     bos_id = _special_or_id(tokenizer, bos, "bos")
+    if buckets is not None:
+        lo, hi = _check_buckets(buckets)
+        with staged_outputs():
+            writers = {k: _ShardWriter(out, dtype, shard_tokens, lambda i, first, k=k: f"tokens-b{k:02d}-{i:05d}.bin",
+                                       empty_shard=False) for k in range(lo, hi + 1)}
+            docs = dropped = 0
+            try:
+                for batch in corpus.batches():
+                    toks, offs = tokenizer.encode_batch_flat(batch.texts, num_threads=num_threads, ordinary=True)
+                    toks, offs = _with_specials(toks, offs, bos_id, eos_id)
+                    starts, dropped_b = bucket_chunks(offs, lo, hi)
+                    dropped += dropped_b
+                    docs += len(offs) - 1
+                    for k, st in starts.items():
+                        if len(st):
+                            idx = st[:, None] + np.arange((1 << k) + 1)[None, :]
+                            writers[k].add(toks[idx.ravel()], np.arange(len(st) + 1, dtype=np.int64) * ((1 << k) + 1))
+                    if progress is not None:
+                        progress.update(len(offs) - 1)
+            except BaseException:
+                for w in writers.values():
+                    w.__exit__(*sys.exc_info())
+                raise
+            for w in writers.values():
+                w.__exit__(None, None, None)
+            manifest = tokens_manifest(tokenizer, dtype, eos_id, bos_id, [])
+            manifest.pop("shards")
+            manifest.update({
+                "format": "gristmill-token-buckets-v1", "total_docs": docs,
+                "total_tokens": int(sum(sh["n_tokens"] for w in writers.values() for sh in w.shards)),
+                "dropped_targets": int(dropped),
+                "buckets": [{"log2": k, "seq_len": 1 << k, "chunk_tokens": (1 << k) + 1,
+                             "n_chunks": int(sum(sh["n_docs"] for sh in w.shards)),
+                             "n_tokens": int(sum(sh["n_tokens"] for sh in w.shards)),
+                             "shards": [{"tokens": sh["tokens"], "index": sh["index"], "first_chunk": sh["first_doc"],
+                                         "n_chunks": sh["n_docs"], "n_tokens": sh["n_tokens"]} for sh in w.shards]}
+                            for k, w in writers.items()],
+            })
+            write_json(out / "manifest.json", manifest)
+        return manifest
     # every shard and the manifest appear together, or none of them (see staged_outputs)
     with staged_outputs():
         writer = _ShardWriter(out, dtype, shard_tokens, lambda k, first: f"tokens-{k:05d}.bin")
@@ -1110,6 +1163,40 @@ def tokenize_corpus(
         manifest = tokens_manifest(tokenizer, dtype, eos_id, bos_id, writer.shards)
         write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def _check_buckets(buckets: Any) -> Tuple[int, int]:
+    try:
+        lo, hi = (int(b) for b in buckets)
+    except (TypeError, ValueError):
+        raise ValueError(f"buckets must be (min_log2, max_log2), got {buckets!r}") from None
+    if not 0 <= lo <= hi <= 30:
+        raise ValueError(f"buckets must satisfy 0 <= min_log2 <= max_log2 <= 30, got {lo}..{hi}")
+    return lo, hi
+
+
+def bucket_chunks(offsets: np.ndarray, lo: int, hi: int) -> Tuple[Dict[int, np.ndarray], int]:
+    """Dataset-decomposition chunks of documents given by flat token ``offsets``: for each
+    k in ``lo..hi`` the start positions (into the flat tokens) of the chunks of 2^k targets
+    (2^k + 1 tokens), in document order; and the number of targets dropped (see
+    :func:`tokenize_corpus`, ``buckets``)."""
+    offs = np.asarray(offsets, dtype=np.int64)
+    base = offs[:-1]
+    m = np.maximum(np.diff(offs) - 1, 0)  # next-token targets per document
+    big = 1 << hi
+    q, r = m // big, m % big
+    out: Dict[int, np.ndarray] = {}
+    # 2^hi chunks: q per document, back to back from its start
+    rep = np.repeat(np.arange(len(q)), q)
+    within = np.arange(len(rep)) - np.repeat(np.cumsum(q) - q, q)
+    out[hi] = base[rep] + within * big
+    after = base + q * big
+    for k in range(hi - 1, lo - 1, -1):
+        has = (r >> k) & 1 == 1
+        # the larger set bits of the rest come first
+        out[k] = after[has] + ((r[has] >> (k + 1)) << (k + 1))
+    dropped = int((r & ((1 << lo) - 1)).sum())
+    return dict(sorted(out.items())), dropped
 
 
 def token_dtype(tokenizer: "Tokenizer") -> np.dtype:
