@@ -248,3 +248,71 @@ def test_corpus_skip_accounting_and_write(tmp_path):
     out = tmp_path / "out"
     c.write(out, keep=np.array([False, True]))
     assert (out / "in.jsonl").read_bytes() == b'{"text": "d", "k": 1}\n'
+
+
+# ------------------------------------------------------------------------------------------
+# number fields come from the same pass as the texts (issue 15: every command reads once)
+
+
+def _expected_numbers(recs, name):
+    out = []
+    for r in recs:
+        v = r.get(name)
+        out.append(float("nan") if v is None else float(v))
+    return out
+
+
+def test_corpus_numbers_from_the_same_pass(tmp_path):
+    recs = [{"text": "a", "q": 1}, {"text": "b", "q": 2.5}, {"text": "c"}, {"text": "d", "q": None},
+            {"text": "e", "q": True}, {"text": "f", "q": -0}, {"text": "g\\u00e9" * 40, "q": 1e300},
+            {"text": "h", "q": 12345678901234567890}]
+    p = tmp_path / "q.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    for batch_docs in (3, 100):
+        got = np.concatenate([b.numbers["q"] for b in Corpus(str(p)).batches(batch_docs=batch_docs, numbers=["q"])])
+        np.testing.assert_array_equal(got, _expected_numbers(recs, "q"))
+    # skipped documents (invalid UTF-8) are left out of the numbers too
+    p.write_bytes(b'{"text": "\xff", "q": "not a number"}\n{"text": "ok", "q": 4}\n')
+    with pytest.warns(UserWarning, match="skipped 1"):
+        bs = list(Corpus(str(p), on_invalid_utf8="skip").batches(numbers=["q"]))
+    assert [b.numbers["q"].tolist() for b in bs] == [[4.0]]
+    # Parquet columns too, and text ids/lines are unchanged by asking for numbers
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["x", "y"], "q": [3, None]}), tmp_path / "q.parquet")
+    (b,) = Corpus(str(tmp_path / "q.parquet")).batches(numbers=["q"])
+    np.testing.assert_array_equal(b.numbers["q"], [3.0, float("nan")])
+
+
+@pytest.mark.parametrize("value, tname", [('"3"', "str"), ("[1]", "list"), ('{"a": 1}', "dict")])
+def test_corpus_numbers_reject_non_numbers_naming_the_line(tmp_path, value, tname):
+    from gristmill.io import CorpusFieldError
+
+    p = tmp_path / "q.jsonl"
+    p.write_text('{"text": "a", "q": 1}\n\n{"text": "b", "q": %s}\n' % value)
+    with pytest.raises(CorpusFieldError, match=rf"q.jsonl:3: field 'q' is {tname}, expected a number"):
+        list(Corpus(str(p)).batches(numbers=["q"]))
+    p.write_text('{"text": "a", "quality": 1}\n')
+    with pytest.raises(CorpusFieldError, match=r"no document has the field 'q' \(fields: text, quality\)"):
+        list(Corpus(str(p)).batches(numbers=["q"]))
+
+
+def test_keep_column_reads_the_corpus_once(tmp_path, monkeypatch):
+    """dedup_minhash(Corpus, keep="column:q") takes the scores from the signature pass: one
+    native read, no Python re-read (before, the CLI read the field in a second pass)."""
+    from gristmill import io
+    from gristmill.minhash import dedup_minhash
+
+    texts = ["alpha beta gamma delta epsilon zeta eta theta"] * 3 + ["something else entirely here now"]
+    recs = [{"text": t, "q": q} for t, q in zip(texts, [1, 5, 2, 0])]
+    p = tmp_path / "q.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    reads = []
+    real = _native._JsonlReader
+    monkeypatch.setattr(_native, "_JsonlReader", lambda *a: reads.append(a) or real(*a))
+    monkeypatch.setattr(io, "_iter_lines", lambda *a: pytest.fail("second reader"))
+    r = dedup_minhash(Corpus(str(p)), 0.5, ngram=2, keep="column:q", verify=False)
+    assert len(reads) == 1
+    expected = dedup_minhash(texts, 0.5, ngram=2, keep="column:q", keep_scores=[1, 5, 2, 0], verify=False)
+    assert r.keep.tolist() == expected.keep.tolist() == [False, True, False, True]

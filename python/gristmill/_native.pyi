@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension module ``gristmill._native``."""
 
-from typing import Any, Iterable, Tuple, final
+from typing import Any, Iterable, Sequence, Tuple, final
 from typing import Any, Callable, Tuple, final
 
 
@@ -20,14 +20,14 @@ def corpus_stats_batch(docs: _Docs) -> dict[str, int]: ...
 # corpus ----------------------------------------------------------------------------------------
 def read_jsonl_file(
     path: str, compression: str | None, display: str, text_field: str, id_field: str | None,
-    on_invalid_utf8: str, batch_docs: int,
+    on_invalid_utf8: str, batch_docs: int, number_fields: Sequence[str] = ...,
 ) -> list[dict[str, Any]]: ...
 
 @final
 class _JsonlReader:
     def __new__(
         cls, path: str, compression: str | None, display: str, text_field: str, id_field: str | None,
-        on_invalid_utf8: str, batch_docs: int,
+        on_invalid_utf8: str, batch_docs: int, number_fields: Sequence[str] = ...,
     ) -> "_JsonlReader": ...
     def __iter__(self) -> _JsonlReader: ...
     def __next__(self) -> dict[str, Any]: ...

@@ -353,7 +353,7 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from gristmill.io import atomic_write, check_output_path, write_json
-    from gristmill.minhash import DEDUP_WEIGHTS, MinHasher, MinHashIndex, corpus_column_scores, dedup_minhash
+    from gristmill.minhash import DEDUP_WEIGHTS, MinHasher, MinHashIndex, dedup_minhash
 
     corpus = corpus_from_args(args)
     out = Path(args.output)
@@ -376,17 +376,12 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
         params = (args.bands, args.rows) if args.bands and args.rows else None
         index = MinHashIndex(args.index, threshold=args.threshold, num_perm=args.num_perm,
                              weights=DEDUP_WEIGHTS, params=params, hasher=hasher)
-    scores = None
-    if args.keep.startswith("column:"):
-        with timer("read_keep_column"), _progress.stage("dedup minhash: read keep column", args.keep[len("column:"):]):
-            scores = corpus_column_scores(corpus, args.keep[len("column:"):])
-    # stage lines and bars on stderr come from dedup_minhash itself
+    # stage lines and bars on stderr come from dedup_minhash itself; a --keep column:NAME
+    # field is read in the same pass as the texts
     res = dedup_minhash(
         corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
-        cluster=args.cluster, keep=args.keep, keep_scores=scores, index=index, commit_index=False,
+        cluster=args.cluster, keep=args.keep, index=index, commit_index=False,
     )
-    if scores is not None and len(scores) != res.summary["docs_in"]:
-        raise CorpusError(f"read {len(scores)} values of {args.keep} for {res.summary['docs_in']} documents")
     _progress.info(f"clusters: {res.summary['clusters']:,}, removing {res.summary['removed']:,} "
                    f"of {res.summary['docs_in']:,} documents")
     out.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ from gristmill._native import GristmillError
 __all__ = [
     "Corpus",
     "CorpusError",
+    "CorpusFieldError",
     "DocBatch",
     "Source",
     "atomic_write",
@@ -89,6 +90,8 @@ class DocBatch:
         texts: pyarrow ``large_string`` array of document texts (valid UTF-8).
         start: corpus-wide index of the first document of this batch.
         source: the source the documents come from.
+        numbers: the values of the fields asked for with ``Corpus.batches(numbers=...)``, one
+            float64 array per field name (read in the same pass as the texts).
     """
 
     ids: pa.Array
@@ -97,6 +100,7 @@ class DocBatch:
     source: "Source"
     # positions of the documents within their source (records after skipping), for write-back
     local: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))
+    numbers: Dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -137,6 +141,28 @@ def _check_str(text: str, policy: str, where: str) -> Optional[str]:
         ) from None
 
 
+class CorpusFieldError(CorpusError):
+    """A field asked for with ``Corpus.batches(numbers=...)`` is missing from an input or holds
+    something other than a number; :attr:`field` names it."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _number(v: Any, name: str, where: str) -> float:
+    """A field's value as a number: ``None`` is NaN, booleans are 0/1."""
+    if v is None:
+        return float("nan")
+    if isinstance(v, (bool, int, float)):
+        return float(v)
+    raise CorpusFieldError(f"{where}: field {name!r} is {type(v).__name__}, expected a number", name)
+
+
+# what the native reader found in a number field (``number_kinds``), as Python type names
+_KIND_NAMES = {4: "str", 5: "list", 6: "dict"}
+
+
 # --------------------------------------------------------------------------------------------
 # sources
 
@@ -167,6 +193,15 @@ class Source:
     def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
         """(id, text) per record in order; text ``None`` = skipped for invalid UTF-8."""
         raise NotImplementedError
+
+    def records_with(self, corpus: "Corpus", numbers: Sequence[str]) -> Iterator[Tuple[str, Optional[str], List[float]]]:
+        """(id, text, values of the ``numbers`` fields) per record, in one pass."""
+        if numbers:
+            raise CorpusFieldError(
+                f"{self.display}: a folder of text files has no fields; field {numbers[0]!r} needs JSONL or "
+                "Parquet inputs", numbers[0])
+        for doc_id, text in self.records(corpus):
+            yield doc_id, text, []
 
     # writing --------------------------------------------------------------------------------
     def write(self, out: Path, corpus: "Corpus", decide: Callable[[int], Tuple[bool, Optional[str]]]) -> List[Path]:
@@ -269,15 +304,18 @@ class JsonlSource(Source):
             raise CorpusError(f"{where}: missing id field {corpus.id_field!r}")
         return v if isinstance(v, str) else json.dumps(v)
 
-    def native_batches(self, corpus: "Corpus") -> Iterator[Tuple[pa.Array, pa.Array, np.ndarray]]:
+    def native_batches(self, corpus: "Corpus", numbers: Sequence[str] = ()
+                       ) -> Iterator[Tuple[pa.Array, pa.Array, np.ndarray, Dict[str, Any]]]:
         """The records of the file as parsed by the native reader, a chunk of the file at a
-        time: ``(ids, texts, valid)`` — pyarrow ``string`` ids, ``large_string`` texts (their
-        buffers are the reader's, not copied) and a bool mask, ``False`` where the record is
-        skipped for invalid UTF-8 (its text is then empty). Errors are :class:`CorpusError`."""
+        time: ``(ids, texts, valid, extra)`` — pyarrow ``string`` ids, ``large_string`` texts
+        (their buffers are the reader's, not copied), a bool mask, ``False`` where the record is
+        skipped for invalid UTF-8 (its text is then empty), and ``extra``: ``lines`` (1-based
+        line numbers) and, per field of ``numbers``, ``(values, kinds)`` from the same pass.
+        Errors are :class:`CorpusError`."""
         from gristmill import _native
 
         reader = _native._JsonlReader(str(self.path), self.compression, self.display, corpus.text_field,
-                                      corpus.id_field, corpus.on_invalid_utf8, 1)
+                                      corpus.id_field, corpus.on_invalid_utf8, 1, list(numbers))
         try:
             while True:
                 try:
@@ -288,9 +326,19 @@ class JsonlSource(Source):
                     raise CorpusError(self._explain(str(e))) from None
                 n = len(b["lines"])
                 texts = pa.LargeStringArray.from_buffers(n, pa.py_buffer(b["text_offsets"]), pa.py_buffer(b["text"]))
-                yield self._native_ids(b, n, corpus), texts, b["valid"]
+                extra: Dict[str, Any] = {"lines": b["lines"]}
+                for name, vals, kinds in zip(numbers, b["numbers"], b["number_kinds"]):
+                    extra[name] = (vals, kinds)
+                yield self._native_ids(b, n, corpus), texts, b["valid"], extra
         finally:
             reader.close()
+
+    def first_fields(self, lineno: int) -> List[str]:
+        """The field names of the record on line ``lineno`` (for messages)."""
+        for ln, line in _iter_lines(self.path, self.compression, self.display):
+            if ln == lineno:
+                return list(json.loads(line.decode("utf-8", "replace")))
+        return []
 
     def _explain(self, msg: str) -> str:
         """Add a hint to a strict-JSON error on a line that Python's lenient ``json`` accepts
@@ -325,7 +373,7 @@ class JsonlSource(Source):
         return pa.array(vals, type=pa.string())
 
     def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
-        for ids, texts, valid in self.native_batches(corpus):
+        for ids, texts, valid, _ in self.native_batches(corpus):
             for doc_id, text, ok in zip(ids.to_pylist(), texts.to_pylist(), valid.tolist()):
                 yield doc_id, (text if ok else None)
 
@@ -368,12 +416,22 @@ class ParquetSource(Source):
             )
 
     def records(self, corpus: "Corpus") -> Iterator[Tuple[str, Optional[str]]]:
+        for doc_id, text, _ in self.records_with(corpus, ()):
+            yield doc_id, text
+
+    def records_with(self, corpus: "Corpus", numbers: Sequence[str]) -> Iterator[Tuple[str, Optional[str], List[float]]]:
         pf = self._open()
         self._column(pf, corpus.text_field, "text")
         cols = [corpus.text_field]
         if corpus.id_field is not None:
             self._column(pf, corpus.id_field, "id")
             cols.append(corpus.id_field)
+        names = pf.schema_arrow.names
+        for name in numbers:
+            if name not in names:
+                raise CorpusFieldError(f"{self.display}: no column {name!r} (columns: {', '.join(names[:10])})", name)
+        first_num = len(cols)
+        cols.extend(numbers)
         row = 0
         try:
             for rb in pf.iter_batches(batch_size=8192, columns=cols):
@@ -385,13 +443,15 @@ class ParquetSource(Source):
                     )
                 binary = pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)
                 ids = rb.column(1).to_pylist() if corpus.id_field is not None else None
+                values = [rb.column(first_num + k).to_pylist() for k in range(len(numbers))]
                 for i, v in enumerate(col.to_pylist() if not binary else col.to_pylist()):
                     where = f"{self.display}#{row}"
                     if v is None:
                         raise CorpusError(f"{where}: {corpus.text_field!r} is null, expected a string")
                     text = _decode(v, corpus.on_invalid_utf8, where) if binary else _check_str(v, corpus.on_invalid_utf8, where)
                     doc_id = where if ids is None else str(ids[i])
-                    yield doc_id, text
+                    nums = [] if text is None else [_number(vals[i], name, where) for name, vals in zip(numbers, values)]
+                    yield doc_id, text, nums
                     row += 1
         except pa.ArrowException as e:
             raise CorpusError(f"{self.display}: cannot read row {row}: {e}") from None
@@ -588,28 +648,36 @@ class Corpus:
     def __repr__(self) -> str:
         return f"Corpus({[s.display for s in self.sources]!r}, text_field={self.text_field!r})"
 
-    def batches(self, *, batch_docs: int = 65536) -> Iterator[DocBatch]:
+    def batches(self, *, batch_docs: int = 65536, numbers: Sequence[str] = ()) -> Iterator[DocBatch]:
         """Stream the corpus as :class:`DocBatch` es in corpus order.
 
         A batch never spans two sources and holds at most ``batch_docs`` documents and roughly
         ``batch_bytes`` of text (a single larger document forms its own batch).
+
+        ``numbers``: fields (JSONL) or columns (Parquet) whose values are read in the same pass
+        as the texts, into :attr:`DocBatch.numbers` (float64; missing or null values are NaN,
+        booleans 0/1). A value of another type, or an input in which no document has the
+        field (a misspelt name), is a :class:`CorpusFieldError` naming the document or the
+        fields there; folders of text files have no fields.
         """
+        numbers = list(numbers)
         start = 0
         skipped: List[str] = []
         counts: List[Tuple[int, List[int]]] = []
         for src in self.sources:
             if isinstance(src, JsonlSource):
-                n_rec, skipped_rec = yield from self._jsonl_batches(src, batch_docs, start, skipped)
+                n_rec, skipped_rec = yield from self._jsonl_batches(src, batch_docs, start, skipped, numbers)
                 start += n_rec - len(skipped_rec)
                 counts.append((n_rec, skipped_rec))
                 continue
             ids: List[str] = []
             texts: List[str] = []
             local: List[int] = []
+            values: List[List[float]] = []
             skipped_local: List[int] = []
             size = 0
             n = 0
-            for i, (doc_id, text) in enumerate(src.records(self)):
+            for i, (doc_id, text, nums) in enumerate(src.records_with(self, numbers)):
                 n = i + 1
                 if text is None:
                     skipped.append(doc_id)
@@ -618,13 +686,14 @@ class Corpus:
                 ids.append(doc_id)
                 texts.append(text)
                 local.append(i)
+                values.append(nums)
                 size += len(text)
                 if size >= self.batch_bytes or len(texts) >= batch_docs:
-                    yield self._batch(ids, texts, local, start, src)
+                    yield self._batch(ids, texts, local, start, src, numbers, values)
                     start += len(texts)
-                    ids, texts, local, size = [], [], [], 0
+                    ids, texts, local, values, size = [], [], [], [], 0
             if texts:
-                yield self._batch(ids, texts, local, start, src)
+                yield self._batch(ids, texts, local, start, src, numbers, values)
                 start += len(texts)
             counts.append((n, skipped_local))
         self.skipped = skipped
@@ -644,25 +713,29 @@ class Corpus:
                 stacklevel=2,
             )
 
-    def _jsonl_batches(self, src: "JsonlSource", batch_docs: int, start: int,
-                       skipped: List[str]) -> Generator[DocBatch, None, Tuple[int, List[int]]]:
+    def _jsonl_batches(self, src: "JsonlSource", batch_docs: int, start: int, skipped: List[str],
+                       numbers: Sequence[str] = ()) -> Generator[DocBatch, None, Tuple[int, List[int]]]:
         """Batches of one JSONL source from the native reader, cut like the other sources'
         (at most ``batch_docs`` documents, about ``batch_bytes`` of text). Appends the ids of
         skipped records to ``skipped``; returns (records, local indices of skipped records)."""
         n = 0
         skipped_local: List[int] = []
-        # pending pieces: (ids, texts, local) of kept documents not yet emitted
-        pend: List[Tuple[pa.Array, pa.Array, np.ndarray]] = []
+        # pending pieces: (ids, texts, local, numbers) of kept documents not yet emitted
+        pend: List[Tuple[pa.Array, pa.Array, np.ndarray, List[np.ndarray]]] = []
         pend_docs = pend_bytes = 0
+        seen = {name: False for name in numbers}  # some document has the field
+        first_line = 0  # line of the first document (for the field names in messages)
 
         def cut(final: bool) -> Iterator[DocBatch]:
             """Emit the full batches of ``pend`` (with ``final``, the rest too)."""
             nonlocal pend, pend_docs, pend_bytes, start
             if not pend:
                 return
-            ids = pa.concat_arrays([p[0] for p in pend]) if len(pend) > 1 else pend[0][0]
-            texts = pa.concat_arrays([p[1] for p in pend]) if len(pend) > 1 else pend[0][1]
-            local = np.concatenate([p[2] for p in pend]) if len(pend) > 1 else pend[0][2]
+            one = len(pend) == 1
+            ids = pend[0][0] if one else pa.concat_arrays([p[0] for p in pend])
+            texts = pend[0][1] if one else pa.concat_arrays([p[1] for p in pend])
+            local = pend[0][2] if one else np.concatenate([p[2] for p in pend])
+            nums = pend[0][3] if one else [np.concatenate([p[3][k] for p in pend]) for k in range(len(numbers))]
             offs = np.frombuffer(texts.buffers()[1], dtype=np.int64)[texts.offset:texts.offset + len(texts) + 1]
             i, m = 0, len(texts)
             while i < m:
@@ -674,29 +747,49 @@ class Corpus:
                 if not full and not final:
                     break
                 yield DocBatch(ids=ids.slice(i, j - i), texts=texts.slice(i, j - i), start=start, source=src,
-                               local=local[i:j])
+                               local=local[i:j], numbers={name: v[i:j] for name, v in zip(numbers, nums)})
                 start += j - i
                 i = j
-            pend = [(ids.slice(i), texts.slice(i), local[i:])] if i < m else []
+            pend = [(ids.slice(i), texts.slice(i), local[i:], [v[i:] for v in nums])] if i < m else []
             pend_docs = m - i
             pend_bytes = int(offs[m] - offs[i])
 
-        for ids, texts, valid in src.native_batches(self):
+        for ids, texts, valid, extra in src.native_batches(self, numbers):
             k = len(texts)
             local = np.arange(n, n + k, dtype=np.int64)
-            if not valid.all():
+            lines = extra["lines"]
+            all_valid = bool(valid.all())
+            if not all_valid:
                 bad = np.flatnonzero(~valid)
                 skipped.extend(ids.take(pa.array(bad)).to_pylist())
                 skipped_local.extend((bad + n).tolist())
                 mask = pa.array(valid)
-                ids, texts, local = ids.filter(mask), texts.filter(mask), local[valid]
+                ids, texts, local, lines = ids.filter(mask), texts.filter(mask), local[valid], lines[valid]
+            nums = []
+            for name in numbers:
+                vals, kinds = extra[name]
+                if not all_valid:
+                    vals, kinds = vals[valid], kinds[valid]
+                if len(kinds) and kinds.max() >= 4:  # a string, array or object
+                    at = int(np.flatnonzero(kinds >= 4)[0])
+                    raise CorpusFieldError(f"{src.display}:{lines[at]}: field {name!r} is "
+                                           f"{_KIND_NAMES[int(kinds[at])]}, expected a number", name)
+                seen[name] = seen[name] or bool((kinds != 0).any())
+                nums.append(vals)
+            if first_line == 0 and len(lines):
+                first_line = int(lines[0])
             n += k
             if len(texts):
-                pend.append((ids, texts, local))
+                pend.append((ids, texts, local, nums))
                 pend_docs += len(texts)
                 pend_bytes += _text_bytes(texts)
             if pend_docs >= batch_docs or pend_bytes >= self.batch_bytes:
                 yield from cut(final=False)
+        for name in numbers:
+            if first_line and not seen[name]:
+                fields = src.first_fields(first_line)
+                raise CorpusFieldError(
+                    f"{src.display}: no document has the field {name!r} (fields: {', '.join(fields[:10])})", name)
         yield from cut(final=True)
         return n, skipped_local
 
@@ -709,13 +802,16 @@ class Corpus:
         return sum(n - len(sk) for n, sk in self._counts)
 
     @staticmethod
-    def _batch(ids: List[str], texts: List[str], local: List[int], start: int, src: Source) -> DocBatch:
+    def _batch(ids: List[str], texts: List[str], local: List[int], start: int, src: Source,
+               numbers: Sequence[str] = (), values: Sequence[List[float]] = ()) -> DocBatch:
+        cols = np.asarray(values, dtype=np.float64).reshape(len(texts), len(numbers))
         return DocBatch(
             ids=pa.array(ids, type=pa.string()),
             texts=pa.array(texts, type=pa.large_string()),
             start=start,
             source=src,
             local=np.asarray(local, dtype=np.int64),
+            numbers={name: np.ascontiguousarray(cols[:, k]) for k, name in enumerate(numbers)},
         )
 
     def texts(self) -> Iterator[str]:

@@ -465,15 +465,27 @@ class MinHashDedupResult:
         return len(keys)
 
 
-def _batches_of(corpus_or_texts: Any, batch_size: int) -> Iterable[Tuple[Optional[pa.Array], pa.Array]]:
-    """Yield (ids or None, texts) batches from a Corpus, a pyarrow array/table column or strings."""
+def _batches_of(corpus_or_texts: Any, batch_size: int, keep_field: Optional[str] = None
+                ) -> Iterable[Tuple[Optional[pa.Array], pa.Array, Optional[np.ndarray]]]:
+    """Yield (ids or None, texts, values of ``keep_field`` or None) batches from a Corpus, a
+    pyarrow array/table column or strings. ``keep_field`` (Corpus only) is read in the same
+    pass as the texts."""
     if hasattr(corpus_or_texts, "batches") and callable(corpus_or_texts.batches):
-        for b in corpus_or_texts.batches():
-            yield b.ids, b.texts
+        if keep_field is None:
+            for b in corpus_or_texts.batches():
+                yield b.ids, b.texts, None
+            return
+        from gristmill.io import CorpusError, CorpusFieldError
+
+        try:
+            for b in corpus_or_texts.batches(numbers=[keep_field]):
+                yield b.ids, b.texts, b.numbers[keep_field]
+        except CorpusFieldError as e:
+            raise CorpusError(f"{e}; check --keep column:{keep_field}") from None
         return
     arr = as_string_array(corpus_or_texts)
     for s in range(0, len(arr), batch_size):
-        yield None, arr.slice(s, batch_size)
+        yield None, arr.slice(s, batch_size), None
     if len(arr) == 0:
         return
 
@@ -538,7 +550,11 @@ def dedup_minhash(
         keep: which member of a cluster survives: ``"first"`` (smallest index),
             ``"longest"`` (most UTF-8 bytes; ties → first) or ``"column:NAME"`` (largest
             value of ``keep_scores``, ties → first; ``NAME`` is recorded in the summary).
-        keep_scores: numbers per document for ``keep="column:..."``.
+        keep_scores: numbers per document for ``keep="column:NAME"``. Default for a
+            :class:`gristmill.Corpus`: the field (JSONL) or column (Parquet) ``NAME``, read in
+            the same pass as the texts (missing or null values are NaN, never preferred;
+            booleans count as 0/1; any other non-number, or an input in which no document
+            has the field, is a :class:`gristmill.io.CorpusError`).
         batch_size: documents per signature batch (results do not depend on it).
         threads: worker threads (``None``: all cores). Results do not depend on it.
         progress: a callable ``progress(stage, docs_done)`` or ``None``.
@@ -575,8 +591,12 @@ def dedup_minhash(
     batch_size = _check_int("batch_size", batch_size, 1, 1 << 40)
     if keep not in ("first", "longest") and not keep.startswith("column:"):
         raise ValueError(f"keep must be 'first', 'longest' or 'column:NAME', got {keep!r}")
+    rereadable = hasattr(corpus_or_texts, "batches") and callable(corpus_or_texts.batches)
+    keep_field = None  # a Corpus field read with the texts
     if keep.startswith("column:") and keep_scores is None:
-        raise ValueError(f"keep={keep!r} needs keep_scores (one number per document)")
+        if not rereadable:
+            raise ValueError(f"keep={keep!r} needs keep_scores (one number per document)")
+        keep_field = keep[len("column:"):]
     if cluster not in ("components", "star"):
         raise ValueError(f"cluster must be 'components' or 'star', got {cluster!r}")
     timings: Dict[str, float] = {}
@@ -595,21 +615,22 @@ def dedup_minhash(
 
     # stage 1: signatures (and the text kept for verification / lengths). A Corpus can be
     # read again, so verification then keeps only the candidates' texts (second pass).
-    rereadable = hasattr(corpus_or_texts, "batches") and callable(corpus_or_texts.batches)
     t0 = time.perf_counter()
     sig_parts: List[np.ndarray] = []
-    len_parts: List[np.ndarray] = []
+    score_parts: List[np.ndarray] = []
     text_parts: List[pa.Array] = []
     id_parts: List[pa.Array] = []
     n_done = 0
     n_bytes = 0
     with sig_stage, _progress.bar("minhash signatures", total=n_known, unit="doc", unit_scale=True) as sbar:
-        for ids, texts in _batches_of(corpus_or_texts, batch_size):
+        for ids, texts, field_values in _batches_of(corpus_or_texts, batch_size, keep_field):
             sig_parts.append(hasher.signatures(texts, threads=threads))
+            if field_values is not None:
+                score_parts.append(field_values)
             lengths = np.diff(string_buffers(texts)[1])
             n_bytes += int(lengths.sum())
             if keep == "longest":
-                len_parts.append(lengths.astype(np.float64))
+                score_parts.append(lengths.astype(np.float64))
             if verify and not rereadable:
                 text_parts.append(texts.cast(pa.large_string()))
             if ids is not None:
@@ -625,8 +646,8 @@ def dedup_minhash(
     # documents with an empty shingle set (all-maximum signature) never join a cluster
     eligible = ~np.all(sig == hasher.empty_value, axis=1) if n else np.zeros(0, bool)
     scores: Optional[np.ndarray] = None
-    if keep == "longest":
-        scores = np.concatenate(len_parts) if len_parts else np.zeros(0)
+    if keep == "longest" or keep_field is not None:
+        scores = np.concatenate(score_parts) if score_parts else np.zeros(0)
     elif keep.startswith("column:"):
         assert keep_scores is not None
         scores = np.asarray(keep_scores, dtype=np.float64)
@@ -798,57 +819,6 @@ def dedup_minhash(
         timings["index"] += time.perf_counter() - t0
         summary["seconds"]["index"] = round(timings["index"], 4)
     return result
-
-
-def corpus_column_scores(corpus: Any, name: str) -> np.ndarray:
-    """Numeric values of field/column ``name`` for every document of a
-    :class:`gristmill.Corpus`, in corpus order (for ``keep="column:NAME"``).
-
-    JSONL and Parquet inputs only. Missing or null values become NaN (never preferred);
-    booleans count as 0/1; any other non-number is an error naming the document. An input
-    in which no document has the field (a misspelt name) is an error naming the fields there.
-    """
-    from gristmill.io import CorpusError, JsonlSource, ParquetSource, _iter_lines
-
-    out: List[float] = []
-
-    def conv(v: Any, where: str) -> float:
-        if v is None:
-            return float("nan")
-        if isinstance(v, (bool, int, float)):
-            return float(v)
-        raise CorpusError(f"{where}: field {name!r} is {type(v).__name__}, keep=column:{name} needs numbers")
-
-    for src in corpus.sources:
-        if isinstance(src, JsonlSource):
-            seen = False
-            first: Optional[List[str]] = None
-            for lineno, line in _iter_lines(src.path, src.compression, src.display):
-                rec = src._parse(lineno, line, corpus)
-                if rec is None or rec[1] is None:  # blank line / skipped invalid UTF-8
-                    continue
-                seen = seen or name in rec[2]
-                first = first if first is not None else list(rec[2])
-                out.append(conv(rec[2].get(name), f"{src.display}:{lineno}"))
-            if first is not None and not seen:
-                raise CorpusError(
-                    f"{src.display}: no document has the field {name!r} (fields: {', '.join(first[:10])}); "
-                    f"check --keep column:{name}"
-                )
-        elif isinstance(src, ParquetSource):
-            pf = src._open()
-            names = pf.schema_arrow.names
-            if name not in names:
-                raise CorpusError(
-                    f"{src.display}: no column {name!r} (columns: {', '.join(names[:10])}); check --keep column:{name}"
-                )
-            values = (v for rb in pf.iter_batches(batch_size=8192, columns=[name]) for v in rb.column(0).to_pylist())
-            for row, ((doc_id, text), v) in enumerate(zip(src.records(corpus), values)):
-                if text is not None:
-                    out.append(conv(v, f"{src.display}#{row}"))
-        else:
-            raise CorpusError(f"{src.display}: keep=column:{name} needs JSONL or Parquet inputs (fields per document)")
-    return np.asarray(out, dtype=np.float64)
 
 
 class MinHashIndex:

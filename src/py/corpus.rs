@@ -33,16 +33,28 @@ fn batch_dict<'py>(py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("lines", b.lines.into_pyarray(py))?;
     d.set_item("starts", b.starts.into_pyarray(py))?;
     d.set_item("ends", b.ends.into_pyarray(py))?;
+    let numbers = PyList::empty(py);
+    for v in b.numbers {
+        numbers.append(v.into_pyarray(py))?;
+    }
+    d.set_item("numbers", numbers)?;
+    let kinds = PyList::empty(py);
+    for v in b.number_kinds {
+        kinds.append(v.into_pyarray(py))?;
+    }
+    d.set_item("number_kinds", kinds)?;
     Ok(d)
 }
 
-/// read_jsonl_file(path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs) -> list[dict]
+/// read_jsonl_file(path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs, number_fields=()) -> list[dict]
 ///
 /// Parse a JSONL file (compression None, "gzip" or "zstd") into batches of Arrow-layout
 /// buffers: `text`/`text_offsets` (a large_string column), `valid`, `lines`, byte ranges
-/// `starts`/`ends`, and with an id field `ids`/`id_offsets`/`id_is_json`.
+/// `starts`/`ends`, with an id field `ids`/`id_offsets`/`id_is_json`, and per number field
+/// (same order) `numbers` (float64, NaN unless a number or boolean) and `number_kinds` (uint8:
+/// 0 missing, 1 null, 2 number, 3 boolean, 4 string, 5 array, 6 object).
 #[pyfunction]
-#[pyo3(signature = (path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs))]
+#[pyo3(signature = (path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs, number_fields=Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn read_jsonl_file<'py>(
     py: Python<'py>,
@@ -53,9 +65,10 @@ fn read_jsonl_file<'py>(
     id_field: Option<String>,
     on_invalid_utf8: String,
     batch_docs: usize,
+    number_fields: Vec<String>,
 ) -> PyResult<Bound<'py, PyList>> {
     let compression = compression_of(compression.as_deref())?;
-    let opts = Options { display, text_field, id_field, policy: Utf8Policy::parse(&on_invalid_utf8)? };
+    let opts = Options { display, text_field, id_field, policy: Utf8Policy::parse(&on_invalid_utf8)?, number_fields };
     let batches = py.detach(|| -> Result<Vec<Batch>, Error> {
         let mut v = Vec::new();
         read_jsonl(&path, compression, &opts, batch_docs.max(1), |b| {
@@ -75,7 +88,7 @@ fn read_jsonl_file<'py>(
 /// chunks being parsed).
 const AHEAD: usize = 2;
 
-/// `_JsonlReader(path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs)`:
+/// `_JsonlReader(path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs, number_fields=())`:
 /// an iterator of the batches `read_jsonl_file` would return, in order. A worker thread
 /// parses ahead (at most `AHEAD` batches); the first error ends the iteration by raising.
 /// Dropping the iterator stops the worker at its next batch.
@@ -87,7 +100,7 @@ struct PyJsonlReader {
 #[pymethods]
 impl PyJsonlReader {
     #[new]
-    #[pyo3(signature = (path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs))]
+    #[pyo3(signature = (path, compression, display, text_field, id_field, on_invalid_utf8, batch_docs, number_fields=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: String,
@@ -97,9 +110,11 @@ impl PyJsonlReader {
         id_field: Option<String>,
         on_invalid_utf8: String,
         batch_docs: usize,
+        number_fields: Vec<String>,
     ) -> PyResult<Self> {
         let compression = compression_of(compression.as_deref())?;
-        let opts = Options { display, text_field, id_field, policy: Utf8Policy::parse(&on_invalid_utf8)? };
+        let opts =
+            Options { display, text_field, id_field, policy: Utf8Policy::parse(&on_invalid_utf8)?, number_fields };
         let (tx, rx) = sync_channel::<Result<Batch, Error>>(AHEAD);
         std::thread::Builder::new()
             .name("gristmill-jsonl".into())
