@@ -51,8 +51,8 @@ def main() -> None:
 
     timed("kernel docs", kernel("docs"))
     timed("kernel paragraphs", kernel("paragraphs"))
-    timed("library docs", lambda: f"removed={dedup_docs(Corpus([a.path]), normalize=a.normalize, min_length=a.min_length, threads=a.threads).summary['documents_removed']:,}")
-    timed("library paragraphs", lambda: f"removed={dedup_paragraphs(Corpus([a.path]), normalize=a.normalize, min_length=a.min_length, threads=a.threads).summary['paragraphs_removed']:,}")
+    timed("library docs", lambda: f"removed={dedup_docs(Corpus([a.path]), normalize=a.normalize, min_length=a.min_length, num_threads=a.threads).summary['documents_removed']:,}")
+    timed("library paragraphs", lambda: f"removed={dedup_paragraphs(Corpus([a.path]), normalize=a.normalize, min_length=a.min_length, num_threads=a.threads).summary['paragraphs_removed']:,}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Data: the first ``--mb`` MB of ``linux.jsonl`` built by ``benches/data.py`` (Linux 6.1 source
 files; ``$GRISTMILL_BENCH_DATA`` or ``benches/.cache``), falling back to the Python standard
-library when it is missing. Every measurement runs on ONE core (gristmill ``threads=1``;
+library when it is missing. Every measurement runs on ONE core (gristmill ``num_threads=1``;
 rensa and datasketch are single-threaded), best of ``--repeat`` runs.
 
 Measured (word 5-grams, 128 permutations):
@@ -130,14 +130,14 @@ def main() -> None:
         print(f"  {name:54} {seconds:8.3f} s cpu ({best.wall:7.3f} s wall)  {rate:8.2f} MB/s", flush=True)
         return rate
 
-    fast = MinHasher(num_perm=128, seed=1, ngram=5, threads=1)
-    compat = MinHasher(num_perm=128, seed=1, ngram=5, compat="datasketch", threads=1)
+    fast = MinHasher(num_perm=128, seed=1, ngram=5, num_threads=1)
+    compat = MinHasher(num_perm=128, seed=1, ngram=5, compat="datasketch", num_threads=1)
     print("text -> signatures, 128 perms, one core:")
     g_fast = rec("gristmill fast (Rust shingling)", best(lambda: fast.signatures(texts), args.repeat), mb)
     g_compat = rec("gristmill compat='datasketch'", best(lambda: compat.signatures(texts), args.repeat), mb)
     from gristmill import Tokenizer
 
-    tok = MinHasher(num_perm=128, seed=1, ngram=5, unit="token", tokenizer=Tokenizer.from_tiktoken("o200k_base"), threads=1)
+    tok = MinHasher(num_perm=128, seed=1, ngram=5, unit="token", tokenizer=Tokenizer.from_tiktoken("o200k_base"), num_threads=1)
     rec("gristmill fast, token 5-grams (o200k_base)", best(lambda: tok.signatures(texts), args.repeat), mb)
 
     def rensa_e2e() -> None:
@@ -193,7 +193,7 @@ def main() -> None:
     print(f"dedup at threshold 0.8 of {ddesc}:")
     r0 = rss_mb()
     t0 = time.perf_counter()
-    res = dedup_minhash(dd, 0.8, threads=1, verify=False)
+    res = dedup_minhash(dd, 0.8, num_threads=1, verify=False)
     t1 = time.perf_counter() - t0
     print(f"  gristmill 1 thread : {t1:7.2f} s, removed {res.summary['removed']:,} of {len(dd):,}, "
           f"bands x rows {res.summary['bands']}x{res.summary['rows']}, peak RSS +{rss_mb() - r0:.0f} MB")

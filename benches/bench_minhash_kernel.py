@@ -48,7 +48,7 @@ def main() -> None:
     texts, desc = B.load_texts(args.mb)
     pre = [B.py_shingles(t) for t in texts]
     print(f"data: {desc}; {sum(map(len, pre)):,} shingles in {len(pre)} lists")
-    mh = MinHasher(num_perm=128, seed=1, ngram=5, threads=1)
+    mh = MinHasher(num_perm=128, seed=1, ngram=5, num_threads=1)
 
     def rensa_kernel() -> None:
         for sh in pre:

@@ -7,7 +7,7 @@ wall-clock scaling means nothing while another job holds a core).
 Loads the same corpus as bench_tokenizer.py, warms both thread counts, then until --seconds
 have passed: whenever /proc/stat shows the CPUs >= 90 % idle for one second, times best of 5
 ``encode_batch_flat(arr, num_threads=1, ordinary=True)`` and ``num_threads=2`` per encoding, and
-``MinHasher(...).signatures(arr, threads=1)`` and ``threads=2`` (fast and datasketch-compat
+``MinHasher(...).signatures(arr, num_threads=1)`` and ``num_threads=2`` (fast and datasketch-compat
 modes), and prints one line with the idle fraction before and after, the load average and the
 ratios; at the end, the median of each ratio.
 
@@ -86,7 +86,7 @@ def main() -> None:
     kernels = {n: (lambda k, t=t: t.encode_batch_flat(arr, num_threads=k, ordinary=True)) for n, t in toks.items()}
     for mode, kw in (("minhash fast", {}), ("minhash compat", {"compat": "datasketch"})):
         h = MinHasher(num_perm=128, seed=1, ngram=5, **kw)
-        kernels[mode] = lambda k, h=h: h.signatures(arr, threads=k)
+        kernels[mode] = lambda k, h=h: h.signatures(arr, num_threads=k)
     for run in kernels.values():
         run(1)
         run(2)

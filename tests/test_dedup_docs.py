@@ -146,10 +146,10 @@ def test_same_result_at_any_thread_count():
     words = ["alpha", "beta", "gamma", "delta", "Alpha", "  beta"]
     texts = ["\n".join(rng.choice(words) + str(rng.randrange(30)) for _ in range(rng.randrange(1, 12)))
              for _ in range(20000)]
-    runs = [dedup_paragraphs(texts, threads=k, normalize="lower") for k in (1, 2, 3)]
+    runs = [dedup_paragraphs(texts, num_threads=k, normalize="lower") for k in (1, 2, 3)]
     for r in runs[1:]:
         assert r.replace == runs[0].replace and (r.keep == runs[0].keep).all()
-    docs = [dedup_docs(texts, threads=k) for k in (1, 2)]
+    docs = [dedup_docs(texts, num_threads=k) for k in (1, 2)]
     assert (docs[0].keep == docs[1].keep).all()
     assert runs[0].summary["paragraphs_removed"] > 0 and not docs[0].keep.all()
 

@@ -334,7 +334,7 @@ def test_keep_policies() -> None:
 def test_same_result_any_threads_and_batch_size() -> None:
     docs = _near_duplicate_sample(40, seed=3)
     results = [
-        dedup_minhash(docs, 0.7, threads=t, batch_size=bs, verify=v, return_signatures=True)
+        dedup_minhash(docs, 0.7, num_threads=t, batch_size=bs, verify=v, return_signatures=True)
         for t, bs, v in [(1, 10000, False), (2, 7, False), (2, 64, False)]
     ]
     ref = results[0]
@@ -343,8 +343,8 @@ def test_same_result_any_threads_and_batch_size() -> None:
         np.testing.assert_array_equal(r.component, ref.component)
         np.testing.assert_array_equal(r.keep, ref.keep)
         assert r.clusters.equals(ref.clusters)
-    v1 = dedup_minhash(docs, 0.7, threads=1, verify=True)
-    v2 = dedup_minhash(docs, 0.7, threads=2, batch_size=5, verify=True)
+    v1 = dedup_minhash(docs, 0.7, num_threads=1, verify=True)
+    v2 = dedup_minhash(docs, 0.7, num_threads=2, batch_size=5, verify=True)
     np.testing.assert_array_equal(v1.component, v2.component)
     assert v1.clusters.equals(v2.clusters) and v1.pairs.equals(v2.pairs)
 
@@ -755,9 +755,9 @@ def test_token_shingles_fast_estimates_and_determinism() -> None:
     base = _stdlib_texts(10, max_bytes=15000)
     texts = base + [_edit(t, 0.1, rng) for t in base]
     mh = MinHasher(num_perm=256, ngram=3, unit="token", tokenizer=gristmill.Tokenizer.from_tiktoken("o200k_base"))
-    sig1 = mh.signatures(texts, threads=1)
-    np.testing.assert_array_equal(sig1, mh.signatures(texts, threads=2))
-    np.testing.assert_array_equal(sig1, mh.signatures(pa.array(texts[::-1]), threads=2)[::-1])
+    sig1 = mh.signatures(texts, num_threads=1)
+    np.testing.assert_array_equal(sig1, mh.signatures(texts, num_threads=2))
+    np.testing.assert_array_equal(sig1, mh.signatures(pa.array(texts[::-1]), num_threads=2)[::-1])
     word = MinHasher(num_perm=1, ngram=1)
     sets = [set(_token_ngrams(enc.encode_ordinary(" ".join(word.shingles(t))), 3)) for t in texts]
     for i in range(len(base)):
@@ -836,7 +836,28 @@ def test_signatures_of_python_lists_equal_arrow() -> None:
         want = mh.signatures(pa.array(texts))
         np.testing.assert_array_equal(mh.signatures(texts), want)
         np.testing.assert_array_equal(mh.signatures(tuple(texts)), want)
-        np.testing.assert_array_equal(mh.signatures(texts, threads=2), want)
+        np.testing.assert_array_equal(mh.signatures(texts, num_threads=2), want)
     with pytest.raises(ValueError, match=r"texts\[1\] is not valid Unicode"):
         MinHasher().signatures(["ok", "bad \ud800"])
     assert MinHasher().signatures([]).shape == (0, 128)
+
+
+def test_num_threads_is_the_one_name_threads_still_works_with_a_warning():
+    import warnings
+
+    texts = ["a b c d e f g", "h i j k l m n"]
+    mh = MinHasher(num_perm=16, ngram=2)
+    want = mh.signatures(texts, num_threads=1)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = mh.signatures(texts, threads=2)
+        old = MinHasher(num_perm=16, ngram=2, threads=1)
+    assert [x.category for x in w] == [DeprecationWarning, DeprecationWarning]
+    assert "num_threads" in str(w[0].message)
+    np.testing.assert_array_equal(got, want)
+    assert old.num_threads == 1 == old.threads
+    with pytest.raises(TypeError, match="num_threads only"):
+        mh.signatures(texts, num_threads=1, threads=1)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="num_threads must be a positive integer"):
+            dedup_minhash(texts, 0.8, num_threads=bad)

@@ -153,7 +153,7 @@ def _sample(n: int = 60) -> List[str]:
 @pytest.mark.parametrize("verify", [True, False])
 def test_star_same_result_at_any_thread_count(verify: bool) -> None:
     docs = _sample()
-    runs = [dedup_minhash(docs, 0.6, cluster="star", verify=verify, threads=t, batch_size=bs, keep="longest")
+    runs = [dedup_minhash(docs, 0.6, cluster="star", verify=verify, num_threads=t, batch_size=bs, keep="longest")
             for t, bs in [(1, 10000), (2, 7), (3, 64)]]
     for r in runs[1:]:
         np.testing.assert_array_equal(r.keep, runs[0].keep)

@@ -531,10 +531,10 @@ def _run_dedup_units(args: argparse.Namespace) -> int:
         if unit == "docs":
             key = None if args.key in ("text", args.text_field) else args.key
             res = dedup_docs(corpus, normalize=args.normalize, min_length=args.min_length, key=key,
-                             threads=_threads_arg(args))
+                             num_threads=_threads_arg(args))
         else:
             res = dedup_paragraphs(corpus, normalize=args.normalize, min_length=args.min_length,
-                                   keep_empty=args.keep_empty, threads=_threads_arg(args))
+                                   keep_empty=args.keep_empty, num_threads=_threads_arg(args))
     s = res.summary
     out.mkdir(parents=True, exist_ok=True)
     with timer("write"), _progress.stage(f"dedup {unit}: write", f"{s['documents_out']:,} documents to {out}"):

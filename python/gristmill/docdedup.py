@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from gristmill import _native, _progress
 from gristmill._arrow import TextLike, as_string_array, string_buffers
+from gristmill._threads import num_threads as _num_threads
 from gristmill.io import Corpus, CorpusError, TextFolderSource
 
 __all__ = ["NORMALIZE", "DocDedupResult", "dedup_docs", "dedup_paragraphs"]
@@ -112,6 +113,7 @@ def dedup_docs(
     normalize: str = "none",
     min_length: int = 0,
     key: Optional[str] = None,
+    num_threads: Optional[int] = None,
     threads: Optional[int] = None,
 ) -> DocDedupResult:
     """Drop every document equal (after ``normalize``) to an earlier one; see the module docs.
@@ -126,7 +128,7 @@ def dedup_docs(
     """
     _check(normalize, min_length)
     t0 = time.perf_counter()
-    d = _native._ExactDedup(normalize, min_length, threads)
+    d = _native._ExactDedup(normalize, min_length, _num_threads(num_threads, threads, where="dedup_docs"))
     batches, originals = _batches(texts)
     keys: Optional[Iterator[pa.Array]] = None
     if key is not None:
@@ -177,6 +179,7 @@ def dedup_paragraphs(
     normalize: str = "none",
     min_length: int = 0,
     keep_empty: bool = False,
+    num_threads: Optional[int] = None,
     threads: Optional[int] = None,
 ) -> DocDedupResult:
     """Remove every paragraph equal (after ``normalize``) to an earlier one, anywhere earlier in
@@ -190,7 +193,7 @@ def dedup_paragraphs(
     """
     _check(normalize, min_length)
     t0 = time.perf_counter()
-    d = _native._ExactDedup(normalize, min_length, threads)
+    d = _native._ExactDedup(normalize, min_length, _num_threads(num_threads, threads, where="dedup_paragraphs"))
     batches, originals = _batches(texts)
     replace: Dict[int, str] = {}
     drops: List[int] = []

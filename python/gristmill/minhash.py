@@ -49,6 +49,7 @@ import pyarrow as pa
 
 from gristmill import _native, _progress
 from gristmill._arrow import TextLike, as_string_array, string_buffers
+from gristmill._threads import num_threads as _num_threads
 
 __all__ = [
     "MinHasher",
@@ -126,7 +127,7 @@ class MinHasher:
             word separator.
         fold_digits: replace every numeric character by ``0``.
         nfkc: apply Unicode NFKC normalisation first.
-        threads: worker threads (``None``: all cores).
+        num_threads: worker threads (``None``: all cores; ``threads`` is its deprecated name).
 
     >>> mh = MinHasher(num_perm=16, compat="datasketch", ngram=1)
     >>> mh.shingles("Hello, World")
@@ -147,6 +148,7 @@ class MinHasher:
         fold_digits: bool = False,
         nfkc: bool = False,
         tokenizer: Any = None,
+        num_threads: Optional[int] = None,
         threads: Optional[int] = None,
     ):
         self.num_perm = _check_int("num_perm", num_perm, 1, _MAX_PERM)
@@ -174,9 +176,12 @@ class MinHasher:
         self.strip_punct = bool(strip_punct)
         self.fold_digits = bool(fold_digits)
         self.nfkc = bool(nfkc)
-        if threads is not None:
-            _check_int("threads", threads, 1, 4096)
-        self.threads = threads
+        self.num_threads = _num_threads(num_threads, threads, where="MinHasher")
+
+    @property
+    def threads(self) -> Optional[int]:
+        """Deprecated name of :attr:`num_threads`."""
+        return self.num_threads
 
     @property
     def dtype(self) -> np.dtype:
@@ -201,21 +206,20 @@ class MinHasher:
             **({"tokenizer": self.tokenizer.name} if self.tokenizer is not None else {}),
         }
 
-    def signatures(self, texts: TextLike, *, threads: Optional[int] = None) -> np.ndarray:
+    def signatures(self, texts: TextLike, *, num_threads: Optional[int] = None,
+                   threads: Optional[int] = None) -> np.ndarray:
         """Signatures of ``texts`` (a pyarrow string array or a sequence of ``str``) as a
         ``[len(texts), num_perm]`` array of :attr:`dtype`."""
+        nt = _num_threads(num_threads, threads, where="MinHasher.signatures")
+        nt = nt if nt is not None else self.num_threads
         if isinstance(texts, (list, tuple)):
             # each str's UTF-8 is borrowed in place: no Arrow copy of the batch
-            return _native.minhash_signatures_of_strs(
-                texts, self._shingle_spec(), self.scheme, self._a, self._b,
-                threads if threads is not None else self.threads,
-            )
+            return _native.minhash_signatures_of_strs(texts, self._shingle_spec(), self.scheme, self._a, self._b, nt)
         docs = string_buffers(texts)
-        return _native.minhash_signatures(
-            docs, self._shingle_spec(), self.scheme, self._a, self._b, threads if threads is not None else self.threads
-        )
+        return _native.minhash_signatures(docs, self._shingle_spec(), self.scheme, self._a, self._b, nt)
 
-    def signatures_of_shingles(self, shingle_sets: Any, *, threads: Optional[int] = None) -> np.ndarray:
+    def signatures_of_shingles(self, shingle_sets: Any, *, num_threads: Optional[int] = None,
+                               threads: Optional[int] = None) -> np.ndarray:
         """Signatures of pre-made shingle sets (e.g. token n-grams from your own tokenizer):
         a sequence of sequences of ``str``, or a pyarrow ``list<string>`` array. Each shingle
         is hashed as given (UTF-8), without normalisation; with ``compat="datasketch"`` the
@@ -225,6 +229,8 @@ class MinHasher:
         >>> bool((mh.signatures_of_shingles([["the cat", "cat sat"]]) == mh.signatures(["The cat sat"])).all())
         True
         """
+        nt = _num_threads(num_threads, threads, where="MinHasher.signatures_of_shingles")
+        nt = nt if nt is not None else self.num_threads
         if isinstance(shingle_sets, pa.ChunkedArray):
             shingle_sets = shingle_sets.combine_chunks()
         if isinstance(shingle_sets, pa.Array):
@@ -240,13 +246,9 @@ class MinHasher:
             if isinstance(shingle_sets, (str, bytes)):
                 raise TypeError("shingle_sets must be a sequence of sequences of str")
             # Python lists: the native side borrows each str's UTF-8 and hashes it in place
-            return _native.minhash_signatures_of_lists(
-                shingle_sets, self.scheme, self._a, self._b, threads if threads is not None else self.threads
-            )
+            return _native.minhash_signatures_of_lists(shingle_sets, self.scheme, self._a, self._b, nt)
         return _native.minhash_signatures_of_sets(
-            string_buffers(items, what="shingles"), np.ascontiguousarray(offsets), self.scheme, self._a, self._b,
-            threads if threads is not None else self.threads,
-        )
+            string_buffers(items, what="shingles"), np.ascontiguousarray(offsets), self.scheme, self._a, self._b, nt)
 
     def shingles(self, text: str) -> List[str]:
         """The shingles of one document, in document order (repeats included). With
@@ -272,7 +274,7 @@ class MinHasher:
 
     def shingle_counts(self, texts: TextLike) -> np.ndarray:
         """Number of distinct shingles of each document (``uint32``); 0 = empty set."""
-        return _native.minhash_shingle_counts(string_buffers(texts), self._shingle_spec(), self.threads)
+        return _native.minhash_shingle_counts(string_buffers(texts), self._shingle_spec(), self.num_threads)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
@@ -508,12 +510,13 @@ def dedup_minhash(
     keep_scores: Optional[Union[Sequence[float], np.ndarray]] = None,
     hasher: Optional[MinHasher] = None,
     batch_size: int = 8192,
-    threads: Optional[int] = None,
+    num_threads: Optional[int] = None,
     progress: Any = None,
     return_signatures: bool = False,
     index: Optional["MinHashIndex"] = None,
     index_keys: Optional[Sequence[str]] = None,
     commit_index: bool = True,
+    threads: Optional[int] = None,
 ) -> MinHashDedupResult:
     """Find clusters of near-duplicate documents and decide which copy to keep.
 
@@ -556,7 +559,8 @@ def dedup_minhash(
             booleans count as 0/1; any other non-number, or an input in which no document
             has the field, is a :class:`gristmill.io.CorpusError`).
         batch_size: documents per signature batch (results do not depend on it).
-        threads: worker threads (``None``: all cores). Results do not depend on it.
+        num_threads: worker threads (``None``: all cores; ``threads`` is its deprecated name).
+            Results do not depend on it.
         progress: a callable ``progress(stage, docs_done)`` or ``None``.
         index: a :class:`MinHashIndex` of earlier shards. Documents kept within this corpus
             that share an LSH band with an indexed item are dropped too (``index_match``),
@@ -578,13 +582,14 @@ def dedup_minhash(
     [True, False, True]
     """
     t_all = time.perf_counter()
+    threads = _num_threads(num_threads, threads, where="dedup_minhash")
     threshold = _check_threshold(threshold)
     if index is not None:
         if hasher is not None and hasher.describe() != index.hasher.describe():
             raise ValueError(f"hasher {hasher!r} differs from the index's {index.hasher!r}")
         hasher = index.hasher
     if hasher is None:
-        hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, tokenizer=tokenizer, threads=threads)
+        hasher = MinHasher(num_perm=num_perm, seed=seed, ngram=ngram, unit=unit, tokenizer=tokenizer, num_threads=threads)
     explicit = bands is not None or rows is not None
     bands, rows = _resolve_bands(threshold, hasher.num_perm, bands, rows, weights)
     _warn_meaningless_layout(threshold, hasher.num_perm, bands, rows, explicit, verify)
@@ -624,7 +629,7 @@ def dedup_minhash(
     n_bytes = 0
     with sig_stage, _progress.bar("minhash signatures", total=n_known, unit="doc", unit_scale=True) as sbar:
         for ids, texts, field_values in _batches_of(corpus_or_texts, batch_size, keep_field):
-            sig_parts.append(hasher.signatures(texts, threads=threads))
+            sig_parts.append(hasher.signatures(texts, num_threads=threads))
             if field_values is not None:
                 score_parts.append(field_values)
             lengths = np.diff(string_buffers(texts)[1])

@@ -211,7 +211,7 @@ def _hasher(spec: Dict[str, Any]) -> MinHasher:
     key = json.dumps(spec, sort_keys=True)
     h = _HASHERS.get(key)
     if h is None:
-        h = _HASHERS[key] = MinHasher(**spec, threads=1)
+        h = _HASHERS[key] = MinHasher(**spec, num_threads=1)
     return h
 
 
@@ -236,7 +236,7 @@ def _signature_batch(batch: pa.Table, *, spec: Dict[str, Any], text_column: str,
     h = _hasher(spec)
     doc = np.asarray(batch.column(DOC), dtype=np.uint64)
     texts = _text_array(batch, text_column, doc)
-    sig = h.signatures(texts, threads=1)
+    sig = h.signatures(texts, num_threads=1)
     eligible = ~np.all(sig == h.empty_value, axis=1) if len(sig) else np.zeros(0, bool)
     width = sig.shape[1] * sig.dtype.itemsize
     cols: Dict[str, Any] = {

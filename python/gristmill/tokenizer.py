@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from gristmill import _native
 from gristmill._arrow import TextLike, as_string_array, string_buffers
+from gristmill._threads import num_threads as _num_threads
 
 __all__ = [
     "Tokenizer",
@@ -605,8 +606,7 @@ class Tokenizer:
         :meth:`encode_ordinary`); ``add_special_tokens`` is as in :meth:`encode`, per document.
         Results never depend on ``num_threads``.
         """
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
+        num_threads = _num_threads(num_threads, where="encode_batch")
         docs = self._batch_buffers(texts)
         a = _special_arg(allowed_special, "allowed_special")
         d = _special_arg(disallowed_special, "disallowed_special")
