@@ -121,7 +121,11 @@ def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[p
                 offs.append((o[1:] - o[0]).astype(np.int64) + total)
                 total += int(o[-1] - o[0])
                 ids_l.append(b.ids)
+                del b, data, o
         offsets = np.concatenate(offs)
+        # the read batches are freed: return their memory before the repeat finder runs
+        # (the native side also trims the C heap), so the limit is not spent on it
+        pa.default_memory_pool().release_unused()
         buf = pa.memory_map(path, "r").read_buffer() if total else pa.py_buffer(b"")
         arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), buf)
         return arr, (pa.concat_arrays(ids_l) if ids_l else pa.array([], type=pa.string()))
