@@ -70,7 +70,7 @@ fn raised_flag_stops_the_memory_limited_path_and_removes_its_spill_file() {
     let docs = corpus();
     let dir = tmpdir("spill");
     let opts = RepeatOptions { min_length: 20, keep: Keep::None, threads: 1, width: IndexWidth::Auto };
-    let lim = LimitedOptions { memory_limit: None, parts: Some(4), work_dir: Some(dir.clone()) };
+    let lim = LimitedOptions { parts: Some(4), work_dir: Some(dir.clone()), ..Default::default() };
     interrupted(raised().run(|| suffix::find_repeats_external(docs.view(), &opts, &lim)));
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "spill file left behind");
     // and the flag is only seen inside `run`: the same call then succeeds

@@ -155,6 +155,7 @@ def suffix_find_repeats(
     force_64: bool = False,
     memory_limit: int | None = None,
     work_dir: str | None = None,
+    resume: bool = False,
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
 def suffix_contamination_tokenized(
     train: _Docs,
@@ -171,6 +172,7 @@ def suffix_find_repeats_tokenized(
     threads: int = 0,
     memory_limit: int | None = None,
     work_dir: str | None = None,
+    resume: bool = False,
 ) -> Tuple[_I64, _I64, _I64, _I64, dict[str, Any]]: ...
 def suffix_find_repeats_tokens(
     ids: npt.NDArray[np.uint32],

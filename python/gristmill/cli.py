@@ -789,7 +789,8 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
     r = dedup_exact(corpus, args.min_length, args.keep, unit=args.unit, tokenizer=_unit_tokenizer(args),
                     threads=_threads_arg(args),
-                    memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None)
+                    memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None,
+                    work_dir=args.work_dir)
     timer = _progress.Timer()
     with timer("write"):
         d = r.spans.column("doc").to_numpy()
@@ -866,6 +867,7 @@ def _add_dedup_exact(dsub: Any) -> None:
         gristmill dedup exact corpus.parquet -o out/ --keep none --report-format jsonl
         gristmill dedup exact src/ --glob '*.py' -o out/ --min-length 200 --json
         gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G
+        gristmill dedup exact big/*.jsonl.zst -o out/ --memory-limit 4G --work-dir /scratch/gm   # resumable
         gristmill dedup exact data.jsonl -o out/ --unit tokens --min-length 50 --tokenizer cl100k_base
         """,
     )
@@ -878,6 +880,11 @@ def _add_dedup_exact(dsub: Any) -> None:
                    help="bound the repeat finder's working memory, e.g. 2G: the corpus is spilled to a "
                         "temporary file, every window is hashed once into hash parts on disk (8 bytes per "
                         "input byte) and the parts are sorted one at a time (same result)")
+    e.add_argument("--work-dir", default=None, metavar="DIR",
+                   help="folder for the memory-limited path's files (spilled text, hash parts, finished parts) "
+                        "instead of a temporary folder; they stay until the run succeeds, and a rerun with the "
+                        "same inputs, settings and --memory-limit reuses them (verified by checksums); free "
+                        "space is checked first")
     e.add_argument("--keep-empty", action="store_true",
                    help="write documents that become empty (default: drop them)")
     e.add_argument("--report-format", choices=("parquet", "jsonl"), default="parquet",

@@ -121,7 +121,11 @@ def _gather(texts: Texts, what: str, spill_dir: Optional[str] = None) -> Tuple[p
                 offs.append((o[1:] - o[0]).astype(np.int64) + total)
                 total += int(o[-1] - o[0])
                 ids_l.append(b.ids)
+                del b, data, o
         offsets = np.concatenate(offs)
+        # the read batches are freed: return their memory before the repeat finder runs
+        # (the native side also trims the C heap), so the limit is not spent on it
+        pa.default_memory_pool().release_unused()
         buf = pa.memory_map(path, "r").read_buffer() if total else pa.py_buffer(b"")
         arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), buf)
         return arr, (pa.concat_arrays(ids_l) if ids_l else pa.array([], type=pa.string()))
@@ -194,20 +198,23 @@ def _out_of_memory(e: MemoryError, hint: str) -> MemoryError:
 
 
 def _repeats(arr: pa.Array, ml: int, kp: str, th: int, mem: Optional[int], tmp: Optional[str],
-             tok: Any) -> Tuple[Tuple[Any, ...], Optional[int]]:
+             tok: Any, work_dir: Optional[str] = None) -> Tuple[Tuple[Any, ...], Optional[int]]:
     """The repeat finder on ``arr`` (bytes, or tokens of ``tok``): in memory unless ``mem``;
     when the in-memory path does not fit (estimated before allocating, or a failed
     allocation), the memory-limited path with 3/4 of the available memory, with a warning.
-    Returns the native result and the memory limit used (None: in memory)."""
+    ``work_dir``: the memory-limited path keeps its files there and reuses those of an
+    earlier, unfinished run (resumable). Returns the native result and the memory limit used
+    (None: in memory)."""
+    resume = work_dir is not None
 
     def call(m: Optional[int], work: Optional[str]) -> Tuple[Any, ...]:
         if tok is None:
-            return tuple(_native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, m, work))
-        return tuple(_native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th, m, work))
+            return tuple(_native.suffix_find_repeats(string_buffers(arr), ml, kp, th, False, m, work, resume))
+        return tuple(_native.suffix_find_repeats_tokenized(string_buffers(arr), tok._t, ml, kp, th, m, work, resume))
 
     if mem is not None:
         try:
-            return call(mem, tmp), mem
+            return call(mem, work_dir or tmp), mem
         except MemoryError as e:
             raise _out_of_memory(e, f"lower memory_limit (--memory-limit), now {mem:,} bytes") from None
     try:
@@ -219,10 +226,10 @@ def _repeats(arr: pa.Array, ml: int, kp: str, th: int, mem: Optional[int], tmp: 
         limit = avail * 3 // 4
         warnings.warn(f"{e}: switching to the memory-limited repeat finder (as with --memory-limit "
                       f"{limit / 2**20:.0f}M): same result, slower, about 8 bytes per input byte spilled to "
-                      f"the temporary folder", RuntimeWarning, stacklevel=3)
-        with tempfile.TemporaryDirectory(prefix="gristmill-") as work:
+                      f"{'the work folder' if resume else 'the temporary folder'}", RuntimeWarning, stacklevel=3)
+        with tempfile.TemporaryDirectory(prefix="gristmill-") if work_dir is None else _nullcontext() as work:
             try:
-                return call(limit, work), limit
+                return call(limit, work_dir or work), limit
             except MemoryError as e2:
                 raise _out_of_memory(e2, "not even the memory-limited repeat finder fits; free memory or "
                                          "split the corpus") from None
@@ -230,6 +237,42 @@ def _repeats(arr: pa.Array, ml: int, kp: str, th: int, mem: Optional[int], tmp: 
                 if "memory_limit" not in str(e2):
                     raise
                 raise MemoryError(f"{e}; the memory-limited repeat finder does not fit either ({e2})") from None
+
+
+def _free_disk(path: str) -> int:
+    """Free bytes in the file system of ``path`` (``GRISTMILL_FREE_DISK`` overrides it, for tests)."""
+    import shutil
+
+    env = os.environ.get("GRISTMILL_FREE_DISK")
+    if env:
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+        t = env.strip().upper().removesuffix("B").removesuffix("I")
+        return int(float(t[:-1]) * units[t[-1]]) if t[-1] in units else int(t)
+    return shutil.disk_usage(path).free
+
+
+def _work_folder(work_dir: Union[str, "PathLike[str]"], texts: Texts) -> str:
+    """Create ``work_dir`` and check, before anything is written, that the spilled text of a
+    Corpus fits (estimated from the input files' sizes); the native path checks its own
+    files exactly once the text is known."""
+    from gristmill.io import Corpus
+
+    wd = fspath(work_dir)
+    os.makedirs(wd, exist_ok=True)
+    if isinstance(texts, Corpus):
+        need = 0
+        for src in texts.sources:
+            for p in src.input_paths():
+                try:
+                    need += os.path.getsize(p) if os.path.isfile(p) else 0
+                except OSError:
+                    pass
+        free = _free_disk(wd)
+        if need + (64 << 20) > free:
+            raise OSError(f"not enough disk space in {wd} for the work folder: the corpus text alone needs about "
+                          f"{need:,} bytes (the size of the input files) plus 64 MiB of headroom, but only {free:,} "
+                          f"bytes are free; choose another --work-dir or free space")
+    return wd
 
 
 class _nullcontext:
@@ -361,6 +404,7 @@ def dedup_exact(
     tokenizer: Any = "o200k_base",
     threads: Optional[int] = None,
     memory_limit: Optional[int] = None,
+    work_dir: Optional[Union[str, "PathLike[str]"]] = None,
 ) -> DedupResult:
     """Remove repeated spans of at least ``min_length`` bytes and return the trimmed texts, the
     spans report, a summary and stage timings. ``keep="first"`` (the default) removes the
@@ -369,6 +413,12 @@ def dedup_exact(
     ``memory_limit``: see :func:`find_repeats` (a Corpus is then spilled to a temporary file
     and memory-mapped; the returned texts are built in memory). With ``unit="tokens"`` the
     token ids (4 bytes per token) and their byte offsets (8) are held in memory besides.
+    ``work_dir``: folder for the memory-limited path's files (the spilled text, the hash parts,
+    the marks of every finished part) instead of a temporary folder. They stay there until
+    the run succeeds, so a rerun after a kill or an error with the same corpus, settings and
+    ``memory_limit`` reuses the hashing pass and the finished parts, each verified by an
+    xxh3 checksum (a damaged file is rebuilt); ``summary`` then says how many
+    (``memory_parts_reused``). Free disk space is checked before anything is written.
 
     ``unit="tokens"`` measures ``min_length`` in tokens of ``tokenizer`` (a
     :class:`gristmill.Tokenizer` or a tiktoken encoding name) instead of bytes: documents
@@ -389,14 +439,16 @@ def dedup_exact(
     ml, tok = _unit(unit, min_length, tokenizer)
     kp, th = _keep(keep), _threads(threads)
     mem = _memory_limit(memory_limit)
-    with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
+    wd = _work_folder(work_dir, texts) if work_dir is not None else None
+    with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None and wd is None else _nullcontext() as tmp:
+        spill = wd if wd is not None and mem is not None else tmp
         t0 = time.perf_counter()
         with _progress.stage("dedup exact: read", "reading the corpus"):
-            arr, ids = _gather(texts, "texts", tmp)
+            arr, ids = _gather(texts, "texts", spill)
         timings: Dict[str, float] = {"read": time.perf_counter() - t0}
         with _progress.stage("dedup exact: suffix array + repeats",
                              _progress.describe(len(arr), _nbytes(arr)) + f", windows of {ml} {unit}"):
-            (d, s, e, o, stats), mem = _repeats(arr, ml, kp, th, mem, tmp, tok)
+            (d, s, e, o, stats), mem = _repeats(arr, ml, kp, th, mem, tmp, tok, wd)
         timings.update({k: v for k, v in stats["timings"] if k != "parts"})
         spans = _spans_table((d, s, e, o))
         t0 = time.perf_counter()
@@ -406,6 +458,8 @@ def dedup_exact(
         n_docs = len(arr)
         lengths = np.diff(string_buffers(arr)[1]).astype(np.int64)
         del arr
+        if spill is not None and spill == wd and os.path.exists(os.path.join(wd, "texts.bin")):
+            os.remove(os.path.join(wd, "texts.bin"))  # the run succeeded: leave the folder as it was
     if ids is not None:
         spans = spans.add_column(1, "id", ids.take(pa.array(d)))
     removed = np.bincount(d, weights=(e - s), minlength=n_docs).astype(np.int64) if len(d) else np.zeros(n_docs, np.int64)
@@ -427,6 +481,12 @@ def dedup_exact(
         summary["memory_limit"] = mem
         summary["memory_parts"] = int(dict(stats["timings"]).get("parts", 1))
         summary["memory_part_overflow_bytes"] = int(stats.get("part_overflow_bytes", 0))
+        if wd is not None:
+            summary["work_dir"] = wd
+            summary["memory_parts_reused"] = int(stats.get("parts_reused", 0))
+            summary["memory_parts_rebuilt"] = int(stats.get("parts_rebuilt", 0))
+            summary["memory_hash_reused"] = bool(stats.get("hash_reused", False))
+            summary["memory_hash_rebuilt"] = bool(stats.get("hash_rebuilt", False))
     return DedupResult(texts=trimmed, spans=spans, summary=summary, timings=timings)
 
 

@@ -30,6 +30,15 @@ fn width(force_64: bool) -> IndexWidth {
     }
 }
 
+/// Environment variable for tests of resumable runs: stop (as Ctrl-C would, exit 130 from
+/// the CLI) once this many parts are finished, leaving the work folder as a kill would.
+const STOP_AFTER_PARTS_ENV: &str = "GRISTMILL_TEST_STOP_AFTER_PARTS";
+
+fn limited(memory_limit: Option<usize>, work_dir: Option<PathBuf>, resume: bool) -> core::LimitedOptions {
+    let stop_after_parts = std::env::var(STOP_AFTER_PARTS_ENV).ok().and_then(|v| v.trim().parse().ok());
+    core::LimitedOptions { memory_limit, work_dir, resume, stop_after_parts, ..Default::default() }
+}
+
 fn spans_out<'py>(py: Python<'py>, spans: Vec<Span>, stats: RepeatStats) -> PyResult<SpanArrays<'py>> {
     let n = spans.len();
     let (mut d, mut s, mut e, mut o) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
@@ -49,6 +58,10 @@ fn spans_out<'py>(py: Python<'py>, spans: Vec<Span>, stats: RepeatStats) -> PyRe
     st.set_item("marked_windows", stats.marked_windows)?;
     st.set_item("index_bytes", stats.index_bytes)?;
     st.set_item("part_overflow_bytes", stats.part_overflow_bytes)?;
+    st.set_item("parts_reused", stats.parts_reused)?;
+    st.set_item("parts_rebuilt", stats.parts_rebuilt)?;
+    st.set_item("hash_reused", stats.hash_reused)?;
+    st.set_item("hash_rebuilt", stats.hash_rebuilt)?;
     Ok((d.into_pyarray(py), s.into_pyarray(py), e.into_pyarray(py), o.into_pyarray(py), st))
 }
 
@@ -56,9 +69,11 @@ fn spans_out<'py>(py: Python<'py>, spans: Vec<Span>, stats: RepeatStats) -> PyRe
 ///     -> (doc, start, end, occurrences, stats)
 ///
 /// With `memory_limit` (bytes), the hash-partitioned external path is used (same result),
-/// spilling its part entries to `work_dir` (default: the system temporary folder).
+/// spilling its part entries to `work_dir` (default: the system temporary folder); with
+/// `resume`, its files stay there under fixed names until it succeeds and a rerun reuses
+/// them (see `LimitedOptions::resume`).
 #[pyfunction]
-#[pyo3(signature = (docs, min_length, keep, threads=0, force_64=false, memory_limit=None, work_dir=None))]
+#[pyo3(signature = (docs, min_length, keep, threads=0, force_64=false, memory_limit=None, work_dir=None, resume=false))]
 #[allow(clippy::too_many_arguments)]
 fn suffix_find_repeats<'py>(
     py: Python<'py>,
@@ -69,13 +84,15 @@ fn suffix_find_repeats<'py>(
     force_64: bool,
     memory_limit: Option<usize>,
     work_dir: Option<std::path::PathBuf>,
+    resume: bool,
 ) -> PyResult<SpanArrays<'py>> {
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
     let opts = RepeatOptions { min_length, keep, threads, width: width(force_64) };
+    let lim = limited(memory_limit, work_dir, resume);
     let (spans, stats) = super::detach_interruptible(py, || match memory_limit {
         None => core::find_repeats(view, &opts),
-        Some(m) => core::find_repeats_external(view, &opts, &core::LimitedOptions { memory_limit: Some(m), parts: None, work_dir }),
+        Some(_) => core::find_repeats_external(view, &opts, &lim),
     })?;
     spans_out(py, spans, stats)
 }
@@ -123,10 +140,10 @@ fn suffix_find_repeats_tokens<'py>(
 }
 
 /// suffix_find_repeats_tokenized(docs, tokenizer, min_length, keep, threads=0,
-///     memory_limit=None, work_dir=None)
+///     memory_limit=None, work_dir=None, resume=False)
 ///     -> (doc, start, end, occurrences, stats); token mode, spans as byte ranges.
 #[pyfunction]
-#[pyo3(signature = (docs, tokenizer, min_length, keep, threads=0, memory_limit=None, work_dir=None))]
+#[pyo3(signature = (docs, tokenizer, min_length, keep, threads=0, memory_limit=None, work_dir=None, resume=false))]
 #[allow(clippy::too_many_arguments)]
 fn suffix_find_repeats_tokenized<'py>(
     py: Python<'py>,
@@ -137,19 +154,16 @@ fn suffix_find_repeats_tokenized<'py>(
     threads: usize,
     memory_limit: Option<usize>,
     work_dir: Option<std::path::PathBuf>,
+    resume: bool,
 ) -> PyResult<SpanArrays<'py>> {
     let keep: Keep = keep.parse()?;
     let view = docs.view()?;
     let opts = RepeatOptions { min_length, keep, threads, width: IndexWidth::Auto };
+    let lim = limited(memory_limit, work_dir, resume);
     let tok = tokenizer.core();
     let (spans, stats) = super::detach_interruptible(py, || match memory_limit {
         None => core::find_repeats_tokenized(view, tok, &opts),
-        Some(m) => core::find_repeats_tokenized_external(
-            view,
-            tok,
-            &opts,
-            &core::LimitedOptions { memory_limit: Some(m), parts: None, work_dir },
-        ),
+        Some(_) => core::find_repeats_tokenized_external(view, tok, &opts, &lim),
     })?;
     spans_out(py, spans, stats)
 }

@@ -20,13 +20,29 @@
 //!    `min(64, 2^floor(log2 L))` symbols).
 //! 3. Spans are the maximal unions of marked windows, exactly as in memory.
 //!
+//!    The sorted part keeps only entries whose key occurs twice or more, and the windows of
+//!    the entries a few places ahead are prefetched (first and last cache line, and the
+//!    bitmap word and block-table entry they mark): these are random accesses into the
+//!    text, and keeping many of them in flight made this step 2x faster.
+//!
+//! **Resumable runs** ([`LimitedOptions::resume`]): the spill file gets a fixed name in the
+//! work folder and, once the hashing pass is complete, a manifest (chunk table and one xxh3
+//! per part, bound to a key hashing the text, the document bounds, `L`, the part count and
+//! the entry width). Every finished part writes its marks (window, class size; 8 or 16 bytes
+//! each, in the radix sort's scratch buffer, so no extra memory) to its own file with the
+//! same key, `keep` and a trailing xxh3, through a temporary name and a rename. A rerun
+//! replays the parts whose files verify, rebuilds the others, reuses the spill file when
+//! its manifest verifies (each part's entries are checked against their checksum when read;
+//! a mismatch redoes the hashing pass) and removes everything after success.
+//!
 //! Memory: the bitmap, the block table, and one part (entries plus the radix sort's scratch
 //! copy); `P` is chosen so that these fit in the limit, with 1.25x headroom because parts are
 //! balanced by hash, not exactly. A part can only outgrow its share when a single window
 //! content (or a few) occurs a very large number of times: such a part is still processed in
 //! memory, and its excess is reported in the stats (`part_overflow_bytes`). The text itself
 //! is only read (it may be memory-mapped); disk use is the spill file, 8 or 16 bytes per
-//! window, checked against the free space of the work folder before anything is written.
+//! window (plus at most as much again for a resumable run's marks), checked against the free
+//! space of the work folder before anything is written.
 
 use std::fs::File;
 use std::io::Write;
@@ -69,6 +85,9 @@ impl WindowSymbol for u32 {
 trait Entry: Copy + Default + Send + Sync + 'static {
     const BYTES: usize;
     fn new(key: u32, pos: usize) -> Self;
+    /// A finished part's mark: window `pos` belongs to a class of `count` occurrences.
+    fn mark(pos: usize, count: usize) -> Self;
+    fn count(self) -> usize;
     fn key(self) -> u32;
     fn pos(self) -> usize;
 }
@@ -78,6 +97,15 @@ impl Entry for u64 {
     #[inline]
     fn new(key: u32, pos: usize) -> Self {
         ((key as u64) << 32) | pos as u64
+    }
+    #[inline]
+    fn mark(pos: usize, count: usize) -> Self {
+        // both fit: this width is used while the text has at most u32::MAX symbols
+        ((count as u64) << 32) | pos as u64
+    }
+    #[inline]
+    fn count(self) -> usize {
+        (self >> 32) as usize
     }
     #[inline]
     fn key(self) -> u32 {
@@ -94,6 +122,14 @@ impl Entry for [u64; 2] {
     #[inline]
     fn new(key: u32, pos: usize) -> Self {
         [key as u64, pos as u64]
+    }
+    #[inline]
+    fn mark(pos: usize, count: usize) -> Self {
+        [count as u64, pos as u64]
+    }
+    #[inline]
+    fn count(self) -> usize {
+        self[0] as usize
     }
     #[inline]
     fn key(self) -> u32 {
@@ -116,7 +152,45 @@ fn as_bytes_mut<E: Entry>(v: &mut [E]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
 }
 
-/// The spill file of the part entries, removed on drop.
+/// File names in the work folder of a resumable run (`LimitedOptions::resume`).
+pub const SPILL_FILE: &str = "exact-parts.bin";
+/// The table of the spill file's chunks and the checksum of every part, written once the
+/// hashing pass is complete.
+pub const MANIFEST_FILE: &str = "exact-parts.idx";
+const MANIFEST_MAGIC: &[u8; 8] = b"GMPARTS1";
+const MARKS_MAGIC: &[u8; 8] = b"GMMARKS1";
+
+/// The marks of finished part `part` (a resumable run keeps one such file per part).
+pub fn marks_file(part: usize) -> String {
+    format!("exact-part-{part:06}.marks")
+}
+
+fn xxh3(data: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(data)
+}
+
+fn u64s_bytes(v: &[u64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_u64s(b: &[u8]) -> Vec<u64> {
+    b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+/// Write `data` to `path` through a temporary name and a rename, so that a kill never leaves
+/// a file that looks complete.
+fn write_atomic(path: &Path, parts: &[&[u8]]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |e| Error::io(tmp.display().to_string(), e);
+    let mut f = File::create(&tmp).map_err(io)?;
+    for p in parts {
+        f.write_all(p).map_err(io)?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))
+}
+
+/// The spill file of the part entries; removed on drop unless it is kept for a rerun.
 struct Spill {
     file: File,
     path: PathBuf,
@@ -124,25 +198,40 @@ struct Spill {
     /// per part: (byte offset, number of entries) of each chunk
     chunks: Vec<Vec<(u64, usize)>>,
     counts: Vec<usize>,
+    /// per part: xxh3 of its entries in append order (resumable runs only)
+    sums: Vec<Option<xxhash_rust::xxh3::Xxh3>>,
+    digests: Vec<u64>,
+    keep: bool,
 }
 
 impl Drop for Spill {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 impl Spill {
-    fn create(dir: &Path, parts: usize) -> Result<Spill> {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let path = dir.join(format!("gristmill-parts-{}-{:x}.bin", std::process::id(), t as u64));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(path.display().to_string(), e))?;
-        Ok(Spill { file, path, end: 0, chunks: vec![Vec::new(); parts], counts: vec![0; parts] })
+    fn create(dir: &Path, parts: usize, resume: bool) -> Result<Spill> {
+        let path = if resume {
+            dir.join(SPILL_FILE)
+        } else {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            dir.join(format!("gristmill-parts-{}-{:x}.bin", std::process::id(), t as u64))
+        };
+        let mut oo = std::fs::OpenOptions::new();
+        oo.read(true).write(true);
+        if resume {
+            // a spill file without a valid manifest is an unfinished hashing pass: start over
+            let _ = std::fs::remove_file(dir.join(MANIFEST_FILE));
+            oo.create(true).truncate(true);
+        } else {
+            oo.create_new(true);
+        }
+        let file = oo.open(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        let sums = (0..parts).map(|_| resume.then(xxhash_rust::xxh3::Xxh3::new)).collect();
+        Ok(Spill { file, path, end: 0, chunks: vec![Vec::new(); parts], counts: vec![0; parts], sums, digests: vec![0; parts], keep: resume })
     }
     fn err(&self, e: std::io::Error) -> Error {
         Error::io(self.path.display().to_string(), e)
@@ -153,13 +242,78 @@ impl Spill {
         }
         let bytes = as_bytes(entries);
         (&self.file).write_all(bytes).map_err(|e| self.err(e))?;
+        if let Some(h) = &mut self.sums[part] {
+            h.update(bytes);
+        }
         self.chunks[part].push((self.end, entries.len()));
         self.counts[part] += entries.len();
         self.end += bytes.len() as u64;
         Ok(())
     }
-    /// Read part `part` into `out` (cleared first), in append order.
-    fn read<E: Entry>(&self, part: usize, out: &mut Vec<E>) -> Result<()> {
+    /// Finish the hashing pass of a resumable run: the manifest (chunk table and the
+    /// checksum of every part, bound to `key`) is written last, so its presence means the
+    /// spill file is complete.
+    fn finish(&mut self, dir: &Path, key: u64, entry_bytes: usize) -> Result<()> {
+        for (d, h) in self.digests.iter_mut().zip(&self.sums) {
+            if let Some(h) = h {
+                *d = h.digest();
+            }
+        }
+        if !self.keep {
+            return Ok(());
+        }
+        let mut v = vec![key, self.counts.len() as u64, entry_bytes as u64, self.end];
+        for p in 0..self.counts.len() {
+            v.extend([self.counts[p] as u64, self.digests[p], self.chunks[p].len() as u64]);
+        }
+        for c in &self.chunks {
+            for &(off, cnt) in c {
+                v.extend([off, cnt as u64]);
+            }
+        }
+        let mut body = MANIFEST_MAGIC.to_vec();
+        body.extend(u64s_bytes(&v));
+        let sum = xxh3(&body).to_le_bytes();
+        write_atomic(&dir.join(MANIFEST_FILE), &[&body, &sum])
+    }
+    /// The spill file of an earlier run with the same `key`, if its manifest is intact
+    /// (the parts' entries are verified against their checksums when they are read).
+    fn reuse(dir: &Path, key: u64, parts: usize, entry_bytes: usize) -> Option<Spill> {
+        let raw = std::fs::read(dir.join(MANIFEST_FILE)).ok()?;
+        if raw.len() < 16 || raw.len() % 8 != 0 || &raw[..8] != MANIFEST_MAGIC {
+            return None;
+        }
+        let (body, sum) = raw.split_at(raw.len() - 8);
+        if xxh3(body).to_le_bytes() != sum {
+            return None;
+        }
+        let v = bytes_u64s(&body[8..]);
+        if v.len() < 4 + 3 * parts || v[0] != key || v[1] != parts as u64 || v[2] != entry_bytes as u64 {
+            return None;
+        }
+        let path = dir.join(SPILL_FILE);
+        let file = std::fs::OpenOptions::new().read(true).open(&path).ok()?;
+        if file.metadata().ok()?.len() != v[3] {
+            return None;
+        }
+        let (mut counts, mut digests, mut chunks) = (Vec::new(), Vec::new(), Vec::new());
+        let mut at = 4 + 3 * parts;
+        for p in 0..parts {
+            let (cnt, dig, nch) = (v[4 + 3 * p] as usize, v[5 + 3 * p], v[6 + 3 * p] as usize);
+            let c: Vec<(u64, usize)> = v.get(at..at + 2 * nch)?.chunks_exact(2).map(|x| (x[0], x[1] as usize)).collect();
+            if c.iter().map(|x| x.1).sum::<usize>() != cnt || c.iter().any(|x| x.0 + (x.1 * entry_bytes) as u64 > v[3]) {
+                return None;
+            }
+            at += 2 * nch;
+            counts.push(cnt);
+            digests.push(dig);
+            chunks.push(c);
+        }
+        Some(Spill { file, path, end: v[3], chunks, counts, sums: (0..parts).map(|_| None).collect(), digests, keep: true })
+    }
+    /// Read part `part` into `out` (cleared first), in append order. For a resumable run,
+    /// `Ok(false)` when the entries do not match the part's checksum.
+    fn read<E: Entry>(&self, part: usize, out: &mut Vec<E>) -> Result<bool> {
         out.clear();
         let n = self.counts[part];
         out.try_reserve_exact(n).map_err(|_| crate::mem::alloc_failed::<E>(n, "a hash part of the memory-limited repeat finder"))?;
@@ -169,13 +323,20 @@ impl Spill {
             self.file.read_exact_at(as_bytes_mut(&mut out[at..at + cnt]), off).map_err(|e| self.err(e))?;
             at += cnt;
         }
-        Ok(())
+        Ok(!self.keep || xxh3(as_bytes(&out[..])) == self.digests[part])
     }
 }
+
+/// Environment variable that overrides the free disk space seen by the memory-limited path
+/// (a byte count, or `500M`, `2G`…). Meant for tests of the disk check; not a tuning knob.
+pub const FREE_DISK_ENV: &str = "GRISTMILL_FREE_DISK";
 
 /// Free bytes for an unprivileged writer in the file system holding `dir`.
 fn free_space(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
+    if let Some(b) = std::env::var(FREE_DISK_ENV).ok().and_then(|v| crate::mem::parse_size(&v)) {
+        return Some(b);
+    }
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
@@ -219,7 +380,7 @@ fn radix_sort<E: Entry>(a: &mut Vec<E>, tmp: &mut Vec<E>) -> Result<()> {
 }
 
 /// How the parts are sized and where they are spilled.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LimitedOptions {
     /// Working-memory bound in bytes (bitmap, block table, one part).
     pub memory_limit: Option<usize>,
@@ -227,6 +388,15 @@ pub struct LimitedOptions {
     pub parts: Option<usize>,
     /// Folder for the spill file (default: the system temporary folder).
     pub work_dir: Option<PathBuf>,
+    /// Resumable run: the spill file, its manifest ([`SPILL_FILE`], [`MANIFEST_FILE`]) and
+    /// the marks of every finished part ([`marks_file`]) are kept in `work_dir` under fixed
+    /// names until the run succeeds, so that a rerun after a kill or an error reuses the
+    /// hashing pass and the finished parts of the same corpus, `min_length` and part count,
+    /// each verified by its xxh3 checksum (a file that fails is rebuilt).
+    pub resume: bool,
+    /// Testing: stop with [`Error::Interrupted`] once this many parts were finished in this
+    /// call, leaving the work folder as a kill at that point would.
+    pub stop_after_parts: Option<usize>,
 }
 
 /// Fixed memory of the limited path for `n` symbols: the removal bitmap and the block table.
@@ -283,90 +453,48 @@ fn run<S: WindowSymbol, E: Entry>(
         (None, None) => 1,
     };
     let dir = lim.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let need = (windows * E::BYTES) as u64;
-    if let Some(free) = free_space(&dir) {
-        // keep 1% of the disk (at least 64 MiB) free for everything else
-        if need + (64 << 20) > free {
-            return Err(Error::invalid_argument(format!(
-                "not enough disk space in {} for the memory-limited repeat finder: it spills {} bytes \
-                 ({} per window of {l} symbols, {windows} windows) but only {free} bytes are free; \
-                 choose another work folder (--work-dir) or free space",
-                dir.display(),
-                need,
-                E::BYTES
-            )));
-        }
+    let resume = lim.resume;
+    // freed memory of the corpus reader goes back to the OS before the limit is spent
+    super::sa::release_free_heap();
+    if resume {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
     }
-    let mut stats = RepeatStats { index_bytes: 0, ..Default::default() };
-
-    // 1. hash every window once, spill entries to their parts
-    let t0 = Instant::now();
     let stop = Interrupt::current();
-    let mut spill = Spill::create(&dir, parts)?;
-    {
-        // buffers: at most an eighth of the budget, 4..64 KiB per part
-        let budget = lim.memory_limit.map_or(usize::MAX, |m| m.saturating_sub(fixed) / 8);
-        let cap = (budget / parts.max(1) / E::BYTES).clamp(512, 8192);
-        let mut bufs: Vec<Vec<E>> = (0..parts).map(|_| Vec::with_capacity(cap)).collect();
-        let pow = (1..l).fold(1u64, |a, _| a.wrapping_mul(BASE));
-        for w in bounds.windows(2) {
-            let (s, e) = (w[0], w[1]);
-            if e - s < l {
-                continue;
-            }
-            let mut h = 0u64;
-            for &b in &text[s..s + l] {
-                h = h.wrapping_mul(BASE).wrapping_add(b.code());
-            }
-            let mut p = s;
-            stop.check()?;
-            loop {
-                if (p - s) % super::repeats::POLL == super::repeats::POLL - 1 {
-                    stop.check()?;
-                }
-                let m = mix(h);
-                let part = ((m as u128 * parts as u128) >> 64) as usize;
-                let buf = &mut bufs[part];
-                buf.push(E::new(m as u32, p));
-                if buf.len() == cap {
-                    spill.append(part, buf)?;
-                    buf.clear();
-                }
-                if p + l >= e {
-                    break;
-                }
-                h = h.wrapping_sub(text[p].code().wrapping_mul(pow)).wrapping_mul(BASE).wrapping_add(text[p + l].code());
-                p += 1;
-            }
-        }
-        for (part, buf) in bufs.iter().enumerate() {
-            spill.append(part, buf)?;
-        }
-    }
-    stats.timings.push(("hash_windows", t0.elapsed().as_secs_f64()));
-
-    // 2. classes part by part
+    let mut stats = RepeatStats { index_bytes: 0, ..Default::default() };
     let t0 = Instant::now();
+    // what the files of a resumable run are bound to: this text, its documents, the window
+    // length, the part count and the entry width (the hash function is fixed by the format)
+    let key = if resume { run_key(text, bounds, l, parts, E::BYTES) } else { 0 };
+    let marks_key = key ^ (opts.keep == Keep::First) as u64;
+
     let mut later = Bits::new(n)?;
     let (spans, classes, marked, overflow) = if n <= i32::MAX as usize {
         let mut occ = BlockMax::<i32>::new(n, l)?;
-        let (c, m, o) = mark_parts::<S, E, i32>(text, l, opts.keep, &spill, lim, fixed, &mut later, &mut occ)?;
-        drop(spill);
-        stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
+        let mut st = PartState { later: &mut later, occ: &mut occ, classes: 0, marked: 0, overflow: 0 };
+        drive::<S, E, i32>(text, bounds, opts, lim, &dir, parts, windows, fixed, key, marks_key, &mut st, &mut stats, t0, &stop)?;
+        let (c, m, o) = (st.classes, st.marked, st.overflow);
         let t0 = Instant::now();
         let spans = collect_spans(bounds, 0, l, &later, &occ)?;
         stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
         (spans, c, m, o)
     } else {
         let mut occ = BlockMax::<i64>::new(n, l)?;
-        let (c, m, o) = mark_parts::<S, E, i64>(text, l, opts.keep, &spill, lim, fixed, &mut later, &mut occ)?;
-        drop(spill);
-        stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
+        let mut st = PartState { later: &mut later, occ: &mut occ, classes: 0, marked: 0, overflow: 0 };
+        drive::<S, E, i64>(text, bounds, opts, lim, &dir, parts, windows, fixed, key, marks_key, &mut st, &mut stats, t0, &stop)?;
+        let (c, m, o) = (st.classes, st.marked, st.overflow);
         let t0 = Instant::now();
         let spans = collect_spans(bounds, 0, l, &later, &occ)?;
         stats.timings.push(("collect_spans", t0.elapsed().as_secs_f64()));
         (spans, c, m, o)
     };
+    if resume {
+        // done: the work folder is left as it was found
+        let _ = std::fs::remove_file(dir.join(MANIFEST_FILE));
+        let _ = std::fs::remove_file(dir.join(SPILL_FILE));
+        for p in 0..parts {
+            let _ = std::fs::remove_file(dir.join(marks_file(p)));
+        }
+    }
     stats.classes = classes;
     stats.marked_windows = marked;
     stats.timings.insert(0, ("parts", parts as f64));
@@ -374,94 +502,356 @@ fn run<S: WindowSymbol, E: Entry>(
     Ok((spans, stats))
 }
 
-/// Step 2 for every part; returns (classes, marked windows, largest part overflow in bytes).
+/// xxh3 of everything the files of a resumable run depend on.
+fn run_key<S: WindowSymbol>(text: &[S], bounds: &[usize], l: usize, parts: usize, entry_bytes: usize) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for x in [1u64, std::mem::size_of::<S>() as u64, entry_bytes as u64, text.len() as u64, l as u64, parts as u64, bounds.len() as u64] {
+        h.update(&x.to_le_bytes());
+    }
+    for &b in bounds {
+        h.update(&(b as u64).to_le_bytes());
+    }
+    // SAFETY: S is u8 or u32: plain integers, every byte initialised.
+    h.update(unsafe { std::slice::from_raw_parts(text.as_ptr() as *const u8, std::mem::size_of_val(text)) });
+    h.digest()
+}
+
+/// The marks being gathered: removal windows, class sizes, counters.
+struct PartState<'a, O: SaIndex> {
+    later: &'a mut Bits,
+    occ: &'a mut BlockMax<O>,
+    classes: u64,
+    marked: u64,
+    overflow: usize,
+}
+
+/// The marks file of part `part`, if it exists, belongs to `key` and passes its checksum:
+/// its marks in `buf`, and the number of classes it found. `Err(())` for a file that is
+/// there but fails verification.
+fn read_marks<E: Entry>(dir: &Path, part: usize, key: u64, buf: &mut Vec<E>) -> std::result::Result<Option<u64>, ()> {
+    let path = dir.join(marks_file(part));
+    let Ok(raw) = std::fs::read(&path) else { return Ok(None) };
+    const HEAD: usize = 8 + 5 * 8;
+    if raw.len() < HEAD + 8 || &raw[..8] != MARKS_MAGIC {
+        return Err(());
+    }
+    let (body, sum) = raw.split_at(raw.len() - 8);
+    if xxh3(body).to_le_bytes() != sum {
+        return Err(());
+    }
+    let h = bytes_u64s(&body[8..HEAD]);
+    let count = h[3] as usize;
+    if h[0] != key || h[1] != part as u64 || h[2] != E::BYTES as u64 || body.len() != HEAD + count * E::BYTES {
+        return Err(());
+    }
+    buf.clear();
+    buf.resize(count, E::default());
+    as_bytes_mut(&mut buf[..]).copy_from_slice(&body[HEAD..]);
+    Ok(Some(h[4]))
+}
+
+fn write_marks<E: Entry>(dir: &Path, part: usize, key: u64, marks: &[E], classes: u64) -> Result<()> {
+    let mut head = MARKS_MAGIC.to_vec();
+    head.extend(u64s_bytes(&[key, part as u64, E::BYTES as u64, marks.len() as u64, classes]));
+    let body = as_bytes(marks);
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&head);
+    h.update(body);
+    write_atomic(&dir.join(marks_file(part)), &[&head, body, &h.digest().to_le_bytes()])
+}
+
+/// The hashing pass (or its reuse) and every part (or its reuse), into `st`.
 #[allow(clippy::too_many_arguments)]
-fn mark_parts<S: WindowSymbol, E: Entry, O: SaIndex>(
+fn drive<S: WindowSymbol, E: Entry, O: SaIndex>(
+    text: &[S],
+    bounds: &[usize],
+    opts: &RepeatOptions,
+    lim: &LimitedOptions,
+    dir: &Path,
+    parts: usize,
+    windows: usize,
+    fixed: usize,
+    key: u64,
+    marks_key: u64,
+    st: &mut PartState<'_, O>,
+    stats: &mut RepeatStats,
+    t0: Instant,
+    stop: &Interrupt,
+) -> Result<()> {
+    let l = opts.min_length;
+    let resume = lim.resume;
+    let mut a: Vec<E> = Vec::new();
+    let mut tmp: Vec<E> = Vec::new();
+    // finished parts of an earlier run: replay their marks
+    let mut todo: Vec<usize> = Vec::new();
+    if resume {
+        for p in 0..parts {
+            stop.check()?;
+            match read_marks::<E>(dir, p, marks_key, &mut a) {
+                Ok(Some(classes)) => {
+                    for &m in &a {
+                        st.later.set(m.pos());
+                        st.occ.note(m.pos(), m.count());
+                    }
+                    st.classes += classes;
+                    st.marked += a.len() as u64;
+                    stats.parts_reused += 1;
+                }
+                Ok(None) => todo.push(p),
+                Err(()) => {
+                    stats.parts_rebuilt += 1;
+                    let _ = std::fs::remove_file(dir.join(marks_file(p)));
+                    todo.push(p);
+                }
+            }
+        }
+    } else {
+        todo.extend(0..parts);
+    }
+    if todo.is_empty() {
+        stats.timings.push(("hash_windows", 0.0));
+        stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
+        return Ok(());
+    }
+    let mut spill = if resume { Spill::reuse(dir, key, parts, E::BYTES) } else { None };
+    stats.hash_reused = spill.is_some();
+    // disk: the spill file (unless reused) and, for a resumable run, the marks of the
+    // parts still to do (at most one entry per window of those parts)
+    let marks_need = if !resume {
+        0
+    } else if let Some(sp) = &spill {
+        todo.iter().map(|&p| sp.counts[p]).sum::<usize>() * E::BYTES
+    } else {
+        windows * E::BYTES
+    } as u64;
+    let spill_need = if spill.is_some() { 0 } else { (windows * E::BYTES) as u64 };
+    check_disk(dir, spill_need, marks_need, windows, l, E::BYTES)?;
+    let mut spill = match spill.take() {
+        Some(sp) => sp,
+        None => hash_pass::<S, E>(text, bounds, l, lim, dir, parts, fixed, key, stop)?,
+    };
+    stats.timings.push(("hash_windows", t0.elapsed().as_secs_f64()));
+
+    let t0 = Instant::now();
+    for (i, &part) in todo.iter().enumerate() {
+        stop.check()?;
+        if !spill.read(part, &mut a)? {
+            // the spill file of an earlier run is damaged: hash again (same entries)
+            stats.hash_reused = false;
+            stats.hash_rebuilt = true;
+            drop(spill);
+            spill = hash_pass::<S, E>(text, bounds, l, lim, dir, parts, fixed, key, stop)?;
+            if !spill.read(part, &mut a)? {
+                return Err(Error::invalid_data(spill.path.display().to_string(), "the hash part just written does not match its checksum"));
+            }
+        }
+        if let Some(m) = lim.memory_limit {
+            st.overflow = st.overflow.max((fixed + 2 * E::BYTES * a.len()).saturating_sub(m));
+        }
+        let classes_before = st.classes;
+        mark_part::<S, E, O>(text, l, opts.keep, &mut a, &mut tmp, resume, st, stop)?;
+        if resume {
+            write_marks(dir, part, marks_key, &tmp, st.classes - classes_before)?;
+        }
+        if lim.stop_after_parts.is_some_and(|k| i + 1 >= k) {
+            return Err(Error::Interrupted);
+        }
+    }
+    stats.timings.push(("find_repeats", t0.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// Up-front disk check of the memory-limited path.
+fn check_disk(dir: &Path, spill: u64, marks: u64, windows: usize, l: usize, entry: usize) -> Result<()> {
+    let need = spill + marks;
+    if need == 0 {
+        return Ok(());
+    }
+    if let Some(free) = free_space(dir) {
+        // keep at least 64 MiB free for everything else
+        if need + (64 << 20) > free {
+            let g = crate::mem::gb;
+            return Err(Error::invalid_argument(format!(
+                "not enough disk space in {} for the memory-limited repeat finder: it needs {need} bytes ({}: \
+                 {spill} for the hash parts, {entry} per window of {l} symbols, {windows} windows; {marks} at most \
+                 for the finished parts' marks) plus 64 MiB of headroom, but only {free} bytes ({}) are free; \
+                 choose another work folder (--work-dir) or free space",
+                dir.display(),
+                g(need),
+                g(free)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Step 1: hash every window once and spill its entry to its part.
+#[allow(clippy::too_many_arguments)]
+fn hash_pass<S: WindowSymbol, E: Entry>(
+    text: &[S],
+    bounds: &[usize],
+    l: usize,
+    lim: &LimitedOptions,
+    dir: &Path,
+    parts: usize,
+    fixed: usize,
+    key: u64,
+    stop: &Interrupt,
+) -> Result<Spill> {
+    let mut spill = Spill::create(dir, parts, lim.resume)?;
+    // buffers: at most an eighth of the budget, 4..64 KiB per part
+    let budget = lim.memory_limit.map_or(usize::MAX, |m| m.saturating_sub(fixed) / 8);
+    let cap = (budget / parts.max(1) / E::BYTES).clamp(512, 8192);
+    let mut bufs: Vec<Vec<E>> = (0..parts).map(|_| Vec::with_capacity(cap)).collect();
+    let pow = (1..l).fold(1u64, |a, _| a.wrapping_mul(BASE));
+    for w in bounds.windows(2) {
+        let (s, e) = (w[0], w[1]);
+        if e - s < l {
+            continue;
+        }
+        let mut h = 0u64;
+        for &b in &text[s..s + l] {
+            h = h.wrapping_mul(BASE).wrapping_add(b.code());
+        }
+        let mut p = s;
+        stop.check()?;
+        loop {
+            if (p - s) % super::repeats::POLL == super::repeats::POLL - 1 {
+                stop.check()?;
+            }
+            let m = mix(h);
+            let part = ((m as u128 * parts as u128) >> 64) as usize;
+            let buf = &mut bufs[part];
+            buf.push(E::new(m as u32, p));
+            if buf.len() == cap {
+                spill.append(part, buf)?;
+                buf.clear();
+            }
+            if p + l >= e {
+                break;
+            }
+            h = h.wrapping_sub(text[p].code().wrapping_mul(pow)).wrapping_mul(BASE).wrapping_add(text[p + l].code());
+            p += 1;
+        }
+    }
+    for (part, buf) in bufs.iter().enumerate() {
+        spill.append(part, buf)?;
+    }
+    spill.finish(dir, key, E::BYTES)?;
+    Ok(spill)
+}
+
+/// Entries of a part ahead of the one being compared whose windows are prefetched.
+const PREFETCH: usize = 16;
+
+/// Keep, in order, only the entries of `a` (sorted by key) whose key occurs at least twice.
+fn keep_repeated_keys<E: Entry>(a: &mut Vec<E>) {
+    let n = a.len();
+    let (mut w, mut i) = (0, 0);
+    while i < n {
+        let k = a[i].key();
+        let mut j = i + 1;
+        while j < n && a[j].key() == k {
+            j += 1;
+        }
+        if j - i >= 2 {
+            a.copy_within(i..j, w);
+            w += j - i;
+        }
+        i = j;
+    }
+    a.truncate(w);
+}
+
+/// Mark one class (`members` in increasing position order: the first is the earliest copy).
+fn note_class<E: Entry, O: SaIndex>(members: &[usize], keep_first: bool, record: bool, tmp: &mut Vec<E>, st: &mut PartState<'_, O>) {
+    st.classes += 1;
+    let c = members.len();
+    for (i, &p) in members.iter().enumerate() {
+        if keep_first && i == 0 {
+            continue;
+        }
+        st.later.set(p);
+        st.occ.note(p, c);
+        if record {
+            tmp.push(E::mark(p, c));
+        }
+        st.marked += 1;
+    }
+}
+
+/// Step 2 for one part: its entries `a` are sorted and its classes marked into `st`; with
+/// `record`, the marks (window, class size) are also left in `tmp` for the part's file.
+#[allow(clippy::too_many_arguments)]
+fn mark_part<S: WindowSymbol, E: Entry, O: SaIndex>(
     text: &[S],
     l: usize,
     keep: Keep,
-    spill: &Spill,
-    lim: &LimitedOptions,
-    fixed: usize,
-    later: &mut Bits,
-    occ: &mut BlockMax<O>,
-) -> Result<(u64, u64, usize)> {
+    a: &mut Vec<E>,
+    tmp: &mut Vec<E>,
+    record: bool,
+    st: &mut PartState<'_, O>,
+    stop: &Interrupt,
+) -> Result<()> {
     let keep_first = keep == Keep::First;
-    let (mut classes, mut marked, mut overflow) = (0u64, 0u64, 0usize);
-    let mut a: Vec<E> = Vec::new();
-    let mut tmp: Vec<E> = Vec::new();
-    let mut split: Vec<usize> = Vec::new();
     let win = |p: usize| &text[p..p + l];
-    let mut class = |members: &[usize], later: &mut Bits, occ: &mut BlockMax<O>| {
-        // `members` are in increasing position order: the first is the earliest copy
-        classes += 1;
-        let c = members.len();
-        for (i, &p) in members.iter().enumerate() {
-            if keep_first && i == 0 {
-                continue;
-            }
-            later.set(p);
-            occ.note(p, c);
-            marked += 1;
-        }
-    };
+    radix_sort(a, tmp)?;
+    stop.check()?;
+    // only keys that occur twice or more can be windows that do: drop the rest, so that
+    // the windows can be prefetched a fixed distance ahead of the comparisons
+    keep_repeated_keys(a);
+    // the radix sort's scratch (as long as the part) now holds the marks to record
+    tmp.clear();
     let mut members: Vec<usize> = Vec::new();
-    let stop = Interrupt::current();
-    for part in 0..spill.counts.len() {
-        stop.check()?;
-        spill.read(part, &mut a)?;
-        if let Some(m) = lim.memory_limit {
-            overflow = overflow.max((fixed + 2 * E::BYTES * a.len()).saturating_sub(m));
+    let mut split: Vec<usize> = Vec::new();
+    let len = a.len();
+    let mut ahead = 0;
+    let mut i = 0;
+    let mut polled = 0;
+    while i < len {
+        if i - polled >= super::repeats::POLL {
+            stop.check()?;
+            polled = i;
         }
-        radix_sort(&mut a, &mut tmp)?;
-        stop.check()?;
-        let len = a.len();
-        let mut i = 0;
-        let mut polled = 0;
-        while i < len {
-            if i - polled >= super::repeats::POLL {
-                stop.check()?;
-                polled = i;
-            }
-            let k = a[i].key();
-            let mut j = i + 1;
-            while j < len && a[j].key() == k {
-                j += 1;
-            }
-            if j - i >= 2 {
-                // prefetch the windows of the next group of equal keys while this one is compared
-                if let Some(nx) = a.get(j + 1) {
-                    if nx.key() == a[j].key() {
-                        crate::mem::prefetch(&text[a[j].pos()]);
-                        crate::mem::prefetch(&text[nx.pos()]);
+        // the windows are random accesses into the text: keep many cache misses in flight
+        while ahead < len && ahead < i + PREFETCH {
+            let p = a[ahead].pos();
+            let w = win(p);
+            crate::mem::prefetch(&w[0]);
+            crate::mem::prefetch(&w[l - 1]);
+            st.later.prefetch(p);
+            st.occ.prefetch(p);
+            ahead += 1;
+        }
+        let k = a[i].key();
+        let mut j = i + 1;
+        while j < len && a[j].key() == k {
+            j += 1;
+        }
+        let g = &a[i..j];
+        let rep = win(g[0].pos());
+        if g[1..].iter().all(|e| win(e.pos()) == rep) {
+            members.clear();
+            members.extend(g.iter().map(|e| e.pos()));
+            note_class(&members, keep_first, record, tmp, st);
+        } else {
+            // a hash collision: split the group into its distinct windows
+            split.clear();
+            split.extend(g.iter().map(|e| e.pos()));
+            split.sort_unstable_by(|&x, &y| win(x).cmp(win(y)).then(x.cmp(&y)));
+            let mut s = 0;
+            for t in 1..=split.len() {
+                if t == split.len() || win(split[t]) != win(split[s]) {
+                    if t - s >= 2 {
+                        note_class(&split[s..t], keep_first, record, tmp, st);
                     }
-                }
-                let g = &a[i..j];
-                let rep = win(g[0].pos());
-                if g[1..].iter().all(|e| win(e.pos()) == rep) {
-                    members.clear();
-                    members.extend(g.iter().map(|e| e.pos()));
-                    class(&members, later, occ);
-                } else {
-                    // a hash collision: split the group into its distinct windows
-                    split.clear();
-                    split.extend(g.iter().map(|e| e.pos()));
-                    split.sort_unstable_by(|&x, &y| win(x).cmp(win(y)).then(x.cmp(&y)));
-                    let mut s = 0;
-                    for t in 1..=split.len() {
-                        if t == split.len() || win(split[t]) != win(split[s]) {
-                            if t - s >= 2 {
-                                class(&split[s..t], later, occ);
-                            }
-                            s = t;
-                        }
-                    }
+                    s = t;
                 }
             }
-            i = j;
         }
+        i = j;
     }
-    Ok((classes, marked, overflow))
+    Ok(())
 }
 
 /// Bytes-mode self-dedup with bounded working memory: the spans of
@@ -481,12 +871,12 @@ pub fn find_repeats_external(docs: Docs<'_>, opts: &RepeatOptions, lim: &Limited
 /// Returns an error if the limit cannot even hold the bitmap, the block table and a minimal
 /// part.
 pub fn find_repeats_limited(docs: Docs<'_>, opts: &RepeatOptions, memory_limit: usize) -> Result<(Vec<Span>, RepeatStats)> {
-    find_repeats_external(docs, opts, &LimitedOptions { memory_limit: Some(memory_limit), parts: None, work_dir: None })
+    find_repeats_external(docs, opts, &LimitedOptions { memory_limit: Some(memory_limit), ..Default::default() })
 }
 
 /// [`find_repeats_external`] with an explicit number of hash parts (>= 1).
 pub fn find_repeats_in_parts(docs: Docs<'_>, opts: &RepeatOptions, parts: u64) -> Result<(Vec<Span>, RepeatStats)> {
-    find_repeats_external(docs, opts, &LimitedOptions { memory_limit: None, parts: Some(parts as usize), work_dir: None })
+    find_repeats_external(docs, opts, &LimitedOptions { parts: Some(parts as usize), ..Default::default() })
 }
 
 /// Token-id self-dedup with bounded working memory: the spans of

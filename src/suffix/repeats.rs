@@ -127,6 +127,15 @@ pub struct RepeatStats {
     /// Memory-limited path: by how many bytes the largest part exceeded the limit (0 unless
     /// one window content occurs a very large number of times).
     pub part_overflow_bytes: usize,
+    /// Resumable memory-limited path: parts whose marks were reused from an earlier run.
+    pub parts_reused: usize,
+    /// Resumable memory-limited path: parts whose file of an earlier run failed its
+    /// checksum (or belonged to other settings) and was rebuilt.
+    pub parts_rebuilt: usize,
+    /// Resumable memory-limited path: the hashing pass of an earlier run was reused.
+    pub hash_reused: bool,
+    /// Resumable memory-limited path: the reused hashing pass failed a checksum and was redone.
+    pub hash_rebuilt: bool,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -145,6 +154,11 @@ impl Bits {
     #[inline]
     pub(crate) fn get(&self, i: usize) -> bool {
         self.0[i >> 6] >> (i & 63) & 1 == 1
+    }
+    /// Start loading the word of bit `i` (no effect on results).
+    #[inline]
+    pub(crate) fn prefetch(&self, i: usize) {
+        crate::mem::prefetch(&self.0[i >> 6]);
     }
     fn set_range(&mut self, lo: usize, hi: usize) {
         let mut i = lo;
@@ -399,6 +413,11 @@ impl<O: SaIndex> BlockMax<O> {
         if b.get() < count {
             *b = O::from_usize(count);
         }
+    }
+    /// Start loading the entry of position `p` (no effect on results).
+    #[inline]
+    pub(crate) fn prefetch(&self, p: usize) {
+        crate::mem::prefetch(&self.max[p >> self.shift]);
     }
     /// `occurrences` of the span `[s, e)` made of windows of `l` symbols starting in
     /// `[s, e - l]`.
