@@ -64,7 +64,7 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 base = hwm()
-r = dedup_exact(texts, min_length, keep, threads=threads or None)
+r = dedup_exact(texts, min_length, keep, num_threads=threads or None)
 total = time.perf_counter() - t0
 peak = hwm()
 print(json.dumps({"summary": r.summary, "timings": r.timings, "wall": total, "peak_rss": peak, "baseline_rss": base}))
@@ -110,7 +110,7 @@ def main() -> None:
     res = {}
     for name, threads in () if a.skip_sa else (("gristmill (libsais, 1 thread)", 1), (f"gristmill (libsais, {os.cpu_count()} threads)", None)):
         t = time.perf_counter()
-        sa = suffix_array(buf, threads=threads)
+        sa = suffix_array(buf, num_threads=threads)
         res[name] = time.perf_counter() - t
         rows.append((f"suffix array, {name}", res[name], n_bytes / res[name] / 1e6))
         print(rows[-1], flush=True)

@@ -212,18 +212,18 @@ def test_suffix_array_equals_pydivsufsort_on_real_text():
     peer = pydivsufsort.divsufsort(data)
     assert ours.dtype == np.int32
     np.testing.assert_array_equal(ours, peer.astype(np.int32))
-    np.testing.assert_array_equal(suffix_array(data, threads=1), ours)
+    np.testing.assert_array_equal(suffix_array(data, num_threads=1), ours)
     np.testing.assert_array_equal(gristmill._native.suffix_array_bytes(data, 2, True), peer.astype(np.int64))
 
 
 def test_real_text_matches_reference_and_is_thread_independent():
     texts = stdlib_texts(150_000)
     for keep in ("none", "first"):
-        base = find_repeats(texts, 60, keep, threads=1)
+        base = find_repeats(texts, 60, keep, num_threads=1)
         assert as_tuples(base) == reference_repeats(texts, 60, keep)
         assert base.num_rows > 0
         for threads in (2, 3):
-            assert find_repeats(texts, 60, keep, threads=threads).equals(base)
+            assert find_repeats(texts, 60, keep, num_threads=threads).equals(base)
         # 64-bit indices give the same answer
         d, s, e, o, _ = suffix_find_repeats(string_buffers(texts), 60, keep, 2, True)
         assert list(zip(d.tolist(), s.tolist(), e.tolist(), o.tolist())) == as_tuples(base)
@@ -345,7 +345,7 @@ def test_bad_arguments():
     with pytest.raises(TypeError):
         find_repeats(["abc"], 1.5)
     with pytest.raises(ValueError, match="threads"):
-        find_repeats(["abc"], 1, threads=0)
+        find_repeats(["abc"], 1, num_threads=0)
     with pytest.raises(GristmillError, match="evaluation corpus"):
         contamination(["a long training document"], ["short"], 10)
     assert find_repeats([], 5).num_rows == 0  # no documents: nothing to compare, no error
@@ -547,8 +547,8 @@ def test_dedup_exact_token_unit_matches_tiktoken_brute_force():
         assert r.summary["unit"] == "tokens" and r.summary["tokenizer"] == "cl100k_base"
     assert any(d >= len(texts) for d, *_ in as_tuples(r.spans))
     # thread count never changes the result
-    one = dedup_exact(docs, 12, "first", unit="tokens", tokenizer=tok, threads=1)
-    two = dedup_exact(docs, 12, "first", unit="tokens", tokenizer=tok, threads=2)
+    one = dedup_exact(docs, 12, "first", unit="tokens", tokenizer=tok, num_threads=1)
+    two = dedup_exact(docs, 12, "first", unit="tokens", tokenizer=tok, num_threads=2)
     assert as_tuples(one.spans) == as_tuples(two.spans)
 
 
@@ -590,7 +590,7 @@ def test_contamination_token_unit_matches_tiktoken_brute_force():
     r = contamination(train, ev, 8, unit="tokens", tokenizer=tok)
     assert as_tuples(r.spans) == _token_reference_contamination(enc, train, ev, 8)
     assert r.summary["contaminated_documents"] == 6 and r.summary["unit"] == "tokens"
-    one = contamination(train, ev, 8, unit="tokens", tokenizer=tok, threads=1)
+    one = contamination(train, ev, 8, unit="tokens", tokenizer=tok, num_threads=1)
     assert as_tuples(one.spans) == as_tuples(r.spans)
 
 

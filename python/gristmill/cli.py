@@ -788,7 +788,7 @@ def _run_dedup_exact(args: argparse.Namespace) -> int:
     folder = _output_folder(args, "dedup exact", corpus)
     _progress.info(f"reading {len(corpus.sources)} input(s) and building the suffix array …")
     r = dedup_exact(corpus, args.min_length, args.keep, unit=args.unit, tokenizer=_unit_tokenizer(args),
-                    threads=_threads_arg(args),
+                    num_threads=_threads_arg(args),
                     memory_limit=_parse_size(args.memory_limit) if args.memory_limit else None,
                     work_dir=args.work_dir)
     timer = _progress.Timer()
@@ -905,7 +905,7 @@ def _run_contamination(args: argparse.Namespace) -> int:
         folder = _output_folder(args, "contamination", train, ev)
     _progress.info("reading both corpora and building one suffix array …")
     r = contamination(train, ev, args.min_length, unit=args.unit, tokenizer=_unit_tokenizer(args),
-                      threads=_threads_arg(args))
+                      num_threads=_threads_arg(args))
     summary: Dict[str, Any] = dict(r.summary)
     summary["timings"] = {k: round(v, 4) for k, v in r.timings.items()}
     if args.output:
@@ -973,7 +973,7 @@ def _run_index_build(args: argparse.Namespace) -> int:
     check_not_over_inputs(corpus, args.output)
     timer = _progress.Timer()
     with timer("build"):
-        idx = SuffixIndex.build(corpus, args.output, threads=_threads_arg(args))
+        idx = SuffixIndex.build(corpus, args.output, num_threads=_threads_arg(args))
     info = idx.info
     if args.json:
         print(json.dumps({**info, "timings": timer.as_dict()}))

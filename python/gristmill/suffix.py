@@ -62,6 +62,7 @@ import pyarrow as pa
 
 from gristmill import _native, _progress
 from gristmill._arrow import TextLike, as_string_array, string_buffers
+from gristmill._threads import num_threads as _num_threads
 
 __all__ = [
     "find_repeats",
@@ -80,12 +81,9 @@ DEFAULT_MIN_LENGTH = {"bytes": 100, "tokens": 50}
 Texts = Union[TextLike, Any]  # also gristmill.io.Corpus
 
 
-def _threads(threads: Optional[int]) -> int:
-    if threads is None:
-        return 0
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None (all cores), got {threads!r}")
-    return threads
+def _threads(num_threads: Optional[int], threads: Optional[int] = None, where: str = "suffix") -> int:
+    """``num_threads`` (``threads``: its deprecated name) for the native calls: 0 = all cores."""
+    return _num_threads(num_threads, threads, where=where) or 0
 
 
 def _min_length(min_length: int) -> int:
@@ -162,6 +160,7 @@ def find_repeats(
     min_length: int = 100,
     keep: str = "none",
     *,
+    num_threads: Optional[int] = None,
     threads: Optional[int] = None,
     memory_limit: Optional[int] = None,
 ) -> pa.Table:
@@ -171,7 +170,7 @@ def find_repeats(
     ``end`` (byte offsets in the document's UTF-8 encoding) and ``occurrences``, sorted by
     document and start. ``keep`` defaults to ``"none"`` here (every copy is reported, as in
     Lee et al.); ``"first"`` reports only the later copies (see the module docs) and is the
-    default of :func:`dedup_exact`. ``threads``: suffix-array construction threads (default: all cores);
+    default of :func:`dedup_exact`. ``num_threads``: suffix-array construction threads (default: all cores; ``threads`` is its deprecated name);
     the result is identical for any value.
 
     ``memory_limit`` (bytes) switches to the external path: every window is hashed once and
@@ -184,7 +183,7 @@ def find_repeats(
     Raises :class:`gristmill.GristmillError` (a ``ValueError``) if ``min_length < 1`` or if
     ``min_length`` is longer than every document.
     """
-    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    ml, kp, th = _min_length(min_length), _keep(keep), _threads(num_threads, threads)
     mem = _memory_limit(memory_limit)
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None else _nullcontext() as tmp:
         arr, _ = _gather(texts, "texts", tmp)
@@ -313,6 +312,7 @@ def find_token_repeats(
     keep: str = "none",
     *,
     token_lengths: Optional[Union[Sequence[Sequence[int]], np.ndarray]] = None,
+    num_threads: Optional[int] = None,
     threads: Optional[int] = None,
 ) -> pa.Table:
     """Token mode: repeated runs of at least ``min_length`` tokens, per document.
@@ -333,7 +333,7 @@ def find_token_repeats(
     >>> find_token_repeats([[1, 2, 3, 4], [9, 2, 3, 4]], 3, token_lengths=[[1, 2, 1, 3], [4, 2, 1, 3]]).to_pylist()
     [{'doc': 0, 'start': 1, 'end': 7, 'occurrences': 2}, {'doc': 1, 'start': 4, 'end': 10, 'occurrences': 2}]
     """
-    ml, kp, th = _min_length(min_length), _keep(keep), _threads(threads)
+    ml, kp, th = _min_length(min_length), _keep(keep), _threads(num_threads, threads)
     ids, offsets = _flat_tokens(tokens, "tokens")
     starts = doc_bytes = None
     if token_lengths is not None:
@@ -402,6 +402,7 @@ def dedup_exact(
     *,
     unit: str = "bytes",
     tokenizer: Any = "o200k_base",
+    num_threads: Optional[int] = None,
     threads: Optional[int] = None,
     memory_limit: Optional[int] = None,
     work_dir: Optional[Union[str, "PathLike[str]"]] = None,
@@ -437,7 +438,7 @@ def dedup_exact(
     (['one two three four five six', 'zero one'], [{'doc': 1, 'start': 8, 'end': 32, 'occurrences': 2}])
     """
     ml, tok = _unit(unit, min_length, tokenizer)
-    kp, th = _keep(keep), _threads(threads)
+    kp, th = _keep(keep), _threads(num_threads, threads)
     mem = _memory_limit(memory_limit)
     wd = _work_folder(work_dir, texts) if work_dir is not None else None
     with tempfile.TemporaryDirectory(prefix="gristmill-") if mem is not None and wd is None else _nullcontext() as tmp:
@@ -517,6 +518,7 @@ def contamination(
     *,
     unit: str = "bytes",
     tokenizer: Any = "o200k_base",
+    num_threads: Optional[int] = None,
     threads: Optional[int] = None,
 ) -> ContaminationResult:
     """Which ``eval`` documents share spans of at least ``min_length`` bytes with ``train``,
@@ -533,7 +535,7 @@ def contamination(
     [{'eval_doc': 0, 'start': 6, 'end': 26, 'train_occurrences': 1}]
     """
     ml, tok = _unit(unit, min_length, tokenizer)
-    th = _threads(threads)
+    th = _threads(num_threads, threads)
     t0 = time.perf_counter()
     with _progress.stage("contamination: read", "reading train and eval"):
         tr, _ = _gather(train, "train")
@@ -586,14 +588,15 @@ def contamination(
     return ContaminationResult(spans=spans, documents=docs, summary=summary, timings=timings)
 
 
-def suffix_array(data: Union[bytes, bytearray, memoryview, np.ndarray], *, threads: Optional[int] = None) -> np.ndarray:
+def suffix_array(data: Union[bytes, bytearray, memoryview, np.ndarray], *, num_threads: Optional[int] = None,
+                 threads: Optional[int] = None) -> np.ndarray:
     """The suffix array of a byte string (libsais; int32 below 2**31 bytes, else int64).
 
     >>> suffix_array(b"banana").tolist()
     [5, 3, 1, 0, 4, 2]
     """
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else np.ascontiguousarray(data, dtype=np.uint8)
-    return _native.suffix_array_bytes(buf, _threads(threads))
+    return _native.suffix_array_bytes(buf, _threads(num_threads, threads))
 
 
 def _pattern(pattern: Union[str, bytes]) -> bytes:
@@ -627,7 +630,8 @@ class SuffixIndex:
         self.path = path
 
     @classmethod
-    def build(cls, texts: Texts, path: Union[str, "PathLike[str]"], *, threads: Optional[int] = None,
+    def build(cls, texts: Texts, path: Union[str, "PathLike[str]"], *, num_threads: Optional[int] = None,
+              threads: Optional[int] = None,
               ids: Optional[Sequence[str]] = None) -> "SuffixIndex":
         """Index ``texts`` into ``path`` (replacing it atomically) and open the result. The
         document ids of a :class:`gristmill.Corpus` (or ``ids``) are stored too."""
@@ -641,7 +645,7 @@ class SuffixIndex:
         p = fspath(path)
         with _progress.stage("index build: suffix array + write", _progress.describe(len(arr), _nbytes(arr))):
             try:
-                _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(threads), False,
+                _native.NativeSuffixIndex.build(string_buffers(arr), p, _threads(num_threads, threads), False,
                                                 string_buffers(id_arr) if id_arr is not None else None)
             except MemoryError as e:
                 raise _out_of_memory(e, "the suffix index is built in memory (there is no --memory-limit mode "
