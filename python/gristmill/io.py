@@ -1057,6 +1057,17 @@ def remove_stale_temps(folder: PathLike, *, recursive: bool = False) -> List[Pat
     They are what a killed or failed run leaves behind; every later run that writes into the
     folder removes them (temporaries of a live process are never touched). Returns what was removed.
     """
+    return _remove_temps(folder, recursive, lambda pid: not _pid_alive(pid))
+
+
+def remove_own_temps(folder: PathLike, *, recursive: bool = False) -> List[Path]:
+    """Remove the hidden ``.NAME.tmp-PID`` files and folders of *this* process under
+    ``folder`` (an interrupted command's last act before it exits)."""
+    me = os.getpid()
+    return _remove_temps(folder, recursive, lambda pid: pid == me)
+
+
+def _remove_temps(folder: PathLike, recursive: bool, whose: Callable[[int], bool]) -> List[Path]:
     root = Path(folder)
     removed: List[Path] = []
     try:
@@ -1071,7 +1082,7 @@ def remove_stale_temps(folder: PathLike, *, recursive: bool = False) -> List[Pat
             continue
         for e in entries:
             m = _TMP_NAME.match(e.name)
-            if not m or _pid_alive(int(m.group(1))):
+            if not m or not whose(int(m.group(1))):
                 continue
             try:
                 if e.is_dir(follow_symlinks=False):
@@ -1084,26 +1095,6 @@ def remove_stale_temps(folder: PathLike, *, recursive: bool = False) -> List[Pat
             except OSError:
                 pass
     return removed
-
-
-def remove_own_temps(folder: PathLike, *, recursive: bool = False) -> None:
-    """Remove the hidden ``.NAME.tmp-PID`` files and folders of *this* process under
-    ``folder`` (an interrupted command's last act before it exits)."""
-    mine = str(os.getpid())
-    walker = os.walk(folder) if recursive else [(str(folder), [], [])]
-    for dirpath, _, _ in walker:
-        try:
-            entries = list(os.scandir(dirpath))
-        except OSError:
-            continue
-        for e in entries:
-            m = _TMP_NAME.match(e.name)
-            if not m or m.group(1) != mine:
-                continue
-            try:
-                shutil.rmtree(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)
-            except OSError:
-                pass
 
 
 def _publish(pending: List[Tuple[Path, Path]]) -> None:
