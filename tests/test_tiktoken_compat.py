@@ -343,3 +343,21 @@ def test_encoding_constructor_like_tiktoken():
     gristmill.Encoding("toy", **args, explicit_n_vocab=259)
     with pytest.raises(ValueError, match="explicit_n_vocab"):
         gristmill.Encoding("toy", **args, explicit_n_vocab=300)
+
+
+def test_id_lists_are_plain_ints_shared_per_id_and_equal_the_numpy_path():
+    import json
+
+    from gristmill import get_encoding
+
+    enc = get_encoding("cl100k_base")
+    text = "hello world, hello world <|endoftext|> ünïcödé " * 20
+    ids = enc.encode_ordinary(text)
+    assert type(ids) is list and all(type(i) is int for i in ids)
+    assert ids == enc.encode_to_numpy(text, disallowed_special=()).tolist()
+    assert enc.encode(text, allowed_special="all") == enc.encode_to_numpy(text, allowed_special="all").tolist()
+    assert json.loads(json.dumps(ids)) == ids and (ids + [enc.eot_token])[-1] == enc.eot_token
+    batch = enc.encode_ordinary_batch([text, "", "x"], num_threads=2)
+    assert batch == [ids, [], enc.encode_ordinary("x")]
+    with pytest.raises(ValueError, match="offsets"):
+        enc._t.split_lists(np.array([1, 2], np.uint32), np.array([0, 3], np.int64))

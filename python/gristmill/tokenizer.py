@@ -472,7 +472,12 @@ class Tokenizer:
         >>> Tokenizer.from_tiktoken("cl100k_base").encode_ordinary("<|endoftext|>")[:3]
         [27, 91, 8862]
         """
-        return self._ordinary_np(text).tolist()  # type: ignore[no-any-return]
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        try:
+            return self._t.encode_ordinary_list(text)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            return self._t.encode_ordinary_list(_fix_surrogates(text))  # type: ignore[no-any-return]
 
     def encode_to_numpy(
         self,
@@ -522,12 +527,21 @@ class Tokenizer:
         >>> enc.encode("<|endoftext|>", allowed_special="all")
         [100257]
         """
-        return self.encode_to_numpy(  # type: ignore[no-any-return]
-            text,
-            allowed_special=allowed_special,
-            disallowed_special=disallowed_special,
-            add_special_tokens=add_special_tokens,
-        ).tolist()
+        if add_special_tokens:
+            return self.encode_to_numpy(  # type: ignore[no-any-return]
+                text,
+                allowed_special=allowed_special,
+                disallowed_special=disallowed_special,
+                add_special_tokens=add_special_tokens,
+            ).tolist()
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        a = _special_arg(allowed_special, "allowed_special")
+        d = _special_arg(disallowed_special, "disallowed_special")
+        try:
+            return self._t.encode_list(text, a, d)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            return self._t.encode_list(_fix_surrogates(text), a, d)  # type: ignore[no-any-return]
 
     def encode_single_token(self, text_or_bytes: Union[str, bytes]) -> int:
         """The id of a single token given as its text or bytes (ordinary or special);
@@ -654,12 +668,12 @@ class Tokenizer:
         tokens, offsets = self.encode_batch_flat(
             text, num_threads=num_threads, allowed_special=allowed_special, disallowed_special=disallowed_special
         )
-        return _split_lists(tokens, offsets)
+        return self._t.split_lists(tokens, offsets)  # type: ignore[no-any-return]
 
     def encode_ordinary_batch(self, text: TextLike, *, num_threads: Optional[int] = None) -> List[List[int]]:
         """:meth:`encode_ordinary` of every document, in parallel: a list of id lists."""
         tokens, offsets = self.encode_batch_flat(text, num_threads=num_threads, ordinary=True)
-        return _split_lists(tokens, offsets)
+        return self._t.split_lists(tokens, offsets)  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- decoding
     def decode_bytes(self, tokens: Ids) -> bytes:
@@ -768,12 +782,6 @@ class Tokenizer:
     def merges(self) -> npt.NDArray[np.uint32]:
         """Ordered merge list, an ``(m, 3)`` array of ``(left, right, merged)`` token ids."""
         return self._t.merges()  # type: ignore[no-any-return]
-
-
-def _split_lists(tokens: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64]) -> List[List[int]]:
-    flat = tokens.tolist()
-    bounds = offsets.tolist()
-    return [flat[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
 
 def _encoding_spec(name: str) -> Tuple[str, str, Dict[str, int], Optional[int]]:

@@ -17,12 +17,31 @@ type TokensAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64
 #[pyclass(frozen, module = "gristmill._native", name = "_Tokenizer")]
 pub(super) struct PyTokenizer {
     inner: Tokenizer,
+    /// One Python int per token id, made on first use: lists of ids are built from these
+    /// (a reference each) instead of a new int object per token.
+    ints: std::sync::OnceLock<Vec<Py<PyAny>>>,
 }
 
 impl PyTokenizer {
     /// Wrap a core tokenizer (used by the trainer bindings).
     pub(super) fn from_core(inner: Tokenizer) -> Self {
-        PyTokenizer { inner }
+        PyTokenizer { inner, ints: std::sync::OnceLock::new() }
+    }
+
+    /// `ids` as a Python list of int.
+    fn id_list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
+        let ints = self.ints.get_or_init(|| {
+            (0..self.inner.n_vocab() as u32)
+                .map(|i| i.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|e| match e {}))
+                .collect()
+        });
+        PyList::new(
+            py,
+            ids.iter().map(|&t| match ints.get(t as usize) {
+                Some(o) => o.clone_ref(py),
+                None => t.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|e| match e {}),
+            }),
+        )
     }
 
     /// The core tokenizer (used by the suffix bindings' token mode).
@@ -86,7 +105,7 @@ impl PyTokenizer {
             let vocab = Vocab::from_ranks(ranks)?;
             Tokenizer::new(vocab, Pretokenizer::new(pat_str)?, special_tokens)
         })?;
-        Ok(PyTokenizer { inner })
+        Ok(PyTokenizer::from_core(inner))
     }
 
     /// Build from explicit `(token bytes, rank)` pairs (tiktoken semantics).
@@ -105,7 +124,7 @@ impl PyTokenizer {
                 special_tokens,
             )
         })?;
-        Ok(PyTokenizer { inner })
+        Ok(PyTokenizer::from_core(inner))
     }
 
     /// Build from a byte-level BPE vocabulary (GPT-2 character alphabet) and merge list.
@@ -160,7 +179,7 @@ impl PyTokenizer {
             )?
             .with_nfc(nfc))
         })?;
-        Ok(PyTokenizer { inner })
+        Ok(PyTokenizer::from_core(inner))
     }
 
     /// The normalizer applied before pre-tokenization: "NFC" or None.
@@ -191,6 +210,46 @@ impl PyTokenizer {
     ) -> PyResult<Bound<'py, PyArray1<u32>>> {
         let v = py.detach(|| self.inner.encode_ordinary(&text))?;
         Ok(v.into_pyarray(py))
+    }
+
+    /// `encode_ordinary` as a list of int (tiktoken's return type).
+    fn encode_ordinary_list<'py>(&self, py: Python<'py>, text: PyBackedStr) -> PyResult<Bound<'py, PyList>> {
+        let v = py.detach(|| self.inner.encode_ordinary(&text))?;
+        self.id_list(py, &v)
+    }
+
+    /// `encode` as a list of int (tiktoken's return type).
+    fn encode_list<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+        allowed_special: &Bound<'py, PyAny>,
+        disallowed_special: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let a = special_set(&self.inner, allowed_special)?;
+        let d = special_set(&self.inner, disallowed_special)?;
+        let v = py.detach(|| self.inner.encode(&text, &a, &d))?;
+        self.id_list(py, &v)
+    }
+
+    /// Flat ids + `n + 1` offsets as `n` lists of int.
+    fn split_lists<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: PyReadonlyArray1<'py, u32>,
+        offsets: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let t = tokens.as_slice()?;
+        let o = offsets.as_slice()?;
+        let mut out = Vec::with_capacity(o.len().saturating_sub(1));
+        for w in o.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if a < 0 || b < a || b as usize > t.len() {
+                return Err(Error::invalid_argument("offsets must be non-decreasing and within the tokens").into());
+            }
+            out.push(self.id_list(py, &t[a as usize..b as usize])?);
+        }
+        PyList::new(py, out)
     }
 
     fn encode<'py>(
