@@ -361,57 +361,60 @@ def _run_dedup_minhash(args: argparse.Namespace) -> int:
     if args.index:
         check_not_over_inputs(corpus, args.index, option="--index")
     folder = _output_folder(args, "dedup minhash", corpus)
-    if args.engine == "ray":
-        return _run_dedup_minhash_ray(args, corpus, out, folder)
     timer = _progress.Timer()
-    tokenizer = None
-    if args.unit == "token":
-        tokenizer = _load_tokenizer(args.tokenizer or "o200k_base", args.pat_str)
-    elif args.tokenizer is not None:
-        raise ValueError("--tokenizer applies only with --shingle token")
-    hasher = MinHasher(num_perm=args.num_perm, seed=args.seed, ngram=args.ngram, unit=args.unit,
-                       fold_digits=args.fold_digits, nfkc=args.nfkc, tokenizer=tokenizer)
-    index = None
-    if args.index:
-        params = (args.bands, args.rows) if args.bands and args.rows else None
-        index = MinHashIndex(args.index, threshold=args.threshold, num_perm=args.num_perm,
-                             weights=DEDUP_WEIGHTS, params=params, hasher=hasher)
-    # stage lines and bars on stderr come from dedup_minhash itself; a --keep column:NAME
-    # field is read in the same pass as the texts
-    res = dedup_minhash(
-        corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
-        cluster=args.cluster, keep=args.keep, index=index, commit_index=False,
-    )
-    _progress.info(f"clusters: {res.summary['clusters']:,}, removing {res.summary['removed']:,} "
-                   f"of {res.summary['docs_in']:,} documents")
+    index = res = None
+    if args.engine == "ray":
+        keep, clusters, found = _minhash_on_ray(args, corpus, timer)
+    else:
+        tokenizer = None
+        if args.unit == "token":
+            tokenizer = _load_tokenizer(args.tokenizer or "o200k_base", args.pat_str)
+        elif args.tokenizer is not None:
+            raise ValueError("--tokenizer applies only with --shingle token")
+        hasher = MinHasher(num_perm=args.num_perm, seed=args.seed, ngram=args.ngram, unit=args.unit,
+                           fold_digits=args.fold_digits, nfkc=args.nfkc, tokenizer=tokenizer)
+        if args.index:
+            params = (args.bands, args.rows) if args.bands and args.rows else None
+            index = MinHashIndex(args.index, threshold=args.threshold, num_perm=args.num_perm,
+                                 weights=DEDUP_WEIGHTS, params=params, hasher=hasher)
+        # stage lines and bars on stderr come from dedup_minhash itself; a --keep column:NAME
+        # field is read in the same pass as the texts
+        res = dedup_minhash(
+            corpus, args.threshold, hasher=hasher, bands=args.bands, rows=args.rows, verify=args.verify,
+            cluster=args.cluster, keep=args.keep, index=index, commit_index=False,
+        )
+        keep, clusters, found = res.keep, res.clusters, res.summary
+    _progress.info(f"clusters: {found['clusters']:,}, removing {found['removed']:,} "
+                   f"of {found['docs_in']:,} documents")
     out.mkdir(parents=True, exist_ok=True)
-    with timer("write"), _progress.stage("dedup minhash: write", f"{int(res.keep.sum()):,} documents to {out}"):
+    with timer("write"), _progress.stage("dedup minhash: write", f"{int(keep.sum()):,} documents to {out}"):
         with _progress.bar("writing", unit="file") as bar:
-            files = corpus.write(out, keep=res.keep, folder=folder)
+            files = corpus.write(out, keep=keep, folder=folder)
             bar.update(len(files))
         report = out / "minhash_clusters.parquet"
         with atomic_write(report, binary_path=True) as tmp:
-            pq.write_table(res.clusters, tmp)
-    summary = dict(res.summary)
-    summary["seconds"] = {**summary["seconds"], **timer.as_dict()}
+            pq.write_table(clusters, tmp)
+    summary = dict(found)
+    summary["seconds"] = {**summary.get("seconds", {}), **timer.as_dict()}
     summary["inputs"] = [s.display for s in corpus.sources]
     summary["outputs"] = [str(f) for f in files]
     summary["clusters_report"] = str(report)
     if corpus.skipped:
         summary["skipped_invalid_utf8"] = len(corpus.skipped)
-    if index is not None:
+    if index is not None and res is not None:
         summary["index"] = {"path": str(args.index), "items": len(index) + res.index_pending}
     write_json(out / "minhash_summary.json", summary)
     folder.commit([*files, report, out / "minhash_summary.json"])
-    # the index learns this shard only once every output is in place: a failed or killed
-    # write leaves it as it was, and the retry gives the same output as a clean run
-    res.commit_index()
+    if res is not None:
+        # the index learns this shard only once every output is in place: a failed or killed
+        # write leaves it as it was, and the retry gives the same output as a clean run
+        res.commit_index()
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"{summary['docs_in']:,} documents in, {summary['removed']:,} removed "
               f"({summary['clusters']:,} clusters; bands x rows = {summary['bands']} x {summary['rows']}"
-              f"{', verified' if args.verify else ''}, {args.cluster})")
+              f"{', verified' if args.verify else ''}, {args.cluster}{', on Ray' if args.engine == 'ray' else ''})")
         if index is not None:
             print(f"{summary['removed_by_index']:,} of them matched {args.index}, which now holds {len(index):,} documents")
             if summary["already_in_index"]:
@@ -463,14 +466,11 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
                         "default: a local Ray runtime with --threads CPUs)")
 
 
-def _run_dedup_minhash_ray(args: argparse.Namespace, corpus: Any, out: Path, folder: Any) -> int:
-    """``dedup minhash --engine ray``: the clusters and keep decisions come from
-    :func:`gristmill.ray.dedup_minhash` on the corpus read by the workers; the outputs are
-    written here exactly as the local engine writes them."""
+def _minhash_on_ray(args: argparse.Namespace, corpus: Any, timer: Any) -> Tuple[Any, Any, Dict[str, Any]]:
+    """``dedup minhash --engine ray``: the keep mask, the clusters table and the summary from
+    :func:`gristmill.ray.dedup_minhash` on the corpus read by the workers; the caller writes
+    the outputs exactly as for the local engine."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from gristmill.io import atomic_write, write_json
 
     for flag, bad in (("--index", args.index), ("--cluster star", args.cluster == "star"),
                       ("--keep column:NAME", args.keep.startswith("column:")),
@@ -479,7 +479,6 @@ def _run_dedup_minhash_ray(args: argparse.Namespace, corpus: Any, out: Path, fol
             raise ValueError(f"{flag} is not available with --engine ray (use the local engine)")
     if args.tokenizer is not None and args.unit != "token":
         raise ValueError("--tokenizer applies only with --shingle token")
-    timer = _progress.Timer()
     with _RaySession(args) as gr:
         with timer("ray"), _progress.stage("dedup minhash: ray", f"{len(corpus.sources)} input(s)"):
             res = gr.dedup_minhash(
@@ -489,32 +488,8 @@ def _run_dedup_minhash_ray(args: argparse.Namespace, corpus: Any, out: Path, fol
                 fold_digits=args.fold_digits, nfkc=args.nfkc, keep=args.keep, verify=args.verify)
             keep = res.keep_mask()
             batches = list(res.clusters.iter_batches(batch_format="pyarrow", batch_size=1 << 20))
-            clusters = pa.concat_tables(batches) if batches else None
-    _progress.info(f"clusters: {res.summary['clusters']:,}, removing {res.summary['removed']:,} "
-                   f"of {res.summary['docs_in']:,} documents")
-    out.mkdir(parents=True, exist_ok=True)
-    with timer("write"), _progress.stage("dedup minhash: write", f"{int(keep.sum()):,} documents to {out}"):
-        files = corpus.write(out, keep=keep, folder=folder)
-        report = out / "minhash_clusters.parquet"
-        with atomic_write(report, binary_path=True) as tmp:
-            pq.write_table(clusters if clusters is not None else gr._empty_clusters("id", args.verify), tmp)
-    summary = dict(res.summary)
-    summary["engine"] = "ray"
-    summary["cluster"] = args.cluster
-    summary["seconds"] = {**summary.get("seconds", {}), **timer.as_dict()}
-    summary["inputs"] = [s.display for s in corpus.sources]
-    summary["outputs"] = [str(f) for f in files]
-    summary["clusters_report"] = str(report)
-    write_json(out / "minhash_summary.json", summary)
-    folder.commit([*files, report, out / "minhash_summary.json"])
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{summary['docs_in']:,} documents in, {summary['removed']:,} removed "
-              f"({summary['clusters']:,} clusters; bands x rows = {summary['bands']} x {summary['rows']}"
-              f"{', verified' if args.verify else ''}, {args.cluster}, on Ray)")
-        print(f"wrote {len(files)} file(s), {report.name} and minhash_summary.json to {out}")
-    return 0
+            clusters = pa.concat_tables(batches) if batches else gr._empty_clusters("id", args.verify)
+    return keep, clusters, {**res.summary, "engine": "ray", "cluster": args.cluster}
 
 
 def _run_dedup_units(args: argparse.Namespace) -> int:

@@ -458,13 +458,19 @@ class Tokenizer:
         return int(token) in self._special.values()
 
     # ---------------------------------------------------------------- encoding
-    def _ordinary_np(self, text: str) -> npt.NDArray[np.uint32]:
+    @staticmethod
+    def _on_text(fn: Any, text: str, *args: Any) -> Any:
+        """``fn(text, *args)`` for a native encoder: ``text`` must be a str; one with lone
+        surrogates (not UTF-8) is encoded with them replaced, as tiktoken does."""
         if not isinstance(text, str):
             raise TypeError(f"text must be str, got {type(text).__name__}")
         try:
-            return self._t.encode_ordinary(text)  # type: ignore[no-any-return]
+            return fn(text, *args)
         except UnicodeEncodeError:
-            return self._t.encode_ordinary(_fix_surrogates(text))  # type: ignore[no-any-return]
+            return fn(_fix_surrogates(text), *args)
+
+    def _ordinary_np(self, text: str) -> npt.NDArray[np.uint32]:
+        return self._on_text(self._t.encode_ordinary, text)  # type: ignore[no-any-return]
 
     def encode_ordinary(self, text: str) -> List[int]:
         """Token ids of ``text`` (a list of ``int``); special-token text is encoded as ordinary text.
@@ -472,12 +478,7 @@ class Tokenizer:
         >>> Tokenizer.from_tiktoken("cl100k_base").encode_ordinary("<|endoftext|>")[:3]
         [27, 91, 8862]
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        try:
-            return self._t.encode_ordinary_list(text)  # type: ignore[no-any-return]
-        except UnicodeEncodeError:
-            return self._t.encode_ordinary_list(_fix_surrogates(text))  # type: ignore[no-any-return]
+        return self._on_text(self._t.encode_ordinary_list, text)  # type: ignore[no-any-return]
 
     def encode_to_numpy(
         self,
@@ -492,14 +493,9 @@ class Tokenizer:
         >>> Tokenizer.from_tiktoken("cl100k_base").encode_to_numpy("hello world")
         array([15339,  1917], dtype=uint32)
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
         a = _special_arg(allowed_special, "allowed_special")
         d = _special_arg(disallowed_special, "disallowed_special")
-        try:
-            ids = self._t.encode(text, a, d)
-        except UnicodeEncodeError:
-            ids = self._t.encode(_fix_surrogates(text), a, d)
+        ids = self._on_text(self._t.encode, text, a, d)
         if add_special_tokens:
             pre, post = self.special_template
             if pre or post:
@@ -534,14 +530,9 @@ class Tokenizer:
                 disallowed_special=disallowed_special,
                 add_special_tokens=add_special_tokens,
             ).tolist()
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
         a = _special_arg(allowed_special, "allowed_special")
         d = _special_arg(disallowed_special, "disallowed_special")
-        try:
-            return self._t.encode_list(text, a, d)  # type: ignore[no-any-return]
-        except UnicodeEncodeError:
-            return self._t.encode_list(_fix_surrogates(text), a, d)  # type: ignore[no-any-return]
+        return self._on_text(self._t.encode_list, text, a, d)  # type: ignore[no-any-return]
 
     def encode_single_token(self, text_or_bytes: Union[str, bytes]) -> int:
         """The id of a single token given as its text or bytes (ordinary or special);
@@ -582,12 +573,7 @@ class Tokenizer:
 
     def count(self, text: str) -> int:
         """Number of tokens of ``encode_ordinary(text)``, without building the id array."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, got {type(text).__name__}")
-        try:
-            return int(self._t.count(text))
-        except UnicodeEncodeError:
-            return int(self._t.count(_fix_surrogates(text)))
+        return int(self._on_text(self._t.count, text))
 
     def _batch_buffers(self, texts: TextLike) -> Tuple[np.ndarray, np.ndarray]:
         try:

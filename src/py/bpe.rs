@@ -242,12 +242,8 @@ impl PyTokenizer {
         let t = tokens.as_slice()?;
         let o = offsets.as_slice()?;
         let mut out = Vec::with_capacity(o.len().saturating_sub(1));
-        for w in o.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if a < 0 || b < a || b as usize > t.len() {
-                return Err(Error::invalid_argument("offsets must be non-decreasing and within the tokens").into());
-            }
-            out.push(self.id_list(py, &t[a as usize..b as usize])?);
+        for (i, w) in o.windows(2).enumerate() {
+            out.push(self.id_list(py, &t[doc_range(i, w[0], w[1], t.len())?])?);
         }
         PyList::new(py, out)
     }
@@ -321,16 +317,9 @@ impl PyTokenizer {
         let docs = py.detach(|| -> Result<Vec<Vec<u8>>, Error> {
             let mut out = Vec::with_capacity(offs.len().saturating_sub(1));
             for (i, w) in offs.windows(2).enumerate() {
-                let (a, b) = (w[0], w[1]);
-                if a < 0 || b < a || b as u64 > ids.len() as u64 {
-                    return Err(Error::invalid_argument(format!(
-                        "offsets {i}..{}: invalid range {a}..{b}",
-                        i + 1
-                    )));
-                }
                 out.push(
                     self.inner
-                        .decode_bytes(&ids_u32(&ids[a as usize..b as usize])?)
+                        .decode_bytes(&ids_u32(&ids[doc_range(i, w[0], w[1], ids.len())?])?)
                         .map_err(|e| Error::UnknownToken(format!("document {i}: {e}")))?,
                 );
             }
@@ -375,4 +364,13 @@ impl PyTokenizer {
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTokenizer>()?;
     Ok(())
+}
+
+/// The ids of document `i` given `n + 1` offsets (`a = offsets[i]`, `b = offsets[i + 1]`)
+/// into `len` ids, or an error naming the bad range.
+fn doc_range(i: usize, a: i64, b: i64, len: usize) -> Result<std::ops::Range<usize>, Error> {
+    if a < 0 || b < a || b as u64 > len as u64 {
+        return Err(Error::invalid_argument(format!("offsets {i}..{}: invalid range {a}..{b}", i + 1)));
+    }
+    Ok(a as usize..b as usize)
 }
